@@ -1,0 +1,290 @@
+"""The inference engine: correspondence, confidence, segmentation, label transfer, reconstruction.
+
+Callers pass raw coordinates (any position and scale, +Y up, front -Z; see DESIGN.md) as an
+(N, 3) array or a mesh; the engine normalises each shape into the model frame, runs E, f
+and g in bounded chunks, and returns results in the caller's frame.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mcubes
+import numpy as np
+import torch
+
+from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from .geometry import Frame, SurfaceIndex, bounding_frame, cube_rotations, nearest_in_cloud, sample_surface
+from .networks import ImplicitCorrespondenceNet
+from .validation import DEFAULT_MAX_POINTS, Shape, as_labels, as_shape
+
+CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+DEFAULT_CATEGORY = "chair"
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def shipped_categories() -> list[str]:
+    """Categories with a default checkpoint in model/checkpoints/."""
+    return sorted(p.stem for p in CHECKPOINT_DIR.glob("*.pth"))
+
+
+@dataclass
+class PreparedShape:
+    """A shape in the model frame with its code; reusable across calls."""
+
+    shape: Shape
+    frame: Frame
+    points: np.ndarray  # vertices (or points) in the model frame
+    code: torch.Tensor  # (1, C)
+    _surface: SurfaceIndex | None = field(default=None, repr=False)
+
+    @property
+    def surface(self) -> SurfaceIndex:
+        """Nearest-point index over the mesh, built on first use."""
+        if self._surface is None:
+            assert self.shape.faces is not None
+            self._surface = SurfaceIndex(self.points, self.shape.faces)
+        return self._surface
+
+
+@dataclass
+class CorrespondenceResult:
+    """Per target point: where it lands on the source, and how sure the model is."""
+
+    mapped: np.ndarray  # (M, 3) on the source surface, source caller coordinates
+    confidence: np.ndarray  # (M,) in [0, 1]
+    source_index: np.ndarray  # (M,) nearest source point (points) or nearest corner (mesh)
+    source_face: np.ndarray | None  # (M,) source face index, meshes only
+    source_bary: np.ndarray | None  # (M, 3) barycentric coordinates on that face
+    raw: np.ndarray  # (M, 3) g's output before projection onto the source, source coordinates
+    surface_distance: np.ndarray  # (M,) |raw - mapped| in model units (bbox diagonal 1)
+    embedding_distance: np.ndarray  # (M,) |f(raw, z_src) - f(x_tgt, z_tgt)|
+    cycle_distance: np.ndarray  # (M,) |g(f(raw, z_src), z_tgt) - x_tgt| in model units
+    source_rotation: np.ndarray  # (3, 3) rotation applied to the source by auto-alignment
+    target_rotation: np.ndarray  # (3, 3) same for the target
+
+
+@dataclass
+class ReconstructedMesh:
+    vertices: np.ndarray  # (V, 3) caller coordinates
+    faces: np.ndarray  # (F, 3)
+    parts: np.ndarray  # (V,) part index of each vertex
+    rotation: np.ndarray  # (3, 3) auto-alignment rotation used
+
+
+class Correspondence:
+    """Dense correspondence between shapes of one category, through a learned part embedding."""
+
+    def __init__(
+        self,
+        net: ImplicitCorrespondenceNet,
+        device: str | torch.device | None = None,
+        category: str = "unknown",
+        surface_sigma: float = 0.03,
+        embedding_sigma: float = 0.25,
+        cycle_sigma: float = 0.05,
+        chunk: int = 16384,
+        max_points: int = DEFAULT_MAX_POINTS,
+        seed: int = 0,
+        checkpoint: Checkpoint | None = None,
+    ):
+        self.device = torch.device(device or default_device())
+        self.net = net.to(self.device).eval()
+        self.cfg = net.cfg
+        self.category = category
+        self.surface_sigma = surface_sigma
+        self.embedding_sigma = embedding_sigma
+        self.cycle_sigma = cycle_sigma
+        self.chunk = chunk
+        self.max_points = max_points
+        self.seed = seed
+        self.checkpoint = checkpoint
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(
+        cls,
+        path: str | Path | None = None,
+        device: str | torch.device | None = None,
+        category: str | None = None,
+        **kwargs: Any,
+    ) -> "Correspondence":
+        """Load a checkpoint file, or the shipped default for `category` (chair if None)."""
+        if path is None:
+            category = category or DEFAULT_CATEGORY
+            path = CHECKPOINT_DIR / f"{category}.pth"
+            if not path.is_file():
+                have = ", ".join(shipped_categories()) or "none"
+                raise CheckpointError(
+                    f"no default checkpoint for category {category!r} (shipped: {have}); "
+                    f"train one with `python -m training.train --cate_name {category}` or pass a path"
+                )
+        dev = torch.device(device or default_device())
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError("device 'cuda' requested but CUDA is not available on this machine")
+        ckpt = load_checkpoint(path, map_location="cpu")
+        calib = ckpt.extra.get("confidence", {})
+        for key in ("surface_sigma", "embedding_sigma", "cycle_sigma"):
+            if key in calib:
+                kwargs.setdefault(key, float(calib[key]))
+        return cls(ckpt.build(dev), dev, ckpt.category, checkpoint=ckpt, **kwargs)
+
+    def info(self) -> dict[str, Any]:
+        ck = self.checkpoint
+        return {
+            "category": self.category,
+            "device": str(self.device),
+            "n_parts": self.cfg.n_parts,
+            "config": self.cfg.to_dict(),
+            "stage": ck.stage if ck else None,
+            "epoch": ck.epoch if ck else None,
+            "max_points": self.max_points,
+        }
+
+    # ------------------------------------------------------------------ network in chunks
+    def _tensor(self, a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=self.device)
+
+    @torch.no_grad()
+    def _embed(self, points: np.ndarray, code: torch.Tensor) -> np.ndarray:
+        out = [self.net.embed(self._tensor(points[i : i + self.chunk])[None], code)[0].cpu()
+               for i in range(0, len(points), self.chunk)]
+        return torch.cat(out).numpy()
+
+    @torch.no_grad()
+    def _invert(self, emb: np.ndarray, code: torch.Tensor) -> np.ndarray:
+        out = [self.net.invert(self._tensor(emb[i : i + self.chunk])[None], code)[0].cpu()
+               for i in range(0, len(emb), self.chunk)]
+        return torch.cat(out).numpy().astype(np.float64)
+
+    @torch.no_grad()
+    def _encode(self, encoder_points: np.ndarray) -> torch.Tensor:
+        return self.net.encode(self._tensor(encoder_points)[None])
+
+    # ------------------------------------------------------------------ shapes
+    def _encoder_input(self, shape: Shape, frame: Frame) -> np.ndarray:
+        """The fixed-size surface sample E sees, in the unrotated model frame."""
+        n = self.cfg.encoder_points
+        if shape.is_mesh:
+            pts = sample_surface(shape.vertices, shape.faces, n, seed=self.seed)[0]
+        elif len(shape.vertices) > n:
+            pick = np.random.default_rng(self.seed).choice(len(shape.vertices), n, replace=False)
+            pts = shape.vertices[pick]
+        else:
+            pts = shape.vertices
+        return frame.to_model(pts)
+
+    def prepare(self, data: Any, name: str = "shape", align: bool = False) -> PreparedShape:
+        """Validate, normalise (and optionally auto-align) and encode a shape."""
+        shape = as_shape(data, name, self.max_points)
+        frame = bounding_frame(shape.vertices)
+        enc = self._encoder_input(shape, frame)
+        rotation = self._best_rotation(enc) if align else np.eye(3)
+        frame = frame.rotated(rotation)
+        code = self._encode(enc @ rotation.T)
+        return PreparedShape(shape, frame, frame.to_model(shape.vertices), code)
+
+    def _best_rotation(self, enc: np.ndarray) -> np.ndarray:
+        """The axis rotation under which the model explains the shape best.
+
+        Score: self-reconstruction error |g(f(x)) - x|^2 plus how far the occupancy of the
+        surface points is from the iso-level 0.5; both are small only for poses the
+        model has learned.
+        """
+        rots = cube_rotations()
+        probe = enc[np.random.default_rng(self.seed).choice(len(enc), min(512, len(enc)), replace=False)]
+        scores = []
+        for rot in rots:
+            p = probe @ rot.T
+            code = self._encode(enc @ rot.T)
+            emb = self._embed(p, code)
+            recon = self._invert(emb, code)
+            scores.append(((recon - p) ** 2).sum(1).mean() + ((emb.max(1) - 0.5) ** 2).mean())
+        return rots[int(np.argmin(scores))]
+
+    def align(self, data: Any) -> np.ndarray:
+        """The rotation (3, 3) auto-alignment picks for a shape: p_model = R @ p_normalised."""
+        return self.prepare(data, align=True).frame.rotation
+
+    # ------------------------------------------------------------------ operations
+    def correspond(self, source: Any, target: Any, align: bool = False) -> CorrespondenceResult:
+        """For every target point (or vertex), the matching point on the source and a confidence."""
+        src = source if isinstance(source, PreparedShape) else self.prepare(source, "source", align)
+        tgt = target if isinstance(target, PreparedShape) else self.prepare(target, "target", align)
+        emb_t = self._embed(tgt.points, tgt.code)
+        raw = self._invert(emb_t, src.code)  # target -> source through the shared embedding
+        emb_back = self._embed(raw, src.code)
+        emb_dist = np.linalg.norm(emb_back - emb_t, axis=1)
+        # Back to the target: a part the source lacks maps onto some other part there
+        # and returns far from where it started.
+        cycle_dist = np.linalg.norm(self._invert(emb_back, tgt.code) - tgt.points, axis=1)
+        if src.shape.is_mesh:
+            on_surface, face, bary = src.surface.query(raw)
+            corner = src.shape.faces[face, bary.argmax(axis=1)]
+            surf_dist = np.linalg.norm(raw - on_surface, axis=1)
+        else:
+            surf_dist, corner = nearest_in_cloud(src.points, raw)
+            on_surface, face, bary = src.points[corner], None, None
+        confidence = np.exp(
+            -0.5 * ((surf_dist / self.surface_sigma) ** 2 + (emb_dist / self.embedding_sigma) ** 2
+                    + (cycle_dist / self.cycle_sigma) ** 2)
+        )
+        return CorrespondenceResult(
+            mapped=src.frame.from_model(on_surface),
+            confidence=confidence.astype(np.float64),
+            source_index=corner.astype(np.int64),
+            source_face=None if face is None else face.astype(np.int64),
+            source_bary=bary,
+            raw=src.frame.from_model(raw),
+            surface_distance=surf_dist,
+            embedding_distance=emb_dist,
+        cycle_distance=cycle_dist,
+            source_rotation=src.frame.rotation,
+            target_rotation=tgt.frame.rotation,
+        )
+
+    def transfer_labels(
+        self, source: Any, source_labels: Any, target: Any, align: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Labels per target point from per-point (or, for meshes, per-vertex or per-face)
+        source labels -> (labels (M,), confidence (M,))."""
+        src = source if isinstance(source, PreparedShape) else self.prepare(source, "source", align)
+        n_points = len(src.shape.vertices)
+        n_faces = len(src.shape.faces) if src.shape.is_mesh else -1
+        given = np.asarray(source_labels)
+        per_face = given.ndim == 1 and len(given) == n_faces != n_points
+        labels = as_labels(source_labels, n_faces if per_face else n_points, "source_labels")
+        res = self.correspond(src, target, align)
+        out = labels[res.source_face] if per_face else labels[res.source_index]
+        return out, res.confidence
+
+    def segment(self, points: Any, align: bool = False) -> np.ndarray:
+        """Part index (argmax of f's branches) of each point or vertex."""
+        shape = points if isinstance(points, PreparedShape) else self.prepare(points, "points", align)
+        return self._embed(shape.points, shape.code).argmax(axis=1).astype(np.int64)
+
+    def reconstruct(self, points: Any, resolution: int = 64, align: bool = False) -> ReconstructedMesh:
+        """Marching cubes of the occupancy max_k f at iso 0.5, with per-vertex parts."""
+        if not isinstance(resolution, (int, np.integer)) or not 8 <= resolution <= 512:
+            raise ValueError(f"resolution must be an integer in [8, 512], got {resolution!r}")
+        shape = points if isinstance(points, PreparedShape) else self.prepare(points, "points", align)
+        lo, hi = -0.55, 0.55
+        axis = np.linspace(lo, hi, resolution)
+        occ = np.empty(resolution**3, dtype=np.float32)
+        step = self.chunk * 4
+        for start in range(0, len(occ), step):  # grid coordinates made per chunk: bounded memory
+            ijk = np.unravel_index(np.arange(start, min(start + step, len(occ))), (resolution,) * 3)
+            occ[start : start + step] = self._embed(np.stack([axis[i] for i in ijk], axis=1), shape.code).max(axis=1)
+        verts, faces = mcubes.marching_cubes(occ.reshape((resolution,) * 3), 0.5)
+        verts = lo + verts * (hi - lo) / (resolution - 1)
+        parts = self._embed(verts, shape.code).argmax(axis=1) if len(verts) else np.zeros(0, np.int64)
+        return ReconstructedMesh(
+            vertices=shape.frame.from_model(verts),
+            faces=np.asarray(faces, dtype=np.int64),
+            parts=parts.astype(np.int64),
+            rotation=shape.frame.rotation,
+        )

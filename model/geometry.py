@@ -1,0 +1,110 @@
+"""Frames, surface sampling and nearest-point queries: small functions on numpy arrays."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import trimesh
+from scipy.spatial import cKDTree
+
+
+@dataclass(frozen=True)
+class Frame:
+    """Maps caller coordinates to the model frame: centred on the bounding-box centre,
+    bounding-box diagonal 1, then rotated by `rotation` (identity unless auto-aligned)."""
+
+    center: np.ndarray  # (3,)
+    scale: float  # bounding-box diagonal in caller units
+    rotation: np.ndarray = field(default_factory=lambda: np.eye(3))  # applied after centring/scaling: p_model = R @ p
+
+    def to_model(self, points: np.ndarray) -> np.ndarray:
+        return ((points - self.center) / self.scale) @ self.rotation.T
+
+    def from_model(self, points: np.ndarray) -> np.ndarray:
+        return (points @ self.rotation) * self.scale + self.center
+
+    def rotated(self, rotation: np.ndarray) -> "Frame":
+        return Frame(self.center, self.scale, np.asarray(rotation, dtype=np.float64))
+
+
+def bounding_frame(points: np.ndarray) -> Frame:
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    diag = float(np.linalg.norm(hi - lo))
+    if not diag > 0:
+        raise ValueError("degenerate shape: all points coincide (bounding-box diagonal is 0)")
+    return Frame(center=(lo + hi) / 2.0, scale=diag)
+
+
+def sample_surface(
+    vertices: np.ndarray, faces: np.ndarray, count: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Area-weighted surface samples: (points (n,3), face index (n,), face normals (n,3))."""
+    mesh = trimesh.Trimesh(vertices, faces, process=False)
+    points, face_index = trimesh.sample.sample_surface(mesh, count, seed=seed)
+    return np.asarray(points), np.asarray(face_index), np.asarray(mesh.face_normals[face_index])
+
+
+def barycentric(triangles: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Barycentric coordinates (n,3) of points on their triangles (n,3,3), clipped to the face."""
+    bary = trimesh.triangles.points_to_barycentric(triangles, points)
+    bary = np.clip(np.nan_to_num(bary, nan=1.0 / 3.0), 0.0, 1.0)
+    return bary / bary.sum(axis=1, keepdims=True).clip(1e-12)
+
+
+class SurfaceIndex:
+    """Nearest point on a triangle mesh, for many query points at once.
+
+    Exact point-triangle distances, evaluated on candidate faces found through a KD-tree of
+    dense surface samples (plus vertices and centroids, so large triangles are covered).
+    Much faster than an R-tree walk for the near-surface queries correspondence makes.
+    """
+
+    def __init__(self, vertices: np.ndarray, faces: np.ndarray, candidates: int = 8, seed: int = 0):
+        self.vertices = np.asarray(vertices, dtype=np.float64)
+        self.faces = np.asarray(faces, dtype=np.int64)
+        self.triangles = self.vertices[self.faces]
+        n_samples = int(np.clip(4 * len(self.faces), 20_000, 400_000))
+        samples, sample_faces, _ = sample_surface(self.vertices, self.faces, n_samples, seed)
+        centroids = self.triangles.mean(axis=1)
+        corners = self.triangles.reshape(-1, 3)
+        face_ids = np.arange(len(self.faces))
+        # Each sample, centroid and corner stands for the face it lies on.
+        self._face_of = np.concatenate([sample_faces, face_ids, np.repeat(face_ids, 3)])
+        self._tree = cKDTree(np.concatenate([samples, centroids, corners]))
+        self.candidates = candidates
+
+    def query(self, points: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """-> (closest points (n,3), face index (n,), barycentric coordinates (n,3))."""
+        out_p = np.empty((len(points), 3))
+        out_f = np.empty(len(points), dtype=np.int64)
+        for start in range(0, len(points), chunk):
+            p = points[start : start + chunk]
+            _, idx = self._tree.query(p, k=self.candidates)
+            cand = self._face_of[idx.reshape(-1)]
+            rep = np.repeat(p, self.candidates, axis=0)
+            closest = trimesh.triangles.closest_point(self.triangles[cand], rep)
+            d = ((closest - rep) ** 2).sum(axis=1).reshape(len(p), self.candidates)
+            best = d.argmin(axis=1)
+            rows = np.arange(len(p)) * self.candidates + best
+            out_p[start : start + chunk] = closest[rows]
+            out_f[start : start + chunk] = cand[rows]
+        return out_p, out_f, barycentric(self.triangles[out_f], out_p)
+
+
+def nearest_in_cloud(cloud: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """-> (distance (n,), index into cloud (n,)) of each point's nearest cloud point."""
+    dist, idx = cKDTree(cloud).query(points, k=1)
+    return dist, idx
+
+
+def cube_rotations() -> np.ndarray:
+    """The 24 proper rotations that map coordinate axes onto coordinate axes, identity first."""
+    mats = []
+    for perm in ([0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 2, 1], [2, 1, 0], [1, 0, 2]):
+        for signs in np.ndindex(2, 2, 2):
+            m = np.zeros((3, 3))
+            m[np.arange(3), perm] = np.where(np.array(signs) == 0, 1.0, -1.0)
+            if np.linalg.det(m) > 0:
+                mats.append(m)
+    mats.sort(key=lambda m: -np.trace(m))  # identity first
+    return np.stack(mats)

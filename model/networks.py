@@ -1,0 +1,114 @@
+"""The three networks of the paper: PointNet encoder E, part embedding f, inverse implicit g.
+
+Shapes are batched: points (B, N, 3), codes (B, C), embeddings (B, N, k).  The first
+layer of f and g sees concat(point, z); since z is constant over a shape, that layer is
+split into a per-point product and a per-shape product, which is the same arithmetic as
+the concatenation (same weights, same state dict) at a fraction of the cost.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import ModelConfig
+
+
+def _split_linear(layer: nn.Linear, per_point: torch.Tensor, per_shape: torch.Tensor) -> torch.Tensor:
+    """layer(concat(per_point, per_shape broadcast)) computed without building the concat."""
+    n = per_point.shape[-1]
+    w_point, w_shape = layer.weight[:, :n], layer.weight[:, n:]
+    shape_term = F.linear(per_shape, w_shape, layer.bias)  # (B, H)
+    return F.linear(per_point, w_point) + shape_term.unsqueeze(1)
+
+
+class Encoder(nn.Module):
+    """PointNet: shared per-point MLP, max-pool, FC layers -> shape code z."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        widths = (3, *cfg.encoder_widths)
+        self.point_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        fc = (widths[-1], *cfg.encoder_fc, cfg.code_dim)
+        self.fc_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(fc[:-1], fc[1:]))
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        h = points
+        for layer in self.point_layers:
+            h = F.relu(layer(h))
+        h = h.max(dim=1).values
+        for i, layer in enumerate(self.fc_layers):
+            h = layer(h)
+            if i < len(self.fc_layers) - 1:
+                h = F.relu(h)
+        return h
+
+
+class PartEmbedding(nn.Module):
+    """f(x, z) -> o in [0,1]^k, one sigmoid branch per part (BAE-NET)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        widths = (3 + cfg.code_dim, *cfg.f_hidden, cfg.n_parts)
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.slope = cfg.leaky_slope
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        h = _split_linear(self.layers[0], x, z)
+        for layer in self.layers[1:]:
+            h = layer(F.leaky_relu(h, self.slope))
+        return torch.sigmoid(h)
+
+
+class InverseImplicit(nn.Module):
+    """g(o, z) -> x: hidden FC layers with the input re-injected before layer `g_skip`, tanh out."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d_in = cfg.n_parts + cfg.code_dim
+        self.skip = cfg.g_skip
+        self.layers = nn.ModuleList()
+        for i in range(cfg.g_layers):
+            fan_in = d_in if i == 0 else cfg.g_width + (d_in if i == cfg.g_skip and i > 0 else 0)
+            self.layers.append(nn.Linear(fan_in, cfg.g_width))
+        self.out = nn.Linear(cfg.g_width, 3)
+        self.slope = cfg.leaky_slope
+
+    def forward(self, o: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        h = _split_linear(self.layers[0], o, z)
+        for i, layer in enumerate(self.layers[1:], start=1):
+            h = F.leaky_relu(h, self.slope)
+            if i == self.skip:
+                h = _split_linear(layer, torch.cat([h, o], dim=-1), z)
+            else:
+                h = layer(h)
+        return torch.tanh(self.out(F.leaky_relu(h, self.slope)))
+
+
+class ImplicitCorrespondenceNet(nn.Module):
+    """E, f and g together, with the few compositions the losses and the engine need."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.f = PartEmbedding(cfg)
+        self.g = InverseImplicit(cfg)
+
+    def encode(self, points: torch.Tensor) -> torch.Tensor:
+        return self.encoder(points)
+
+    def embed(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.f(x, z)
+
+    def invert(self, o: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.g(o, z)
+
+    @staticmethod
+    def occupancy(o: torch.Tensor) -> torch.Tensor:
+        """Occupancy is the max over part branches."""
+        return o.max(dim=-1).values
+
+    def map_points(self, x: torch.Tensor, z_from: torch.Tensor, z_to: torch.Tensor) -> torch.Tensor:
+        """x on shape A (code z_from) -> the corresponding point of shape B (code z_to)."""
+        return self.g(self.f(x, z_from), z_to)

@@ -1,0 +1,84 @@
+"""Input checks for the engine: every problem becomes a ValueError that names it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+DEFAULT_MAX_POINTS = 5_000_000
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the engine works on: points, and faces when the caller gave a mesh."""
+
+    vertices: np.ndarray  # (N, 3) float64
+    faces: np.ndarray | None = None  # (F, 3) int64
+
+    @property
+    def is_mesh(self) -> bool:
+        return self.faces is not None
+
+
+def as_points(data: Any, name: str = "points", max_points: int = DEFAULT_MAX_POINTS) -> np.ndarray:
+    """A finite float64 (N, 3) array with 2 <= N <= max_points."""
+    arr = np.asarray(data)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[1] != 3:
+        raise ValueError(f"{name}: expected shape (N, 3), got {arr.shape}")
+    n = arr.shape[0]
+    if n == 0:
+        raise ValueError(f"{name}: is empty")
+    if n < 2:
+        raise ValueError(f"{name}: a single point has no shape; give at least 2 points")
+    if n > max_points:
+        raise ValueError(f"{name}: {n} points exceed the limit of {max_points}")
+    arr = arr.astype(np.float64, copy=False)
+    bad = ~np.isfinite(arr).all(axis=1)
+    if bad.any():
+        raise ValueError(f"{name}: {int(bad.sum())} point(s) contain NaN or infinity (first at row {int(np.argmax(bad))})")
+    return arr
+
+
+def as_faces(data: Any, n_vertices: int, name: str = "faces") -> np.ndarray:
+    arr = np.asarray(data)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name}: expected an integer array, got dtype {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[1] != 3 or arr.shape[0] == 0:
+        raise ValueError(f"{name}: expected shape (F, 3) with F >= 1 triangles, got {arr.shape}")
+    if arr.min() < 0 or arr.max() >= n_vertices:
+        raise ValueError(f"{name}: vertex indices must lie in [0, {n_vertices}), found [{arr.min()}, {arr.max()}]")
+    return arr.astype(np.int64, copy=False)
+
+
+def as_shape(data: Any, name: str = "shape", max_points: int = DEFAULT_MAX_POINTS) -> Shape:
+    """Accept an (N, 3) array, a (vertices, faces) pair, or any object with .vertices/.faces."""
+    if isinstance(data, Shape):
+        return data
+    if hasattr(data, "vertices") and hasattr(data, "faces"):
+        vertices, faces = data.vertices, data.faces
+    elif isinstance(data, tuple) and len(data) == 2:
+        vertices, faces = data
+    else:
+        return Shape(as_points(data, name, max_points))
+    v = as_points(vertices, f"{name} vertices", max_points)
+    f = as_faces(faces, len(v), f"{name} faces")
+    tri = v[f]
+    area = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1).sum() / 2
+    if not area > 0:
+        raise ValueError(f"{name}: degenerate mesh, its faces have zero total area")
+    return Shape(v, f)
+
+
+def as_labels(data: Any, n: int, name: str = "labels") -> np.ndarray:
+    """An int64 (n,) label array."""
+    arr = np.asarray(data)
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"{name}: expected integer labels, got dtype {arr.dtype}")
+    if arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array, got shape {arr.shape}")
+    if arr.shape[0] != n:
+        raise ValueError(f"{name}: has {arr.shape[0]} entries but the shape has {n} points")
+    return arr.astype(np.int64, copy=False)

@@ -1,0 +1,1 @@
+"""Data preparation, procedural shape families, the three-stage trainer and evaluation."""
