@@ -1,0 +1,159 @@
+"""The engine's contract: shapes, frames, validation.  Uses an untrained network: these
+tests check mechanics, never the meaning of the answers."""
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from model import Correspondence, CheckpointError, ImplicitCorrespondenceNet, preset, save_checkpoint, Checkpoint
+
+
+@pytest.fixture(scope="module")
+def engine():
+    torch.manual_seed(0)
+    return Correspondence(ImplicitCorrespondenceNet(preset("tiny")), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def box_mesh():
+    m = trimesh.creation.box(extents=(1.0, 2.0, 0.5)).subdivide().subdivide()
+    return np.asarray(m.vertices), np.asarray(m.faces)
+
+
+def rng_points(n, seed=0):
+    return np.random.default_rng(seed).random((n, 3))
+
+
+def test_correspond_shapes(engine):
+    src, tgt = rng_points(500), rng_points(300, 1)
+    res = engine.correspond(src, tgt)
+    assert res.mapped.shape == (300, 3) and res.confidence.shape == (300,)
+    assert res.source_index.shape == (300,) and res.source_face is None
+    assert np.all((res.confidence >= 0) & (res.confidence <= 1))
+    # point sources: mapped points are source points
+    assert np.allclose(res.mapped, src[res.source_index])
+
+
+def test_results_come_back_in_the_callers_frame(engine):
+    src, tgt = rng_points(400), rng_points(300, 1)
+    a = engine.correspond(src, tgt)
+    b = engine.correspond(src * 7.5 + [3, -2, 100], tgt * 0.01 - 4)
+    assert np.allclose(b.mapped, a.mapped * 7.5 + [3, -2, 100], atol=1e-6)
+    assert np.allclose(b.confidence, a.confidence, atol=1e-6)
+    assert np.array_equal(b.source_index, a.source_index)
+
+
+def test_mesh_source_gives_faces_and_barycentrics(engine, box_mesh):
+    v, f = box_mesh
+    res = engine.correspond((v, f), rng_points(200))
+    assert res.source_face.shape == (200,) and res.source_bary.shape == (200, 3)
+    assert np.allclose(res.source_bary.sum(1), 1) and res.source_bary.min() >= 0
+    rebuilt = (v[f[res.source_face]] * res.source_bary[..., None]).sum(1)
+    assert np.allclose(rebuilt, res.mapped, atol=1e-6)
+    # the mapped point lies on the box surface: one coordinate at +-half extent
+    half = np.array([0.5, 1.0, 0.25])
+    assert np.all(np.isclose(np.abs(res.mapped), half, atol=1e-6).any(axis=1))
+    # trimesh objects are accepted too, and give the same answer
+    again = engine.correspond(trimesh.Trimesh(v, f, process=False), rng_points(200))
+    assert np.allclose(again.mapped, res.mapped)
+
+
+def test_mesh_target_answers_per_vertex(engine, box_mesh):
+    v, f = box_mesh
+    res = engine.correspond(rng_points(300), (v, f))
+    assert res.mapped.shape == (len(v), 3)
+
+
+def test_transfer_labels_per_point_per_vertex_per_face(engine, box_mesh):
+    src = rng_points(300)
+    labels = np.arange(300) % 4
+    out, conf = engine.transfer_labels(src, labels, rng_points(100, 2))
+    res = engine.correspond(src, rng_points(100, 2))
+    assert np.array_equal(out, labels[res.source_index]) and conf.shape == (100,)
+    v, f = box_mesh
+    face_labels = np.arange(len(f)) % 3
+    out_f, _ = engine.transfer_labels((v, f), face_labels, rng_points(50))
+    res = engine.correspond((v, f), rng_points(50))
+    assert np.array_equal(out_f, face_labels[res.source_face])
+    vert_labels = np.arange(len(v)) % 5
+    out_v, _ = engine.transfer_labels((v, f), vert_labels, rng_points(50))
+    assert np.array_equal(out_v, vert_labels[res.source_index])
+
+
+def test_segment_and_reconstruct_shapes(engine):
+    pts = rng_points(1000)
+    parts = engine.segment(pts)
+    assert parts.shape == (1000,) and parts.dtype == np.int64
+    assert parts.min() >= 0 and parts.max() < engine.cfg.n_parts
+    mesh = engine.reconstruct(pts, resolution=16)
+    assert mesh.faces.ndim == 2 and len(mesh.parts) == len(mesh.vertices)
+    with pytest.raises(ValueError, match="resolution"):
+        engine.reconstruct(pts, resolution=2)
+
+
+def test_chunked_equals_unchunked():
+    torch.manual_seed(0)
+    net = ImplicitCorrespondenceNet(preset("tiny"))
+    big = Correspondence(net, "cpu", chunk=1 << 16)
+    small = Correspondence(net, "cpu", chunk=777)
+    src, tgt = rng_points(5000), rng_points(4000, 1)
+    a, b = big.correspond(src, tgt), small.correspond(src, tgt)
+    assert np.allclose(a.raw, b.raw, atol=1e-5) and np.allclose(a.confidence, b.confidence, atol=1e-5)
+
+
+def test_half_a_million_points(engine):
+    tgt = rng_points(500_000, 3)
+    res = engine.correspond(rng_points(20_000), tgt)
+    assert res.mapped.shape == (500_000, 3) and np.isfinite(res.confidence).all()
+
+
+BAD_INPUTS = [
+    (np.zeros((0, 3)), "is empty"),
+    (np.zeros((1, 3)), "single point"),
+    (np.zeros((5, 2)), r"shape \(N, 3\)"),
+    (np.zeros((5, 3, 1)), r"shape \(N, 3\)"),
+    (np.array([[0, 0, 0], [1, np.nan, 0]]), "NaN or infinity"),
+    (np.array([[0, 0, 0], [np.inf, 0, 0]]), "NaN or infinity"),
+    (np.array([["a", "b", "c"], ["d", "e", "f"]]), "numeric"),
+    (np.ones((10, 3)), "degenerate"),
+    ((np.eye(3), np.array([[0, 1, 5]])), "vertex indices"),
+    ((np.eye(3), np.array([[0.0, 1.0, 2.0]])), "integer"),
+    ((np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0.0]]), np.array([[0, 1, 2]])), "zero total area"),
+]
+
+
+@pytest.mark.parametrize("bad,message", BAD_INPUTS)
+def test_bad_input_raises_value_error_naming_it(engine, bad, message):
+    with pytest.raises(ValueError, match=message):
+        engine.correspond(rng_points(10), bad)
+    with pytest.raises(ValueError, match=message):
+        engine.segment(bad)
+
+
+def test_bad_labels(engine):
+    with pytest.raises(ValueError, match="has 3 entries but the shape has 10"):
+        engine.transfer_labels(rng_points(10), np.arange(3), rng_points(5))
+    with pytest.raises(ValueError, match="integer labels"):
+        engine.transfer_labels(rng_points(10), np.zeros(10), rng_points(5))
+
+
+def test_size_limit():
+    e = Correspondence(ImplicitCorrespondenceNet(preset("tiny")), "cpu", max_points=100)
+    with pytest.raises(ValueError, match="exceed the limit of 100"):
+        e.segment(rng_points(101))
+
+
+def test_load_paths(tmp_path, monkeypatch):
+    net = ImplicitCorrespondenceNet(preset("tiny"))
+    path = tmp_path / "m.pth"
+    save_checkpoint(path, Checkpoint(preset("tiny"), net.state_dict(), "table", stage=3, epoch=7,
+                                     extra={"confidence": {"cycle_sigma": 0.07}}))
+    e = Correspondence.load(path)
+    assert e.category == "table" and e.device.type in ("cpu", "cuda") and e.cycle_sigma == 0.07
+    assert e.info()["epoch"] == 7
+    monkeypatch.setattr("model.engine.CHECKPOINT_DIR", tmp_path / "none")
+    with pytest.raises(CheckpointError, match="no default checkpoint for category 'chair'"):
+        Correspondence.load()
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            Correspondence.load(path, device="cuda")
