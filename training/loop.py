@@ -10,28 +10,48 @@ from model.losses import LossWeights, stage_losses
 from model.networks import ImplicitCorrespondenceNet
 
 
+def augment_scale(rng: np.random.Generator, low: float = 0.5, high: float = 1.5) -> np.ndarray:
+    """A random per-axis scale, as the paper augments shapes."""
+    return rng.uniform(low, high, 3)
+
+
 def make_batch(
     samples: Sequence[dict[str, np.ndarray]],
     rng: np.random.Generator,
+    resolution: int,
     encoder_points: int,
     surface_points: int = 1024,
     occupancy_points: int = 2048,
+    augment: bool = False,
     device: str | torch.device = "cpu",
 ) -> dict[str, torch.Tensor]:
-    """Stack per-shape samples into tensors, drawing random subsets of their points."""
+    """Stack per-shape samples into tensors, drawing random subsets of their points.
 
-    def pick(arr: np.ndarray, n: int) -> np.ndarray:
-        return arr[rng.choice(len(arr), n, replace=len(arr) < n)]
+    With `augment`, each shape is scaled per axis by a factor in [0.5, 1.5] and
+    renormalised to a unit bounding-box diagonal (occupancy is unchanged by scaling
+    shape and samples together; normals follow the inverse scale).
+    """
 
-    batch: dict[str, list[np.ndarray]] = {k: [] for k in ("encoder_points", "occ_points", "occ_values", "surface_points", "surface_normals")}
+    def pick(n_have: int, n_want: int) -> np.ndarray:
+        return rng.choice(n_have, n_want, replace=n_have < n_want)
+
+    keys = ("encoder_points", "occ_points", "occ_values", "surface_points", "surface_normals")
+    batch: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     for s in samples:
-        batch["encoder_points"].append(pick(s["surface_points"], encoder_points))
-        occ = rng.choice(len(s["occ_points"]), occupancy_points, replace=len(s["occ_points"]) < occupancy_points)
-        batch["occ_points"].append(s["occ_points"][occ])
-        batch["occ_values"].append(s["occ_values"][occ])
-        surf = rng.choice(len(s["surface_points"]), surface_points, replace=len(s["surface_points"]) < surface_points)
-        batch["surface_points"].append(s["surface_points"][surf])
-        batch["surface_normals"].append(s["surface_normals"][surf])
+        surface, normals = s["surface_points"], s["surface_normals"]
+        occ_p, occ_v = s[f"occ_points_{resolution}"], s[f"occ_values_{resolution}"]
+        enc = surface[pick(len(surface), encoder_points)]
+        o = pick(len(occ_p), occupancy_points)
+        su = pick(len(surface), surface_points)
+        occ_p, surf, nrm = occ_p[o], surface[su], normals[su]
+        if augment:
+            scale = augment_scale(rng)
+            scale = scale / np.linalg.norm(np.ptp(surface, axis=0) * scale)
+            enc, occ_p, surf = enc * scale, occ_p * scale, surf * scale
+            nrm = nrm / scale
+            nrm = nrm / np.linalg.norm(nrm, axis=1, keepdims=True).clip(1e-12)
+        for key, value in zip(keys, (enc, occ_p, occ_v[o], surf, nrm)):
+            batch[key].append(value)
     return {k: torch.as_tensor(np.stack(v), dtype=torch.float32, device=device) for k, v in batch.items()}
 
 

@@ -20,11 +20,15 @@ _AXIS_ROTATION = {  # maps the +Z axis of trimesh's cylinder onto the part axis
 
 @dataclass(frozen=True)
 class Part:
-    kind: str  # "box" or "cylinder"
+    kind: str  # "box", "cylinder" or "ellipsoid"
     center: tuple[float, float, float]
-    size: tuple[float, float, float]  # box: full extents; cylinder: (radius, height, unused)
+    size: tuple[float, float, float]  # box: full extents; cylinder: (radius, height, -); ellipsoid: radii
     label: int
     axis: int = 1  # cylinder axis (0=x, 1=y, 2=z)
+    rotation: tuple[float, float, float] = (0.0, 0.0, 0.0)  # Euler angles (x, y, z), radians
+
+    def _matrix(self) -> np.ndarray:
+        return trimesh.transformations.euler_matrix(*self.rotation, axes="sxyz")[:3, :3]
 
     def mesh(self) -> trimesh.Trimesh:
         if self.kind == "box":
@@ -32,16 +36,25 @@ class Part:
         elif self.kind == "cylinder":
             m = trimesh.creation.cylinder(radius=self.size[0], height=self.size[1], sections=20)
             m.apply_transform(_AXIS_ROTATION[self.axis])
+        elif self.kind == "ellipsoid":
+            m = trimesh.creation.icosphere(subdivisions=3)
+            m.apply_scale(self.size)
         else:
             raise ValueError(f"unknown primitive kind {self.kind!r}")
-        m.apply_translation(self.center)
+        transform = np.eye(4)
+        transform[:3, :3] = self._matrix()
+        transform[:3, 3] = self.center
+        m.apply_transform(transform)
         return m
 
     def contains(self, points: np.ndarray, margin: float = 0.0) -> np.ndarray:
         """Strictly inside, shrunk by `margin` (so samples on a shared face count as outside)."""
-        d = points - np.asarray(self.center)
+        d = (points - np.asarray(self.center)) @ self._matrix()  # into the part's own frame
         if self.kind == "box":
             return (np.abs(d) < np.asarray(self.size) / 2 - margin).all(axis=1)
+        if self.kind == "ellipsoid":
+            radii = np.asarray(self.size) - margin
+            return ((d / radii) ** 2).sum(axis=1) < 1.0
         radial = np.delete(d, self.axis, axis=1)
         return (np.linalg.norm(radial, axis=1) < self.size[0] - margin) & (
             np.abs(d[:, self.axis]) < self.size[1] / 2 - margin
