@@ -138,6 +138,15 @@ def _gather_rows(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return torch.gather(points, 1, flat).reshape(b, n, k, points.shape[-1])
 
 
+def part_supervision_loss(embedding: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over branch logits at labelled points (label -1 = unknown, ignored)."""
+    logits = torch.logit(embedding.clamp(1e-6, 1 - 1e-6))
+    labels = labels.long()
+    if not (labels >= 0).any():
+        return logits.sum() * 0.0
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-1)
+
+
 @dataclass
 class LossWeights:
     occupancy: float = 1.0
@@ -148,6 +157,9 @@ class LossWeights:
     smooth: float = 0.1
     knn: int = 8
     emd_points: int = 256
+    # Optional part supervision (BAE-NET's supervised variant): where surface points carry
+    # part labels, the branch of their label must win.  0 reproduces the paper.
+    part: float = 0.0
 
 
 def stage_losses(
@@ -189,5 +201,7 @@ def stage_losses(
         terms["emd"] = emd_sinkhorn(crossed[:, pick], other[:, pick])
         terms["normal"] = normal_consistency_loss(crossed, crossed_normals, other, other_normals)
         terms["smooth"] = smoothness_loss(crossed, knn_indices(surface, w.knn))
+    if w.part > 0 and "surface_labels" in batch:
+        terms["part"] = part_supervision_loss(net.embed(batch["surface_points"], z), batch["surface_labels"])
     total = sum(getattr(w, name) * value for name, value in terms.items())
     return total, {name: float(value.detach()) for name, value in terms.items()}

@@ -35,7 +35,7 @@ def make_batch(
     def pick(n_have: int, n_want: int) -> np.ndarray:
         return rng.choice(n_have, n_want, replace=n_have < n_want)
 
-    keys = ("encoder_points", "occ_points", "occ_values", "surface_points", "surface_normals")
+    keys = ("encoder_points", "occ_points", "occ_values", "surface_points", "surface_normals", "surface_labels")
     batch: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     for s in samples:
         surface, normals = s["surface_points"], s["surface_normals"]
@@ -50,9 +50,12 @@ def make_batch(
             enc, occ_p, surf = enc * scale, occ_p * scale, surf * scale
             nrm = nrm / scale
             nrm = nrm / np.linalg.norm(nrm, axis=1, keepdims=True).clip(1e-12)
-        for key, value in zip(keys, (enc, occ_p, occ_v[o], surf, nrm)):
+        labels = s.get("surface_labels", np.full(len(surface), -1))[su]
+        for key, value in zip(keys, (enc, occ_p, occ_v[o], surf, nrm, labels)):
             batch[key].append(value)
-    return {k: torch.as_tensor(np.stack(v), dtype=torch.float32, device=device) for k, v in batch.items()}
+    out = {k: torch.as_tensor(np.stack(v), dtype=torch.float32, device=device) for k, v in batch.items()}
+    out["surface_labels"] = out["surface_labels"].long()
+    return out
 
 
 def make_optimizer(net: ImplicitCorrespondenceNet, lr: float = 1e-4) -> torch.optim.Adam:

@@ -99,12 +99,16 @@ class Assembly:
                 if k == 0:
                     continue
                 p, fi = trimesh.sample.sample_surface(m, k, seed=int(rng.integers(2**31)))
+                n = m.face_normals[fi]
+                # On the union's boundary only if just outside it is outside every other part:
+                # this drops samples inside other parts and on faces shared with them.
+                probe = p + n * 1e-4
                 hidden = np.zeros(len(p), dtype=bool)
                 for j, other in enumerate(self.parts):
                     if j != i:
-                        hidden |= other.contains(p, margin=1e-6)
+                        hidden |= other.contains(probe)
                 pts.append(p[~hidden])
-                nrm.append(m.face_normals[fi][~hidden])
+                nrm.append(n[~hidden])
                 lab.append(np.full((~hidden).sum(), part.label))
                 got += int((~hidden).sum())
         order = rng.permutation(got)[:count]

@@ -4,7 +4,8 @@ A sample is a dict of arrays (saved as one .npz per shape):
 
 * `occ_points_R` (N_R, 3) float32 and `occ_values_R` (N_R,) float32 in {0, 1}, for R in
   16, 32, 64: IM-NET style, voxel centres of an R^3 grid over the unit box, those near the
-  surface first, each jittered inside its voxel, labelled inside/outside;
+  surface first, each labelled 1 when any of 8 random points inside the voxel is inside
+  the shape (the max-pooled voxel occupancy, so thin parts survive at 16^3);
 * `surface_points`, `surface_normals` (S, 3) float32 and `surface_labels` (S,) int64
   (-1 where unknown);
 * `labels_present` (P,) int64: the part labels the shape has.
@@ -34,6 +35,7 @@ def occupancy_samples(
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Voxel-centred samples at one resolution: near-surface voxels first, then random ones."""
+    probes = 8
     cell = 1.0 / resolution
     n_voxels = resolution**3
     idx = np.clip(np.floor((surface + 0.5) / cell).astype(np.int64), 0, resolution - 1)
@@ -52,8 +54,10 @@ def occupancy_samples(
             rng.choice(far_ids, min(len(far_ids), count - n_near), replace=False),
         ])
     ijk = np.stack(np.unravel_index(chosen, (resolution,) * 3), axis=1)
-    points = (ijk + rng.uniform(0.0, 1.0, ijk.shape)) * cell - 0.5
-    return points.astype(np.float32), inside(points).astype(np.float32)
+    sub = (ijk[:, None, :] + rng.uniform(0.0, 1.0, (len(ijk), probes, 3))) * cell - 0.5
+    occupied = inside(sub.reshape(-1, 3)).reshape(len(ijk), probes).any(axis=1)
+    centres = (ijk + 0.5) * cell - 0.5
+    return centres.astype(np.float32), occupied.astype(np.float32)
 
 
 def make_sample(

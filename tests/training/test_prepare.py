@@ -1,0 +1,103 @@
+import gzip
+import shutil
+
+import numpy as np
+import pytest
+import trimesh
+from scipy.io import savemat
+
+from training.prepare import main as prepare_main, mat_sample, mesh_sample, prepare_meshes
+from training.samples import POINTS_PER_RESOLUTION, RESOLUTIONS
+
+
+def _check_occupancy(sample, signed_distance):
+    """Voxels wholly inside must read 1, wholly outside 0 (boundary voxels may be either)."""
+    for r in RESOLUTIONS:
+        pts, occ = sample[f"occ_points_{r}"], sample[f"occ_values_{r}"]
+        assert len(pts) == min(POINTS_PER_RESOLUTION[r], r**3)
+        half_diag = np.sqrt(3) / (2 * r)
+        d = signed_distance(pts)  # negative inside
+        inside, outside = d < -half_diag, d > half_diag
+        assert inside.sum() > 5 and outside.sum() > 20, r
+        assert occ[inside].min() == 1 and occ[outside].max() == 0, r
+        near_frac = np.mean(np.abs(d) < 3 / r)
+        assert near_frac > 0.3 or r == 16, (r, near_frac)  # near-surface voxels come first
+
+
+def test_sphere_occupancy_at_every_resolution(tmp_path):
+    mesh = trimesh.creation.icosphere(subdivisions=4, radius=3.0)
+    mesh.apply_translation([10, -4, 2])
+    path = tmp_path / "ball.obj"
+    mesh.export(path)
+    sample = mesh_sample(path)
+    # normalised: centred, unit bounding-box diagonal -> radius 1 / (2 sqrt 3)
+    radius = 1 / (2 * np.sqrt(3))
+    _check_occupancy(sample, lambda p: np.linalg.norm(p, axis=1) - radius)
+    assert np.allclose(np.linalg.norm(sample["surface_points"], axis=1), radius, atol=2e-3)
+
+
+def test_torus_occupancy_at_every_resolution(tmp_path):
+    mesh = trimesh.creation.torus(major_radius=2.0, minor_radius=0.7, major_sections=96, minor_sections=48)
+    path = tmp_path / "ring.ply"
+    mesh.export(path)
+    sample = mesh_sample(path)
+    scale = np.linalg.norm(mesh.bounds[1] - mesh.bounds[0])
+    R, r = 2.0 / scale, 0.7 / scale
+
+    def sdf(p):  # torus around the z axis
+        q = np.stack([np.linalg.norm(p[:, :2], axis=1) - R, p[:, 2]], axis=1)
+        return np.linalg.norm(q, axis=1) - r
+
+    _check_occupancy(sample, sdf)
+    # the hole is empty: voxels near the axis are outside
+    pts, occ = sample["occ_points_64"], sample["occ_values_64"]
+    axis = np.linalg.norm(pts[:, :2], axis=1) < R - r - 0.05
+    assert axis.any() and occ[axis].max() == 0
+
+
+def test_folder_restart_and_broken_meshes(tmp_path, psb_dir, capsys):
+    meshes = tmp_path / "in"
+    meshes.mkdir()
+    shutil.copy(psb_dir / "chair" / "101.off.gz", meshes)
+    shutil.copy(psb_dir / "chair" / "101.seg", meshes)
+    trimesh.creation.box().export(meshes / "box.stl")
+    (meshes / "broken.obj").write_text("v 0 0 0\nv nan 1 0\nv 0 1 0\nf 1 2 3\n")
+    (meshes / "empty.off").write_text("OFF\n0 0 0\n")
+    out = tmp_path / "out"
+    new, old, failures = prepare_meshes(meshes, out, workers=2)
+    assert (new, old) == (2, 0)
+    assert sorted(f[0].split("/")[-1] for f in failures) == ["broken.obj", "empty.off"]
+    assert sorted(p.name for p in out.iterdir()) == ["101.npz", "box.npz"]
+    chair = np.load(out / "101.npz")
+    assert "segment_ids" in chair.files and (chair["surface_labels"] == -1).all()
+    new, old, failures = prepare_meshes(meshes, out, workers=1)  # a restart skips finished shapes
+    assert (new, old) == (0, 2) and len(failures) == 2
+    assert prepare_main(["--meshes", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_authors_mat_files(tmp_path):
+    rng = np.random.default_rng(0)
+    data = {f"data_{r}": np.c_[rng.integers(0, r, (100, 3)), rng.integers(0, 2, 100)].astype(np.float64)
+            for r in RESOLUTIONS}
+    data["shape"] = rng.uniform(-0.4, 0.4, (500, 3))
+    path = tmp_path / "s.mat"
+    savemat(path, data)
+    sample = mat_sample(path)
+    for r in RESOLUTIONS:
+        pts = sample[f"occ_points_{r}"]
+        assert pts.shape == (100, 3) and pts.min() >= -0.5 and pts.max() <= 0.5  # voxel indices mapped
+        assert np.array_equal(sample[f"occ_values_{r}"], data[f"data_{r}"][:, 3])
+    assert sample["surface_normals"].shape == (500, 3)
+    del data["data_32"]
+    savemat(path, data)
+    with pytest.raises(ValueError, match="lacks 'data_32'"):
+        mat_sample(path)
+
+
+def test_procedural_cli(tmp_path, capsys):
+    assert prepare_main(["--procedural", "table", "--count", "3", "--out", str(tmp_path), "--workers", "1"]) == 0
+    assert "3 prepared" in capsys.readouterr().out
+    s = np.load(tmp_path / "table_00000.npz")
+    assert set(np.unique(s["surface_labels"])) <= {0, 1, 2} and 0 in s["labels_present"]
+    assert prepare_main(["--procedural", "sofa", "--count", "1", "--out", str(tmp_path)]) != 0

@@ -1,0 +1,268 @@
+"""Turn meshes (or a procedural family) into per-shape training samples.
+
+    python -m training.prepare --meshes DIR --out DIR [--rotations FILE] [--workers N]
+    python -m training.prepare --procedural chair --count 1000 --out data/chair
+
+Meshes: OBJ, OFF (also .off.gz), PLY, STL, GLB, and the authors' .mat sample files.
+Each shape becomes `<name>.npz` (see training/samples.py).  Inside/outside comes from
+generalized winding numbers (libigl), which stay meaningful for meshes that are not
+watertight.  Finished shapes are skipped on restart; broken meshes are reported and
+skipped without stopping the run.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import trimesh
+from tqdm import tqdm
+
+from model.geometry import bounding_frame, sample_surface
+
+from .families import FAMILIES, sample_shape
+from .samples import RESOLUTIONS, assembly_sample, make_sample
+
+MESH_SUFFIXES = (".obj", ".off", ".off.gz", ".ply", ".stl", ".glb", ".gltf", ".mat")
+
+
+def mesh_name(path: Path) -> str:
+    name = path.name
+    for suffix in sorted(MESH_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def find_meshes(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(MESH_SUFFIXES))
+
+
+def load_mesh(path: Path) -> trimesh.Trimesh:
+    """One triangle mesh from a file (scenes are merged); raises ValueError if unusable."""
+    name = path.name.lower()
+    try:
+        if name.endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                loaded = trimesh.load(fh, file_type=name[:-3].rsplit(".", 1)[-1], force="mesh", process=False)
+        else:
+            loaded = trimesh.load(path, force="mesh", process=False)
+    except Exception as exc:  # trimesh raises many types for malformed files
+        raise ValueError(f"cannot read {path.name}: {exc}") from None
+    if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
+        raise ValueError(f"{path.name} has no triangles")
+    if not np.isfinite(loaded.vertices).all():
+        raise ValueError(f"{path.name} has non-finite vertex coordinates")
+    if loaded.area <= 0:
+        raise ValueError(f"{path.name} has zero surface area")
+    return loaded
+
+
+def read_face_labels(path: Path, n_faces: int) -> np.ndarray | None:
+    """PSB-style `<name>.seg` beside the mesh: one segment id per face."""
+    seg = path.with_name(mesh_name(path) + ".seg")
+    if not seg.is_file():
+        return None
+    labels = np.loadtxt(seg, dtype=np.int64).reshape(-1)
+    if len(labels) != n_faces:
+        raise ValueError(f"{seg.name} has {len(labels)} labels for {n_faces} faces")
+    return labels
+
+
+def winding_inside(vertices: np.ndarray, faces: np.ndarray):
+    import igl  # imported here: only mesh preparation needs it
+
+    v = np.ascontiguousarray(vertices, dtype=np.float64)
+    f = np.ascontiguousarray(faces, dtype=np.int64)
+    return lambda p: igl.fast_winding_number(v, f, np.ascontiguousarray(p, dtype=np.float64)) > 0.5
+
+
+def mesh_sample(path: Path, rotation: np.ndarray | None = None, n_surface: int = 4096, seed: int = 0) -> dict[str, np.ndarray]:
+    mesh = load_mesh(path)
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    if rotation is not None:
+        vertices = vertices @ np.asarray(rotation, dtype=np.float64).T
+    frame = bounding_frame(vertices)
+    model_vertices = frame.to_model(vertices)
+    faces = np.asarray(mesh.faces, dtype=np.int64)
+    face_labels = read_face_labels(path, len(faces))
+    points, face_index, normals = sample_surface(model_vertices, faces, n_surface, seed=seed)
+    sample = make_sample(winding_inside(model_vertices, faces), points, normals, None, seed=seed)
+    if face_labels is not None:
+        # per-mesh segment ids (not consistent across meshes): for evaluation, never as part labels
+        sample["segment_ids"] = face_labels[face_index].astype(np.int64)
+    return sample
+
+
+def mat_sample(path: Path) -> dict[str, np.ndarray]:
+    """The authors' .mat files: data_16/32/64 as (N, 4) xyz+occupancy, `shape` surface points.
+
+    Coordinates in [-0.5, 0.5] are used as they are; coordinates in [0, R) are read as
+    voxel indices of an R^3 grid and mapped to voxel centres in the unit box.
+    """
+    from scipy.io import loadmat
+
+    try:
+        data = loadmat(path)
+    except (NotImplementedError, ValueError) as exc:
+        raise ValueError(f"cannot read {path.name} as a MATLAB v5 file: {exc}") from None
+    out: dict[str, np.ndarray] = {}
+    for r in RESOLUTIONS:
+        key = f"data_{r}"
+        if key not in data:
+            raise ValueError(f"{path.name} lacks '{key}'")
+        arr = np.asarray(data[key], dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != 4:
+            raise ValueError(f"{path.name}: '{key}' has shape {arr.shape}, expected (N, 4)")
+        xyz = arr[:, :3]
+        if xyz.min() >= 0 and xyz.max() > 1:
+            xyz = (xyz + 0.5) / r - 0.5
+        out[f"occ_points_{r}"] = xyz.astype(np.float32)
+        out[f"occ_values_{r}"] = (arr[:, 3] > 0.5).astype(np.float32)
+    if "shape" not in data:
+        raise ValueError(f"{path.name} lacks 'shape' (surface points)")
+    shape = np.asarray(data["shape"], dtype=np.float64)
+    if shape.ndim != 2 or shape.shape[1] not in (3, 6):
+        raise ValueError(f"{path.name}: 'shape' has shape {shape.shape}, expected (N, 3) or (N, 6)")
+    pts = shape[:, :3]
+    if shape.shape[1] == 6:
+        normals = shape[:, 3:]
+    else:  # no normals given: estimate them by PCA over neighbours
+        normals = _pca_normals(pts)
+    out["surface_points"] = pts.astype(np.float32)
+    out["surface_normals"] = normals.astype(np.float32)
+    out["surface_labels"] = np.full(len(pts), -1, dtype=np.int64)
+    out["labels_present"] = np.zeros(0, dtype=np.int64)
+    return out
+
+
+def _pca_normals(points: np.ndarray, k: int = 12) -> np.ndarray:
+    from scipy.spatial import cKDTree
+
+    _, idx = cKDTree(points).query(points, k=min(k, len(points)))
+    nbrs = points[idx] - points[idx].mean(axis=1, keepdims=True)
+    _, _, vt = np.linalg.svd(nbrs, full_matrices=False)
+    normals = vt[:, -1]
+    outward = np.sign(((points - points.mean(0)) * normals).sum(1, keepdims=True))
+    return normals * np.where(outward == 0, 1, outward)
+
+
+def save_sample(path: Path, sample: dict[str, np.ndarray]) -> None:
+    """Atomic write: an interrupted run never leaves a half-written sample behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez_compressed(tmp, **sample)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _prepare_one(job: tuple[str, str, list | None, int]) -> tuple[str, str | None]:
+    src, dst, rotation, seed = job
+    try:
+        path = Path(src)
+        sample = mat_sample(path) if path.suffix.lower() == ".mat" else mesh_sample(path, rotation, seed=seed)
+        save_sample(Path(dst), sample)
+        return src, None
+    except Exception as exc:  # report, skip, carry on
+        return src, f"{type(exc).__name__}: {exc}"
+
+
+def _procedural_one(job: tuple[str, int, str]) -> tuple[str, str | None]:
+    category, index, dst = job
+    try:
+        shape = sample_shape(category, np.random.default_rng([index, 7]))
+        save_sample(Path(dst), assembly_sample(shape, seed=index))
+        return dst, None
+    except Exception as exc:
+        return dst, f"{type(exc).__name__}: {exc}"
+
+
+def _run(fn, jobs: list, workers: int, desc: str) -> list[tuple[str, str]]:
+    failures = []
+    if not jobs:
+        return failures
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+        for name, error in tqdm(pool.map(fn, jobs, chunksize=4), total=len(jobs), desc=desc, unit="shape"):
+            if error:
+                failures.append((name, error))
+                tqdm.write(f"skipped {name}: {error}")
+    return failures
+
+
+def prepare_meshes(
+    meshes: Path, out: Path, rotations: dict[str, list] | None = None, workers: int | None = None
+) -> tuple[int, int, list[tuple[str, str]]]:
+    """-> (prepared now, already there, failures)."""
+    paths = find_meshes(meshes)
+    if not paths:
+        raise ValueError(f"no meshes ({', '.join(MESH_SUFFIXES)}) under {meshes}")
+    rotations = rotations or {}
+    jobs, done = [], 0
+    for i, p in enumerate(paths):
+        dst = out / f"{mesh_name(p)}.npz"
+        if dst.is_file():
+            done += 1
+            continue
+        jobs.append((str(p), str(dst), rotations.get(mesh_name(p)), i))
+    failures = _run(_prepare_one, jobs, workers or os.cpu_count() or 1, "prepare")
+    return len(jobs) - len(failures), done, failures
+
+
+def prepare_procedural(
+    category: str, count: int, out: Path, workers: int | None = None, first: int = 0
+) -> tuple[int, int, list[tuple[str, str]]]:
+    """Shapes `first`..`first+count-1` of a family, seeded by index (stable across runs)."""
+    if category not in FAMILIES:
+        raise ValueError(f"no procedural family {category!r}; choose one of {sorted(FAMILIES)}")
+    if count < 1:
+        raise ValueError(f"--count must be >= 1, got {count}")
+    jobs, done = [], 0
+    for i in range(first, first + count):
+        dst = out / f"{category}_{i:05d}.npz"
+        if dst.is_file():
+            done += 1
+            continue
+        jobs.append((category, i, str(dst)))
+    failures = _run(_procedural_one, jobs, workers or os.cpu_count() or 1, f"generate {category}")
+    return len(jobs) - len(failures), done, failures
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.prepare", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--meshes", type=Path, help="folder of meshes (searched recursively)")
+    src.add_argument("--procedural", metavar="CATEGORY", help="chair, table or airplane")
+    ap.add_argument("--out", type=Path, required=True, help="folder for the .npz samples")
+    ap.add_argument("--count", type=int, default=1000, help="procedural shapes to generate")
+    ap.add_argument("--rotations", type=Path, help="JSON {name: 3x3 matrix} applied before normalising")
+    ap.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    try:
+        if args.meshes:
+            if not args.meshes.is_dir():
+                raise ValueError(f"--meshes {args.meshes} is not a folder")
+            rotations = json.loads(args.rotations.read_text())["rotations"] if args.rotations else None
+            new, old, failures = prepare_meshes(args.meshes, args.out, rotations, args.workers)
+        else:
+            new, old, failures = prepare_procedural(args.procedural, args.count, args.out, args.workers)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{new} prepared, {old} already there, {len(failures)} skipped -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,268 @@
+"""The three-stage trainer: one run = one stage at one resolution, from `start` to `epoch`.
+
+Checkpoints are `Corr-<epoch>.pth` in the run folder (default `runs/<cate_name>`), with
+epoch numbers continuing across runs as in the paper: `--resolution 16 --epoch 50` ends
+with Corr-49.pth, then `--resolution 32 --epoch 100 --pretrain_model TRUE
+--pretrain_model_name Corr-49.pth` trains epochs 50..99.  Each epoch's shuffling,
+augmentation and sampling are seeded by (seed, epoch), so a run resumed after a kill
+(`--resume`) continues exactly as an uninterrupted one.  Under `torchrun` the same code
+trains with DistributedDataParallel (gloo on CPU, NCCL on CUDA).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from model.config import preset
+from model.engine import default_device
+from model.losses import LossWeights, stage_losses
+from model.networks import ImplicitCorrespondenceNet
+
+from .dataset import ShapeDataset, ensure_data
+from .loop import make_batch, make_optimizer
+
+
+@dataclass
+class TrainConfig:
+    cate_name: str = "chair"
+    stage: int = 1
+    resolution: int = 16
+    epoch: int = 50  # the final epoch number: trains epochs start..epoch-1
+    batch_size: int = 45
+    lr: float = 1e-4
+    seed: int = 123
+    preset: str = "paper"
+    data_dir: str = ""  # default data/<cate_name>
+    checkpoint_dir: str = ""  # default runs/<cate_name>
+    pretrain_model: bool = False
+    pretrain_model_name: str = ""
+    resume: bool = False
+    device: str = ""  # default: CUDA when available
+    occupancy_points: int = 2048  # per shape per step
+    surface_points: int = 1024
+    augment: bool = True
+    val_fraction: float = 0.1
+    procedural_count: int = 1000  # shapes generated when data_dir is missing (procedural families)
+    max_steps_per_epoch: int = 0  # 0 = the whole training set every epoch
+    part_weight: float = 0.0  # part supervision where samples carry part labels (0 = the paper)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.stage not in (1, 2, 3):
+            raise ValueError(f"--stage must be 1, 2 or 3, got {self.stage}")
+        if self.resolution not in (16, 32, 64):
+            raise ValueError(f"--resolution must be 16, 32 or 64, got {self.resolution}")
+        if self.batch_size < (2 if self.stage == 3 else 1):
+            raise ValueError(f"--batch_size {self.batch_size} is too small for stage {self.stage}")
+        if self.epoch < 1:
+            raise ValueError(f"--epoch must be >= 1, got {self.epoch}")
+        self.data_dir = self.data_dir or f"data/{self.cate_name}"
+        self.checkpoint_dir = self.checkpoint_dir or f"runs/{self.cate_name}"
+
+
+def _epoch_of(path: Path) -> int:
+    m = re.fullmatch(r"Corr-(\d+)\.pth", path.name)
+    return int(m.group(1)) if m else -1
+
+
+class _Objective(nn.Module):
+    """The stage loss as a module, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, net: ImplicitCorrespondenceNet, weights: LossWeights):
+        super().__init__()
+        self.net, self.weights = net, weights
+
+    def forward(self, batch: dict[str, torch.Tensor], stage: int):
+        return stage_losses(self.net, batch, stage, self.weights)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, weights: LossWeights | None = None):
+        self.cfg = cfg
+        self.weights = weights or LossWeights(part=cfg.part_weight)
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
+        device = cfg.device or default_device()
+        if device == "cuda" and self.world > 1:
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError("--device cuda requested but CUDA is not available on this machine")
+        self.device = torch.device(device)
+        self.dir = Path(cfg.checkpoint_dir)
+        self.is_main = self.rank == 0
+
+    # ------------------------------------------------------------------ setup
+    def _log(self, msg: str) -> None:
+        if self.is_main:
+            tqdm.write(msg)
+
+    def _initial_state(self) -> tuple[ImplicitCorrespondenceNet, torch.optim.Optimizer, int, list]:
+        """Network, optimizer, first epoch and loss history: resumed, pretrained or new."""
+        cfg = self.cfg
+        resume = self._latest_own_checkpoint() if cfg.resume else None
+        if resume is not None:
+            ck = load_checkpoint(resume)
+            net = ck.build(self.device).train()
+            opt = make_optimizer(net, cfg.lr)
+            if ck.optimizer:
+                opt.load_state_dict(ck.optimizer)
+            self._log(f"resuming from {resume} (epoch {ck.epoch})")
+            return net, opt, ck.epoch + 1, list(ck.extra.get("history", []))
+        if cfg.pretrain_model:
+            path = Path(cfg.pretrain_model_name)
+            if not path.is_file():
+                path = self.dir / cfg.pretrain_model_name
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"--pretrain_model_name {cfg.pretrain_model_name!r} not found (looked in . and {self.dir})")
+            ck = load_checkpoint(path)
+            net = ck.build(self.device).train()  # all of E, f and g: stage 3 keeps stage 2's g
+            self._log(f"loaded {path} (stage {ck.stage}, resolution {ck.resolution}, epoch {ck.epoch})")
+            return net, make_optimizer(net, cfg.lr), ck.epoch + 1, []
+        torch.manual_seed(cfg.seed)
+        net = ImplicitCorrespondenceNet(preset(cfg.preset)).to(self.device).train()
+        return net, make_optimizer(net, cfg.lr), 0, []
+
+    def _latest_own_checkpoint(self) -> Path | None:
+        """The newest checkpoint of this stage and resolution in the run folder."""
+        for path in sorted(self.dir.glob("Corr-*.pth"), key=_epoch_of, reverse=True):
+            ck = load_checkpoint(path)
+            if (ck.stage, ck.resolution) == (self.cfg.stage, self.cfg.resolution):
+                return path
+        return None
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> Path | None:
+        """Train to `cfg.epoch`; returns the final checkpoint path (None on other ranks)."""
+        cfg = self.cfg
+        if self.is_main:
+            ensure_data(cfg.cate_name, Path(cfg.data_dir), cfg.procedural_count)
+        if self.world > 1:
+            dist.barrier()
+        data = ShapeDataset(Path(cfg.data_dir), cfg.val_fraction, seed=cfg.seed)
+        net, opt, start, history = self._initial_state()
+        if start >= cfg.epoch:
+            self._log(f"nothing to do: already at epoch {start - 1}, --epoch is {cfg.epoch}")
+            return self._final_path(start - 1)
+        objective: nn.Module = _Objective(net, self.weights)
+        if self.world > 1:
+            # stage 1 leaves g unused
+            objective = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=cfg.stage == 1)
+        self._log(f"stage {cfg.stage}, resolution {cfg.resolution}: epochs {start}..{cfg.epoch - 1}, "
+                  f"{len(data.train)} training / {len(data.val)} validation shapes, device {self.device}")
+        path = None
+        for epoch in range(start, cfg.epoch):
+            t0 = time.time()
+            train_terms = self._train_epoch(objective, opt, data, epoch)
+            val_terms = self._validate(net, data)
+            row = {"epoch": epoch, "stage": cfg.stage, "resolution": cfg.resolution,
+                   "seconds": round(time.time() - t0, 2),
+                   **{f"train_{k}": v for k, v in train_terms.items()},
+                   **{f"val_{k}": v for k, v in val_terms.items()}}
+            history.append(row)
+            if self.is_main:
+                path = self._save(net, opt, epoch, history)
+                self._append_csv(row)
+                self._log(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        return path
+
+    def _train_epoch(self, objective: nn.Module, opt, data: "ShapeDataset", epoch: int) -> dict[str, float]:
+        cfg = self.cfg
+        rng = np.random.default_rng([cfg.seed, epoch])
+        torch.manual_seed(cfg.seed * 100_003 + epoch)
+        order = rng.permutation(len(data.train))
+        per_rank = max(1, cfg.batch_size // self.world)
+        batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+        batches = [b for b in batches if len(b) >= (2 * self.world if cfg.stage == 3 else self.world)]
+        if self.world > 1:  # every rank needs its full share of every batch
+            batches = [b for b in batches if len(b) == cfg.batch_size]
+        if cfg.max_steps_per_epoch:
+            batches = batches[: cfg.max_steps_per_epoch]
+        sums: dict[str, float] = {}
+        bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not (cfg.progress and self.is_main), leave=False)
+        objective.train()
+        for ids in bar:
+            mine = ids[self.rank * per_rank : (self.rank + 1) * per_rank]
+            batch = make_batch([data.train[i] for i in mine], rng, cfg.resolution, self._enc_points(objective),
+                               cfg.surface_points, cfg.occupancy_points, cfg.augment, self.device)
+            opt.zero_grad(set_to_none=True)
+            total, terms = objective(batch, cfg.stage)
+            total.backward()
+            opt.step()
+            terms["total"] = float(total.detach())
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v
+            bar.set_postfix(loss=f"{terms['total']:.4f}")
+        return {k: v / max(1, len(batches)) for k, v in sums.items()}
+
+    @staticmethod
+    def _enc_points(objective: nn.Module) -> int:
+        inner = objective.module if hasattr(objective, "module") else objective
+        return inner.net.cfg.encoder_points
+
+    @torch.no_grad()
+    def _validate(self, net: ImplicitCorrespondenceNet, data: "ShapeDataset") -> dict[str, float]:
+        """Stage loss on the held-out shapes, without augmentation, with fixed sampling."""
+        if len(data.val) < (2 if self.cfg.stage == 3 else 1):
+            return {}
+        net.eval()
+        rng = np.random.default_rng([self.cfg.seed, 999_999])
+        torch.manual_seed(self.cfg.seed)
+        sums: dict[str, float] = {}
+        chunks = [data.val[i : i + 16] for i in range(0, len(data.val), 16)]
+        chunks = [c for c in chunks if len(c) >= (2 if self.cfg.stage == 3 else 1)]
+        for chunk in chunks:
+            batch = make_batch(chunk, rng, self.cfg.resolution, net.cfg.encoder_points,
+                               self.cfg.surface_points, self.cfg.occupancy_points, False, self.device)
+            total, terms = stage_losses(net, batch, self.cfg.stage, self.weights)
+            terms["total"] = float(total)
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + v
+        net.train()
+        return {k: v / len(chunks) for k, v in sums.items()}
+
+    # ------------------------------------------------------------------ output
+    def _final_path(self, epoch: int) -> Path:
+        return self.dir / f"Corr-{epoch}.pth"
+
+    def _save(self, net, opt, epoch: int, history: list) -> Path:
+        cfg = self.cfg
+        path = self._final_path(epoch)
+        save_checkpoint(path, Checkpoint(
+            config=net.cfg, state_dict=net.state_dict(), category=cfg.cate_name, stage=cfg.stage,
+            epoch=epoch, resolution=cfg.resolution, optimizer=opt.state_dict(),
+            extra={"trainer": dataclasses.asdict(cfg), "history": history},
+        ))
+        previous = self._final_path(epoch - 1)
+        if previous.is_file():  # keep only the newest checkpoint of this run
+            ck = load_checkpoint(previous)
+            if (ck.stage, ck.resolution) == (cfg.stage, cfg.resolution):
+                previous.unlink()
+        return path
+
+    def _append_csv(self, row: dict) -> None:
+        path = self.dir / "log.csv"
+        rows = []
+        if path.is_file():
+            with path.open() as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) < row["epoch"]]
+        rows.append({k: str(v) for k, v in row.items()})
+        fields = list(dict.fromkeys(k for r in rows for k in r))
+        with path.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
