@@ -1,0 +1,114 @@
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model import load_checkpoint
+from training.cli import stage_main
+from training.prepare import prepare_procedural
+from training.train import main as train_main
+from training.trainer import TrainConfig, Trainer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("chairs")
+    prepare_procedural("chair", 6, d, workers=1)
+    return d
+
+
+def run(data, ckdir, **kw):
+    cfg = dict(cate_name="chair", data_dir=str(data), checkpoint_dir=str(ckdir), preset="tiny", batch_size=4,
+               lr=1e-3, augment=False, progress=False, occupancy_points=512, surface_points=256, val_fraction=0.2)
+    cfg.update(kw)
+    return Trainer(TrainConfig(**cfg)).run()
+
+
+def weights(path):
+    return load_checkpoint(path).state_dict
+
+
+@pytest.mark.parametrize("stage,term", [(1, "occupancy"), (2, "self_recon"), (3, "chamfer")])
+def test_each_stage_lowers_its_loss(data, tmp_path, stage, term):
+    path = run(data, tmp_path, stage=stage, resolution=32, epoch=12)
+    history = load_checkpoint(path).extra["history"]
+    first, last = history[0][f"train_{term}"], np.mean([h[f"train_{term}"] for h in history[-3:]])
+    assert last < 0.85 * first, (first, last)
+    assert (tmp_path / "log.csv").read_text().count("\n") == 13  # header + 12 epochs
+    assert [p.name for p in tmp_path.glob("Corr-*.pth")] == ["Corr-11.pth"]  # older epochs pruned
+
+
+def test_resume_after_interruption_gives_the_same_state(data, tmp_path):
+    straight = run(data, tmp_path / "a", stage=3, epoch=4)
+    run(data, tmp_path / "b", stage=3, epoch=2)  # "killed" after epoch 1
+    resumed = run(data, tmp_path / "b", stage=3, epoch=4, resume=True)
+    a, b = weights(straight), weights(resumed)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert load_checkpoint(resumed).epoch == 3
+
+
+def test_seed_flag(data, tmp_path):
+    common = ["--cate_name", "chair", "--data_dir", str(data), "--preset", "tiny", "--epoch", "1",
+              "--batch_size", "3", "--no_progress", "--occupancy_points", "256"]
+    for name, seed in (("a", "5"), ("b", "5"), ("c", "6")):
+        assert stage_main(1, common + ["--seed", seed, "--checkpoint_dir", str(tmp_path / name)]) == 0
+    a, b, c = (weights(tmp_path / n / "Corr-0.pth") for n in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_the_papers_command_line_chain(data, tmp_path, capsys):
+    common = ["--cate_name", "chair", "--data_dir", str(data), "--checkpoint_dir", str(tmp_path),
+              "--preset", "tiny", "--no_progress", "--occupancy_points", "256", "--surface_points", "128"]
+    assert stage_main(1, common + ["--epoch", "2", "--resolution", "16", "--batch_size", "4"]) == 0
+    assert stage_main(1, common + ["--epoch", "3", "--resolution", "32", "--batch_size", "4",
+                                   "--pretrain_model", "TRUE", "--pretrain_model_name", "Corr-1.pth"]) == 0
+    ck = load_checkpoint(tmp_path / "Corr-2.pth")
+    assert (ck.stage, ck.resolution, ck.epoch) == (1, 32, 2)
+    assert (tmp_path / "Corr-1.pth").is_file()  # the previous run's checkpoint is kept
+    assert stage_main(2, common + ["--epoch", "4", "--resolution", "64", "--batch_size", "4",
+                                   "--pretrain_model", "TRUE", "--pretrain_model_name", "Corr-2.pth"]) == 0
+    # stage 3 starts from all of stage 2, g included: with lr 0 nothing moves
+    assert stage_main(3, common + ["--epoch", "5", "--resolution", "64", "--batch_size", "4", "--lr", "0",
+                                   "--pretrain_model", "TRUE", "--pretrain_model_name", "Corr-3.pth"]) == 0
+    s2, s3 = weights(tmp_path / "Corr-3.pth"), weights(tmp_path / "Corr-4.pth")
+    assert all(torch.equal(s2[k], s3[k]) for k in s2 if k.startswith("g."))
+    assert stage_main(3, common + ["--epoch", "6", "--batch_size", "1"]) == 2
+    assert "too small for stage 3" in capsys.readouterr().err
+    assert stage_main(2, common + ["--epoch", "9", "--pretrain_model", "TRUE", "--pretrain_model_name", "nope.pth"]) == 2
+
+
+def test_whole_schedule_resumes(data, tmp_path, capsys):
+    args = ["--cate_name", "chair", "--preset", "tiny", "--data_dir", str(data), "--checkpoint_dir", str(tmp_path),
+            "--no_progress"]
+    assert train_main(args) == 0
+    final = load_checkpoint(tmp_path / "final.pth")
+    assert (final.stage, final.resolution, final.epoch) == (3, 64, 4)
+    capsys.readouterr()
+    assert train_main(args + ["--resume"]) == 0
+    assert capsys.readouterr().out.count("already finished") == 5
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_process_distributed_training(data, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), "-m", "training.train_stage2", "--cate_name", "chair",
+           "--data_dir", str(data), "--checkpoint_dir", str(tmp_path), "--preset", "tiny", "--epoch", "2",
+           "--batch_size", "4", "--device", "cpu", "--no_progress", "--occupancy_points", "256"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ck = load_checkpoint(tmp_path / "Corr-1.pth")
+    assert ck.stage == 2 and len(ck.extra["history"]) == 2
