@@ -1,0 +1,39 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from model import Checkpoint, ImplicitCorrespondenceNet, preset, save_checkpoint
+from training.evaluate import auroc, main as evaluate_main, shape_miou
+
+
+def test_miou_counts_parts_absent_from_both_as_one():
+    truth = np.array([0, 0, 1, 1])
+    pred = np.array([0, 1, 1, 1])
+    miou, ious = shape_miou(pred, truth, parts=[0, 1, 2])
+    assert ious == {0: 0.5, 1: 2 / 3, 2: 1.0}
+    assert miou == pytest.approx((0.5 + 2 / 3 + 1) / 3)
+
+
+def test_auroc_matches_pairwise_definition():
+    rng = np.random.default_rng(0)
+    pos, neg = rng.normal(1, 1, 40).round(1), rng.normal(0, 1, 30).round(1)  # with ties
+    pairs = (pos[:, None] > neg[None]).mean() + 0.5 * (pos[:, None] == neg[None]).mean()
+    assert auroc(pos, neg) == pytest.approx(pairs)
+    assert auroc(np.array([2.0, 3.0]), np.array([0.0, 1.0])) == 1.0
+    assert np.isnan(auroc(np.array([1.0]), np.array([])))
+
+
+def test_cli_prints_model_and_baseline(tmp_path, capsys):
+    torch.manual_seed(0)
+    path = tmp_path / "c.pth"
+    save_checkpoint(path, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "chair"))
+    out_json = tmp_path / "s.json"
+    assert evaluate_main(["--checkpoint", str(path), "--procedural", "chair", "--count", "5", "--sources", "2",
+                          "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "| model |" in out and "| nearest neighbour |" in out and "IoU arm" in out
+    scores = json.loads(out_json.read_text())
+    assert 0 <= scores["nn"]["miou"] <= 100 and set(scores) == {"model", "nn"}
+    assert evaluate_main(["--checkpoint", str(path), "--procedural", "chair", "--count", "2", "--sources", "2"]) == 2
