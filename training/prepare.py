@@ -30,6 +30,7 @@ from model.geometry import bounding_frame, sample_surface
 from .families import FAMILIES, sample_shape
 from .samples import RESOLUTIONS, assembly_sample, make_sample
 
+PSB_ROTATIONS = Path(__file__).resolve().parent / "data" / "psb_rotations.json"
 MESH_SUFFIXES = (".obj", ".off", ".off.gz", ".ply", ".stl", ".glb", ".gltf", ".mat")
 
 
@@ -254,6 +255,9 @@ def main(argv: Iterable[str] | None = None) -> int:
             if not args.meshes.is_dir():
                 raise ValueError(f"--meshes {args.meshes} is not a folder")
             rotations = json.loads(args.rotations.read_text())["rotations"] if args.rotations else None
+            if rotations is None and args.meshes.resolve().parent.name == "psb":
+                rotations = json.loads(PSB_ROTATIONS.read_text())["rotations"]
+                print(f"using the PSB orientations in {PSB_ROTATIONS}")
             new, old, failures = prepare_meshes(args.meshes, args.out, rotations, args.workers)
         else:
             new, old, failures = prepare_procedural(args.procedural, args.count, args.out, args.workers)
