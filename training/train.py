@@ -25,13 +25,13 @@ SCHEDULES = {
     # The paper's schedule and network (GPU-sized).
     "paper": [(1, 16, 50, 45), (1, 32, 100, 25), (1, 64, 200, 10), (2, 64, 250, 10), (3, 64, 300, 10)],
     # A CPU-sized network and schedule that fits a working session (about 40 minutes on 2 cores).
-    "small": [(1, 16, 5, 16), (1, 32, 15, 16), (1, 64, 30, 16), (2, 64, 45, 16), (3, 64, 53, 16)],
+    "small": [(1, 16, 3, 16), (1, 32, 11, 16), (1, 64, 26, 16), (2, 64, 38, 16), (3, 64, 44, 16)],
     # Seconds: smoke tests.
     "tiny": [(1, 16, 1, 4), (1, 32, 2, 4), (1, 64, 3, 4), (2, 64, 4, 4), (3, 64, 5, 4)],
 }
 DATA_COUNT = {"paper": 5000, "small": 600, "tiny": 16}
 PART_WEIGHT = {"paper": 0.0, "small": 0.2, "tiny": 0.0}
-LEARNING_RATE = {"paper": 1e-4, "small": 5e-4, "tiny": 1e-3}  # short CPU schedules take larger steps
+LEARNING_RATE = {"paper": 1e-4, "small": 1e-3, "tiny": 1e-3}  # short CPU schedules take larger steps
 
 
 def schedule_configs(base: TrainConfig, preset: str) -> list[TrainConfig]:
