@@ -1,0 +1,1 @@
+"""ZeroMQ model server and its client.  `server.protocol` is the wire format."""
