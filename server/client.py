@@ -1,0 +1,122 @@
+"""Client for the correspondence server: plain Python + numpy + pyzmq, no torch.
+
+    from server.client import Client
+    with Client("tcp://127.0.0.1:5555") as c:
+        c.ping()
+        res = c.correspond(src_vertices, tgt_vertices, source_faces=src_faces)
+        res["source_face"], res["source_bary"], res["mapped"], res["confidence"]
+
+A timeout raises ServerError("timeout"); the socket is then rebuilt, so the next call
+works as soon as the server is back (the "lazy pirate" pattern).
+"""
+from __future__ import annotations
+
+import itertools
+import os
+from typing import Any
+
+import numpy as np
+import zmq
+
+from . import protocol
+
+DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
+
+
+class ServerError(RuntimeError):
+    """An error reply, or no reply: `code` says which (e.g. "timeout", "bad_input")."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+class Client:
+    def __init__(self, address: str = DEFAULT_ADDRESS, timeout: float = 60.0, secret: str | None = None,
+                 context: zmq.Context | None = None):
+        self.address, self.timeout = address, timeout
+        self.secret = secret if secret is not None else os.environ.get("CORR_SERVER_SECRET")
+        self._own_ctx = context is None
+        self.ctx = context or zmq.Context()
+        self._ids = itertools.count(1)
+        self._prefix = os.urandom(4).hex()
+        self.sock: zmq.Socket | None = None
+
+    def _socket(self) -> zmq.Socket:
+        if self.sock is None:
+            self.sock = self.ctx.socket(zmq.DEALER)
+            self.sock.setsockopt(zmq.LINGER, 0)
+            self.sock.connect(self.address)
+        return self.sock
+
+    def _drop_socket(self) -> None:
+        if self.sock is not None:
+            self.sock.close(0)
+            self.sock = None
+
+    def request(self, op: str, arrays: dict[str, np.ndarray] | None = None, timeout: float | None = None,
+                **params: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Send one request, wait for its reply; raise ServerError on an error reply or timeout."""
+        request_id = f"{self._prefix}-{next(self._ids)}"
+        header = {"op": op, "id": request_id, **params}
+        if self.secret:
+            header["secret"] = self.secret
+        sock = self._socket()
+        sock.send_multipart([b"", *protocol.encode(header, arrays)])
+        deadline = timeout if timeout is not None else self.timeout
+        while True:
+            if not sock.poll(int(deadline * 1000)):
+                self._drop_socket()  # a fresh socket next time: no stale reply can arrive late
+                raise ServerError("timeout", f"no reply from {self.address} within {deadline:g} s")
+            frames = sock.recv_multipart()
+            body = frames[1:] if frames and frames[0] == b"" else frames
+            reply, out = protocol.decode(body, max_elements=1 << 31)
+            if reply.get("id") != request_id:
+                continue  # a late reply to an earlier, timed-out request
+            if not reply.get("ok"):
+                err = reply.get("error") or {}
+                raise ServerError(str(err.get("code", "error")), str(err.get("message", "")))
+            return reply, out
+
+    # ------------------------------------------------------------------ typed operations
+    def ping(self, timeout: float = 5.0) -> dict[str, Any]:
+        return self.request("ping", timeout=timeout)[0]
+
+    def info(self) -> dict[str, Any]:
+        return self.request("info")[0]
+
+    def segment(self, vertices, faces=None, category: str | None = None, align: bool = False) -> np.ndarray:
+        arrays = _shape("", vertices, faces)
+        return self.request("segment", arrays, **_opts(category, align))[1]["parts"]
+
+    def correspond(self, source_vertices, target_vertices, source_faces=None, target_faces=None,
+                   category: str | None = None, align: bool = False, both: bool = False) -> dict[str, np.ndarray]:
+        arrays = {**_shape("source_", source_vertices, source_faces), **_shape("target_", target_vertices, target_faces)}
+        return self.request("correspond", arrays, both=both, **_opts(category, align))[1]
+
+    def reconstruct(self, vertices, faces=None, resolution: int = 64, category: str | None = None,
+                    align: bool = False) -> dict[str, np.ndarray]:
+        arrays = _shape("", vertices, faces)
+        return self.request("reconstruct", arrays, resolution=resolution, **_opts(category, align))[1]
+
+    def close(self) -> None:
+        self._drop_socket()
+        if self._own_ctx:
+            self.ctx.term()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _shape(prefix: str, vertices, faces) -> dict[str, np.ndarray]:
+    out = {f"{prefix}vertices": np.asarray(vertices, dtype=np.float32)}
+    if faces is not None:
+        out[f"{prefix}faces"] = np.asarray(faces, dtype=np.int64)
+    return out
+
+
+def _opts(category: str | None, align: bool) -> dict[str, Any]:
+    return {"align": bool(align), **({"category": category} if category else {})}
