@@ -80,7 +80,7 @@ class Client:
 
     # ------------------------------------------------------------------ typed operations
     def ping(self, timeout: float = 5.0) -> dict[str, Any]:
-        return self.request("ping", timeout=timeout)[0]
+        return self.request("ping", timeout=min(timeout, self.timeout))[0]
 
     def info(self) -> dict[str, Any]:
         return self.request("info")[0]
@@ -120,3 +120,11 @@ def _shape(prefix: str, vertices, faces) -> dict[str, np.ndarray]:
 
 def _opts(category: str | None, align: bool) -> dict[str, Any]:
     return {"align": bool(align), **({"category": category} if category else {})}
+
+
+if __name__ == "__main__":
+    import sys
+
+    from .cli import main
+
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Command-line client: talk to a running server about mesh files.
+
+    python -m server.client ping
+    python -m server.client info
+    python -m server.client segment chair.obj --out chair_parts.ply
+    python -m server.client correspond source.obj target.obj --out target_labeled.ply
+    python -m server.client transfer source_colored.ply target.obj --out target_colored.ply
+
+`correspond` labels the target with the source's parts (the model's segmentation of the
+source, or --source-labels FILE with one integer per source vertex or face) and writes
+`part_label`, `corr_confidence`, `corr_source_face` as PLY vertex properties, with the
+parts as vertex colours (grey below --threshold).  `transfer` carries the source's vertex
+colours to the target through the same correspondence.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable
+
+import numpy as np
+
+from .client import DEFAULT_ADDRESS, Client, ServerError
+from .meshio import read_mesh, write_ply
+
+PALETTE = np.array([[230, 77, 64], [64, 140, 230], [77, 191, 89], [242, 179, 38], [153, 89, 191], [51, 191, 191],
+                    [230, 128, 179], [140, 102, 64], [128, 128, 0], [0, 128, 128], [191, 191, 64], [102, 102, 204]],
+                   dtype=np.uint8)
+GREY = np.array([150, 150, 150], dtype=np.uint8)
+
+
+def part_colors(labels: np.ndarray) -> np.ndarray:
+    return PALETTE[np.asarray(labels) % len(PALETTE)]
+
+
+def corner_values(values: np.ndarray, faces: np.ndarray, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
+    """A per-vertex quantity at points given by (face, barycentric): the nearest corner's value."""
+    return values[faces[face, bary.argmax(axis=1)]]
+
+
+def interpolate(values: np.ndarray, faces: np.ndarray, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
+    """A per-vertex quantity interpolated barycentrically."""
+    corners = values[faces[face]].astype(np.float64)  # (M, 3, C)
+    return (corners * bary[:, :, None]).sum(axis=1)
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m server.client", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--address", default=DEFAULT_ADDRESS)
+    ap.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a reply")
+    ap.add_argument("--category", default=None)
+    ap.add_argument("--align", action="store_true", help="auto-align shapes that are not upright")
+    sub = ap.add_subparsers(dest="command", required=True)
+    sub.add_parser("ping")
+    sub.add_parser("info")
+    seg = sub.add_parser("segment")
+    seg.add_argument("mesh")
+    seg.add_argument("--out", required=True)
+    for name in ("correspond", "transfer"):
+        p = sub.add_parser(name)
+        p.add_argument("source")
+        p.add_argument("target")
+        p.add_argument("--out", required=True)
+        p.add_argument("--threshold", type=float, default=0.05, help="confidence below which a vertex is unmatched")
+        if name == "correspond":
+            p.add_argument("--source-labels", help="text file: one integer per source vertex or face")
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    try:
+        with Client(args.address, timeout=args.timeout) as client:
+            return _run(client, args)
+    except ServerError as exc:
+        print(f"error: server: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(client: Client, args: argparse.Namespace) -> int:
+    opts = {"category": args.category, "align": args.align}
+    if args.command in ("ping", "info"):
+        print(json.dumps(client.ping() if args.command == "ping" else client.info(), indent=1))
+        return 0
+    if args.command == "segment":
+        v, f, _ = read_mesh(args.mesh)
+        parts = client.segment(v, f, **opts)
+        write_ply(args.out, v, f, part_colors(parts), part_label=parts)
+        print(f"wrote {args.out}: {len(v)} vertices, parts {sorted(set(parts.tolist()))}")
+        return 0
+    sv, sf, scol = read_mesh(args.source)
+    tv, tf, _ = read_mesh(args.target)
+    res = client.correspond(sv, tv, source_faces=sf, target_faces=tf, **opts)
+    face, bary, conf = res["source_face"], res["source_bary"], res["confidence"]
+    matched = conf >= args.threshold
+    if args.command == "transfer":
+        if scol is None:
+            raise ValueError(f"{args.source} has no vertex colours to transfer")
+        colors = np.where(matched[:, None], interpolate(scol, sf, face, bary).round().astype(np.uint8), GREY)
+        write_ply(args.out, tv, tf, colors, corr_confidence=conf, corr_source_face=face)
+    else:
+        labels = _source_labels(args.source_labels, len(sv), len(sf)) if args.source_labels else None
+        if labels is None:
+            labels = client.segment(sv, sf, **opts)
+            per_face = False
+        else:
+            labels, per_face = labels
+        target_labels = labels[face] if per_face else corner_values(labels, sf, face, bary)
+        colors = np.where(matched[:, None], part_colors(target_labels), GREY)
+        write_ply(args.out, tv, tf, colors, part_label=target_labels, corr_confidence=conf, corr_source_face=face)
+    print(f"wrote {args.out}: {len(tv)} vertices, {int(matched.sum())} matched at confidence >= {args.threshold}")
+    return 0
+
+
+def _source_labels(path: str, n_vertices: int, n_faces: int) -> tuple[np.ndarray, bool]:
+    labels = np.loadtxt(path, dtype=np.int64).reshape(-1)
+    if len(labels) == n_vertices:
+        return labels, False
+    if len(labels) == n_faces:
+        return labels, True
+    raise ValueError(f"{path} has {len(labels)} labels; the source has {n_vertices} vertices and {n_faces} faces")

@@ -1,0 +1,59 @@
+import json
+
+import numpy as np
+import trimesh
+
+from server.cli import main
+
+
+def _ply_vertex_data(path):
+    mesh = trimesh.load(path, process=False)
+    return mesh, mesh.metadata["_ply_raw"]["vertex"]["data"]
+
+
+def test_ping_info(server, capsys):
+    assert main(["--address", server.address, "ping"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    assert main(["--address", server.address, "info"]) == 0
+    assert json.loads(capsys.readouterr().out)["device"] == "cpu"
+
+
+def test_segment_and_correspond_write_ply_with_attributes(server, tmp_path):
+    src, tgt = trimesh.creation.box().subdivide(), trimesh.creation.icosphere(2)
+    src.export(tmp_path / "src.obj")
+    tgt.export(tmp_path / "tgt.off")
+    assert main(["--address", server.address, "segment", str(tmp_path / "src.obj"), "--out", str(tmp_path / "s.ply")]) == 0
+    mesh, data = _ply_vertex_data(tmp_path / "s.ply")
+    assert len(mesh.vertices) == len(src.vertices) and "part_label" in data.dtype.names
+    face_labels = (np.abs(src.face_normals).argmax(1)).astype(int)  # 0/1/2 by face orientation
+    np.savetxt(tmp_path / "labels.txt", face_labels, fmt="%d")
+    out = tmp_path / "t.ply"
+    assert main(["--address", server.address, "correspond", str(tmp_path / "src.obj"), str(tmp_path / "tgt.off"),
+                 "--out", str(out), "--source-labels", str(tmp_path / "labels.txt")]) == 0
+    mesh, data = _ply_vertex_data(out)
+    assert len(mesh.vertices) == len(tgt.vertices)
+    assert set(np.unique(data["part_label"])) <= {0, 1, 2}
+    assert ((data["corr_confidence"] >= 0) & (data["corr_confidence"] <= 1)).all()
+    assert ((data["corr_source_face"] >= 0) & (data["corr_source_face"] < len(src.faces))).all()
+
+
+def test_transfer_colours_and_errors(server, tmp_path, capsys):
+    src = trimesh.creation.box().subdivide()
+    src.visual.vertex_colors = np.c_[np.full((len(src.vertices), 3), [10, 200, 30]), np.full(len(src.vertices), 255)]
+    src.export(tmp_path / "src.ply")
+    trimesh.creation.icosphere(1).export(tmp_path / "tgt.stl")
+    out = tmp_path / "t.ply"
+    assert main(["--address", server.address, "transfer", str(tmp_path / "src.ply"), str(tmp_path / "tgt.stl"),
+                 "--out", str(out), "--threshold", "0"]) == 0
+    mesh, _ = _ply_vertex_data(out)
+    assert (np.asarray(mesh.visual.vertex_colors)[:, :3] == [10, 200, 30]).all()
+    trimesh.creation.box().export(tmp_path / "plain.obj")
+    assert main(["--address", server.address, "transfer", str(tmp_path / "plain.obj"), str(tmp_path / "tgt.stl"),
+                 "--out", str(out)]) == 2
+    assert "no vertex colours" in capsys.readouterr().err
+    np.savetxt(tmp_path / "bad.txt", [1, 2, 3], fmt="%d")
+    assert main(["--address", server.address, "correspond", str(tmp_path / "plain.obj"), str(tmp_path / "tgt.stl"),
+                 "--out", str(out), "--source-labels", str(tmp_path / "bad.txt")]) == 2
+    assert main(["--address", server.address, "segment", str(tmp_path / "missing.obj"), "--out", str(out)]) == 2
+    assert main(["--address", "tcp://127.0.0.1:9", "--timeout", "0.5", "ping"]) == 1
+    assert "timeout" in capsys.readouterr().err
