@@ -32,6 +32,16 @@ def _leg(center, height, thickness, round_, label) -> Part:
     return Part("box", center, (thickness, height, thickness), label)
 
 
+def _leg_positions(base: str, width: float, depth: float, inset: float) -> list[tuple[float, float]]:
+    """(x, z) of the legs under a top: four at the corners or three on a circle; none otherwise."""
+    if base == "legs4":
+        return [(sx * (width / 2 - inset), sz * (depth / 2 - inset)) for sx in (-1, 1) for sz in (-1, 1)]
+    if base == "legs3":
+        r = min(width, depth) / 2 - inset
+        return [(r * math.cos(a), r * math.sin(a)) for a in (math.pi / 2, math.pi * 7 / 6, math.pi * 11 / 6)]
+    return []
+
+
 def _spokes(y, length, thickness, count, label, phase=0.0) -> list[Part]:
     """`count` horizontal bars radiating from the Y axis at height y."""
     parts = []
@@ -72,13 +82,7 @@ def chair(
     else:
         parts.append(Part("box", (0, seat_height + t / 2, 0), (w, t, d), SEAT))
     lt = leg_thickness
-    if base == "legs4":
-        corners = [(sx * (w / 2 - lt / 2), sz * (d / 2 - lt / 2)) for sx in (-1, 1) for sz in (-1, 1)]
-    elif base == "legs3":
-        r = min(w, d) / 2 - lt / 2
-        corners = [(r * math.cos(a), r * math.sin(a)) for a in (math.pi / 2, math.pi * 7 / 6, math.pi * 11 / 6)]
-    else:
-        corners = []
+    corners = _leg_positions(base, w, d, lt / 2)
     for x, z in corners:
         parts.append(_leg((x, seat_height / 2, z), seat_height, lt, leg_round, LEG))
     if stretchers and corners:
@@ -186,13 +190,7 @@ def table(
     else:
         parts.append(Part("box", (0, height - t / 2, 0), (width, t, depth), TOP))
     inset = lt / 2 + 0.02
-    if base == "legs4":
-        corners = [(sx * (width / 2 - inset), sz * (depth / 2 - inset)) for sx in (-1, 1) for sz in (-1, 1)]
-    elif base == "legs3":
-        r = min(width, depth) / 2 - inset
-        corners = [(r * math.cos(a), r * math.sin(a)) for a in (math.pi / 2, math.pi * 7 / 6, math.pi * 11 / 6)]
-    else:
-        corners = []
+    corners = _leg_positions(base, width, depth, inset)
     for x, z in corners:
         parts.append(_leg((x, leg_h / 2, z), leg_h, lt, leg_round, TLEG))
     if base == "pedestal":

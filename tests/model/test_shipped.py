@@ -1,0 +1,52 @@
+"""The shipped default chair model, on held-out procedural chairs and on real PSB chairs."""
+import json
+
+import numpy as np
+import pytest
+
+from model import Correspondence, shipped_categories
+from training.evaluate import evaluate, procedural_shapes
+from training.families import CHAIR_PARTS
+from training.prepare import PSB_ROTATIONS, load_mesh
+
+SEAT, BACK, LEG = 0, 1, 2
+
+
+@pytest.fixture(scope="module")
+def chair_engine():
+    assert "chair" in shipped_categories()
+    return Correspondence.load(device="cpu")  # chair is the default
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    return procedural_shapes("chair", 10, first=2_000_000)
+
+
+def test_default_is_the_trained_chair_model(chair_engine):
+    info = chair_engine.info()
+    assert info["category"] == "chair" and info["stage"] == 3
+
+
+def test_segment_names_the_parts_of_unseen_chairs(chair_engine, held_out):
+    acc = [np.mean(chair_engine.segment(s["surface_points"]) == s["surface_labels"]) for s in held_out]
+    assert np.mean(acc) > 0.8, acc
+
+
+def test_label_transfer_beats_nearest_neighbour(chair_engine, held_out):
+    scores = evaluate(chair_engine, held_out, CHAIR_PARTS, n_sources=2, progress=False)
+    assert scores["model"].miou > scores["nn"].miou + 5, (scores["model"], scores["nn"])
+
+
+def test_real_chairs_are_segmented_bottom_to_top(chair_engine, psb_dir):
+    rotations = json.loads(PSB_ROTATIONS.read_text())["rotations"]
+    ordered = 0
+    paths = sorted((psb_dir / "chair").glob("*.off.gz"))
+    for path in paths:
+        mesh = load_mesh(path)
+        v = np.asarray(mesh.vertices) @ np.asarray(rotations[path.name.split(".")[0]]).T
+        parts = chair_engine.segment((v, np.asarray(mesh.faces)))
+        height = {p: v[parts == p, 1].mean() for p in (SEAT, BACK, LEG) if (parts == p).sum() > 20}
+        if len(height) == 3 and height[LEG] < height[SEAT] < height[BACK]:
+            ordered += 1
+    assert ordered >= 0.8 * len(paths), f"{ordered} of {len(paths)}"
