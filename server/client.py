@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -41,6 +43,7 @@ class Client:
         self._ids = itertools.count(1)
         self._prefix = os.urandom(4).hex()
         self.sock: zmq.Socket | None = None
+        self.cancel: threading.Event | None = None
 
     def _socket(self) -> zmq.Socket:
         if self.sock is None:
@@ -56,7 +59,8 @@ class Client:
 
     def request(self, op: str, arrays: dict[str, np.ndarray] | None = None, timeout: float | None = None,
                 **params: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """Send one request, wait for its reply; raise ServerError on an error reply or timeout."""
+        """Send one request, wait for its reply; raise ServerError on an error reply, a timeout,
+        or ("cancelled") when `self.cancel` (a threading.Event, if set) fires while waiting."""
         request_id = f"{self._prefix}-{next(self._ids)}"
         header = {"op": op, "id": request_id, **params}
         if self.secret:
@@ -64,9 +68,12 @@ class Client:
         sock = self._socket()
         sock.send_multipart([b"", *protocol.encode(header, arrays)])
         deadline = timeout if timeout is not None else self.timeout
+        give_up = time.monotonic() + deadline
         while True:
-            if not sock.poll(int(deadline * 1000)):
+            if not self._wait(sock, give_up):
                 self._drop_socket()  # a fresh socket next time: no stale reply can arrive late
+                if self.cancel is not None and self.cancel.is_set():
+                    raise ServerError("cancelled", f"{op} cancelled")
                 raise ServerError("timeout", f"no reply from {self.address} within {deadline:g} s")
             frames = sock.recv_multipart()
             body = frames[1:] if frames and frames[0] == b"" else frames
@@ -77,6 +84,15 @@ class Client:
                 err = reply.get("error") or {}
                 raise ServerError(str(err.get("code", "error")), str(err.get("message", "")))
             return reply, out
+
+    def _wait(self, sock: zmq.Socket, give_up: float) -> bool:
+        """Poll until a reply is there (True), or the deadline passes or a cancel fires (False)."""
+        while True:
+            left = give_up - time.monotonic()
+            if left <= 0 or (self.cancel is not None and self.cancel.is_set()):
+                return False
+            if sock.poll(int(min(left, 0.1 if self.cancel is not None else left) * 1000) + 1):
+                return True
 
     # ------------------------------------------------------------------ typed operations
     def ping(self, timeout: float = 5.0) -> dict[str, Any]:

@@ -1,0 +1,57 @@
+"""Carry source attributes to target vertices through (source triangle, barycentrics).
+
+Every function takes the correspondence as `face` (M,) indices into the source's
+triangles and `bary` (M, 3) weights on that triangle's corners, and returns one value per
+target vertex.  Plain numpy: tests call it without bpy.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def point_values(values: np.ndarray, triangles: np.ndarray, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
+    """Per-source-vertex values (V, ...) -> per-target-vertex values, linear over the triangle."""
+    corners = values[triangles[face]]  # (M, 3, ...)
+    w = bary.reshape(bary.shape + (1,) * (corners.ndim - 2))
+    return (corners * w).sum(axis=1)
+
+
+def corner_values(values: np.ndarray, triangle_loops: np.ndarray, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
+    """Per-source-corner values (L, ...) (UVs, corner colours) -> per-target-vertex values.
+
+    Interpolating within one source triangle keeps UV islands intact: the three corners
+    of a triangle always lie on one island.
+    """
+    return point_values(values, triangle_loops, face, bary)
+
+
+def nearest_point_values(values: np.ndarray, triangles: np.ndarray, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
+    """Values that must not be blended (labels, integers, booleans): the nearest corner's."""
+    return values[triangles[face, bary.argmax(axis=1)]]
+
+
+def position_colors(points: np.ndarray) -> np.ndarray:
+    """RGBA colour of each point from its position normalised to the bounding box.
+
+    The colouring of the paper's figures: the source is painted by position, each target
+    vertex takes the colour of its corresponding source point.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    rgb = (p - lo) / np.maximum(hi - lo, 1e-12)
+    return np.concatenate([rgb, np.ones((len(p), 1))], axis=1).astype(np.float32)
+
+
+def label_colors(labels: np.ndarray) -> np.ndarray:
+    """A fixed, distinguishable RGBA colour per part label; -1 (no label) is grey."""
+    palette = np.array([
+        [0.90, 0.30, 0.25], [0.25, 0.55, 0.90], [0.35, 0.75, 0.35], [0.95, 0.75, 0.20],
+        [0.65, 0.40, 0.85], [0.20, 0.80, 0.80], [0.95, 0.50, 0.70], [0.55, 0.45, 0.30],
+        [0.60, 0.85, 0.20], [0.30, 0.30, 0.65], [0.90, 0.55, 0.20], [0.45, 0.65, 0.60],
+    ], dtype=np.float32)
+    labels = np.asarray(labels)
+    out = np.empty((len(labels), 4), dtype=np.float32)
+    out[:, :3] = palette[np.mod(labels, len(palette))]
+    out[labels < 0, :3] = 0.5
+    out[:, 3] = 1.0
+    return out

@@ -1,0 +1,203 @@
+"""Between Blender meshes and arrays: gather what the server needs, write results back.
+
+Writing is all-or-nothing: every write is checked before the first one happens, and if
+one fails anyway everything already written (on every object) is put back as it was.
+"""
+from __future__ import annotations
+
+import bpy
+import numpy as np
+
+from . import frames
+from .transfer import Channel, MeshArrays, Write
+
+# Blender attribute data type -> (foreach key, values per element, numpy dtype)
+LAYOUT = {
+    "FLOAT": ("value", 1, np.float32), "INT": ("value", 1, np.int32), "INT8": ("value", 1, np.int32),
+    "BOOLEAN": ("value", 1, bool), "FLOAT2": ("vector", 2, np.float32), "INT32_2D": ("value", 2, np.int32),
+    "FLOAT_VECTOR": ("vector", 3, np.float32), "FLOAT_COLOR": ("color", 4, np.float32),
+    "BYTE_COLOR": ("color", 4, np.float32), "QUATERNION": ("value", 4, np.float32),
+}
+DOMAINS = ("POINT", "CORNER", "FACE")
+
+
+def mesh_of(obj: bpy.types.Object, evaluated: bool = False) -> bpy.types.Mesh:
+    if obj is None or obj.type != "MESH":
+        raise ValueError(f"{getattr(obj, 'name', obj)!r} is not a mesh object")
+    if evaluated:
+        return obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+    return obj.data
+
+
+def _get(collection, key: str, width: int, dtype) -> np.ndarray:
+    out = np.empty(len(collection) * width, dtype=dtype)
+    collection.foreach_get(key, out)
+    return out.reshape(-1, width) if width > 1 else out
+
+
+def gather(obj: bpy.types.Object, evaluated: bool = False) -> MeshArrays:
+    """The object's mesh, triangulated, in world space converted to the model frame."""
+    mesh = mesh_of(obj, evaluated)
+    if len(mesh.vertices) < 3 or len(mesh.polygons) == 0:
+        raise ValueError(f"{obj.name!r} has no faces: correspondence needs a surface")
+    co = _get(mesh.vertices, "co", 3, np.float32)
+    world = frames.apply_matrix(np.array(obj.matrix_world), co)
+    if not np.isfinite(world).all():
+        raise ValueError(f"{obj.name!r} has non-finite vertex coordinates")
+    if np.ptp(world, axis=0).max() <= 0:
+        raise ValueError(f"{obj.name!r} is degenerate: all its vertices are at one point")
+    mesh.calc_loop_triangles()
+    tris = mesh.loop_triangles
+    return MeshArrays(
+        name=obj.name,
+        vertices=frames.to_model(world),
+        triangles=_get(tris, "vertices", 3, np.int64),
+        triangle_loops=_get(tris, "loops", 3, np.int64),
+        triangle_polygons=_get(tris, "polygon_index", 1, np.int64),
+        loop_vertices=_get(mesh.loops, "vertex_index", 1, np.int64),
+        edges=_get(mesh.edges, "vertices", 2, np.int64),
+    )
+
+
+def read_attribute(obj: bpy.types.Object, name: str, kind: str = "attribute", evaluated: bool = False) -> Channel:
+    """A point, corner or face attribute (UV maps and colour attributes are attributes too)."""
+    mesh = mesh_of(obj, evaluated)
+    attr = mesh.attributes.get(name)
+    if attr is None:
+        what = {"uv": "UV map", "color": "colour attribute"}.get(kind, "attribute")
+        raise ValueError(f"{obj.name!r} has no {what} named {name!r}")
+    if attr.domain not in DOMAINS or attr.data_type not in LAYOUT:
+        raise ValueError(f"attribute {name!r} on {obj.name!r} is {attr.data_type} on {attr.domain}: "
+                         f"only {', '.join(sorted(LAYOUT))} on {', '.join(DOMAINS)} can be transferred")
+    key, width, dtype = LAYOUT[attr.data_type]
+    return Channel(name, kind, attr.domain, attr.data_type, _get(attr.data, key, width, dtype))
+
+
+def read_labels(obj: bpy.types.Object, evaluated: bool = False) -> Channel | None:
+    """The source's own `part_label` (painted or edited by the artist), if it has one."""
+    attr = mesh_of(obj, evaluated).attributes.get("part_label")
+    if attr is None or attr.domain not in DOMAINS or attr.data_type != "INT":
+        return None
+    return Channel("part_label", "labels", attr.domain, "INT", _get(attr.data, "value", 1, np.int32))
+
+
+def read_vertex_groups(obj: bpy.types.Object, names=None, evaluated: bool = False) -> list[Channel]:
+    """Weights of the named vertex groups (all when `names` is None), 0 where a vertex is not in one."""
+    groups = [g for g in obj.vertex_groups if names is None or g.name in names]
+    missing = set(names or ()) - {g.name for g in groups}
+    if missing:
+        raise ValueError(f"{obj.name!r} has no vertex group named {', '.join(sorted(missing))}")
+    mesh = mesh_of(obj, evaluated)
+    weights = np.zeros((len(groups), len(mesh.vertices)), dtype=np.float32)
+    row = {g.index: i for i, g in enumerate(groups)}
+    for v in mesh.vertices:
+        for ge in v.groups:
+            if ge.group in row:
+                weights[row[ge.group], v.index] = ge.weight
+    return [Channel(g.name, "vertex_group", "POINT", "FLOAT", weights[i]) for i, g in enumerate(groups)]
+
+
+# ---------------------------------------------------------------------- writing
+def _size(mesh, domain: str) -> int:
+    return {"POINT": len(mesh.vertices), "CORNER": len(mesh.loops), "FACE": len(mesh.polygons)}[domain]
+
+
+def _checked(obj: bpy.types.Object, w: Write) -> tuple[Write, np.ndarray]:
+    """The write with per-vertex values spread to corners where needed, checked against the mesh."""
+    mesh = obj.data
+    values, keep = np.asarray(w.values), w.keep
+    if w.domain == "CORNER" and len(values) == len(mesh.vertices) != len(mesh.loops):
+        loop_vertices = _get(mesh.loops, "vertex_index", 1, np.int64)
+        values = values[loop_vertices]
+        keep = None if keep is None else keep[loop_vertices]
+    if w.kind == "vertex_group":
+        key, width = "value", 1
+    else:
+        key, width, _ = LAYOUT[w.data_type]
+    n = _size(mesh, w.domain)
+    if values.shape[0] != n or values.size != n * width:
+        raise ValueError(f"{w.name!r} for {obj.name!r}: {values.shape} values for {n} {w.domain.lower()} elements")
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        raise ValueError(f"{w.name!r} for {obj.name!r} has non-finite values")
+    return Write(w.name, w.kind, w.domain, w.data_type, values, keep), values
+
+
+def write_all(plan: list[tuple[bpy.types.Object, list[Write]]]) -> None:
+    """Apply every write on every object, or none of them."""
+    checked = [(obj, [_checked(obj, w)[0] for w in writes]) for obj, writes in plan]
+    undo: list = []
+    try:
+        for obj, writes in checked:
+            for w in writes:
+                undo.append(_write_vertex_group(obj, w) if w.kind == "vertex_group" else _write_attribute(obj, w))
+            obj.data.update()
+    except Exception:
+        for restore in reversed(undo):
+            restore()
+        raise
+
+
+def _write_attribute(obj, w: Write):
+    mesh = obj.data
+    key, width, dtype = LAYOUT[w.data_type]
+    attr = mesh.attributes.get(w.name)
+    if attr is not None and (attr.domain != w.domain or attr.data_type != w.data_type):
+        if w.kind == "uv" or w.name in mesh.uv_layers:
+            raise ValueError(f"{obj.name!r} already has {w.name!r} as {attr.data_type} on {attr.domain}")
+        mesh.attributes.remove(attr)  # replaced by the new type; its old values cannot be kept
+        attr = None
+    old = None if attr is None else _get(attr.data, key, width, dtype)
+    if attr is None:
+        if w.kind == "uv":
+            mesh.uv_layers.new(name=w.name)
+        elif w.kind == "color":
+            mesh.color_attributes.new(w.name, w.data_type, w.domain)
+        else:
+            mesh.attributes.new(w.name, w.data_type, w.domain)
+    attr = mesh.attributes[w.name]
+    values = np.asarray(w.values, dtype=dtype).reshape(-1, width) if width > 1 else np.asarray(w.values, dtype=dtype)
+    if w.keep is not None and old is not None:
+        values = np.where(w.keep.reshape((-1,) + (1,) * (values.ndim - 1)), old, values)
+    attr.data.foreach_set(key, values.ravel())
+
+    def restore():
+        if old is None:
+            mesh.attributes.remove(mesh.attributes[w.name])
+        else:
+            mesh.attributes[w.name].data.foreach_set(key, old.ravel())
+    return restore
+
+
+def _write_vertex_group(obj, w: Write):
+    group = obj.vertex_groups.get(w.name)
+    created = group is None
+    old = None
+    if created:
+        group = obj.vertex_groups.new(name=w.name)
+    else:
+        old = read_vertex_groups(obj, [w.name])[0].values
+    weights = np.asarray(w.values, dtype=np.float32)
+    if w.keep is not None and old is not None:
+        weights = np.where(w.keep, old, weights)
+    _set_weights(group, weights)
+
+    def restore():
+        if created:
+            obj.vertex_groups.remove(obj.vertex_groups[w.name])
+        else:
+            _set_weights(obj.vertex_groups[w.name], old)
+    return restore
+
+
+def _set_weights(group, weights: np.ndarray) -> None:
+    """Vertices with weight > 0 in the group with that weight; the others out of it."""
+    everyone = list(range(len(weights)))
+    group.remove(everyone)
+    for i in np.flatnonzero(weights > 0).tolist():
+        group.add([i], float(weights[i]), "REPLACE")
+
+
+def show(obj: bpy.types.Object, color_name: str) -> None:
+    """Make a colour attribute the one the viewport (Solid, Attribute colour) displays."""
+    if color_name in obj.data.color_attributes:
+        obj.data.color_attributes.active_color_name = color_name

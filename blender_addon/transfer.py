@@ -1,0 +1,141 @@
+"""What a transfer writes onto a target, computed from arrays alone (no bpy).
+
+The add-on gathers each mesh into `MeshArrays` and each attribute to carry into a
+`Channel`; the server answers with, per target vertex, a source triangle, barycentric
+weights and a confidence; `target_writes` turns that into the list of `Write`s the
+bpy side applies in one go.  Tests drive this module directly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import inpaint, interpolate
+
+FILL_MODES = ("LEAVE", "MARK", "FILL")
+FLOAT_TYPES = {"FLOAT", "FLOAT2", "FLOAT_VECTOR", "FLOAT_COLOR", "BYTE_COLOR", "QUATERNION"}
+GREY = np.array([0.5, 0.5, 0.5, 1.0], dtype=np.float32)
+
+
+@dataclass
+class MeshArrays:
+    """A triangulated mesh in the model frame, with what is needed to map back to Blender."""
+
+    name: str
+    vertices: np.ndarray  # (V, 3) float, model frame
+    triangles: np.ndarray  # (T, 3) vertex indices of the loop triangles
+    triangle_loops: np.ndarray  # (T, 3) corner (loop) indices of the same triangles
+    triangle_polygons: np.ndarray  # (T,) polygon of each triangle
+    loop_vertices: np.ndarray  # (L,) vertex of each corner
+    edges: np.ndarray  # (E, 2)
+
+
+@dataclass
+class Channel:
+    """One source attribute to carry.  kind: "attribute", "color", "uv", "vertex_group", "labels"."""
+
+    name: str
+    kind: str
+    domain: str  # "POINT", "CORNER" or "FACE" (Blender attribute domains)
+    data_type: str  # Blender attribute data type, e.g. "FLOAT_COLOR", "INT", "FLOAT2"
+    values: np.ndarray
+
+
+@dataclass
+class Write:
+    """One attribute (or vertex group) to write on a target; `keep` marks values to leave as they were."""
+
+    name: str
+    kind: str
+    domain: str
+    data_type: str
+    values: np.ndarray
+    keep: np.ndarray | None = None  # (V,) bool on points; None: write every value
+
+
+def target_writes(source: MeshArrays, target: MeshArrays, corr: dict[str, np.ndarray], channels: list[Channel],
+                  threshold: float = 0.5, fill: str = "FILL") -> list[Write]:
+    """The attributes to write on `target` for a correspondence `corr` from `source`."""
+    if fill not in FILL_MODES:
+        raise ValueError(f"fill must be one of {FILL_MODES}, got {fill!r}")
+    face, bary, conf = corr["source_face"], corr["source_bary"], corr["confidence"]
+    n = len(target.vertices)
+    if len(face) != n or len(conf) != n:
+        raise ValueError(f"the reply covers {len(face)} vertices but {target.name!r} has {n}")
+    confident = conf >= threshold
+    writes = [
+        Write("corr_confidence", "attribute", "POINT", "FLOAT", conf.astype(np.float32)),
+        Write("corr_source_face", "attribute", "POINT", "INT", face.astype(np.int32)),
+        Write("corr_source_bary", "attribute", "POINT", "FLOAT_VECTOR", bary.astype(np.float32)),
+    ]
+    colors = interpolate.point_values(interpolate.position_colors(source.vertices), source.triangles, face, bary)
+    colors[~confident] = GREY
+    writes.append(Write("corr_color", "color", "POINT", "FLOAT_COLOR", colors.astype(np.float32)))
+    for ch in channels:
+        writes.extend(_carry(ch, source, target, face, bary, confident, fill))
+    return writes
+
+
+def source_writes(source: MeshArrays) -> list[Write]:
+    """The source's own `corr_color`: its vertices coloured by normalised position."""
+    return [Write("corr_color", "color", "POINT", "FLOAT_COLOR", interpolate.position_colors(source.vertices))]
+
+
+def label_writes(labels: np.ndarray, keep: np.ndarray | None = None) -> list[Write]:
+    """`part_label` and its colour view `part_color`."""
+    labels = np.asarray(labels, dtype=np.int32)
+    return [Write("part_label", "attribute", "POINT", "INT", labels, keep),
+            Write("part_color", "color", "POINT", "FLOAT_COLOR", interpolate.label_colors(labels), keep)]
+
+
+def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, confident, fill) -> list[Write]:
+    blend = ch.data_type in FLOAT_TYPES and ch.kind != "labels"
+    if ch.domain == "CORNER":
+        values = (interpolate.corner_values if blend else _nearest_corner)(ch.values, source.triangle_loops, face, bary)
+    elif ch.domain == "FACE":
+        values = ch.values[source.triangle_polygons[face]]
+    elif ch.domain == "POINT":
+        values = (interpolate.point_values if blend else interpolate.nearest_point_values)(
+            ch.values, source.triangles, face, bary)
+    else:
+        raise ValueError(f"{ch.name!r}: cannot carry attributes of domain {ch.domain}")
+    values, keep = _resolve(values, confident, fill, target.edges, vote=not blend, mark=_mark_value(ch))
+    values = values.astype(ch.values.dtype, copy=False)
+    if ch.kind == "labels":
+        return label_writes(values, keep)
+    # Corner-domain sources (UVs, corner colours) go back to the target's corners; the
+    # rest lands on its points (a face value has no one place on a vertex-wise map).
+    domain = "CORNER" if ch.domain == "CORNER" else "POINT"
+    return [Write(ch.name, ch.kind, domain, ch.data_type, values, keep)]
+
+
+def _nearest_corner(values, triangle_loops, face, bary):
+    return values[triangle_loops[face, bary.argmax(axis=1)]]
+
+
+def _mark_value(ch: Channel):
+    if ch.kind == "labels":
+        return -1
+    if ch.data_type in ("FLOAT_COLOR", "BYTE_COLOR"):
+        return GREY
+    return 0
+
+
+def _resolve(values, confident, fill, edges, vote, mark):
+    """Apply the fill mode to vertices below the confidence threshold -> (values, keep mask or None)."""
+    if confident.all():
+        return values, None
+    if fill == "LEAVE":
+        return values, ~confident
+    values = values.copy()
+    reached = confident
+    if fill == "FILL":
+        values, reached = inpaint.fill(values, confident, edges, vote=vote)
+    values[~reached] = mark
+    return values, None
+
+
+def expand_to_corners(values: np.ndarray, loop_vertices: np.ndarray) -> np.ndarray:
+    """Per-vertex values -> per-corner values (every corner of a vertex gets the vertex's)."""
+    return values[loop_vertices]

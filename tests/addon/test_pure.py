@@ -1,0 +1,134 @@
+"""The add-on's bpy-free parts: frames, interpolation, inpainting, what a transfer writes, jobs."""
+import time
+
+import numpy as np
+import pytest
+
+from blender_addon import frames, inpaint, interpolate, transfer
+from blender_addon.client import ServerError
+from blender_addon.jobs import Job, describe
+
+
+def test_blender_to_model_frame():
+    # Blender: up +Z, front -Y.  Model: up +Y, front -Z.
+    up, front, right = np.eye(3)[2], -np.eye(3)[1], np.eye(3)[0]
+    assert np.allclose(frames.to_model(up), [0, 1, 0])
+    assert np.allclose(frames.to_model(front), [0, 0, -1])
+    assert np.allclose(frames.to_model(right), [-1, 0, 0])
+    p = np.random.default_rng(0).normal(size=(10, 3))
+    assert np.allclose(frames.to_blender(frames.to_model(p)), p)
+
+
+def test_world_matrix():
+    m = np.eye(4)
+    m[:3, :3] = [[0, -2, 0], [2, 0, 0], [0, 0, 2]]  # rotate 90 about Z, scale 2
+    m[:3, 3] = [1, 2, 3]
+    assert np.allclose(frames.apply_matrix(m, [[1, 0, 0]]), [[1, 4, 3]])
+
+
+def square():
+    # two triangles over the unit square, vertex values = x + 10 y
+    verts = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], float)
+    tris = np.array([[0, 1, 2], [0, 2, 3]])
+    return verts, tris
+
+
+def test_point_and_corner_interpolation_is_linear_on_the_triangle():
+    verts, tris = square()
+    values = verts[:, 0] + 10 * verts[:, 1]
+    face, bary = np.array([0, 1]), np.array([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]])
+    points = (verts[tris[face]] * bary[..., None]).sum(1)
+    assert np.allclose(interpolate.point_values(values, tris, face, bary), points[:, 0] + 10 * points[:, 1])
+    # corners: loop i of triangle t is 3t + i, with a distinct UV per corner
+    loops = np.arange(6).reshape(2, 3)
+    uv = np.arange(12, dtype=float).reshape(6, 2)
+    expected = (uv[loops[face]] * bary[..., None]).sum(1)
+    assert np.allclose(interpolate.corner_values(uv, loops, face, bary), expected)
+    labels = np.array([7, 8, 9, 6])
+    assert interpolate.nearest_point_values(labels, tris, face, bary).tolist() == [9, 7]
+
+
+def test_colours():
+    c = interpolate.position_colors(np.array([[0, 0, 0], [2, 4, 8], [1, 2, 4]], float))
+    assert np.allclose(c[:, :3], [[0, 0, 0], [1, 1, 1], [0.5, 0.5, 0.5]]) and np.all(c[:, 3] == 1)
+    lc = interpolate.label_colors(np.array([0, 1, -1, 12]))
+    assert not np.allclose(lc[0], lc[1]) and np.allclose(lc[2, :3], 0.5) and np.allclose(lc[0], lc[3])
+
+
+def path_edges(n):
+    return np.stack([np.arange(n - 1), np.arange(1, n)], 1)
+
+
+def test_fill_mean_spreads_ring_by_ring():
+    values = np.array([0.0, -1, -1, -1, 4.0])
+    known = np.array([1, 0, 0, 0, 1], bool)
+    out, reached = inpaint.fill(values, known, path_edges(5))
+    assert reached.all()
+    assert np.allclose(out, [0, 0, 2, 4, 4])  # 1 and 3 from their one known neighbour, then 2 from both
+
+
+def test_fill_vote_and_unreachable_pieces():
+    labels = np.array([3, 3, -1, 5, -1, -1])
+    known = np.array([1, 1, 0, 1, 0, 0], bool)
+    edges = np.array([[0, 2], [1, 2], [3, 2], [4, 5]])  # 4-5 is a piece with no known vertex
+    out, reached = inpaint.fill(labels, known, edges, vote=True)
+    assert out[2] == 3 and reached.tolist() == [1, 1, 1, 1, 0, 0]
+
+
+def arrays(n_vertices=4):
+    verts, tris = square()
+    return transfer.MeshArrays("m", verts, tris, np.arange(6).reshape(2, 3), np.array([0, 1]),
+                               tris.ravel(), np.array([[0, 1], [1, 2], [2, 3], [3, 0], [0, 2]]))
+
+
+def identity_corr(conf):
+    face = np.array([0, 0, 0, 1])
+    bary = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]], float)  # vertex i -> itself
+    return {"source_face": face, "source_bary": bary, "confidence": np.asarray(conf, float)}
+
+
+@pytest.mark.parametrize("fill", ["LEAVE", "MARK", "FILL"])
+def test_target_writes_fill_modes(fill):
+    src = tgt = arrays()
+    weights = transfer.Channel("grp", "vertex_group", "POINT", "FLOAT", np.array([0.1, 0.2, 0.3, 0.4], np.float32))
+    labels = transfer.Channel("part_label", "labels", "POINT", "INT", np.array([1, 1, 2, 2], np.int32))
+    writes = {w.name: w for w in transfer.target_writes(src, tgt, identity_corr([1, 1, 0.1, 1]), [weights, labels],
+                                                         threshold=0.5, fill=fill)}
+    assert {"corr_confidence", "corr_source_face", "corr_source_bary", "corr_color", "grp", "part_label",
+            "part_color"} <= set(writes)
+    assert np.allclose(writes["corr_color"].values[2], transfer.GREY)  # no correspondence is grey
+    w, lab = writes["grp"], writes["part_label"]
+    if fill == "LEAVE":
+        assert w.keep.tolist() == [False, False, True, False] and lab.keep is not None
+    elif fill == "MARK":
+        assert w.keep is None and w.values[2] == 0 and lab.values[2] == -1
+    else:  # vertex 2's neighbours 1, 3 (and 0 via the diagonal)
+        assert np.isclose(w.values[2], (0.2 + 0.4 + 0.1) / 3) and lab.values[2] == 1
+    assert np.allclose(np.delete(w.values, 2), [0.1, 0.2, 0.4])
+
+
+def test_corner_channel_and_bad_reply():
+    src = tgt = arrays()
+    uv = transfer.Channel("UVMap", "uv", "CORNER", "FLOAT2", np.arange(12, dtype=np.float32).reshape(6, 2))
+    (w,) = [w for w in transfer.target_writes(src, tgt, identity_corr([1] * 4), [uv]) if w.name == "UVMap"]
+    assert w.domain == "CORNER" and np.allclose(w.values, uv.values[[0, 1, 2, 5]])
+    with pytest.raises(ValueError, match="covers 3 vertices"):
+        bad = identity_corr([1] * 4)
+        bad["source_face"] = bad["source_face"][:3]
+        transfer.target_writes(src, tgt, bad, [])
+    with pytest.raises(ValueError, match="fill must be"):
+        transfer.target_writes(src, tgt, identity_corr([1] * 4), [], fill="SMUDGE")
+
+
+def test_job_reports_an_absent_server_and_cancels_quickly():
+    address = "tcp://127.0.0.1:9"  # nothing listens here
+    job = Job(lambda c, progress: c.ping(timeout=0.3), address).start()
+    with pytest.raises(ServerError) as err:
+        job.wait(5)
+    assert err.value.code == "timeout" and "Start it" in describe(err.value)
+    job = Job(lambda c, progress: c.info(), address, timeout=60).start()
+    t0 = time.monotonic()
+    job.cancel()
+    with pytest.raises(ServerError, match="cancelled"):
+        job.wait(5)
+    assert time.monotonic() - t0 < 2
