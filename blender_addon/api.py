@@ -19,13 +19,13 @@ import numpy as np
 
 from . import mesh_data
 from . import transfer as tx
-from .client import DEFAULT_ADDRESS, Client
+from .client import Client, default_address
 from .jobs import Job
 
 
 @dataclass
 class Options:
-    address: str = DEFAULT_ADDRESS
+    address: str = field(default_factory=default_address)
     timeout: float = 300.0
     category: str = ""  # empty: the server's default model
     align: bool = False

@@ -4,4 +4,11 @@ try:
 except ImportError:  # running from a checkout
     from server.client import DEFAULT_ADDRESS, Client, ServerError
 
-__all__ = ["DEFAULT_ADDRESS", "Client", "ServerError"]
+import os
+
+__all__ = ["DEFAULT_ADDRESS", "Client", "ServerError", "default_address"]
+
+
+def default_address() -> str:
+    """CORR_SERVER_ADDRESS when set (batch jobs, tests), else the server's default."""
+    return os.environ.get("CORR_SERVER_ADDRESS") or DEFAULT_ADDRESS

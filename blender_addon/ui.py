@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import bpy
 
 from . import api
-from .client import DEFAULT_ADDRESS, Client, ServerError
+from .client import DEFAULT_ADDRESS, Client, ServerError, default_address
 from .jobs import Job, describe
 from .local_server import LocalServer
 
@@ -21,7 +21,7 @@ def preferences(context=None):
     if addon is not None:
         return addon.preferences
     # Registered by a script without the add-on system (tests, batch): the defaults.
-    return SimpleNamespace(address=DEFAULT_ADDRESS, python="", checkpoint="", device="AUTO", timeout=300.0)
+    return SimpleNamespace(address=default_address(), python="", checkpoint="", device="AUTO", timeout=300.0)
 
 
 def options(context) -> api.Options:
@@ -109,7 +109,9 @@ class _PlanOperator:
         self.report({"INFO"}, f"{plan.label}: {', '.join(report)}")
         for area in context.screen.areas if context.screen else ():
             if area.type == "VIEW_3D":
-                area.spaces.active.shading.color_type = "ATTRIBUTE"
+                shading = area.spaces.active.shading
+                names = shading.bl_rna.properties["color_type"].enum_items.keys()
+                shading.color_type = "ATTRIBUTE" if "ATTRIBUTE" in names else "VERTEX"  # renamed across 4.x/5.x
         return {"FINISHED"}
 
     def execute(self, context):

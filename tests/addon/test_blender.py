@@ -1,0 +1,179 @@
+"""The add-on in real bpy (headless) against a real server process with the shipped chair model."""
+import numpy as np
+import pytest
+
+from blender_addon.client import ServerError
+
+from .conftest import psb_object
+
+pytestmark = pytest.mark.usefixtures("scene")
+
+
+def attr(ob, name, key="value"):
+    a = ob.data.attributes[name]
+    width = {"FLOAT2": 2, "FLOAT_VECTOR": 3, "FLOAT_COLOR": 4}.get(a.data_type, 1)
+    out = np.empty(len(a.data) * width, dtype=np.int32 if a.data_type == "INT" else np.float32)
+    a.data.foreach_get(key, out)
+    return a, out.reshape(len(a.data), width) if width > 1 else out
+
+
+def user_attributes(ob):
+    return sorted(a.name for a in ob.data.attributes if not a.name.startswith("."))
+
+
+def world_vertices(ob):
+    m = np.array(ob.matrix_world)
+    co = np.array([v.co for v in ob.data.vertices])
+    return co @ m[:3, :3].T + m[:3, 3]
+
+
+def test_register_unregister_again(bpy):
+    import blender_addon
+
+    assert hasattr(bpy.types.Scene, "corr") and "corr.transfer" in dir(bpy.ops.corr) or bpy.ops.corr.transfer
+    blender_addon.unregister()
+    assert not hasattr(bpy.types.Scene, "corr")
+    blender_addon.register()
+    assert bpy.context.scene.corr.threshold == 0.5
+
+
+def test_segment_operator_writes_labels_on_real_chairs(bpy):
+    obs = [psb_object(bpy, "chair", n) for n in ("101", "103")]
+    for ob in obs:
+        ob.select_set(True)
+    assert bpy.ops.corr.segment() == {"FINISHED"}
+    for ob in obs:
+        a, labels = attr(ob, "part_label")
+        assert (a.domain, a.data_type, len(labels)) == ("POINT", "INT", len(ob.data.vertices))
+        c = ob.data.color_attributes["part_color"]
+        assert (c.domain, c.data_type, len(c.data)) == ("POINT", "FLOAT_COLOR", len(ob.data.vertices))
+        assert 2 <= len(np.unique(labels)) and labels.min() >= 0
+        # the seat/legs/back order of a chair: the lowest tenth is not labelled like the top tenth
+        z = world_vertices(ob)[:, 2]
+        low, high = labels[z < np.quantile(z, 0.1)], labels[z > np.quantile(z, 0.9)]
+        assert np.bincount(low).argmax() != np.bincount(high).argmax()
+
+
+def copy_with(bpy, ob, name, matrix=None):
+    new = ob.copy()
+    new.data = ob.data.copy()
+    new.name = name
+    if matrix is not None:
+        new.matrix_world = matrix
+    bpy.context.scene.collection.objects.link(new)
+    return new
+
+
+def test_transfer_to_copies_of_itself(bpy):
+    import mathutils
+
+    from blender_addon import api
+
+    src = psb_object(bpy, "chair", "101", "source")
+    me = src.data
+    world = world_vertices(src)
+    height = (world[:, 2] - world[:, 2].min()) / np.ptp(world[:, 2])
+    # a UV map, a colour, a vertex group and a generic attribute, all functions of position
+    uv = me.uv_layers.new(name="UVMap")
+    loop_v = np.array([lp.vertex_index for lp in me.loops])
+    uv.data.foreach_set("uv", np.stack([height[loop_v], world[loop_v, 0]], 1).ravel())
+    col = me.color_attributes.new("paint", "FLOAT_COLOR", "POINT")
+    col.data.foreach_set("color", np.stack([height, 1 - height, height, np.ones_like(height)], 1).ravel())
+    group = src.vertex_groups.new(name="top")
+    for i in np.flatnonzero(height > 0.5):
+        group.add([int(i)], float(height[i]), "REPLACE")
+    temp = me.attributes.new("temperature", "FLOAT", "POINT")
+    temp.data.foreach_set("value", height.astype(np.float32))
+
+    plain = copy_with(bpy, src, "plain")
+    # same shape in the world, other local coordinates: mesh turned one way, object the other,
+    # then moved and scaled as a whole
+    turn = mathutils.Matrix.Rotation(1.1, 4, "Z")
+    moved = mathutils.Matrix.Translation((3, -1, 2)) @ mathutils.Matrix.Scale(2.5, 4) @ src.matrix_world @ turn
+    turned = copy_with(bpy, src, "turned", moved)
+    turned.data.transform(turn.inverted())
+    for t in (plain, turned):  # the copies carry the source's data: clear what the transfer must write
+        for name in ("UVMap", "paint", "temperature"):
+            t.data.attributes.remove(t.data.attributes[name])
+        t.vertex_groups.clear()
+
+    report = api.transfer(src, [plain, turned], uv_map="UVMap", color="paint", vertex_groups=None,
+                          attributes=["temperature"], threshold=0.0, fill="MARK")
+    assert set(report) == {"plain", "turned"}
+    n, n_loops = len(me.vertices), len(me.loops)
+    for t in (plain, turned):
+        for name, domain, dtype, length in [
+            ("corr_confidence", "POINT", "FLOAT", n), ("corr_source_face", "POINT", "INT", n),
+            ("corr_source_bary", "POINT", "FLOAT_VECTOR", n), ("corr_color", "POINT", "FLOAT_COLOR", n),
+            ("part_label", "POINT", "INT", n), ("part_color", "POINT", "FLOAT_COLOR", n),
+            ("UVMap", "CORNER", "FLOAT2", n_loops), ("paint", "POINT", "FLOAT_COLOR", n),
+            ("temperature", "POINT", "FLOAT", n)]:
+            a = t.data.attributes[name]
+            assert (a.domain, a.data_type, len(a.data)) == (domain, dtype, length), name
+        assert "top" in t.vertex_groups
+    # object transforms are undone: the moved copy gets the same answer as the plain one
+    _, f_plain = attr(plain, "corr_source_face")
+    _, f_turned = attr(turned, "corr_source_face")
+    assert (f_plain == f_turned).mean() > 0.9
+    # every value is the source's, interpolated at the reported (triangle, barycentrics)
+    me.calc_loop_triangles()
+    tris = np.array([t.vertices[:] for t in me.loop_triangles])
+    _, bary = attr(plain, "corr_source_bary", "vector")
+    _, temp_t = attr(plain, "temperature")
+    assert np.allclose(temp_t, (height[tris[f_plain]] * bary).sum(1), atol=1e-5)
+    _, uv_t = attr(plain, "UVMap", "vector")
+    loop_tris = np.array([t.loops[:] for t in me.loop_triangles])
+    uv_src = np.stack([height[loop_v], world[loop_v, 0]], 1)
+    expected_uv = (uv_src[loop_tris[f_plain]] * bary[..., None]).sum(1)[loop_v]
+    assert np.allclose(uv_t, expected_uv, atol=1e-5)
+    # and the model maps each part of a chair onto itself: transferred height follows the real one
+    assert np.corrcoef(temp_t, height)[0, 1] > 0.8
+    w = np.zeros(n)
+    for v in plain.data.vertices:
+        for g in v.groups:
+            w[v.index] = g.weight
+    w_src = np.where(height > 0.5, height, 0.0)
+    assert np.allclose(w, (w_src[tris[f_plain]] * bary).sum(1), atol=1e-4)  # weights follow the same map
+
+
+def test_server_down_and_bad_meshes_write_nothing(bpy, monkeypatch):
+    from blender_addon import api
+
+    src, tgt = psb_object(bpy, "chair", "101"), psb_object(bpy, "chair", "103")
+    before = [user_attributes(o) for o in (src, tgt)]
+    with pytest.raises(ServerError, match="timeout"):
+        api.transfer(src, [tgt], address="tcp://127.0.0.1:9", timeout=1.0)
+    me = bpy.data.meshes.new("points")
+    me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [])
+    flat = bpy.data.objects.new("points", me)
+    bpy.context.scene.collection.objects.link(flat)
+    with pytest.raises(ValueError, match="has no faces"):
+        api.transfer(src, [tgt, flat])
+    with pytest.raises(ValueError, match="no UV map named 'nope'"):
+        api.transfer(src, [tgt], uv_map="nope")
+    assert [user_attributes(o) for o in (src, tgt)] == before
+    # the operator reports instead of raising, and writes nothing either
+    monkeypatch.setenv("CORR_SERVER_ADDRESS", "tcp://127.0.0.1:9")
+    bpy.context.view_layer.objects.active = src
+    src.select_set(True)
+    tgt.select_set(True)
+    bpy.context.scene.corr.threshold = 0.5
+    from blender_addon import ui
+    monkeypatch.setattr(ui, "preferences", lambda context=None: type("P", (), dict(
+        address="tcp://127.0.0.1:9", timeout=1.0, python="", checkpoint="", device="AUTO"))())
+    with pytest.raises(RuntimeError, match="server did not answer"):  # headless bpy raises reported errors
+        bpy.ops.corr.transfer()
+    assert [user_attributes(o) for o in (src, tgt)] == before
+
+
+def test_undo_restores_the_meshes(bpy):
+    src, tgt = psb_object(bpy, "chair", "101"), psb_object(bpy, "chair", "105")
+    bpy.context.view_layer.objects.active = src
+    src.select_set(True)
+    tgt.select_set(True)
+    before = user_attributes(tgt)
+    bpy.ops.ed.undo_push(message="before transfer")
+    assert bpy.ops.corr.transfer("EXEC_DEFAULT", True) == {"FINISHED"}  # True: push an undo step, as the UI does
+    assert "corr_confidence" in user_attributes(bpy.data.objects["105"])
+    bpy.ops.ed.undo()
+    assert user_attributes(bpy.data.objects["105"]) == before
