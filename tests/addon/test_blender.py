@@ -177,3 +177,25 @@ def test_undo_restores_the_meshes(bpy):
     assert "corr_confidence" in user_attributes(bpy.data.objects["105"])
     bpy.ops.ed.undo()
     assert user_attributes(bpy.data.objects["105"]) == before
+
+
+def test_the_documented_batch_script(bpy, chair_server, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    psb_object(bpy, "chair", "101", "Source")
+    psb_object(bpy, "chair", "105", "Target.001")
+    psb_object(bpy, "chair", "110", "Other")
+    scene_file = tmp_path / "scene.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(scene_file))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "CORR_SERVER_ADDRESS": chair_server.address, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, str(ROOT / "docs/examples/batch_transfer.py"), "--", str(scene_file),
+                          "Source", "Target.*"], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "Target.001: mean confidence" in out.stdout and "Other" not in out.stdout
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "scene_transferred.blend"))
+    assert "part_label" in bpy.data.objects["Target.001"].data.attributes
+    assert "corr_confidence" not in bpy.data.objects["Other"].data.attributes
