@@ -13,9 +13,11 @@ from typing import Any
 import mcubes
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from .geometry import Frame, SurfaceIndex, bounding_frame, cube_rotations, nearest_in_cloud, sample_surface
+from .geometry import (Frame, SurfaceIndex, barycentric, bounding_frame, cube_rotations, nearest_in_cloud,
+                       sample_surface)
 from .networks import ImplicitCorrespondenceNet
 from .validation import DEFAULT_MAX_POINTS, Shape, as_labels, as_shape
 
@@ -87,6 +89,9 @@ class Correspondence:
         surface_sigma: float = 0.03,
         embedding_sigma: float = 0.25,
         cycle_sigma: float = 0.05,
+        embedding_weight: float = 0.5,
+        position_prior: float = 1.0,
+        match_samples: int = 20000,
         chunk: int = 16384,
         max_points: int = DEFAULT_MAX_POINTS,
         seed: int = 0,
@@ -99,6 +104,9 @@ class Correspondence:
         self.surface_sigma = surface_sigma
         self.embedding_sigma = embedding_sigma
         self.cycle_sigma = cycle_sigma
+        self.embedding_weight = embedding_weight
+        self.position_prior = position_prior
+        self.match_samples = match_samples
         self.chunk = chunk
         self.max_points = max_points
         self.seed = seed
@@ -218,17 +226,17 @@ class Correspondence:
         emb_t = self._embed(tgt.points, tgt.code)
         raw = self._invert(emb_t, src.code)  # target -> source through the shared embedding
         emb_back = self._embed(raw, src.code)
-        emb_dist = np.linalg.norm(emb_back - emb_t, axis=1)
         # Back to the target: a part the source lacks maps onto some other part there
         # and returns far from where it started.
         cycle_dist = np.linalg.norm(self._invert(emb_back, tgt.code) - tgt.points, axis=1)
         if src.shape.is_mesh:
-            on_surface, face, bary = src.surface.query(raw)
-            corner = src.shape.faces[face, bary.argmax(axis=1)]
-            surf_dist = np.linalg.norm(raw - on_surface, axis=1)
+            surf_dist = np.linalg.norm(raw - src.surface.query(raw)[0], axis=1)
         else:
-            surf_dist, corner = nearest_in_cloud(src.points, raw)
-            on_surface, face, bary = src.points[corner], None, None
+            surf_dist = nearest_in_cloud(src.points, raw)[0]
+        on_surface, face, bary, corner, emb_match = self._match(src, tgt, raw, emb_t)
+        # A part the source lacks has no source point with its embedding: the best match
+        # (and g's round trip) land on another part's.
+        emb_dist = np.maximum(np.linalg.norm(emb_match - emb_t, axis=1), np.linalg.norm(emb_back - emb_t, axis=1))
         confidence = np.exp(
             -0.5 * ((surf_dist / self.surface_sigma) ** 2 + (emb_dist / self.embedding_sigma) ** 2
                     + (cycle_dist / self.cycle_sigma) ** 2)
@@ -242,10 +250,33 @@ class Correspondence:
             raw=src.frame.from_model(raw),
             surface_distance=surf_dist,
             embedding_distance=emb_dist,
-        cycle_distance=cycle_dist,
+            cycle_distance=cycle_dist,
             source_rotation=src.frame.rotation,
             target_rotation=tgt.frame.rotation,
         )
+
+    def _match(self, src: PreparedShape, tgt: PreparedShape, raw: np.ndarray, emb_t: np.ndarray):
+        """The source surface point each target point corresponds to -> (points, face, bary, corner, embedding).
+
+        The nearest source point in the joint space of canonical position and part
+        embedding: the embedding keeps a match inside the same part, the position (the
+        target point's own, blended with g's inverse map by `position_prior`) places it
+        within the part.  g alone cannot tell mirror-symmetric parts apart (left and right
+        legs share an embedding), which the canonical position resolves.
+        """
+        if src.shape.is_mesh:
+            cand, face, _ = sample_surface(src.points, src.shape.faces, self.match_samples, seed=self.seed)
+            bary = barycentric(src.points[src.shape.faces[face]], cand)
+        else:
+            cand, face, bary = src.points, None, None
+        w = self.embedding_weight
+        emb_s = self._embed(cand, src.code)
+        prior = self.position_prior * tgt.points + (1.0 - self.position_prior) * raw
+        _, idx = cKDTree(np.concatenate([cand, w * emb_s], 1)).query(np.concatenate([prior, w * emb_t], 1))
+        if face is None:
+            return cand[idx], None, None, idx, emb_s[idx]
+        face, bary = face[idx], bary[idx]
+        return cand[idx], face, bary, src.shape.faces[face, bary.argmax(axis=1)], emb_s[idx]
 
     def transfer_labels(
         self, source: Any, source_labels: Any, target: Any, align: bool = False
