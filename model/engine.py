@@ -43,6 +43,7 @@ class PreparedShape:
     points: np.ndarray  # vertices (or points) in the model frame
     code: torch.Tensor  # (1, C)
     _surface: SurfaceIndex | None = field(default=None, repr=False)
+    _candidates: tuple | None = field(default=None, repr=False)  # match candidates, see Correspondence._match
 
     @property
     def surface(self) -> SurfaceIndex:
@@ -264,13 +265,15 @@ class Correspondence:
         within the part.  g alone cannot tell mirror-symmetric parts apart (left and right
         legs share an embedding), which the canonical position resolves.
         """
-        if src.shape.is_mesh:
-            cand, face, _ = sample_surface(src.points, src.shape.faces, self.match_samples, seed=self.seed)
-            bary = barycentric(src.points[src.shape.faces[face]], cand)
-        else:
-            cand, face, bary = src.points, None, None
+        if src._candidates is None:  # a prepared source serves many targets: sample and embed once
+            if src.shape.is_mesh:
+                cand, face, _ = sample_surface(src.points, src.shape.faces, self.match_samples, seed=self.seed)
+                bary = barycentric(src.points[src.shape.faces[face]], cand)
+            else:
+                cand, face, bary = src.points, None, None
+            src._candidates = (cand, face, bary, self._embed(cand, src.code))
+        cand, face, bary, emb_s = src._candidates
         w = self.embedding_weight
-        emb_s = self._embed(cand, src.code)
         prior = self.position_prior * tgt.points + (1.0 - self.position_prior) * raw
         _, idx = cKDTree(np.concatenate([cand, w * emb_s], 1)).query(np.concatenate([prior, w * emb_t], 1))
         if face is None:

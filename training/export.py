@@ -19,18 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
-from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from model.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 
 CALIBRATION_SEEDS = 3_000_000  # apart from training (0...) and the evaluation seeds (1_000_000..., 2_000_000...)
 
 
-def calibrate(path: Path, category: str, count: int = 16) -> dict[str, float]:
+def calibrate(ck: Checkpoint, count: int = 16) -> dict[str, float]:
     """Sigmas from `count` consecutive pairs of held-out procedural shapes."""
     from model import Correspondence
     from training.evaluate import procedural_shapes
 
-    engine = Correspondence.load(path, device="cpu")
-    shapes = procedural_shapes(category, count + 1, first=CALIBRATION_SEEDS)
+    engine = Correspondence(ck.build("cpu"), "cpu", ck.category)
+    shapes = procedural_shapes(ck.category, count + 1, first=CALIBRATION_SEEDS)
     dists: list[list[np.ndarray]] = [[], [], []]
     for src, tgt in zip(shapes[:-1], shapes[1:]):
         res = engine.correspond(src["surface_points"], tgt["surface_points"])
@@ -45,7 +45,7 @@ def calibrate(path: Path, category: str, count: int = 16) -> dict[str, float]:
 def export(src: Path, dst: Path, calibration_shapes: int = 16) -> dict[str, float]:
     ck = load_checkpoint(src)
     ck.optimizer = None
-    confidence = calibrate(src, ck.category, calibration_shapes) if calibration_shapes else {}
+    confidence = calibrate(ck, calibration_shapes) if calibration_shapes else {}
     ck.extra = {**ck.extra, "exported_from": src.name, "confidence": confidence}
     save_checkpoint(dst, ck)
     return confidence
