@@ -9,7 +9,7 @@ import bpy
 import numpy as np
 
 from . import frames
-from .transfer import Channel, MeshArrays, Write
+from .transfer import Channel, MeshArrays, Write, expand_to_corners
 
 # Blender attribute data type -> (foreach key, values per element, numpy dtype)
 LAYOUT = {
@@ -102,14 +102,14 @@ def _size(mesh, domain: str) -> int:
     return {"POINT": len(mesh.vertices), "CORNER": len(mesh.loops), "FACE": len(mesh.polygons)}[domain]
 
 
-def _checked(obj: bpy.types.Object, w: Write) -> tuple[Write, np.ndarray]:
+def _checked(obj: bpy.types.Object, w: Write) -> Write:
     """The write with per-vertex values spread to corners where needed, checked against the mesh."""
     mesh = obj.data
     values, keep = np.asarray(w.values), w.keep
     if w.domain == "CORNER" and len(values) == len(mesh.vertices) != len(mesh.loops):
         loop_vertices = _get(mesh.loops, "vertex_index", 1, np.int64)
-        values = values[loop_vertices]
-        keep = None if keep is None else keep[loop_vertices]
+        values = expand_to_corners(values, loop_vertices)
+        keep = None if keep is None else expand_to_corners(keep, loop_vertices)
     if w.kind == "vertex_group":
         key, width = "value", 1
     else:
@@ -119,12 +119,12 @@ def _checked(obj: bpy.types.Object, w: Write) -> tuple[Write, np.ndarray]:
         raise ValueError(f"{w.name!r} for {obj.name!r}: {values.shape} values for {n} {w.domain.lower()} elements")
     if values.dtype.kind == "f" and not np.isfinite(values).all():
         raise ValueError(f"{w.name!r} for {obj.name!r} has non-finite values")
-    return Write(w.name, w.kind, w.domain, w.data_type, values, keep), values
+    return Write(w.name, w.kind, w.domain, w.data_type, values, keep)
 
 
 def write_all(plan: list[tuple[bpy.types.Object, list[Write]]]) -> None:
     """Apply every write on every object, or none of them."""
-    checked = [(obj, [_checked(obj, w)[0] for w in writes]) for obj, writes in plan]
+    checked = [(obj, [_checked(obj, w) for w in writes]) for obj, writes in plan]
     undo: list = []
     try:
         for obj, writes in checked:

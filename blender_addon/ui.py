@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import time
 from types import SimpleNamespace
 
 import bpy
@@ -13,7 +14,8 @@ from .local_server import LocalServer
 
 PACKAGE = __package__
 local_server = LocalServer()
-status = {"text": "not checked", "info": None}
+status = {"text": "not checked", "info": None, "give_up": 0.0}
+START_TIMEOUT = 120.0  # seconds a starting server may take to answer (loading torch and the model)
 
 
 def preferences(context=None):
@@ -104,8 +106,7 @@ class _PlanOperator:
     def make_plan(self, context):
         raise NotImplementedError
 
-    def _finish(self, context, plan, result) -> set[str]:
-        report = plan.apply(result)
+    def _finish(self, context, plan, report) -> set[str]:
         self.report({"INFO"}, f"{plan.label}: {', '.join(report)}")
         for area in context.screen.areas if context.screen else ():
             if area.type == "VIEW_3D":
@@ -117,8 +118,7 @@ class _PlanOperator:
     def execute(self, context):
         try:
             plan = self.make_plan(context)
-            opts = options(context)
-            return self._finish(context, plan, Job(plan.work, opts.address, opts.timeout).start().wait())
+            return self._finish(context, plan, api.run(plan, options(context)))
         except (ValueError, ServerError, RuntimeError) as exc:
             self.report({"ERROR"}, describe(exc))
             return {"CANCELLED"}
@@ -157,7 +157,7 @@ class _PlanOperator:
             return {"RUNNING_MODAL"}
         self._cleanup(context)
         try:
-            return self._finish(context, self.plan, self.job.wait(0))
+            return self._finish(context, self.plan, self.plan.apply(self.job.wait(0)))
         except (ValueError, ServerError, RuntimeError) as exc:
             self.report({"ERROR"}, describe(exc))
             return {"CANCELLED"}
@@ -214,20 +214,18 @@ class CORR_OT_server_start(bpy.types.Operator):
         except RuntimeError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        status.update(text="starting...", info=None)
+        status.update(text="starting...", info=None, give_up=time.monotonic() + START_TIMEOUT)
         bpy.app.timers.register(_poll_start, first_interval=1.0)
         return {"FINISHED"}
 
 
-def _poll_start(tries=[0]):
-    """Timer: ping the starting server until it answers, it dies, or two minutes pass."""
+def _poll_start():
+    """Timer: ping the starting server until it answers, it dies, or START_TIMEOUT passes."""
     if check_server(timeout=0.5) or local_server.failure() or not local_server.running:
         _redraw()
         return None
-    tries[0] += 1
-    if tries[0] > 120:
-        tries[0] = 0
-        status["text"] = "the server did not answer within two minutes"
+    if time.monotonic() > status["give_up"]:
+        status["text"] = f"the server did not answer within {START_TIMEOUT:.0f} s"
         return None
     return 1.0
 

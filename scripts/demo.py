@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 import blender_addon  # noqa: E402
 from blender_addon import api, frames  # noqa: E402
 from server.meshio import read_mesh, write_ply  # noqa: E402
+from training.prepare import PSB_ROTATIONS  # noqa: E402
 
 PSB = ROOT.parent / "shared" / "data" / "psb"
 
@@ -35,7 +36,7 @@ def step(name: str, t0: list[float]) -> None:
 def load_psb(category: str, name: str, x: float) -> bpy.types.Object:
     """A PSB mesh, turned upright with the recorded rotation, standing on the floor at x."""
     v, f, _ = read_mesh(PSB / category / f"{name}.off.gz")
-    rot = np.array(json.loads((ROOT / "training/data/psb_rotations.json").read_text())["rotations"][name])
+    rot = np.array(json.loads(PSB_ROTATIONS.read_text())["rotations"][name])
     world = frames.to_blender(v @ rot.T)
     world = (world - world.mean(0)) / np.linalg.norm(np.ptp(world, 0))
     world += [x, 0, -world[:, 2].min()]
@@ -45,6 +46,11 @@ def load_psb(category: str, name: str, x: float) -> bpy.types.Object:
     ob = bpy.data.objects.new(me.name, me)
     bpy.context.scene.collection.objects.link(ob)
     return ob
+
+
+def values(mesh: bpy.types.Mesh, name: str) -> np.ndarray:
+    """A single-valued attribute's values."""
+    return np.array([d.value for d in mesh.attributes[name].data])
 
 
 def texture_source(ob: bpy.types.Object) -> None:
@@ -121,11 +127,11 @@ def main() -> int:
 
     for t in targets:
         me = t.data
-        get = lambda n, w=1: np.array([d.value for d in me.attributes[n].data]) if w == 1 else None  # noqa: E731
         write_ply(args.out / f"{t.name}.ply", np.array([v.co for v in me.vertices]),
                   np.array([p.vertices[:] for p in me.polygons]),
                   colors=(np.array([d.color for d in me.attributes["part_color"].data])[:, :3] * 255).astype(np.uint8),
-                  part_label=get("part_label").astype(np.int32), confidence=get("corr_confidence").astype(np.float32))
+                  part_label=values(me, "part_label").astype(np.int32),
+                  confidence=values(me, "corr_confidence").astype(np.float32))
     blend = args.out / "demo.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     step("save .blend and .ply", t0)
