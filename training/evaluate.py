@@ -21,7 +21,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,14 @@ class Scores:
     pck10: float
     auroc: float
     per_part_iou: dict[str, float]
+    # raw values behind the summary, for plots (training.report)
+    pck_errors: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    confidence_existing: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    confidence_missing: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+
+    def summary(self) -> dict:
+        return {"miou": self.miou, "pck05": self.pck05, "pck10": self.pck10, "auroc": self.auroc,
+                "per_part_iou": self.per_part_iou}
 
 
 def shape_miou(pred: np.ndarray, truth: np.ndarray, parts: Iterable[int]) -> tuple[float, dict[int, float]]:
@@ -127,6 +135,7 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
             pck10=100 * float(np.mean(pck < 0.10)) if len(pck) else float("nan"),
             auroc=auroc(pos, neg),
             per_part_iou={parts[p]: 100 * float(np.mean(v)) for p, v in a["iou"].items()},
+            pck_errors=pck, confidence_existing=pos, confidence_missing=neg,
         )
     return out
 
@@ -180,7 +189,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     print(f"{category}: {len(shapes) - args.sources} targets, {args.sources} labelled sources")
     print(format_table(scores))
     if args.json:
-        args.json.write_text(json.dumps({k: asdict(v) for k, v in scores.items()}, indent=2))
+        args.json.write_text(json.dumps({k: v.summary() for k, v in scores.items()}, indent=2))
     return 0
 
 

@@ -1,0 +1,49 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model import Correspondence
+from training.report import THRESHOLDS, main as report_main, pck_curve
+
+PSB = Path(__file__).resolve().parents[3] / "shared" / "data" / "psb"
+
+
+def test_pck_curve_counts_errors_below_each_threshold():
+    errors = np.array([0.01, 0.04, 0.06, 0.2, 0.5])
+    curve = pck_curve(errors)
+    assert curve[0] == 0
+    assert curve[np.searchsorted(THRESHOLDS, 0.05)] == pytest.approx(40.0)
+    assert curve[-1] == pytest.approx(80.0)
+    assert np.all(np.diff(curve) >= 0)
+    assert np.isnan(pck_curve(np.zeros(0))).all()
+
+
+def test_report_of_the_shipped_chair_model(tmp_path, capsys):
+    out = tmp_path / "evaluation"
+    assert report_main(["--category", "chair", "--count", "8", "--out", str(out), "--psb", str(PSB)]) == 0
+    page = (out / "chair.md").read_text()
+    for name in ("chair_pck.png", "chair_confidence.png", "chair_psb.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert f"]({name})" in page
+    summary = json.loads((out / "chair.json").read_text())
+    assert summary["model"]["miou"] > summary["nn"]["miou"]
+    row = next(line for line in page.splitlines() if line.startswith("| model |"))
+    assert f"{summary['model']['miou']:.1f}" in row
+    assert "5 held-out procedural chair targets" in page
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_report_without_psb_meshes_skips_the_picture(tmp_path):
+    engine = Correspondence.load(category="chair", device="cpu")
+    from training.report import write_report
+
+    write_report(engine, "chair", "chair.pth", tmp_path, count=5, psb=tmp_path / "missing", progress=False)
+    assert not (tmp_path / "chair_psb.png").exists()
+    assert "Real meshes" not in (tmp_path / "chair.md").read_text()
+
+
+def test_report_names_a_missing_checkpoint(tmp_path, capsys):
+    assert report_main(["--checkpoint", str(tmp_path / "nope.pth"), "--out", str(tmp_path)]) == 2
+    assert "nope.pth" in capsys.readouterr().err
