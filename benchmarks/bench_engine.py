@@ -63,27 +63,35 @@ def matmul_gflops(device: torch.device, n: int = 4096, repeats: int = 5) -> floa
     return 2 * n**3 / timed(lambda: a @ b, repeats) / 1e9
 
 
+def measure(points: int = 10_000, device: str | None = None, repeats: int = 5) -> dict[str, float | str]:
+    """Median seconds of one correspond, and its FLOP rate against a plain matmul timed in the same run."""
+    torch.manual_seed(0)
+    cfg = preset("paper")
+    engine = Correspondence(ImplicitCorrespondenceNet(cfg), device=device)
+    rng = np.random.default_rng(0)
+    src, tgt = rng.random((points, 3)), rng.random((points, 3))
+    engine.correspond(src, tgt)  # warm-up
+    rate_before = matmul_gflops(engine.device)
+    seconds = timed(lambda: engine.correspond(src, tgt), repeats)
+    rate_after = matmul_gflops(engine.device)
+    rate = max(rate_before, rate_after)
+    flops = correspond_flops(cfg, points)
+    achieved = flops / seconds / 1e9
+    return {"device": str(engine.device), "threads": torch.get_num_threads(), "points": points,
+            "work_gflop": flops / 1e9, "matmul_gflops": rate, "seconds": seconds, "gflops": achieved,
+            "fraction": achieved / rate}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--points", type=int, default=10_000)
     ap.add_argument("--device", default=None)
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
-    torch.manual_seed(0)
-    cfg = preset("paper")
-    engine = Correspondence(ImplicitCorrespondenceNet(cfg), device=args.device)
-    rng = np.random.default_rng(0)
-    src, tgt = rng.random((args.points, 3)), rng.random((args.points, 3))
-    engine.correspond(src, tgt)  # warm-up
-    rate_before = matmul_gflops(engine.device)
-    seconds = timed(lambda: engine.correspond(src, tgt), args.repeats)
-    rate_after = matmul_gflops(engine.device)
-    rate = max(rate_before, rate_after)
-    flops = correspond_flops(cfg, args.points)
-    achieved = flops / seconds / 1e9
-    print(f"device={engine.device} threads={torch.get_num_threads()} points={args.points}")
-    print(f"work={flops / 1e9:.1f} GFLOP  matmul={rate:.1f} GFLOP/s (before {rate_before:.1f}, after {rate_after:.1f})")
-    print(f"seconds={seconds:.3f} gflops={achieved:.1f} fraction={achieved / rate:.2f}")
+    r = measure(args.points, args.device, args.repeats)
+    print(f"device={r['device']} threads={r['threads']} points={r['points']}")
+    print(f"work={r['work_gflop']:.1f} GFLOP  matmul={r['matmul_gflops']:.1f} GFLOP/s")
+    print(f"seconds={r['seconds']:.3f} gflops={r['gflops']:.1f} fraction={r['fraction']:.2f}")
 
 
 if __name__ == "__main__":

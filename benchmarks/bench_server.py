@@ -29,11 +29,8 @@ from model import Checkpoint, Correspondence, ImplicitCorrespondenceNet, preset,
 from server.client import Client  # noqa: E402
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--points", type=int, default=10_000)
-    ap.add_argument("--repeats", type=int, default=5)
-    args = ap.parse_args()
+def measure(points: int = 10_000, repeats: int = 5) -> dict[str, float]:
+    """Median seconds of a correspond in process and through a real server, alternated, and ping."""
     torch.manual_seed(0)
     net = ImplicitCorrespondenceNet(preset("paper"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -47,16 +44,17 @@ def main() -> None:
                                  "--device", "cpu", "--log-level", "WARNING"], cwd=ROOT, stdout=subprocess.PIPE,
                                 text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         try:
-            assert proc.stdout.readline().startswith("ready"), "server did not start"
+            if not proc.stdout.readline().startswith("ready"):
+                raise RuntimeError("the benchmark server did not start")
             engine = Correspondence.load(ckpt, device="cpu")
             rng = np.random.default_rng(0)
-            src = rng.random((args.points, 3)).astype(np.float32)
-            tgt = rng.random((args.points, 3)).astype(np.float32)
+            src = rng.random((points, 3)).astype(np.float32)
+            tgt = rng.random((points, 3)).astype(np.float32)
             with Client(address, timeout=600) as client:
                 client.correspond(src, tgt)  # warm-up both
                 engine.correspond(src, tgt)
                 local, remote = [], []
-                for _ in range(args.repeats):  # alternate so drift hits both alike
+                for _ in range(repeats):  # alternate so drift hits both alike
                     t = time.perf_counter()
                     engine.correspond(src, tgt)
                     local.append(time.perf_counter() - t)
@@ -72,8 +70,19 @@ def main() -> None:
             proc.terminate()
             proc.wait(10)
     lo, re_ = statistics.median(local), statistics.median(remote)
-    print(f"points={args.points} in_process={lo:.3f}s through_server={re_:.3f}s (medians of {args.repeats})")
-    print(f"ratio={re_ / lo:.3f} ping_ms={statistics.median(pings):.3f}")
+    return {"points": points, "in_process": lo, "through_server": re_, "ratio": re_ / lo,
+            "ping_ms": statistics.median(pings)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--points", type=int, default=10_000)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    r = measure(args.points, args.repeats)
+    print(f"points={r['points']} in_process={r['in_process']:.3f}s through_server={r['through_server']:.3f}s "
+          f"(medians of {args.repeats})")
+    print(f"ratio={r['ratio']:.3f} ping_ms={r['ping_ms']:.3f}")
 
 
 if __name__ == "__main__":

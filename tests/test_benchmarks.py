@@ -1,0 +1,33 @@
+"""The benchmarks run end to end (at --quick sizes) and write the table the README links."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_run_all_writes_a_table_of_side_by_side_ratios(tmp_path):
+    out = tmp_path / "RESULTS.md"
+    proc = subprocess.run([sys.executable, "benchmarks/run_all.py", "--quick", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    text = out.read_text()
+    assert "Machine: " in text and "torch " in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| benchmark")]
+    assert len(rows) == 6, rows
+    ratios = {r.split(" | ")[0].strip("| "): r.split(" | ")[2] for r in rows if r.split(" | ")[2].strip()}
+    assert len(ratios) == 5
+    for name, value in ratios.items():
+        assert re.fullmatch(r"\d+\.\d+", value), (name, value)
+        assert float(value) > 0
+    # stage 3 adds the cross-reconstruction of a second decoder pass and the EMD: dearer than stage 1
+    stage3 = next(v for k, v in ratios.items() if k.startswith("training: stage 3"))
+    assert float(stage3) > 1
+
+
+def test_readme_links_the_latest_table():
+    readme = (ROOT / "README.md").read_text()
+    assert "benchmarks/RESULTS.md" in readme
+    table = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+    assert "Machine: " in table and "--quick" not in table
