@@ -32,6 +32,7 @@ SHORTENED = {
     ".venv/bin/python -m training.train --cate_name chair --preset small":
         "--max_steps_per_epoch 1 --procedural_count 8 --no_progress",
     ".venv/bin/python -m training.evaluate --checkpoint runs/chair/final.pth --procedural chair": "--count 5",
+    ".venv/bin/python -m training.report --category chair --checkpoint runs/chair/final.pth": "--count 5",
     ".venv/bin/python benchmarks/bench_engine.py": "--points 500 --repeats 1",
 }
 SERVERS = [
@@ -101,7 +102,8 @@ def test_readme_commands_run(tmp_path, psb_dir):
     assert (tmp_path / "runs" / "stage1" / "Corr-49.pth").is_file()
     assert (tmp_path / "runs" / "chair" / "final.pth").is_file()
     assert "nearest neighbour" in out[3]  # the evaluation table
-    assert "seconds=" in out[4]
+    assert (tmp_path / "docs" / "evaluation" / "chair_pck.png").is_file()
+    assert "seconds=" in out[5]
 
     with Server(SERVERS[0], tmp_path) as server:
         assert server.address == "tcp://127.0.0.1:5555"
