@@ -21,7 +21,7 @@ def test_run_all_writes_a_table_of_side_by_side_ratios(tmp_path):
     for name, value in ratios.items():
         assert re.fullmatch(r"\d+\.\d+", value), (name, value)
         assert float(value) > 0
-    # stage 3 adds the cross-reconstruction of a second decoder pass and the EMD: dearer than stage 1
+    # stage 3 computes stage 1's occupancy loss and adds the reconstructions and the EMD
     stage3 = next(v for k, v in ratios.items() if k.startswith("training: stage 3"))
     assert float(stage3) > 1
 
