@@ -39,10 +39,15 @@ def _mean(values, to, frm, ring, n):
 
 
 def _vote(values, to, frm, ring):
-    # Count (vertex, neighbour value) pairs; the most frequent value wins, ties to the smaller.
-    pairs, counts = np.unique(np.stack([to, values[frm]], axis=1), axis=0, return_counts=True)
+    keys, winners = most_common(to, values[frm])
+    winner = dict(zip(keys.tolist(), winners.tolist()))
+    return np.array([winner[v] for v in ring.tolist()], dtype=values.dtype)
+
+
+def most_common(groups: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """-> (each group, its most frequent value), ties to the smaller value."""
+    pairs, counts = np.unique(np.stack([groups, values], axis=1), axis=0, return_counts=True)
     order = np.lexsort((pairs[:, 1], -counts, pairs[:, 0]))
     pairs = pairs[order]
     first = np.concatenate([[True], pairs[1:, 0] != pairs[:-1, 0]])
-    winner = dict(zip(pairs[first, 0].tolist(), pairs[first, 1].tolist()))
-    return np.array([winner[v] for v in ring.tolist()], dtype=values.dtype)
+    return pairs[first, 0], pairs[first, 1]

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import inpaint, interpolate
+from . import inpaint, interpolate, seams
 
 FILL_MODES = ("LEAVE", "MARK", "FILL")
 FLOAT_TYPES = {"FLOAT", "FLOAT2", "FLOAT_VECTOR", "FLOAT_COLOR", "BYTE_COLOR", "QUATERNION"}
@@ -102,6 +102,10 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
         raise ValueError(f"{ch.name!r}: cannot carry attributes of domain {ch.domain}")
     values, keep = _resolve(values, confident, fill, target.edges, vote=not blend, mark=_mark_value(ch))
     values = values.astype(ch.values.dtype, copy=False)
+    if ch.kind == "uv" and ch.domain == "CORNER":  # per target corner, one source UV island per polygon
+        values = seams.corner_uvs(ch.values, source.vertices, source.triangles, source.triangle_loops, face, bary,
+                                  target.loop_vertices, loop_polygons(target), vertex_uv=values, trusted=confident)
+        keep = None if keep is None else keep[target.loop_vertices]
     if ch.kind == "labels":
         return label_writes(values, keep)
     # Corner-domain sources (UVs, corner colours) go back to the target's corners; the
@@ -134,6 +138,13 @@ def _resolve(values, confident, fill, edges, vote, mark):
         values, reached = inpaint.fill(values, confident, edges, vote=vote)
     values[~reached] = mark
     return values, None
+
+
+def loop_polygons(mesh: MeshArrays) -> np.ndarray:
+    """(L,) polygon of each corner; -1 for corners of no triangle (degenerate polygons)."""
+    out = np.full(len(mesh.loop_vertices), -1, dtype=np.int64)
+    out[mesh.triangle_loops.ravel()] = np.repeat(mesh.triangle_polygons, 3)
+    return out
 
 
 def expand_to_corners(values: np.ndarray, loop_vertices: np.ndarray) -> np.ndarray:

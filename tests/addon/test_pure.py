@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from blender_addon import frames, inpaint, interpolate, transfer
+from blender_addon import frames, inpaint, interpolate, seams, transfer
 from blender_addon.client import ServerError
 from blender_addon.jobs import Job, describe
 
@@ -111,13 +111,73 @@ def test_corner_channel_and_bad_reply():
     src = tgt = arrays()
     uv = transfer.Channel("UVMap", "uv", "CORNER", "FLOAT2", np.arange(12, dtype=np.float32).reshape(6, 2))
     (w,) = [w for w in transfer.target_writes(src, tgt, identity_corr([1] * 4), [uv]) if w.name == "UVMap"]
-    assert w.domain == "CORNER" and np.allclose(w.values, uv.values[[0, 1, 2, 5]])
+    # every source triangle is its own UV island: target triangle 1 (vertices 0, 2, 3) lands
+    # two corners on source triangle 0, so vertex 3 takes triangle 0's UV nearest to it
+    # (the midpoint of the diagonal) instead of triangle 1's
+    mid = (uv.values[0] + uv.values[2]) / 2
+    assert w.domain == "CORNER" and np.allclose(w.values, uv.values[[0, 1, 2, 0, 2]].tolist() + [mid])
     with pytest.raises(ValueError, match="covers 3 vertices"):
         bad = identity_corr([1] * 4)
         bad["source_face"] = bad["source_face"][:3]
         transfer.target_writes(src, tgt, bad, [])
     with pytest.raises(ValueError, match="fill must be"):
         transfer.target_writes(src, tgt, identity_corr([1] * 4), [], fill="SMUDGE")
+
+
+def test_islands_join_triangles_whose_shared_edge_has_equal_uvs():
+    verts, tris = square()
+    loops = np.arange(6).reshape(2, 3)  # corners: (0, 1, 2), (0, 2, 3)
+    stitched = verts[tris.ravel(), :2]
+    assert seams.islands(tris, loops, stitched).tolist() == [0, 0]
+    cut = stitched.copy()
+    cut[3:] += 5  # triangle 1 moved elsewhere in the atlas
+    assert seams.islands(tris, loops, cut).tolist() == [0, 1]
+    assert seams.components(5, np.array([3, 1]), np.array([4, 3])).tolist() == [0, 1, 2, 1, 1]
+
+
+def grid(n):
+    """Vertices of an n x n grid of quads over the unit square, and its quads."""
+    x, y = np.meshgrid(np.linspace(0, 1, n + 1), np.linspace(0, 1, n + 1), indexing="ij")
+    verts = np.column_stack([x.ravel(), y.ravel(), np.zeros(x.size)])
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    a = (i * (n + 1) + j).ravel()
+    return verts, np.column_stack([a, a + n + 1, a + n + 2, a + 1])
+
+
+def test_a_target_polygon_across_a_source_seam_stays_on_one_island():
+    # source: a fine grid cut by a UV seam at x = 0.5; left island u = 0.4 x, right u = 0.6 + 0.4 x
+    sv, quads = grid(10)
+    st = np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+    s_loops = np.arange(st.size).reshape(-1, 3)
+    left = sv[st].mean(1)[:, 0] < 0.5
+    corner_xy = sv[st.ravel(), :2]
+    uv = np.column_stack([0.4 * corner_xy[:, 0] + 0.6 * np.repeat(~left, 3), corner_xy[:, 1]])
+    # target: a coarse grid of quads (x = 0, 1/3, 2/3, 1): the middle column straddles the seam
+    tv, t_quads = grid(3)
+    tri = sv[st]
+    face = np.empty(len(tv), np.int64)
+    bary = np.empty((len(tv), 3))
+    for v, p in enumerate(tv):  # exact correspondence: the source point under each target vertex
+        d, b = seams.closest_on_triangles(p, tri)
+        face[v], bary[v] = np.argmin(d), b[np.argmin(d)]
+    loop_vertices = t_quads.ravel()
+    loop_polygons = np.repeat(np.arange(len(t_quads)), 4)
+    naive = interpolate.corner_values(uv, s_loops, face, bary)[loop_vertices]
+    out = seams.corner_uvs(uv, sv, st, s_loops, face, bary, loop_vertices, loop_polygons)
+
+    def spans_the_atlas(u):
+        per_polygon = u[:, 0].reshape(-1, 4)
+        return (per_polygon.min(1) <= 0.2 + 1e-9) & (per_polygon.max(1) >= 0.6 - 1e-9)
+
+    assert spans_the_atlas(naive).sum() >= 3  # the setup does straddle
+    assert not spans_the_atlas(out).any()
+    x = tv[loop_vertices, 0]
+    on_left = out[:, 0] <= 0.2 + 1e-9
+    expected = np.where(on_left, 0.4 * np.minimum(x, 0.5), 0.6 + 0.4 * np.maximum(x, 0.5))
+    assert np.allclose(out[:, 0], expected)  # moved corners sit on the seam of their polygon's island
+    assert np.allclose(out[:, 1], tv[loop_vertices, 1])
+    unmoved = np.isclose(out[:, 0], naive[:, 0])
+    assert unmoved.sum() >= len(out) - 8
 
 
 def test_job_reports_an_absent_server_and_cancels_quickly():
