@@ -50,3 +50,22 @@ def test_real_chairs_are_segmented_bottom_to_top(chair_engine, psb_dir):
         if len(height) == 3 and height[LEG] < height[SEAT] < height[BACK]:
             ordered += 1
     assert ordered >= 0.8 * len(paths), f"{ordered} of {len(paths)}"
+
+
+def test_shapenet_style_point_clouds(chair_engine, psb_dir):
+    """2,500 surface points per chair, no faces, as ShapeNet part clouds come (+Y up, front -Z)."""
+    rotations = json.loads(PSB_ROTATIONS.read_text())["rotations"]
+    ordered, errors = 0, []
+    paths = sorted((psb_dir / "chair").glob("*.off.gz"))
+    for i, path in enumerate(paths):
+        mesh = load_mesh(path)
+        mesh.vertices = np.asarray(mesh.vertices) @ np.asarray(rotations[path.name.split(".")[0]]).T
+        a = mesh.sample(2500, seed=i)
+        b = mesh.sample(2500, seed=1000 + i)  # another sampling of the same chair
+        parts = chair_engine.segment(a)
+        height = {p: a[parts == p, 1].mean() for p in (SEAT, BACK, LEG) if (parts == p).sum() > 20}
+        ordered += len(height) == 3 and height[LEG] < height[SEAT] < height[BACK]
+        res = chair_engine.correspond(b, a)  # each point of a lands near itself on b
+        errors.append(np.median(np.linalg.norm(res.mapped - a, axis=1)) / np.linalg.norm(np.ptp(a, axis=0)))
+    assert ordered >= 0.8 * len(paths), f"{ordered} of {len(paths)}"
+    assert np.median(errors) < 0.02, errors
