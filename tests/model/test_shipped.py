@@ -69,3 +69,28 @@ def test_shapenet_style_point_clouds(chair_engine, psb_dir):
         errors.append(np.median(np.linalg.norm(res.mapped - a, axis=1)) / np.linalg.norm(np.ptp(a, axis=0)))
     assert ordered >= 0.8 * len(paths), f"{ordered} of {len(paths)}"
     assert np.median(errors) < 0.02, errors
+
+
+@pytest.mark.parametrize("category", ["table", "airplane"])
+def test_other_shipped_models(category, psb_dir):
+    """Each shipped model is a finished stage-3 model with calibrated confidence that segments real meshes."""
+    if category not in shipped_categories():
+        pytest.fail(f"no shipped {category} checkpoint")
+    engine = Correspondence.load(category=category, device="cpu")
+    info = engine.info()
+    assert info["category"] == category and info["stage"] == 3
+    rotations = json.loads(PSB_ROTATIONS.read_text())["rotations"]
+    paths = sorted((psb_dir / category).glob("*.off.gz"))
+    found = []
+    for path in paths:
+        mesh = load_mesh(path)
+        v = np.asarray(mesh.vertices) @ np.asarray(rotations[path.name.split(".")[0]]).T
+        parts = engine.segment((v, np.asarray(mesh.faces)))
+        found.append(len(np.unique(parts)))
+        if category == "table":  # the top is above the legs
+            top, leg = v[parts == 0, 1], v[parts == 1, 1]
+            assert len(top) > 20 and len(leg) > 20 and top.mean() > leg.mean(), path.name
+        else:  # the wings reach further sideways than the body
+            body, wing = v[parts == 0, 0], v[parts == 1, 0]
+            assert len(body) > 20 and len(wing) > 20 and np.ptp(wing) > np.ptp(body), path.name
+    assert np.median(found) >= 2, found
