@@ -14,7 +14,7 @@ def test_run_all_writes_a_table_of_side_by_side_ratios(tmp_path):
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
     assert "Machine: " in text and "torch " in text
-    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| benchmark")]
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith(("| benchmark", "| ---"))]
     assert len(rows) == 6, rows
     ratios = {r.split(" | ")[0].strip("| "): r.split(" | ")[2] for r in rows if r.split(" | ")[2].strip()}
     assert len(ratios) == 5

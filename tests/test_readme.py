@@ -4,6 +4,7 @@ Commands run as written in a scratch folder (`.venv/bin/python` is this interpre
 the extra flags below where the real thing takes hours; the few run by other tests say where.
 """
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -52,17 +53,22 @@ def readme_commands() -> list[str]:
     return [line for line in lines if line]
 
 
+def argv(command: str) -> list[str]:
+    """The README line as an argument list, run by this interpreter (no shell: stopping it stops it)."""
+    words = shlex.split(command)
+    return [sys.executable if words[0] == ".venv/bin/python" else words[0], *words[1:]]
+
+
 def shell(command: str, cwd: Path, extra: str = "", timeout: float = 600) -> str:
-    cmd = command.replace(".venv/bin/python", sys.executable, 1) + (" " + extra if extra else "")
-    proc = subprocess.run(cmd, shell=True, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    cmd = argv(command) + extra.split()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
     return proc.stdout
 
 
 class Server:
     def __init__(self, command: str, cwd: Path):
-        cmd = command.replace(".venv/bin/python", sys.executable, 1)
-        self.proc = subprocess.Popen(cmd, shell=True, cwd=cwd, stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(argv(command), cwd=cwd, stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         assert line.startswith("ready"), f"{command}: {line!r}"
         self.address = line.split()[1]
