@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from .inpaint import most_common
-from .interpolate import corner_values
+from .interpolate import corner_values, point_values
 
 
 def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -101,7 +101,7 @@ def corner_uvs(uv: np.ndarray, source_vertices: np.ndarray, source_triangles: np
     if len(wrong) == 0:
         return out.astype(np.asarray(uv).dtype)
     ring = _triangle_ring(source_triangles, len(source_vertices))
-    landed = (source_vertices[source_triangles[face]] * bary[:, :, None]).sum(1)
+    landed = point_values(source_vertices, source_triangles, face, bary)
     for loop in wrong:
         v, want = loop_vertices[loop], chosen[loop_polygons[loop]]
         near = ring(face[v])

@@ -8,7 +8,6 @@ its transferred labels and confidence, and a Workbench render of the result.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 import blender_addon  # noqa: E402
 from blender_addon import api, frames  # noqa: E402
 from server.meshio import read_mesh, write_ply  # noqa: E402
-from training.prepare import PSB_ROTATIONS  # noqa: E402
+from training.prepare import psb_rotation  # noqa: E402
 
 PSB = ROOT.parent / "shared" / "data" / "psb"
 
@@ -36,7 +35,7 @@ def step(name: str, t0: list[float]) -> None:
 def load_psb(category: str, name: str, x: float) -> bpy.types.Object:
     """A PSB mesh, turned upright with the recorded rotation, standing on the floor at x."""
     v, f, _ = read_mesh(PSB / category / f"{name}.off.gz")
-    rot = np.array(json.loads(PSB_ROTATIONS.read_text())["rotations"][name])
+    rot = psb_rotation(name)
     world = frames.to_blender(v @ rot.T)
     world = (world - world.mean(0)) / np.linalg.norm(np.ptp(world, 0))
     world += [x, 0, -world[:, 2].min()]

@@ -6,7 +6,6 @@ onto the real PSB meshes of the same category (needs matplotlib: pip install -e 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,19 +15,27 @@ import numpy as np
 from model import Correspondence
 
 from .families import PART_NAMES, sample_shape
-from .prepare import PSB_ROTATIONS, find_meshes, load_mesh, mesh_name
+from .prepare import find_meshes, load_psb_upright, mesh_name
 
 PART_COLORS = np.array([[0.90, 0.30, 0.25], [0.25, 0.55, 0.90], [0.30, 0.75, 0.35], [0.95, 0.70, 0.15],
                         [0.60, 0.35, 0.75], [0.20, 0.75, 0.75]])
 NO_MATCH = np.array([0.6, 0.6, 0.6])
 
 
-def render_grid(meshes, face_colors, titles, out: Path, cols: int = 4) -> None:
+def pyplot():
+    """matplotlib's pyplot, drawing off screen (imported late: matplotlib is an optional extra)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def render_grid(meshes, face_colors, titles, out: Path, cols: int = 4) -> None:
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
+
+    plt = pyplot()
 
     rows = (len(meshes) + cols - 1) // cols
     fig = plt.figure(figsize=(3 * cols, 3.2 * rows))
@@ -53,15 +60,13 @@ def render_grid(meshes, face_colors, titles, out: Path, cols: int = 4) -> None:
 
 def transfer_figure(engine: Correspondence, category: str, psb: Path, out: Path, count: int = 7,
                     threshold: float = 0.05, seed: int = 4) -> None:
-    rotations = json.loads(PSB_ROTATIONS.read_text())["rotations"]
     source = sample_shape(category, np.random.default_rng([seed, 3]))
     sv, sf, slab = source.mesh()
     src = engine.prepare((sv, sf))
     meshes, colors, titles = [(src.points, sf)], [PART_COLORS[slab]], ["source (procedural)"]
     for path in find_meshes(psb / category)[:count]:
-        mesh = load_mesh(path)
-        v = np.asarray(mesh.vertices) @ np.asarray(rotations[mesh_name(path)]).T
-        f = np.asarray(mesh.faces)
+        mesh = load_psb_upright(path)
+        v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
         res = engine.correspond(src, (v, f))
         vert_label = slab[res.source_face]
         face_label = vert_label[f[:, 0]]

@@ -66,6 +66,18 @@ def load_mesh(path: Path) -> trimesh.Trimesh:
     return loaded
 
 
+def psb_rotation(name: str) -> np.ndarray:
+    """The recorded 3x3 rotation that turns PSB mesh `name` upright (+Y up, front -Z)."""
+    return np.asarray(json.loads(PSB_ROTATIONS.read_text())["rotations"][name])
+
+
+def load_psb_upright(path: Path) -> trimesh.Trimesh:
+    """A PSB mesh file, loaded and turned upright with its recorded rotation."""
+    mesh = load_mesh(path)
+    mesh.vertices = np.asarray(mesh.vertices) @ psb_rotation(mesh_name(path)).T
+    return mesh
+
+
 def read_face_labels(path: Path, n_faces: int) -> np.ndarray | None:
     """PSB-style `<name>.seg` beside the mesh: one segment id per face."""
     seg = path.with_name(mesh_name(path) + ".seg")

@@ -23,7 +23,7 @@ from model import Correspondence
 
 from .evaluate import Scores, evaluate, format_table, procedural_shapes
 from .families import PART_NAMES
-from .figures import transfer_figure
+from .figures import pyplot, transfer_figure
 
 DEFAULT_PSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "psb"
 THRESHOLDS = np.linspace(0.0, 0.25, 51)
@@ -37,17 +37,8 @@ def pck_curve(errors: np.ndarray, thresholds: np.ndarray = THRESHOLDS) -> np.nda
     return 100 * (errors[None, :] < thresholds[:, None]).mean(axis=1)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_pck(scores: dict[str, Scores], category: str, out: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for name, label in LABELS.items():
         ax.plot(THRESHOLDS, pck_curve(scores[name].pck_errors), label=label, lw=2)
@@ -63,7 +54,7 @@ def plot_pck(scores: dict[str, Scores], category: str, out: Path) -> None:
 
 
 def plot_confidence(scores: Scores, category: str, out: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.6))
     bins = np.linspace(0, 1, 26)
     for values, label in ((scores.confidence_existing, "part exists on the source"),

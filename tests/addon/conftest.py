@@ -1,11 +1,10 @@
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.server.conftest import ServerProcess
-from training.prepare import PSB_ROTATIONS
+from training.prepare import psb_rotation
 
 ROOT = Path(__file__).resolve().parents[2]
 PSB = ROOT.parent / "shared" / "data" / "psb"
@@ -43,7 +42,7 @@ def psb_object(bpy, category: str, name: str, obj_name: str | None = None):
     from server.meshio import read_mesh
 
     v, f, _ = read_mesh(PSB / category / f"{name}.off.gz")
-    rot = np.array(json.loads(PSB_ROTATIONS.read_text())["rotations"][name])
+    rot = psb_rotation(name)
     me = bpy.data.meshes.new(obj_name or name)
     me.from_pydata(v.tolist(), [], f.tolist())
     me.update()

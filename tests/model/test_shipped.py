@@ -1,5 +1,4 @@
 """The shipped default chair model, on held-out procedural chairs and on real PSB chairs."""
-import json
 
 import numpy as np
 import pytest
@@ -7,7 +6,7 @@ import pytest
 from model import Correspondence, shipped_categories
 from training.evaluate import evaluate, procedural_shapes
 from training.families import CHAIR_PARTS
-from training.prepare import PSB_ROTATIONS, load_mesh
+from training.prepare import load_psb_upright
 
 SEAT, BACK, LEG = 0, 1, 2
 
@@ -39,12 +38,11 @@ def test_label_transfer_beats_nearest_neighbour(chair_engine, held_out):
 
 
 def test_real_chairs_are_segmented_bottom_to_top(chair_engine, psb_dir):
-    rotations = json.loads(PSB_ROTATIONS.read_text())["rotations"]
     ordered = 0
     paths = sorted((psb_dir / "chair").glob("*.off.gz"))
     for path in paths:
-        mesh = load_mesh(path)
-        v = np.asarray(mesh.vertices) @ np.asarray(rotations[path.name.split(".")[0]]).T
+        mesh = load_psb_upright(path)
+        v = np.asarray(mesh.vertices)
         parts = chair_engine.segment((v, np.asarray(mesh.faces)))
         height = {p: v[parts == p, 1].mean() for p in (SEAT, BACK, LEG) if (parts == p).sum() > 20}
         if len(height) == 3 and height[LEG] < height[SEAT] < height[BACK]:
@@ -54,12 +52,10 @@ def test_real_chairs_are_segmented_bottom_to_top(chair_engine, psb_dir):
 
 def test_shapenet_style_point_clouds(chair_engine, psb_dir):
     """2,500 surface points per chair, no faces, as ShapeNet part clouds come (+Y up, front -Z)."""
-    rotations = json.loads(PSB_ROTATIONS.read_text())["rotations"]
     ordered, errors = 0, []
     paths = sorted((psb_dir / "chair").glob("*.off.gz"))
     for i, path in enumerate(paths):
-        mesh = load_mesh(path)
-        mesh.vertices = np.asarray(mesh.vertices) @ np.asarray(rotations[path.name.split(".")[0]]).T
+        mesh = load_psb_upright(path)
         a = mesh.sample(2500, seed=i)
         b = mesh.sample(2500, seed=1000 + i)  # another sampling of the same chair
         parts = chair_engine.segment(a)
@@ -79,12 +75,11 @@ def test_other_shipped_models(category, psb_dir):
     engine = Correspondence.load(category=category, device="cpu")
     info = engine.info()
     assert info["category"] == category and info["stage"] == 3
-    rotations = json.loads(PSB_ROTATIONS.read_text())["rotations"]
     paths = sorted((psb_dir / category).glob("*.off.gz"))
     found = []
     for path in paths:
-        mesh = load_mesh(path)
-        v = np.asarray(mesh.vertices) @ np.asarray(rotations[path.name.split(".")[0]]).T
+        mesh = load_psb_upright(path)
+        v = np.asarray(mesh.vertices)
         parts = engine.segment((v, np.asarray(mesh.faces)))
         found.append(len(np.unique(parts)))
         if category == "table":  # the top is above the legs
