@@ -100,6 +100,8 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
             ch.values, source.triangles, face, bary)
     else:
         raise ValueError(f"{ch.name!r}: cannot carry attributes of domain {ch.domain}")
+    if ch.kind == "labels":
+        confident = confident & ~sliver_labels(ch.values, values)
     values, keep = _resolve(values, confident, fill, target.edges, vote=not blend, mark=_mark_value(ch))
     values = values.astype(ch.values.dtype, copy=False)
     if ch.kind == "uv" and ch.domain == "CORNER":  # per target corner, one source UV island per polygon
@@ -112,6 +114,20 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
     # rest lands on its points (a face value has no one place on a vertex-wise map).
     domain = "CORNER" if ch.domain == "CORNER" else "POINT"
     return [Write(ch.name, ch.kind, domain, ch.data_type, values, keep)]
+
+
+def sliver_labels(source_labels: np.ndarray, target_labels: np.ndarray, min_share: float = 0.2) -> np.ndarray:
+    """Target vertices whose label covers less than `min_share` of its share of the source.
+
+    Such a label comes from stray matches along a part boundary, not from a part both
+    meshes have (the engine's `Correspondence.labels_from` rule, on vertex counts): these
+    vertices are treated as unconfident, so the fill mode decides them.
+    """
+    values, inverse = np.unique(np.concatenate([source_labels, target_labels]), return_inverse=True)
+    n = len(source_labels)
+    share_source = np.bincount(inverse[:n], minlength=len(values)) / max(n, 1)
+    share_target = np.bincount(inverse[n:], minlength=len(values)) / max(len(target_labels), 1)
+    return (share_target < min_share * share_source)[inverse[n:]]
 
 
 def _nearest_corner(values, triangle_loops, face, bary):

@@ -43,7 +43,7 @@ class PreparedShape:
     points: np.ndarray  # vertices (or points) in the model frame
     code: torch.Tensor  # (1, C)
     _surface: SurfaceIndex | None = field(default=None, repr=False)
-    _candidates: tuple | None = field(default=None, repr=False)  # match candidates, see Correspondence._match
+    _samples: "SurfaceSamples | None" = field(default=None, repr=False)  # see Correspondence._samples
 
     @property
     def surface(self) -> SurfaceIndex:
@@ -52,6 +52,22 @@ class PreparedShape:
             assert self.shape.faces is not None
             self._surface = SurfaceIndex(self.points, self.shape.faces)
         return self._surface
+
+
+@dataclass
+class SurfaceSamples:
+    """Area-uniform surface samples of a prepared shape with their part embedding.
+
+    They serve as match candidates when the shape is a source, and measure which parts
+    the shape has (`presence`) whatever its role.
+    """
+
+    points: np.ndarray  # (S, 3) model frame
+    face: np.ndarray | None  # (S,) face of each sample, meshes only
+    bary: np.ndarray | None  # (S, 3)
+    raw_embedding: np.ndarray  # (S, k) f at the samples
+    embedding: np.ndarray  # (S, k) the same with the branches of absent parts zeroed
+    presence: np.ndarray  # (k,) fraction of the surface whose argmax branch is each branch
 
 
 @dataclass
@@ -67,6 +83,7 @@ class CorrespondenceResult:
     surface_distance: np.ndarray  # (M,) |raw - mapped| in model units (bbox diagonal 1)
     embedding_distance: np.ndarray  # (M,) |f(raw, z_src) - f(x_tgt, z_tgt)|
     cycle_distance: np.ndarray  # (M,) |g(f(raw, z_src), z_tgt) - x_tgt| in model units
+    existence: np.ndarray  # (M,) in [0, 1]: does the target point's part exist on the source
     source_rotation: np.ndarray  # (3, 3) rotation applied to the source by auto-alignment
     target_rotation: np.ndarray  # (3, 3) same for the target
 
@@ -92,6 +109,9 @@ class Correspondence:
         cycle_sigma: float = 0.05,
         embedding_weight: float = 0.5,
         position_prior: float = 1.0,
+        min_part_fraction: float = 0.02,
+        existence_sharpness: float = 4.0,
+        min_label_share: float = 0.2,
         match_samples: int = 20000,
         chunk: int = 16384,
         max_points: int = DEFAULT_MAX_POINTS,
@@ -107,6 +127,9 @@ class Correspondence:
         self.cycle_sigma = cycle_sigma
         self.embedding_weight = embedding_weight
         self.position_prior = position_prior
+        self.min_part_fraction = min_part_fraction
+        self.existence_sharpness = existence_sharpness
+        self.min_label_share = min_label_share
         self.match_samples = match_samples
         self.chunk = chunk
         self.max_points = max_points
@@ -224,8 +247,10 @@ class Correspondence:
         """For every target point (or vertex), the matching point on the source and a confidence."""
         src = source if isinstance(source, PreparedShape) else self.prepare(source, "source", align)
         tgt = target if isinstance(target, PreparedShape) else self.prepare(target, "target", align)
-        emb_t = self._embed(tgt.points, tgt.code)
-        raw = self._invert(emb_t, src.code)  # target -> source through the shared embedding
+        src_parts, tgt_parts = self._samples(src).presence, self._samples(tgt).presence
+        emb_raw = self._point_embedding(tgt)
+        emb_t = self._without_absent(emb_raw, tgt_parts)
+        raw = self._invert(emb_raw, src.code)  # target -> source through the shared embedding
         emb_back = self._embed(raw, src.code)
         # Back to the target: a part the source lacks maps onto some other part there
         # and returns far from where it started.
@@ -237,8 +262,10 @@ class Correspondence:
         on_surface, face, bary, corner, emb_match = self._match(src, tgt, raw, emb_t)
         # A part the source lacks has no source point with its embedding: the best match
         # (and g's round trip) land on another part's.
+        emb_back = self._without_absent(emb_back, src_parts)
         emb_dist = np.maximum(np.linalg.norm(emb_match - emb_t, axis=1), np.linalg.norm(emb_back - emb_t, axis=1))
-        confidence = np.exp(
+        existence = self._existence(emb_t, src_parts)
+        confidence = existence * np.exp(
             -0.5 * ((surf_dist / self.surface_sigma) ** 2 + (emb_dist / self.embedding_sigma) ** 2
                     + (cycle_dist / self.cycle_sigma) ** 2)
         )
@@ -252,54 +279,133 @@ class Correspondence:
             surface_distance=surf_dist,
             embedding_distance=emb_dist,
             cycle_distance=cycle_dist,
+            existence=existence,
             source_rotation=src.frame.rotation,
             target_rotation=tgt.frame.rotation,
         )
+
+    def _samples(self, prep: PreparedShape) -> SurfaceSamples:
+        """Surface samples of a prepared shape, embedded once however many calls use it."""
+        if prep._samples is None:
+            if prep.shape.is_mesh:
+                pts, face, _ = sample_surface(prep.points, prep.shape.faces, self.match_samples, seed=self.seed)
+                bary = barycentric(prep.points[prep.shape.faces[face]], pts)
+            else:
+                pts, face, bary = prep.points, None, None
+            emb = self._embed(pts, prep.code)
+            presence = np.bincount(emb.argmax(axis=1), minlength=emb.shape[1]) / len(emb)
+            prep._samples = SurfaceSamples(pts, face, bary, emb, self._without_absent(emb, presence), presence)
+        return prep._samples
+
+    def _point_embedding(self, prep: PreparedShape) -> np.ndarray:
+        """f at the shape's vertices or points (a point cloud's are its samples: reused)."""
+        if prep.shape.is_mesh:
+            return self._embed(prep.points, prep.code)
+        return self._samples(prep).raw_embedding
+
+    def _without_absent(self, emb: np.ndarray, presence: np.ndarray) -> np.ndarray:
+        """The embedding with the branches of parts the shape lacks set to 0.
+
+        A part exists when its branch wins on at least `min_part_fraction` of the surface:
+        a few stray points where an absent part's branch barely wins (an armrest branch
+        along the edge of an armless seat) are not a part, and must neither take that
+        part's label nor match onto that part of another shape.
+        """
+        return emb * (presence >= min(self.min_part_fraction, presence.max()))
+
+    def _existence(self, emb: np.ndarray, source_presence: np.ndarray) -> np.ndarray:
+        """Per point, how surely its part exists on the source: the point's soft part
+        membership (a sharpened softmax over branch logits) weighted by how much of the
+        source's surface each part covers, saturating at `min_part_fraction`."""
+        p = np.clip(emb, 1e-6, 1 - 1e-6)
+        logits = self.existence_sharpness * np.log(p / (1 - p))
+        weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+        weights /= weights.sum(axis=1, keepdims=True)
+        return weights @ np.minimum(1.0, source_presence / self.min_part_fraction)
 
     def _match(self, src: PreparedShape, tgt: PreparedShape, raw: np.ndarray, emb_t: np.ndarray):
         """The source surface point each target point corresponds to -> (points, face, bary, corner, embedding).
 
         The nearest source point in the joint space of canonical position and part
-        embedding: the embedding keeps a match inside the same part, the position (the
-        target point's own, blended with g's inverse map by `position_prior`) places it
-        within the part.  g alone cannot tell mirror-symmetric parts apart (left and right
-        legs share an embedding), which the canonical position resolves.
+        embedding, among the source points of the target point's part (its argmax
+        branch) when the source has that part: the part embedding decides the part, the
+        position (the target point's own, blended with g's inverse map by
+        `position_prior`) places the match within it.  g alone cannot tell mirror-
+        symmetric parts apart (left and right legs share an embedding), which the
+        canonical position resolves.
         """
-        if src._candidates is None:  # a prepared source serves many targets: sample and embed once
-            if src.shape.is_mesh:
-                cand, face, _ = sample_surface(src.points, src.shape.faces, self.match_samples, seed=self.seed)
-                bary = barycentric(src.points[src.shape.faces[face]], cand)
-            else:
-                cand, face, bary = src.points, None, None
-            src._candidates = (cand, face, bary, self._embed(cand, src.code))
-        cand, face, bary, emb_s = src._candidates
+        samples = self._samples(src)
         w = self.embedding_weight
         prior = self.position_prior * tgt.points + (1.0 - self.position_prior) * raw
-        _, idx = cKDTree(np.concatenate([cand, w * emb_s], 1)).query(np.concatenate([prior, w * emb_t], 1))
+        feat_s = np.concatenate([samples.points, w * samples.embedding], 1)
+        feat_t = np.concatenate([prior, w * emb_t], 1)
+        part_s, part_t = samples.embedding.argmax(1), emb_t.argmax(1)
+        idx = np.full(len(feat_t), -1)
+        for part in np.unique(part_t):
+            on_source = np.flatnonzero(part_s == part)
+            if len(on_source):
+                mine = part_t == part
+                idx[mine] = on_source[cKDTree(feat_s[on_source]).query(feat_t[mine])[1]]
+        elsewhere = idx < 0  # parts the source lacks: their nearest point anywhere (low confidence)
+        if elsewhere.any():
+            idx[elsewhere] = cKDTree(feat_s).query(feat_t[elsewhere])[1]
+        cand, face, bary = samples.points, samples.face, samples.bary
         if face is None:
-            return cand[idx], None, None, idx, emb_s[idx]
+            return cand[idx], None, None, idx, samples.embedding[idx]
         face, bary = face[idx], bary[idx]
-        return cand[idx], face, bary, src.shape.faces[face, bary.argmax(axis=1)], emb_s[idx]
+        return cand[idx], face, bary, src.shape.faces[face, bary.argmax(axis=1)], samples.embedding[idx]
 
     def transfer_labels(
         self, source: Any, source_labels: Any, target: Any, align: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """Labels per target point from per-point (or, for meshes, per-vertex or per-face)
-        source labels -> (labels (M,), confidence (M,))."""
+        source labels -> (labels (M,), confidence (M,)); see `labels_from`."""
         src = source if isinstance(source, PreparedShape) else self.prepare(source, "source", align)
+        labels, per_face = self._source_labels(src, source_labels)
+        return self._labels_from(self.correspond(src, target, align), src, labels, per_face)
+
+    def labels_from(self, result: CorrespondenceResult, source: PreparedShape,
+                    source_labels: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Per target point of `result` (from `correspond(source, ...)`), the label of its
+        match and the confidence in that label.
+
+        A label that lands on a sliver of the target, less than `min_label_share` of the
+        share of the source surface it covers, comes from stray matches along a part
+        boundary, not from a part the two shapes share: those points keep the label but
+        get confidence 0, for a fill from confident neighbours (the add-on's) or another
+        source (the evaluation's best of several) to decide.
+        """
+        labels, per_face = self._source_labels(source, source_labels)
+        return self._labels_from(result, source, labels, per_face)
+
+    @staticmethod
+    def _source_labels(src: PreparedShape, source_labels: Any) -> tuple[np.ndarray, bool]:
         n_points = len(src.shape.vertices)
         n_faces = len(src.shape.faces) if src.shape.is_mesh else -1
         given = np.asarray(source_labels)
         per_face = given.ndim == 1 and len(given) == n_faces != n_points
-        labels = as_labels(source_labels, n_faces if per_face else n_points, "source_labels")
-        res = self.correspond(src, target, align)
-        out = labels[res.source_face] if per_face else labels[res.source_index]
-        return out, res.confidence
+        return as_labels(source_labels, n_faces if per_face else n_points, "source_labels"), per_face
+
+    def _labels_from(self, res: CorrespondenceResult, src: PreparedShape, labels: np.ndarray,
+                     per_face: bool) -> tuple[np.ndarray, np.ndarray]:
+        samples = self._samples(src)
+        if per_face:
+            out, on_source = labels[res.source_face], labels[samples.face]
+        elif samples.face is not None:
+            out, on_source = labels[res.source_index], labels[src.shape.faces[samples.face, samples.bary.argmax(1)]]
+        else:
+            out, on_source = labels[res.source_index], labels
+        values, inverse = np.unique(np.concatenate([on_source, out]), return_inverse=True)
+        share_source = np.bincount(inverse[: len(on_source)], minlength=len(values)) / len(on_source)
+        share_target = np.bincount(inverse[len(on_source):], minlength=len(values)) / len(out)
+        sliver = share_target < self.min_label_share * share_source
+        return out, np.where(sliver[inverse[len(on_source):]], 0.0, res.confidence)
 
     def segment(self, points: Any, align: bool = False) -> np.ndarray:
-        """Part index (argmax of f's branches) of each point or vertex."""
+        """Part index (argmax of f's branches, over the parts the shape has) of each point or vertex."""
         shape = points if isinstance(points, PreparedShape) else self.prepare(points, "points", align)
-        return self._embed(shape.points, shape.code).argmax(axis=1).astype(np.int64)
+        emb = self._without_absent(self._point_embedding(shape), self._samples(shape).presence)
+        return emb.argmax(axis=1).astype(np.int64)
 
     def reconstruct(self, points: Any, resolution: int = 64, align: bool = False) -> ReconstructedMesh:
         """Marching cubes of the occupancy max_k f at iso 0.5, with per-vertex parts."""
@@ -315,7 +421,9 @@ class Correspondence:
             occ[start : start + step] = self._embed(np.stack([axis[i] for i in ijk], axis=1), shape.code).max(axis=1)
         verts, faces = mcubes.marching_cubes(occ.reshape((resolution,) * 3), 0.5)
         verts = lo + verts * (hi - lo) / (resolution - 1)
-        parts = self._embed(verts, shape.code).argmax(axis=1) if len(verts) else np.zeros(0, np.int64)
+        present = self._samples(shape).presence
+        parts = (self._without_absent(self._embed(verts, shape.code), present).argmax(axis=1) if len(verts)
+                 else np.zeros(0, np.int64))
         return ReconstructedMesh(
             vertices=shape.frame.from_model(verts),
             faces=np.asarray(faces, dtype=np.int64),

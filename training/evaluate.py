@@ -4,9 +4,10 @@
     python -m training.evaluate --checkpoint Corr-52.pth --data data/chair_test
 
 Metrics (targets are all shapes but the first --sources, which lend their labels):
-* label-transfer mIoU: each target point takes the label of its match on the source where
-  the model is most confident; per-shape mean IoU over the category's parts, a part absent
-  from both prediction and truth counting 1 (ShapeNet-Part convention), then the mean;
+* label-transfer mIoU: each target point takes the label of its match on the source whose
+  label the model is most confident in (`Correspondence.labels_from`); per-shape mean IoU
+  over the category's parts, a part absent from both prediction and truth counting 1
+  (ShapeNet-Part convention), then the mean;
 * part-centre PCK at 0.05 and 0.10 of the bounding-box diagonal: the target point nearest
   each part's centroid is matched onto the source and compared with the source point
   nearest the same part's centroid;
@@ -102,11 +103,13 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
         for s, prep, norm in zip(sources, src_prep, src_norm):
             sl = s["surface_labels"]
             res = engine.correspond(prep, tgt_prep)
+            labels, label_conf = engine.labels_from(res, prep, sl)
             dist, nn_idx = cKDTree(norm).query(tn)
-            for m, conf, idx in (("model", res.confidence, res.source_index), ("nn", -dist, nn_idx)):
-                better = conf > best[m][0]
-                best[m][0][better] = conf[better]
-                best[m][1][better] = sl[idx[better]]
+            for m, conf, idx, lab, lab_conf in (("model", res.confidence, res.source_index, labels, label_conf),
+                                                ("nn", -dist, nn_idx, sl[nn_idx], -dist)):
+                better = lab_conf > best[m][0]
+                best[m][0][better] = lab_conf[better]
+                best[m][1][better] = lab[better]
                 # existence AUROC, per pair where the target has a part the source lacks
                 exists = np.isin(tl, sl)
                 if not exists.all():

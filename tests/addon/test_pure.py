@@ -192,3 +192,12 @@ def test_job_reports_an_absent_server_and_cancels_quickly():
     with pytest.raises(ServerError, match="cancelled"):
         job.wait(5)
     assert time.monotonic() - t0 < 2
+
+
+def test_labels_landing_on_a_sliver_are_left_to_the_fill():
+    source = np.repeat([0, 1], [70, 30])  # label 1 covers 30% of the source
+    few = np.repeat([0, 1], [98, 2])  # 2%: stray matches
+    many = np.repeat([0, 1], [80, 20])  # 20%: a part both have
+    assert transfer.sliver_labels(source, few).tolist() == [False] * 98 + [True] * 2
+    assert not transfer.sliver_labels(source, many).any()
+    assert not transfer.sliver_labels(source, np.full(10, 7)).any()  # a label the source lacks is not judged here

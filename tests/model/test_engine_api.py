@@ -1,5 +1,7 @@
 """The engine's contract: shapes, frames, validation.  Uses an untrained network: these
 tests check mechanics, never the meaning of the answers."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -157,3 +159,19 @@ def test_load_paths(tmp_path, monkeypatch):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             Correspondence.load(path, device="cuda")
+
+
+@pytest.mark.parametrize("strays", [10, 200])
+def test_labels_landing_on_a_sliver_of_the_target_get_no_confidence(engine, strays):
+    src, tgt = rng_points(1000), rng_points(1000, 1)
+    prep = engine.prepare(src)
+    labels = (np.arange(1000) >= 700).astype(np.int64)  # label 1 covers 30% of the source
+    res = engine.correspond(prep, tgt)
+    # the target takes label 1 on `strays` points: 1% is a sliver (< 0.2 x 30%), 20% is not
+    forced = dataclasses.replace(res, source_index=np.where(np.arange(1000) < strays, 900, 100))
+    out, conf = engine.labels_from(forced, prep, labels)
+    assert np.array_equal(out, (np.arange(1000) < strays).astype(np.int64))
+    if strays == 10:
+        assert np.all(conf[:strays] == 0) and np.array_equal(conf[strays:], res.confidence[strays:])
+    else:
+        assert np.array_equal(conf, res.confidence)
