@@ -311,17 +311,21 @@ class Correspondence:
         along the edge of an armless seat) are not a part, and must neither take that
         part's label nor match onto that part of another shape.
         """
-        return emb * (presence >= min(self.min_part_fraction, presence.max()))
+        return emb * self._present(presence)
+
+    def _present(self, presence: np.ndarray) -> np.ndarray:
+        """Which branches are parts of the shape: those winning on at least
+        `min_part_fraction` of its surface (the largest one at least)."""
+        return presence >= min(self.min_part_fraction, presence.max())
 
     def _existence(self, emb: np.ndarray, source_presence: np.ndarray) -> np.ndarray:
-        """Per point, how surely its part exists on the source: the point's soft part
-        membership (a sharpened softmax over branch logits) weighted by how much of the
-        source's surface each part covers, saturating at `min_part_fraction`."""
+        """Per point, how surely its part is one the source has: the point's soft part
+        membership (a softmax over `existence_sharpness` x the branch logits) summed over
+        the source's parts."""
         p = np.clip(emb, 1e-6, 1 - 1e-6)
         logits = self.existence_sharpness * np.log(p / (1 - p))
         weights = np.exp(logits - logits.max(axis=1, keepdims=True))
-        weights /= weights.sum(axis=1, keepdims=True)
-        return weights @ np.minimum(1.0, source_presence / self.min_part_fraction)
+        return (weights @ self._present(source_presence)) / weights.sum(axis=1)
 
     def _match(self, src: PreparedShape, tgt: PreparedShape, raw: np.ndarray, emb_t: np.ndarray):
         """The source surface point each target point corresponds to -> (points, face, bary, corner, embedding).
