@@ -67,12 +67,11 @@ def transfer_figure(engine: Correspondence, category: str, psb: Path, out: Path,
     for path in find_meshes(psb / category)[:count]:
         mesh = load_psb_upright(path)
         v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-        res = engine.correspond(src, (v, f))
-        vert_label = slab[res.source_face]
-        face_label = vert_label[f[:, 0]]
-        face_conf = res.confidence[f].mean(axis=1)
-        col = np.where((face_conf >= threshold)[:, None], PART_COLORS[face_label], NO_MATCH)
         tgt = engine.prepare((v, f))
+        vert_label, vert_conf = engine.transfer_labels(src, slab, tgt)  # per-face source labels
+        face_label = vert_label[f[:, 0]]
+        face_conf = vert_conf[f].mean(axis=1)
+        col = np.where((face_conf >= threshold)[:, None], PART_COLORS[face_label], NO_MATCH)
         meshes.append((tgt.points, f))
         colors.append(col)
         titles.append(f"PSB {mesh_name(path)}")
