@@ -109,6 +109,7 @@ class Correspondence:
         cycle_sigma: float = 0.05,
         embedding_weight: float = 0.5,
         position_prior: float = 1.0,
+        part_frames: bool = True,
         min_part_fraction: float = 0.02,
         existence_sharpness: float = 4.0,
         min_label_share: float = 0.2,
@@ -127,6 +128,7 @@ class Correspondence:
         self.cycle_sigma = cycle_sigma
         self.embedding_weight = embedding_weight
         self.position_prior = position_prior
+        self.part_frames = part_frames
         self.min_part_fraction = min_part_fraction
         self.existence_sharpness = existence_sharpness
         self.min_label_share = min_label_share
@@ -336,23 +338,31 @@ class Correspondence:
         position (the target point's own, blended with g's inverse map by
         `position_prior`) places the match within it.  g alone cannot tell mirror-
         symmetric parts apart (left and right legs share an embedding), which the
-        canonical position resolves.
+        canonical position resolves.  With `part_frames` that position is first moved
+        into the source part's frame (`_into_part_frame`), so a narrow table top's corner
+        meets a wide one's corner.
         """
         samples = self._samples(src)
         w = self.embedding_weight
         prior = self.position_prior * tgt.points + (1.0 - self.position_prior) * raw
         feat_s = np.concatenate([samples.points, w * samples.embedding], 1)
-        feat_t = np.concatenate([prior, w * emb_t], 1)
         part_s, part_t = samples.embedding.argmax(1), emb_t.argmax(1)
-        idx = np.full(len(feat_t), -1)
+        tgt_samples = self._samples(tgt)
+        part_t_samples = tgt_samples.embedding.argmax(1)
+        idx = np.full(len(prior), -1)
         for part in np.unique(part_t):
             on_source = np.flatnonzero(part_s == part)
             if len(on_source):
                 mine = part_t == part
-                idx[mine] = on_source[cKDTree(feat_s[on_source]).query(feat_t[mine])[1]]
+                where = prior[mine]
+                if self.part_frames:
+                    where = _into_part_frame(where, tgt_samples.points[part_t_samples == part],
+                                             samples.points[on_source])
+                feat_t = np.concatenate([where, w * emb_t[mine]], 1)
+                idx[mine] = on_source[cKDTree(feat_s[on_source]).query(feat_t)[1]]
         elsewhere = idx < 0  # parts the source lacks: their nearest point anywhere (low confidence)
         if elsewhere.any():
-            idx[elsewhere] = cKDTree(feat_s).query(feat_t[elsewhere])[1]
+            idx[elsewhere] = cKDTree(feat_s).query(np.concatenate([prior, w * emb_t], 1)[elsewhere])[1]
         cand, face, bary = samples.points, samples.face, samples.bary
         if face is None:
             return cand[idx], None, None, idx, samples.embedding[idx]
@@ -434,3 +444,15 @@ class Correspondence:
             parts=parts.astype(np.int64),
             rotation=shape.frame.rotation,
         )
+
+
+def _into_part_frame(points: np.ndarray, part_here: np.ndarray, part_there: np.ndarray,
+                     floor: float = 0.01) -> np.ndarray:
+    """Points of a part moved into the frame of the same part on another shape: per axis,
+    the part's mean and spread here become its mean and spread there, so that a wider
+    table top or a longer wing is matched by relative position within the part.
+    `floor` keeps the spread of a flat part (a plate's thickness) from blowing up."""
+    if len(part_here) < 2 or len(part_there) < 2:
+        return points
+    scale = np.maximum(part_there.std(0), floor) / np.maximum(part_here.std(0), floor)
+    return (points - part_here.mean(0)) * scale + part_there.mean(0)

@@ -4,17 +4,19 @@
     python -m training.evaluate --checkpoint Corr-52.pth --data data/chair_test
 
 Metrics (targets are all shapes but the first --sources, which lend their labels):
-* label-transfer mIoU: each target point takes the label of its match on the source whose
-  label the model is most confident in (`Correspondence.labels_from`); per-shape mean IoU
-  over the category's parts, a part absent from both prediction and truth counting 1
-  (ShapeNet-Part convention), then the mean;
+* label-transfer mIoU: each source lends each target point the label of its match, with
+  the model's confidence in it (`Correspondence.labels_from`), and the point takes the
+  label with the largest summed confidence; per-shape mean IoU over the category's parts,
+  a part absent from both prediction and truth counting 1 (ShapeNet-Part convention),
+  then the mean;
 * part-centre PCK at 0.05 and 0.10 of the bounding-box diagonal: the target point nearest
   each part's centroid is matched onto the source and compared with the source point
   nearest the same part's centroid;
 * AUROC of the confidence for "this part exists on the source" over target points of
   source-target pairs where the target has a part the source lacks.
 The baseline matches each point to the nearest source point after both shapes are
-normalised (centre, unit diagonal); its "confidence" is minus that distance.
+normalised (centre, unit diagonal); its "confidence" is minus that distance, and its
+label the majority of the sources' (ties to the nearest).
 """
 from __future__ import annotations
 
@@ -93,23 +95,23 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
         raise ValueError(f"need more than {n_sources} shapes to evaluate, got {len(shapes)}")
     src_prep = [engine.prepare(s["surface_points"]) for s in sources]
     src_norm = [_normalised(s["surface_points"]) for s in sources]
+    n_labels = 1 + max(max(parts), *(int(s["surface_labels"].max()) for s in sources))
     acc = {m: {"miou": [], "pck": [], "pos": [], "neg": [], "iou": {p: [] for p in parts}} for m in ("model", "nn")}
     for tgt in tqdm(targets, desc="evaluate", unit="shape", disable=not progress):
         tp, tl = tgt["surface_points"], tgt["surface_labels"]
         tn = _normalised(tp)
         t_keys = _part_keypoints(tp, tl)
-        best = {m: (np.full(len(tp), -np.inf), np.zeros(len(tp), np.int64)) for m in ("model", "nn")}
+        votes = {m: np.zeros((len(tp), n_labels)) for m in ("model", "nn")}
         tgt_prep = engine.prepare(tp)
         for s, prep, norm in zip(sources, src_prep, src_norm):
             sl = s["surface_labels"]
             res = engine.correspond(prep, tgt_prep)
             labels, label_conf = engine.labels_from(res, prep, sl)
             dist, nn_idx = cKDTree(norm).query(tn)
-            for m, conf, idx, lab, lab_conf in (("model", res.confidence, res.source_index, labels, label_conf),
-                                                ("nn", -dist, nn_idx, sl[nn_idx], -dist)):
-                better = lab_conf > best[m][0]
-                best[m][0][better] = lab_conf[better]
-                best[m][1][better] = lab[better]
+            # (a point whose labels all got confidence 0 still takes one, by a vote of 1e-9 each)
+            for m, conf, idx, lab, vote in (("model", res.confidence, res.source_index, labels, label_conf + 1e-9),
+                                            ("nn", -dist, nn_idx, sl[nn_idx], 1.0 - 1e-3 * dist)):
+                votes[m][np.arange(len(tp)), lab] += vote
                 # existence AUROC, per pair where the target has a part the source lacks
                 exists = np.isin(tl, sl)
                 if not exists.all():
@@ -123,7 +125,7 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
                         err = np.linalg.norm(norm[landed] - norm[s_keys[p]])
                         acc[m]["pck"].append(err)
         for m in ("model", "nn"):
-            miou, ious = shape_miou(best[m][1], tl, parts)
+            miou, ious = shape_miou(votes[m].argmax(axis=1), tl, parts)
             acc[m]["miou"].append(miou)
             for p, v in ious.items():
                 acc[m]["iou"][p].append(v)

@@ -5,8 +5,9 @@ import pytest
 
 from model import Correspondence, shipped_categories
 from training.evaluate import evaluate, procedural_shapes
-from training.families import CHAIR_PARTS
+from training.families import CHAIR_PARTS, table
 from training.prepare import load_psb_upright
+from training.samples import assembly_sample
 
 SEAT, BACK, LEG, ARM = 0, 1, 2, 3
 
@@ -114,3 +115,22 @@ def test_other_shipped_models(category, psb_dir):
             body, wing = v[parts == 0, 0], v[parts == 1, 0]
             assert len(body) > 20 and len(wing) > 20 and np.ptp(wing) > np.ptp(body), path.name
     assert np.median(found) >= 2, found
+
+
+def test_parts_of_other_proportions_match_by_relative_position():
+    """The corners of a narrow table top land on the corners of a wide one (not at the
+    same absolute position, part-way along the wide top's edges)."""
+    engine = Correspondence.load(category="table", device="cpu")
+    narrow = assembly_sample(table(width=0.7, depth=0.6), seed=1)
+    wide = assembly_sample(table(width=1.6, depth=0.9), seed=2)
+
+    def corner(shape, direction):
+        top = np.flatnonzero(shape["surface_labels"] == 0)
+        return top[np.argmax(shape["surface_points"][top] @ np.asarray(direction))]
+
+    res = engine.correspond(wide["surface_points"], narrow["surface_points"])
+    diagonal = np.linalg.norm(np.ptp(wide["surface_points"], axis=0))
+    for direction in ((1, 0.1, 1), (1, 0.1, -1), (-1, 0.1, 1), (-1, 0.1, -1)):
+        landed = res.mapped[corner(narrow, direction)]
+        error = np.linalg.norm(landed - wide["surface_points"][corner(wide, direction)]) / diagonal
+        assert error < 0.05, (direction, error)
