@@ -139,22 +139,13 @@ def _gather_rows(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 
 def part_supervision_loss(embedding: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over branch logits at labelled points (label -1 = unknown, ignored),
-    balanced so that every part of a shape weighs the same however little of its surface
-    it covers: thin parts (aprons, engines) count as much as a table top, as they do in
-    the per-part IoU the transfer is judged by."""
+    """Cross-entropy over branch logits at labelled points (label -1 = unknown, ignored)."""
     logits = torch.logit(embedding.clamp(1e-6, 1 - 1e-6))
     labels = labels.long()
-    known = labels >= 0
-    if not known.any():
+    if not (labels >= 0).any():
         return logits.sum() * 0.0
-    ce = F.cross_entropy(logits.transpose(1, 2), labels.clamp_min(0), reduction="none")  # (B, P)
-    one_hot = F.one_hot(labels.clamp_min(0), logits.shape[-1]) * known.unsqueeze(-1)
-    counts = one_hot.sum(dim=1, keepdim=True)  # (B, 1, k) points of each part per shape
-    parts = (counts > 0).sum(dim=-1).clamp_min(1)  # (B, 1) parts per shape
-    weight = (one_hot / counts.clamp_min(1)).sum(-1) / parts  # (B, P), each shape's weights sum to 1
-    shapes = known.any(dim=1).sum()
-    return (weight * ce).sum() / shapes
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-1)
+
 
 @dataclass
 class LossWeights:

@@ -12,7 +12,6 @@ from model.losses import (
     mapped_normals,
     normal_consistency_loss,
     occupancy_loss,
-    part_supervision_loss,
     self_reconstruction_loss,
     smoothness_loss,
     stage_losses,
@@ -91,19 +90,6 @@ def test_smoothness_by_hand():
 def test_knn_excludes_self():
     p = t([[[0, 0, 0], [1, 0, 0], [3, 0, 0]]])
     assert knn_indices(p, 1)[0, :, 0].tolist() == [1, 0, 1]
-
-
-def test_part_loss_weighs_each_part_of_a_shape_equally():
-    # shape 0: three points of part 0 scored 0.9 on branch 0, one point of part 1 scored 0.1 on branch 1;
-    # shape 1: unlabelled, so it does not count
-    emb = torch.full((2, 4, 2), 0.5)
-    emb[0, :3] = t([0.9, 0.5])
-    emb[0, 3] = t([0.5, 0.1])
-    labels = torch.tensor([[0, 0, 0, 1], [-1, -1, -1, -1]])
-    ce_good = -np.log(9 / (9 + 1))  # softmax over logits: logit(0.9) = ln 9, logit(0.5) = 0
-    ce_bad = -np.log(1 / 9 / (1 + 1 / 9))
-    assert part_supervision_loss(emb, labels).item() == pytest.approx((ce_good + ce_bad) / 2, rel=1e-5)
-    assert part_supervision_loss(emb, torch.full((2, 4), -1)).item() == 0.0
 
 
 def _batch(b=2, n=64):
