@@ -111,7 +111,8 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
             # (a point whose labels all got confidence 0 still takes one, by a vote of 1e-9 each)
             for m, conf, idx, lab, vote in (("model", res.confidence, res.source_index, labels, label_conf + 1e-9),
                                             ("nn", -dist, nn_idx, sl[nn_idx], 1.0 - 1e-3 * dist)):
-                votes[m][np.arange(len(tp)), lab] += vote
+                known = lab >= 0  # -1: unlabelled source points lend nothing
+                votes[m][np.flatnonzero(known), lab[known]] += vote[known]
                 # existence AUROC, per pair where the target has a part the source lacks
                 exists = np.isin(tl, sl)
                 if not exists.all():

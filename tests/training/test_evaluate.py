@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from model import Checkpoint, ImplicitCorrespondenceNet, preset, save_checkpoint
-from training.evaluate import auroc, main as evaluate_main, shape_miou
+from model import Correspondence
+from training.evaluate import auroc, evaluate, main as evaluate_main, shape_miou
 
 
 def test_miou_counts_parts_absent_from_both_as_one():
@@ -37,3 +38,18 @@ def test_cli_prints_model_and_baseline(tmp_path, capsys):
     scores = json.loads(out_json.read_text())
     assert 0 <= scores["nn"]["miou"] <= 100 and set(scores) == {"model", "nn"}
     assert evaluate_main(["--checkpoint", str(path), "--procedural", "chair", "--count", "2", "--sources", "2"]) == 2
+
+
+def test_the_sources_vote_on_each_label():
+    """Two of three identical sources say part 1, the first says part 0: part 1 wins
+    (for the nearest-neighbour baseline, whose answers do not depend on training)."""
+    torch.manual_seed(0)
+    engine = Correspondence(ImplicitCorrespondenceNet(preset("tiny")), device="cpu")
+    points = np.random.default_rng(0).random((300, 3))
+    shape = lambda label: {"surface_points": points, "surface_labels": np.full(300, label)}
+    scores = evaluate(engine, [shape(0), shape(1), shape(1), shape(1)], {0: "a", 1: "b"}, n_sources=3,
+                      progress=False)
+    assert scores["nn"].miou == 100.0
+    unlabelled = evaluate(engine, [shape(-1), shape(-1), shape(1), shape(1)], {0: "a", 1: "b"}, n_sources=3,
+                          progress=False)
+    assert unlabelled["nn"].miou == 100.0
