@@ -126,8 +126,10 @@ def _majority(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 def _triangle_ring(triangles: np.ndarray, n_vertices: int):
     """-> function: triangle index -> triangles within two vertex rings of it."""
-    by_vertex = np.argsort(triangles.ravel(), kind="stable") // 3
-    starts = np.searchsorted(np.sort(triangles.ravel()), np.arange(n_vertices + 1))
+    flat = triangles.ravel()
+    order = np.argsort(flat, kind="stable")
+    by_vertex = order // 3  # triangles sorted by vertex
+    starts = np.searchsorted(flat[order], np.arange(n_vertices + 1))
 
     def around(tris: np.ndarray) -> np.ndarray:
         verts = np.unique(triangles[tris])

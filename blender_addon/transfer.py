@@ -107,7 +107,7 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
     if ch.kind == "uv" and ch.domain == "CORNER":  # per target corner, one source UV island per polygon
         values = seams.corner_uvs(ch.values, source.vertices, source.triangles, source.triangle_loops, face, bary,
                                   target.loop_vertices, loop_polygons(target), vertex_uv=values, trusted=confident)
-        keep = None if keep is None else keep[target.loop_vertices]
+        keep = None if keep is None else expand_to_corners(keep, target.loop_vertices)
     if ch.kind == "labels":
         return label_writes(values, keep)
     # Corner-domain sources (UVs, corner colours) go back to the target's corners; the

@@ -362,7 +362,7 @@ class Correspondence:
                 idx[mine] = on_source[cKDTree(feat_s[on_source]).query(feat_t)[1]]
         elsewhere = idx < 0  # parts the source lacks: their nearest point anywhere (low confidence)
         if elsewhere.any():
-            idx[elsewhere] = cKDTree(feat_s).query(np.concatenate([prior, w * emb_t], 1)[elsewhere])[1]
+            idx[elsewhere] = cKDTree(feat_s).query(np.concatenate([prior[elsewhere], w * emb_t[elsewhere]], 1))[1]
         cand, face, bary = samples.points, samples.face, samples.bary
         if face is None:
             return cand[idx], None, None, idx, samples.embedding[idx]
@@ -386,8 +386,8 @@ class Correspondence:
         A label that lands on a sliver of the target, less than `min_label_share` of the
         share of the source surface it covers, comes from stray matches along a part
         boundary, not from a part the two shapes share: those points keep the label but
-        get confidence 0, for a fill from confident neighbours (the add-on's) or another
-        source (the evaluation's best of several) to decide.
+        get confidence 0, for a fill from confident neighbours (the add-on's) or the other
+        sources (the evaluation's confidence-weighted vote) to decide.
         """
         labels, per_face = self._source_labels(source, source_labels)
         return self._labels_from(result, source, labels, per_face)

@@ -95,6 +95,8 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
         raise ValueError(f"need more than {n_sources} shapes to evaluate, got {len(shapes)}")
     src_prep = [engine.prepare(s["surface_points"]) for s in sources]
     src_norm = [_normalised(s["surface_points"]) for s in sources]
+    src_tree = [cKDTree(norm) for norm in src_norm]
+    src_keys = [_part_keypoints(s["surface_points"], s["surface_labels"]) for s in sources]
     n_labels = 1 + max(max(parts), *(int(s["surface_labels"].max()) for s in sources))
     acc = {m: {"miou": [], "pck": [], "pos": [], "neg": [], "iou": {p: [] for p in parts}} for m in ("model", "nn")}
     for tgt in tqdm(targets, desc="evaluate", unit="shape", disable=not progress):
@@ -103,23 +105,22 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
         t_keys = _part_keypoints(tp, tl)
         votes = {m: np.zeros((len(tp), n_labels)) for m in ("model", "nn")}
         tgt_prep = engine.prepare(tp)
-        for s, prep, norm in zip(sources, src_prep, src_norm):
+        for s, prep, norm, tree, s_keys in zip(sources, src_prep, src_norm, src_tree, src_keys):
             sl = s["surface_labels"]
             res = engine.correspond(prep, tgt_prep)
             labels, label_conf = engine.labels_from(res, prep, sl)
-            dist, nn_idx = cKDTree(norm).query(tn)
+            dist, nn_idx = tree.query(tn)
+            # existence AUROC, per pair where the target has a part the source lacks
+            exists = np.isin(tl, sl)
             # (a point whose labels all got confidence 0 still takes one, by a vote of 1e-9 each)
             for m, conf, idx, lab, vote in (("model", res.confidence, res.source_index, labels, label_conf + 1e-9),
                                             ("nn", -dist, nn_idx, sl[nn_idx], 1.0 - 1e-3 * dist)):
                 known = lab >= 0  # -1: unlabelled source points lend nothing
                 votes[m][np.flatnonzero(known), lab[known]] += vote[known]
-                # existence AUROC, per pair where the target has a part the source lacks
-                exists = np.isin(tl, sl)
                 if not exists.all():
                     acc[m]["pos"].append(conf[exists])
                     acc[m]["neg"].append(conf[~exists])
                 # part-centre PCK in the source's normalised frame
-                s_keys = _part_keypoints(s["surface_points"], sl)
                 for p, ti in t_keys.items():
                     if p in s_keys:
                         landed = idx[ti]
