@@ -1,5 +1,7 @@
 """The shipped default chair model, on held-out procedural chairs and on real PSB chairs."""
 
+from functools import cache
+
 import numpy as np
 import pytest
 
@@ -21,6 +23,12 @@ def chair_engine():
 @pytest.fixture(scope="module")
 def held_out():
     return procedural_shapes("chair", 23, first=2_000_000)
+
+
+@cache
+def shipped_engine(category: str) -> Correspondence:
+    """One engine per shipped category for the whole module (the tests only read it)."""
+    return Correspondence.load(category=category, device="cpu")
 
 
 def test_default_is_the_trained_chair_model(chair_engine):
@@ -98,7 +106,7 @@ def test_other_shipped_models(category, psb_dir):
     """Each shipped model is a finished stage-3 model with calibrated confidence that segments real meshes."""
     if category not in shipped_categories():
         pytest.fail(f"no shipped {category} checkpoint")
-    engine = Correspondence.load(category=category, device="cpu")
+    engine = shipped_engine(category)
     info = engine.info()
     assert info["category"] == category and info["stage"] == 3
     paths = sorted((psb_dir / category).glob("*.off.gz"))
@@ -120,7 +128,7 @@ def test_other_shipped_models(category, psb_dir):
 def test_parts_of_other_proportions_match_by_relative_position():
     """The corners of a narrow table top land on the corners of a wide one (not at the
     same absolute position, part-way along the wide top's edges)."""
-    engine = Correspondence.load(category="table", device="cpu")
+    engine = shipped_engine("table")
     narrow = assembly_sample(table(width=0.7, depth=0.6), seed=1)
     wide = assembly_sample(table(width=1.6, depth=0.9), seed=2)
 
