@@ -27,7 +27,7 @@ def held_out():
 
 @cache
 def shipped_engine(category: str) -> Correspondence:
-    """One engine per shipped category for the whole module (the tests only read it)."""
+    """One engine per shipped category, loaded on first use (the tests only read it)."""
     return Correspondence.load(category=category, device="cpu")
 
 
