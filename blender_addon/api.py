@@ -113,11 +113,13 @@ class TransferPlan:
             progress(0.0, f"segmenting {src.name}")
             labels = tx.Channel("part_label", "labels", "POINT", "INT",
                                       client.segment(src.vertices, src.triangles, **kw).astype(np.int32))
+        # the artist's own labels guide the match; the model's own segmentation would add nothing
+        guide = tx.labels_per_element(src, self.source_labels) if self.source_labels is not None else None
         corrs = []
         for i, tgt in enumerate(self.targets_arrays):
             progress((i + steps - len(self.targets_arrays)) / steps, f"{src.name} -> {tgt.name}")
             corrs.append(client.correspond(src.vertices, tgt.vertices, source_faces=src.triangles,
-                                           target_faces=tgt.triangles, **kw))
+                                           target_faces=tgt.triangles, source_labels=guide, **kw))
         return {"labels": labels, "correspondences": corrs}
 
     def apply(self, result: dict[str, Any]) -> dict[str, Any]:

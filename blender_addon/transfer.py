@@ -116,6 +116,18 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
     return [Write(ch.name, ch.kind, domain, ch.data_type, values, keep)]
 
 
+def labels_per_element(source: MeshArrays, ch: Channel) -> np.ndarray:
+    """A label channel as the server takes it: one label per vertex, or per triangle
+    (a face's or its triangle's first corner's label)."""
+    if ch.domain == "POINT":
+        return ch.values
+    if ch.domain == "FACE":
+        return ch.values[source.triangle_polygons]
+    if ch.domain == "CORNER":
+        return ch.values[source.triangle_loops[:, 0]]
+    raise ValueError(f"{ch.name!r}: labels of domain {ch.domain} cannot guide a match")
+
+
 def sliver_labels(source_labels: np.ndarray, target_labels: np.ndarray, min_share: float = 0.2) -> np.ndarray:
     """Target vertices whose label covers less than `min_share` of its share of the source.
 

@@ -113,6 +113,7 @@ class Correspondence:
         min_part_fraction: float = 0.02,
         existence_sharpness: float = 4.0,
         min_label_share: float = 0.2,
+        min_label_agreement: float = 0.6,
         match_samples: int = 20000,
         chunk: int = 16384,
         max_points: int = DEFAULT_MAX_POINTS,
@@ -132,6 +133,7 @@ class Correspondence:
         self.min_part_fraction = min_part_fraction
         self.existence_sharpness = existence_sharpness
         self.min_label_share = min_label_share
+        self.min_label_agreement = min_label_agreement
         self.match_samples = match_samples
         self.chunk = chunk
         self.max_points = max_points
@@ -245,10 +247,18 @@ class Correspondence:
         return self.prepare(data, align=True).frame.rotation
 
     # ------------------------------------------------------------------ operations
-    def correspond(self, source: Any, target: Any, align: bool = False) -> CorrespondenceResult:
-        """For every target point (or vertex), the matching point on the source and a confidence."""
+    def correspond(self, source: Any, target: Any, align: bool = False,
+                   source_labels: Any = None) -> CorrespondenceResult:
+        """For every target point (or vertex), the matching point on the source and a confidence.
+
+        `source_labels` (optional; per source point, vertex or face, -1 for unlabelled) are
+        the source's own part labels, where the caller has them: each label's points are
+        matched as the model part most of them fall in (`_source_parts`), which mends the
+        model's segmentation of the source before anything lands on it.
+        """
         src = source if isinstance(source, PreparedShape) else self.prepare(source, "source", align)
         tgt = target if isinstance(target, PreparedShape) else self.prepare(target, "target", align)
+        part_s = self._source_parts(src, source_labels)
         src_parts, tgt_parts = self._samples(src).presence, self._samples(tgt).presence
         emb_raw = self._point_embedding(tgt)
         emb_t = self._without_absent(emb_raw, tgt_parts)
@@ -261,7 +271,7 @@ class Correspondence:
             surf_dist = np.linalg.norm(raw - src.surface.query(raw)[0], axis=1)
         else:
             surf_dist = nearest_in_cloud(src.points, raw)[0]
-        on_surface, face, bary, corner, emb_match = self._match(src, tgt, raw, emb_t)
+        on_surface, face, bary, corner, emb_match = self._match(src, tgt, raw, emb_t, part_s)
         # A part the source lacks has no source point with its embedding: the best match
         # (and g's round trip) land on another part's.
         emb_back = self._without_absent(emb_back, src_parts)
@@ -329,12 +339,45 @@ class Correspondence:
         weights = np.exp(logits - logits.max(axis=1, keepdims=True))
         return (weights @ self._present(source_presence)) / weights.sum(axis=1)
 
-    def _match(self, src: PreparedShape, tgt: PreparedShape, raw: np.ndarray, emb_t: np.ndarray):
+    def _source_parts(self, src: PreparedShape, source_labels: Any) -> np.ndarray:
+        """The model part (branch) of each source surface sample, as matching uses it.
+
+        Without labels: the argmax of f.  With the source's own labels, each label's
+        samples all take the branch most of them have: f blurs thin parts into the part
+        they touch (a table's apron into its top), and a label tells which of the two
+        the whole apron is.  A label that spreads over several parts (less than
+        `min_label_agreement` of it in one: "left half", "painted red") is no part of the
+        model's, and unlabelled (-1) samples are none either: they keep f's branches.
+        """
+        samples = self._samples(src)
+        parts = samples.embedding.argmax(1)
+        if source_labels is None:
+            return parts
+        labels, per_face = self._source_labels(src, source_labels)
+        if per_face:
+            on_samples = labels[samples.face]
+        elif samples.face is not None:
+            on_samples = labels[src.shape.faces[samples.face, samples.bary.argmax(1)]]
+        else:
+            on_samples = labels
+        guided = parts.copy()
+        for label in np.unique(on_samples[on_samples >= 0]):
+            mine = on_samples == label
+            counts = np.bincount(parts[mine])
+            part = counts.argmax()
+            # the label is mostly that branch and the branch mostly that label
+            if counts[part] >= self.min_label_agreement * max(mine.sum(), np.sum(parts == part)):
+                guided[mine] = part
+        return guided
+
+    def _match(self, src: PreparedShape, tgt: PreparedShape, raw: np.ndarray, emb_t: np.ndarray,
+               part_s: np.ndarray):
         """The source surface point each target point corresponds to -> (points, face, bary, corner, embedding).
 
         The nearest source point in the joint space of canonical position and part
         embedding, among the source points of the target point's part (its argmax
-        branch) when the source has that part: the part embedding decides the part, the
+        branch; `part_s` gives the source samples') when the source has that part, and
+        else among those where f's argmax is that part: the part embedding decides the part, the
         position (the target point's own, blended with g's inverse map by
         `position_prior`) places the match within it.  g alone cannot tell mirror-
         symmetric parts apart (left and right legs share an embedding), which the
@@ -346,12 +389,14 @@ class Correspondence:
         w = self.embedding_weight
         prior = self.position_prior * tgt.points + (1.0 - self.position_prior) * raw
         feat_s = np.concatenate([samples.points, w * samples.embedding], 1)
-        part_s, part_t = samples.embedding.argmax(1), emb_t.argmax(1)
+        part_f, part_t = samples.embedding.argmax(1), emb_t.argmax(1)
         tgt_samples = self._samples(tgt)
         part_t_samples = tgt_samples.embedding.argmax(1)
         idx = np.full(len(prior), -1)
         for part in np.unique(part_t):
             on_source = np.flatnonzero(part_s == part)
+            if not len(on_source):  # the labels put no whole label there: f's points of the part
+                on_source = np.flatnonzero(part_f == part)
             if len(on_source):
                 mine = part_t == part
                 where = prior[mine]
@@ -376,7 +421,7 @@ class Correspondence:
         source labels -> (labels (M,), confidence (M,)); see `labels_from`."""
         src = source if isinstance(source, PreparedShape) else self.prepare(source, "source", align)
         labels, per_face = self._source_labels(src, source_labels)
-        return self._labels_from(self.correspond(src, target, align), src, labels, per_face)
+        return self._labels_from(self.correspond(src, target, align, source_labels), src, labels, per_face)
 
     def labels_from(self, result: CorrespondenceResult, source: PreparedShape,
                     source_labels: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -398,6 +443,9 @@ class Correspondence:
         n_faces = len(src.shape.faces) if src.shape.is_mesh else -1
         given = np.asarray(source_labels)
         per_face = given.ndim == 1 and len(given) == n_faces != n_points
+        if src.shape.is_mesh and given.ndim == 1 and len(given) not in (n_points, n_faces):
+            raise ValueError(f"source_labels has {len(given)} entries; the source mesh has "
+                             f"{n_points} vertices and {n_faces} faces (one label per vertex or per face)")
         return as_labels(source_labels, n_faces if per_face else n_points, "source_labels"), per_face
 
     def _labels_from(self, res: CorrespondenceResult, src: PreparedShape, labels: np.ndarray,

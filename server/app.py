@@ -100,7 +100,8 @@ def run_model_op(engines: Engines, header: dict[str, Any], arrays: dict[str, np.
         return {}, {"vertices": mesh.vertices.astype(np.float32), "faces": mesh.faces, "parts": mesh.parts}
     src = engine.prepare(_shape_from(arrays, "source_"), "source", align)
     tgt = engine.prepare(_shape_from(arrays, "target_"), "target", align)
-    out = _correspond_arrays(engine.correspond(src, tgt), "")
+    # the source's own part labels, when the caller has them, guide the match (see Correspondence.correspond)
+    out = _correspond_arrays(engine.correspond(src, tgt, source_labels=arrays.get("source_labels")), "")
     if header.get("both"):
         out.update(_correspond_arrays(engine.correspond(tgt, src), "reverse_"))
     return {}, out

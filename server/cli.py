@@ -91,7 +91,9 @@ def _run(client: Client, args: argparse.Namespace) -> int:
         return 0
     sv, sf, scol = read_mesh(args.source)
     tv, tf, _ = read_mesh(args.target)
-    res = client.correspond(sv, tv, source_faces=sf, target_faces=tf, **opts)
+    given = _source_labels(args.source_labels, len(sv), len(sf)) if getattr(args, "source_labels", None) else None
+    res = client.correspond(sv, tv, source_faces=sf, target_faces=tf, **opts,
+                            source_labels=None if given is None else given[0])
     face, bary, conf = res["source_face"], res["source_bary"], res["confidence"]
     matched = conf >= args.threshold
     if args.command == "transfer":
@@ -100,12 +102,7 @@ def _run(client: Client, args: argparse.Namespace) -> int:
         colors = np.where(matched[:, None], interpolate(scol, sf, face, bary).round().astype(np.uint8), GREY)
         write_ply(args.out, tv, tf, colors, corr_confidence=conf, corr_source_face=face)
     else:
-        labels = _source_labels(args.source_labels, len(sv), len(sf)) if args.source_labels else None
-        if labels is None:
-            labels = client.segment(sv, sf, **opts)
-            per_face = False
-        else:
-            labels, per_face = labels
+        labels, per_face = given if given is not None else (client.segment(sv, sf, **opts), False)
         target_labels = labels[face] if per_face else corner_values(labels, sf, face, bary)
         colors = np.where(matched[:, None], part_colors(target_labels), GREY)
         write_ply(args.out, tv, tf, colors, part_label=target_labels, corr_confidence=conf, corr_source_face=face)

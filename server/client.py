@@ -106,8 +106,18 @@ class Client:
         return self.request("segment", arrays, **_opts(category, align))[1]["parts"]
 
     def correspond(self, source_vertices, target_vertices, source_faces=None, target_faces=None,
-                   category: str | None = None, align: bool = False, both: bool = False) -> dict[str, np.ndarray]:
+                   category: str | None = None, align: bool = False, both: bool = False,
+                   source_labels=None) -> dict[str, np.ndarray]:
+        """Per target vertex: `source_face`, `source_bary`, `source_index`, `mapped`, `confidence`
+        (and the same with a `reverse_` prefix from source to target when `both`).
+        `source_labels`: the source's own part labels (one int per vertex or face, -1 for
+        none), which guide the match where the user has them."""
         arrays = {**_shape("source_", source_vertices, source_faces), **_shape("target_", target_vertices, target_faces)}
+        if source_labels is not None:
+            labels = np.asarray(source_labels)
+            if labels.dtype.kind not in "iu":
+                raise ValueError(f"source_labels must be integers, got {labels.dtype}")
+            arrays["source_labels"] = labels.astype(np.int64)
         return self.request("correspond", arrays, both=both, **_opts(category, align))[1]
 
     def reconstruct(self, vertices, faces=None, resolution: int = 64, category: str | None = None,

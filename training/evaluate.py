@@ -107,7 +107,7 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
         tgt_prep = engine.prepare(tp)
         for s, prep, norm, tree, s_keys in zip(sources, src_prep, src_norm, src_tree, src_keys):
             sl = s["surface_labels"]
-            res = engine.correspond(prep, tgt_prep)
+            res = engine.correspond(prep, tgt_prep, source_labels=sl)
             labels, label_conf = engine.labels_from(res, prep, sl)
             dist, nn_idx = tree.query(tn)
             # existence AUROC, per pair where the target has a part the source lacks

@@ -137,6 +137,25 @@ def test_transfer_to_copies_of_itself(bpy):
     assert np.allclose(w, (w_src[tris[f_plain]] * bary).sum(1), atol=1e-4)  # weights follow the same map
 
 
+def test_the_artists_face_labels_guide_and_label_the_transfer(bpy):
+    from blender_addon import api
+
+    src = psb_object(bpy, "chair", "101", "source")
+    tgt = psb_object(bpy, "chair", "105", "target")
+    m = np.array(src.matrix_world)
+    centres = np.array([p.center for p in src.data.polygons]) @ m[:3, :3].T + m[:3, 3]
+    upper = centres[:, 2] > (centres[:, 2].min() + centres[:, 2].max()) / 2  # the back; legs and seat below
+    labels = src.data.attributes.new("part_label", "INT", "FACE")
+    labels.data.foreach_set("value", np.where(upper, 4, 3).astype(np.int32))
+    api.transfer(src, [tgt], threshold=0.0, fill="MARK")
+    a, got = attr(tgt, "part_label")
+    assert a.domain == "POINT" and set(np.unique(got)) <= {3, 4}
+    height = world_vertices(tgt)[:, 2]
+    high, low = got[height > np.quantile(height, 0.8)], got[height < np.quantile(height, 0.2)]
+    assert np.mean(high == 4) > 0.8 and np.mean(low == 3) > 0.8
+    assert attr(src, "part_label")[0].domain == "FACE"  # the artist's labels stay as they were
+
+
 def test_server_down_and_bad_meshes_write_nothing(bpy, monkeypatch):
     from blender_addon import api
 

@@ -201,3 +201,14 @@ def test_labels_landing_on_a_sliver_are_left_to_the_fill():
     assert transfer.sliver_labels(source, few).tolist() == [False] * 98 + [True] * 2
     assert not transfer.sliver_labels(source, many).any()
     assert not transfer.sliver_labels(source, np.full(10, 7)).any()  # a label the source lacks is not judged here
+
+
+def test_the_sources_labels_go_to_the_server_per_vertex_or_per_triangle():
+    m = arrays()  # two triangles, polygons 0 and 1, corners 0-5
+    per = lambda domain, values: transfer.labels_per_element(
+        m, transfer.Channel("part_label", "labels", domain, "INT", np.asarray(values, np.int32)))
+    assert per("POINT", [4, 5, 6, 7]).tolist() == [4, 5, 6, 7]
+    assert per("FACE", [8, 9]).tolist() == [8, 9]
+    assert per("CORNER", [1, 1, 1, 2, 2, 2]).tolist() == [1, 2]
+    with pytest.raises(ValueError, match="EDGE"):
+        per("EDGE", [0])

@@ -70,15 +70,16 @@ def test_transfer_labels_per_point_per_vertex_per_face(engine, box_mesh):
     src = rng_points(300)
     labels = np.arange(300) % 4
     out, conf = engine.transfer_labels(src, labels, rng_points(100, 2))
-    res = engine.correspond(src, rng_points(100, 2))
+    res = engine.correspond(src, rng_points(100, 2), source_labels=labels)
     assert np.array_equal(out, labels[res.source_index]) and conf.shape == (100,)
     v, f = box_mesh
     face_labels = np.arange(len(f)) % 3
     out_f, _ = engine.transfer_labels((v, f), face_labels, rng_points(50))
-    res = engine.correspond((v, f), rng_points(50))
+    res = engine.correspond((v, f), rng_points(50), source_labels=face_labels)
     assert np.array_equal(out_f, face_labels[res.source_face])
     vert_labels = np.arange(len(v)) % 5
     out_v, _ = engine.transfer_labels((v, f), vert_labels, rng_points(50))
+    res = engine.correspond((v, f), rng_points(50), source_labels=vert_labels)
     assert np.array_equal(out_v, vert_labels[res.source_index])
 
 
@@ -137,6 +138,8 @@ def test_bad_labels(engine):
         engine.transfer_labels(rng_points(10), np.arange(3), rng_points(5))
     with pytest.raises(ValueError, match="integer labels"):
         engine.transfer_labels(rng_points(10), np.zeros(10), rng_points(5))
+    with pytest.raises(ValueError, match="has 4 entries but the shape has 10"):
+        engine.correspond(rng_points(10), rng_points(5), source_labels=np.arange(4))
 
 
 def test_size_limit():

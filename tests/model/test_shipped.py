@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from model import Correspondence, shipped_categories
-from training.evaluate import evaluate, procedural_shapes
-from training.families import CHAIR_PARTS, table
+from training.evaluate import evaluate, procedural_shapes, shape_miou
+from training.families import CHAIR_PARTS, TABLE_PARTS, table
 from training.prepare import load_psb_upright
 from training.samples import assembly_sample
 
@@ -142,3 +142,24 @@ def test_parts_of_other_proportions_match_by_relative_position():
         landed = res.mapped[corner(narrow, direction)]
         error = np.linalg.norm(landed - wide["surface_points"][corner(wide, direction)]) / diagonal
         assert error < 0.05, (direction, error)
+
+
+def test_the_sources_own_labels_guide_the_match():
+    """f blurs a table's apron into its top; the source's labels say the whole apron is a
+    support, so the top of a target no longer lands on it (and takes its label)."""
+    engine = shipped_engine("table")
+    shapes = procedural_shapes("table", 15)  # the evaluation's: its first source, 12 of its targets
+    src, targets = shapes[0], shapes[3:]
+    points, labels = src["surface_points"], src["surface_labels"]
+    prep = engine.prepare(points)
+    plain, guided = [], []
+    for tgt in targets:
+        tp, tl = tgt["surface_points"], tgt["surface_labels"]
+        plain.append(shape_miou(engine.labels_from(engine.correspond(prep, tp), prep, labels)[0], tl, TABLE_PARTS)[0])
+        guided.append(shape_miou(engine.transfer_labels(prep, labels, tp)[0], tl, TABLE_PARTS)[0])
+    assert np.mean(guided) > np.mean(plain) + 0.05, (np.mean(plain), np.mean(guided))
+    # labels that cut across the model's parts (halves of the table) leave the match as it was
+    halves = (points[:, 0] > np.median(points[:, 0])).astype(int)
+    tp = targets[0]["surface_points"]
+    assert np.array_equal(engine.correspond(prep, tp, source_labels=halves).source_index,
+                          engine.correspond(prep, tp).source_index)

@@ -45,6 +45,13 @@ def test_every_op(server):
         assert res["mapped"].shape == (200, 3) and res["confidence"].shape == (200,)
         assert np.allclose(res["source_bary"].sum(1), 1, atol=1e-5)
         assert res["reverse_mapped"].shape == (len(box.vertices), 3)
+        face_labels = np.arange(len(box.faces)) % 2
+        guided = c.correspond(box.vertices, pts(200, 1), source_faces=box.faces, source_labels=face_labels)
+        assert guided["source_face"].shape == (200,)
+        with pytest.raises(ServerError, match="source_labels has 3 entries; the source mesh has 26 vertices and 48 faces"):
+            c.correspond(box.vertices, pts(20, 1), source_faces=box.faces, source_labels=[0, 1, 2])
+        with pytest.raises(ValueError, match="source_labels must be integers"):
+            c.correspond(box.vertices, pts(20, 1), source_labels=np.zeros(len(box.vertices)))
         mesh = c.reconstruct(pts(500), resolution=16)
         assert mesh["faces"].ndim == 2 and len(mesh["parts"]) == len(mesh["vertices"])
 
