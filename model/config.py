@@ -14,6 +14,7 @@ class ModelConfig:
     encoder_widths: tuple[int, ...] = (64, 64, 64, 128, 1024)  # per-point layers of E
     encoder_fc: tuple[int, ...] = (512,)  # FC layers after the max-pool, before code_dim
     f_hidden: tuple[int, ...] = (3072, 384)  # f: concat(x, z) -> ... -> n_parts
+    f_frequencies: int = 0  # octaves of sin/cos features of x added to f's input (0: the paper's f)
     g_width: int = 512
     g_layers: int = 8  # hidden FC layers of g
     g_skip: int = 4  # the input is re-concatenated before this hidden layer (0-based: the 5th)
@@ -24,6 +25,8 @@ class ModelConfig:
         for name in ("code_dim", "n_parts", "g_width", "g_layers", "encoder_points"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.f_frequencies <= 12:
+            raise ValueError(f"ModelConfig.f_frequencies must be in [0, 12], got {self.f_frequencies}")
         if self.n_parts < 2:
             raise ValueError(f"ModelConfig.n_parts must be >= 2, got {self.n_parts}")
         if not 0 <= self.g_skip < self.g_layers:

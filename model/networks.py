@@ -56,17 +56,30 @@ class Encoder(nn.Module):
 
 
 class PartEmbedding(nn.Module):
-    """f(x, z) -> o in [0,1]^k, one sigmoid branch per part (BAE-NET)."""
+    """f(x, z) -> o in [0,1]^k, one sigmoid branch per part (BAE-NET).
+
+    With `f_frequencies` L > 0, x enters as (x, sin(2^l pi x), cos(2^l pi x)) for l < L: a
+    shallow ReLU network of CPU size blurs boards a few voxels thick into the part they
+    touch, and these features let it resolve them.
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        widths = (3 + cfg.code_dim, *cfg.f_hidden, cfg.n_parts)
+        self.register_buffer("frequencies", torch.pi * 2.0 ** torch.arange(cfg.f_frequencies), persistent=False)
+        n_point = 3 + 6 * cfg.f_frequencies
+        widths = (n_point + cfg.code_dim, *cfg.f_hidden, cfg.n_parts)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
-        _init_point_columns(self.layers[0], 3)
+        _init_point_columns(self.layers[0], n_point)
         self.slope = cfg.leaky_slope
 
+    def point_features(self, x: torch.Tensor) -> torch.Tensor:
+        if not len(self.frequencies):
+            return x
+        a = (x[..., None] * self.frequencies).flatten(-2)  # (..., 3 L)
+        return torch.cat([x, torch.sin(a), torch.cos(a)], dim=-1)
+
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        h = _split_linear(self.layers[0], x, z)
+        h = _split_linear(self.layers[0], self.point_features(x), z)
         for layer in self.layers[1:]:
             h = layer(F.leaky_relu(h, self.slope))
         return torch.sigmoid(h)

@@ -57,6 +57,7 @@ class TrainConfig:
     procedural_count: int = 1000  # shapes generated when data_dir is missing (procedural families)
     max_steps_per_epoch: int = 0  # 0 = the whole training set every epoch
     part_weight: float = 0.0  # part supervision where samples carry part labels (0 = the paper)
+    f_frequencies: int = 0  # Fourier features of x in a new network's f (0 = the paper's f)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -134,7 +135,8 @@ class Trainer:
             self._log(f"loaded {path} (stage {ck.stage}, resolution {ck.resolution}, epoch {ck.epoch})")
             return net, make_optimizer(net, cfg.lr), ck.epoch + 1, []
         torch.manual_seed(cfg.seed)
-        net = ImplicitCorrespondenceNet(preset(cfg.preset)).to(self.device).train()
+        net = ImplicitCorrespondenceNet(preset(cfg.preset).with_(f_frequencies=cfg.f_frequencies))
+        net = net.to(self.device).train()
         return net, make_optimizer(net, cfg.lr), 0, []
 
     def _latest_own_checkpoint(self) -> Path | None:

@@ -56,6 +56,25 @@ def test_config_round_trip_and_validation():
         preset("huge")
 
 
+def test_fourier_features_of_x_widen_only_fs_first_layer():
+    plain = ImplicitCorrespondenceNet(preset("tiny"))
+    net = ImplicitCorrespondenceNet(preset("tiny").with_(f_frequencies=3))
+    assert net.f.layers[0].in_features == plain.f.layers[0].in_features + 18
+    assert net.state_dict().keys() == plain.state_dict().keys()  # the frequencies are not weights
+    x = torch.tensor([[[0.25, -0.5, 0.125]]])
+    feats = net.f.point_features(x)[0, 0]
+    assert torch.allclose(feats[:3], x[0, 0])
+    # sin then cos of (x, y, z) at pi, 2 pi, 4 pi, per axis
+    angles = torch.pi * torch.tensor([0.25, 0.5, 1.0, -0.5, -1.0, -2.0, 0.125, 0.25, 0.5])
+    assert torch.allclose(feats[3:12], torch.sin(angles), atol=1e-6)
+    assert torch.allclose(feats[12:], torch.cos(angles), atol=1e-6)
+    # a config saved before the option existed loads as the paper's f
+    old = {k: v for k, v in preset("small").to_dict().items() if k != "f_frequencies"}
+    assert ModelConfig.from_dict(old).f_frequencies == 0
+    with pytest.raises(ValueError, match="f_frequencies"):
+        ModelConfig(f_frequencies=-1)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu():
     torch.manual_seed(0)

@@ -80,6 +80,17 @@ def test_seed_flag(data, tmp_path):
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
+def test_fourier_features_flag_shapes_a_new_network_and_carries_over(data, tmp_path):
+    common = ["--cate_name", "chair", "--data_dir", str(data), "--checkpoint_dir", str(tmp_path), "--preset", "tiny",
+              "--batch_size", "3", "--no_progress", "--occupancy_points", "256"]
+    assert stage_main(1, common + ["--epoch", "1", "--f_frequencies", "2"]) == 0
+    assert stage_main(1, common + ["--epoch", "2", "--resolution", "32", "--pretrain_model", "TRUE",
+                                   "--pretrain_model_name", "Corr-0.pth"]) == 0
+    for name in ("Corr-0.pth", "Corr-1.pth"):  # the next run keeps the network it starts from
+        ck = load_checkpoint(tmp_path / name)
+        assert ck.config.f_frequencies == 2 and ck.build().f.layers[0].in_features == 3 + 12 + ck.config.code_dim
+
+
 def test_the_papers_command_line_chain(data, tmp_path, capsys):
     common = ["--cate_name", "chair", "--data_dir", str(data), "--checkpoint_dir", str(tmp_path),
               "--preset", "tiny", "--no_progress", "--occupancy_points", "256", "--surface_points", "128"]
