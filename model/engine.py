@@ -252,9 +252,10 @@ class Correspondence:
         """For every target point (or vertex), the matching point on the source and a confidence.
 
         `source_labels` (optional; per source point, vertex or face, -1 for unlabelled) are
-        the source's own part labels, where the caller has them: each label's points are
-        matched as the model part most of them fall in (`_source_parts`), which mends the
-        model's segmentation of the source before anything lands on it.
+        the source's own part labels, where the caller has them: a label that mostly
+        coincides with one model part is matched as that part, all of it
+        (`_source_parts`), which mends the model's segmentation of the source before
+        anything lands on it.
         """
         src = source if isinstance(source, PreparedShape) else self.prepare(source, "source", align)
         tgt = target if isinstance(target, PreparedShape) else self.prepare(target, "target", align)
@@ -353,13 +354,7 @@ class Correspondence:
         parts = samples.embedding.argmax(1)
         if source_labels is None:
             return parts
-        labels, per_face = self._source_labels(src, source_labels)
-        if per_face:
-            on_samples = labels[samples.face]
-        elif samples.face is not None:
-            on_samples = labels[src.shape.faces[samples.face, samples.bary.argmax(1)]]
-        else:
-            on_samples = labels
+        on_samples = self._on_samples(src, *self._source_labels(src, source_labels))
         guided = parts.copy()
         for label in np.unique(on_samples[on_samples >= 0]):
             mine = on_samples == label
@@ -448,15 +443,19 @@ class Correspondence:
                              f"{n_points} vertices and {n_faces} faces (one label per vertex or per face)")
         return as_labels(source_labels, n_faces if per_face else n_points, "source_labels"), per_face
 
-    def _labels_from(self, res: CorrespondenceResult, src: PreparedShape, labels: np.ndarray,
-                     per_face: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _on_samples(self, src: PreparedShape, labels: np.ndarray, per_face: bool) -> np.ndarray:
+        """Per-vertex (or per-face, or per-point) source labels at the source's surface samples."""
         samples = self._samples(src)
         if per_face:
-            out, on_source = labels[res.source_face], labels[samples.face]
-        elif samples.face is not None:
-            out, on_source = labels[res.source_index], labels[src.shape.faces[samples.face, samples.bary.argmax(1)]]
-        else:
-            out, on_source = labels[res.source_index], labels
+            return labels[samples.face]
+        if samples.face is not None:
+            return labels[src.shape.faces[samples.face, samples.bary.argmax(1)]]
+        return labels
+
+    def _labels_from(self, res: CorrespondenceResult, src: PreparedShape, labels: np.ndarray,
+                     per_face: bool) -> tuple[np.ndarray, np.ndarray]:
+        out = labels[res.source_face] if per_face else labels[res.source_index]
+        on_source = self._on_samples(src, labels, per_face)
         values, inverse = np.unique(np.concatenate([on_source, out]), return_inverse=True)
         share_source = np.bincount(inverse[: len(on_source)], minlength=len(values)) / len(on_source)
         share_target = np.bincount(inverse[len(on_source):], minlength=len(values)) / len(out)

@@ -4,8 +4,9 @@
     python -m training.evaluate --checkpoint Corr-52.pth --data data/chair_test
 
 Metrics (targets are all shapes but the first --sources, which lend their labels):
-* label-transfer mIoU: each source lends each target point the label of its match, with
-  the model's confidence in it (`Correspondence.labels_from`), and the point takes the
+* label-transfer mIoU: each source lends each target point the label of its match (the
+  source's labels guiding the match: `correspond(..., source_labels=)`), with the
+  model's confidence in it (`Correspondence.labels_from`), and the point takes the
   label with the largest summed confidence; per-shape mean IoU over the category's parts,
   a part absent from both prediction and truth counting 1 (ShapeNet-Part convention),
   then the mean;
