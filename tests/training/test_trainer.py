@@ -12,7 +12,7 @@ from model import load_checkpoint
 from training.cli import stage_main
 from training.prepare import prepare_procedural
 from training.train import main as train_main
-from training.trainer import TrainConfig, Trainer
+from training.trainer import TrainConfig, Trainer, labelled_mious
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,6 +59,17 @@ def test_each_stage_lowers_its_loss(chain, stage, term):
     assert last < 0.85 * first, (first, last)
     assert (path.parent / "log.csv").read_text().count("\n") == EPOCHS[stage] + 1  # header + one line per epoch
     assert [p.name for p in path.parent.glob("Corr-*.pth")] == [path.name]  # older epochs pruned
+    validated = [h for h in history if "val_total" in h]  # stage 3 needs 2 validation shapes, this has 1
+    assert len(validated) == (0 if stage == 3 else len(history))
+    assert all(0.0 <= h["val_part_miou"] <= 1.0 for h in validated)  # the procedural shapes carry part labels
+
+
+def test_validation_part_miou_counts_labelled_points_only():
+    labels = np.array([[0, 0, 1, 1, -1, -1], [-1] * 6, [2, 2, 2, 0, 0, 0]])
+    pred = np.array([[0, 0, 1, 1, 2, 2], [0] * 6, [2, 2, 0, 0, 0, 0]])
+    # shape 1: perfect on its labelled points, part 2 in neither counts 1; shape 2 has no
+    # labels and is skipped; shape 3: part 2 IoU 2/3, part 0 IoU 3/4, part 1 in neither
+    assert labelled_mious(pred, labels, 3) == pytest.approx([1.0, (2 / 3 + 3 / 4 + 1) / 3])
 
 
 def test_resume_after_interruption_gives_the_same_state(data, tmp_path):
