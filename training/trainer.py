@@ -14,6 +14,7 @@ import csv
 import dataclasses
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,7 @@ class TrainConfig:
     max_steps_per_epoch: int = 0  # 0 = the whole training set every epoch
     part_weight: float = 0.0  # part supervision where samples carry part labels (0 = the paper)
     f_frequencies: int = 0  # Fourier features of x in a new network's f (0 = the paper's f)
+    keep_best: bool = False  # also keep best.pth: this stage's epoch of highest val_part_miou
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -180,6 +182,8 @@ class Trainer:
             if self.is_main:
                 path = self._save(net, opt, epoch, history)
                 self._append_csv(row)
+                if cfg.keep_best:
+                    self._keep_if_best(path, history)
                 self._log(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         return path
 
@@ -265,6 +269,13 @@ class Trainer:
             if (ck.stage, ck.resolution) == (cfg.stage, cfg.resolution):
                 previous.unlink()
         return path
+
+    def _keep_if_best(self, path: Path, history: list) -> None:
+        """Copy the checkpoint to best.pth when its validation part mIoU is this stage's highest."""
+        scores = [h.get("val_part_miou", -1.0) for h in history if h["stage"] == self.cfg.stage]
+        if scores[-1] >= 0 and scores[-1] > max(scores[:-1], default=-1.0):
+            shutil.copyfile(path, self.dir / "best.pth")
+            self._log(f"best.pth: epoch {history[-1]['epoch']}, val_part_miou {scores[-1]:.4f}")
 
     def _append_csv(self, row: dict) -> None:
         path = self.dir / "log.csv"

@@ -64,6 +64,17 @@ def test_each_stage_lowers_its_loss(chain, stage, term):
     assert all(0.0 <= h["val_part_miou"] <= 1.0 for h in validated)  # the procedural shapes carry part labels
 
 
+def test_keep_best_keeps_the_epoch_of_highest_validation_part_miou(data, tmp_path):
+    common = ["--cate_name", "chair", "--data_dir", str(data), "--checkpoint_dir", str(tmp_path), "--preset", "tiny",
+              "--batch_size", "4", "--no_progress", "--occupancy_points", "256", "--part_weight", "1", "--lr", "1e-3"]
+    assert stage_main(1, common + ["--epoch", "6", "--keep_best"]) == 0
+    scores = [h["val_part_miou"] for h in load_checkpoint(tmp_path / "Corr-5.pth").extra["history"]]
+    assert load_checkpoint(tmp_path / "best.pth").epoch == int(np.argmax(scores))
+    assert stage_main(2, common + ["--epoch", "7", "--pretrain_model", "TRUE", "--pretrain_model_name", "Corr-5.pth",
+                                   "--keep_best"]) == 0
+    assert load_checkpoint(tmp_path / "best.pth").epoch == 6  # a new stage starts its own best
+
+
 def test_validation_part_miou_counts_labelled_points_only():
     labels = np.array([[0, 0, 1, 1, -1, -1], [-1] * 6, [2, 2, 2, 0, 0, 0]])
     pred = np.array([[0, 0, 1, 1, 2, 2], [0] * 6, [2, 2, 0, 0, 0, 0]])
