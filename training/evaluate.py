@@ -175,11 +175,14 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=60, help="procedural shapes (sources included)")
     ap.add_argument("--sources", type=int, default=3, help="labelled source shapes")
     ap.add_argument("--device", default=None)
+    ap.add_argument("--fit_steps", type=int, default=None,
+                    help="steps fitting each shape's code to its surface (default: the engine's; 0: E's code as is)")
     ap.add_argument("--json", type=Path, help="also write the scores here")
     args = ap.parse_args(list(argv) if argv is not None else None)
     try:
+        fit = {} if args.fit_steps is None else {"fit_steps": args.fit_steps}
         engine = Correspondence.load(args.checkpoint, device=args.device,
-                                     category=args.procedural if args.checkpoint is None else None)
+                                     category=args.procedural if args.checkpoint is None else None, **fit)
         category = args.procedural or engine.category
         if category not in PART_NAMES:
             raise ValueError(f"no part names known for category {category!r}")

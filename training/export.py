@@ -8,6 +8,9 @@ embedding and cycle distances d_i (see model/engine.py).  Each sigma_i is set fr
 distances of points whose part exists on the other shape, so that such a point at the
 90th percentile of all three distances gets confidence 0.5; a point of a part the other
 shape lacks lands further away and scores lower.
+
+`--fit_steps N` makes fitting each shape's code to its surface (model/fitting.py) the
+checkpoint's default at inference; the confidence is E's code's either way.
 """
 from __future__ import annotations
 
@@ -42,11 +45,16 @@ def calibrate(ck: Checkpoint, count: int = 16) -> dict[str, float]:
     return {f"{k}_sigma": max(q / scale, 1e-4) for k, q in zip(("surface", "embedding", "cycle"), q90)}
 
 
-def export(src: Path, dst: Path, calibration_shapes: int = 16) -> dict[str, float]:
+def export(src: Path, dst: Path, calibration_shapes: int = 16, fit_steps: int = 0) -> dict[str, float]:
+    """Write the shippable checkpoint; `fit_steps` becomes the engine's default for it."""
+    if fit_steps < 0:
+        raise ValueError(f"fit_steps must be >= 0, got {fit_steps}")
     ck = load_checkpoint(src)
     ck.optimizer = None
     confidence = calibrate(ck, calibration_shapes) if calibration_shapes else {}
-    ck.extra = {**ck.extra, "exported_from": src.name, "confidence": confidence}
+    # re-exporting a shipped checkpoint keeps the name of the training checkpoint behind it
+    ck.extra = {**ck.extra, "exported_from": ck.extra.get("exported_from", src.name), "confidence": confidence,
+                "fit_steps": fit_steps}
     save_checkpoint(dst, ck)
     return confidence
 
@@ -56,10 +64,12 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("source", type=Path)
     ap.add_argument("destination", type=Path)
     ap.add_argument("--calibration_shapes", type=int, default=16, help="0: keep the engine's default sigmas")
+    ap.add_argument("--fit_steps", type=int, default=0,
+                    help="default steps fitting each shape's code to its surface at inference (0: E's code as is)")
     args = ap.parse_args(list(argv) if argv is not None else None)
     try:
-        sigmas = export(args.source, args.destination, args.calibration_shapes)
-    except CheckpointError as exc:
+        sigmas = export(args.source, args.destination, args.calibration_shapes, args.fit_steps)
+    except (CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.destination}: {args.destination.stat().st_size / 1e6:.1f} MB; confidence sigmas {sigmas}")

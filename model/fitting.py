@@ -1,0 +1,76 @@
+"""Fitting a shape's code to its own surface at inference.
+
+E sees a shape once and guesses its code; f's surface under that code is close to the
+shape's but blurs thin parts (an engine nacelle under a wing, a table's apron under its
+top).  A few gradient steps on the code alone (f and g fixed) pull the occupancy to 1
+just inside each surface point and to 0 just outside, along the outward normal, which
+moves f's part boundaries onto the shape's.  Point clouds have no normals and meshes
+may have flipped faces, so the normals' directions come from the points (PCA) or faces
+and their outward sign from a visibility test, or, where that cannot tell, from the
+model's own occupancy.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+
+def pca_normals(points: np.ndarray, k: int = 16) -> np.ndarray:
+    """Unit normals (unsigned) of a point cloud: the least-variance axis of each point's k neighbours."""
+    _, nb = cKDTree(points).query(points, min(k, len(points)))
+    local = points[nb] - points[nb].mean(axis=1, keepdims=True)
+    return np.linalg.eigh(np.einsum("nki,nkj->nij", local, local))[1][:, :, 0]
+
+
+def _blocked(cloud: np.ndarray, points: np.ndarray, directions: np.ndarray, radius: float,
+             chunk: int = 256) -> np.ndarray:
+    """Whether the ray from each point along its direction passes within `radius` of a cloud
+    point further than `radius` / 2 along it (the point's own neighbours do not count)."""
+    out = np.zeros(len(points), dtype=bool)
+    for i in range(0, len(points), chunk):
+        rel = cloud[None] - points[i : i + chunk, None]
+        d = directions[i : i + chunk, None]
+        t = (rel * d).sum(-1)
+        perp = np.linalg.norm(rel - t[..., None] * d, axis=-1)
+        out[i : i + chunk] = ((t > radius / 2) & (perp < radius)).any(axis=1)
+    return out
+
+
+def orient_outward(points: np.ndarray, normals: np.ndarray, cloud: np.ndarray,
+                   occupancy: Callable[[np.ndarray], np.ndarray], offset: float) -> np.ndarray:
+    """Normals flipped to point out of the shape.
+
+    Where one direction's ray escapes the cloud and the other's hits it, the escaping one
+    is out (right for 98 % of procedural airplanes' points where it decides, about 3 in
+    4 of them).  Elsewhere (concave spots, thin plates) the side where `occupancy` is
+    lower at `offset` from the point is out.
+    """
+    spacing = float(np.median(cKDTree(cloud).query(cloud, min(5, len(cloud)))[0][:, -1]))
+    radius = 1.5 * spacing
+    up, down = _blocked(cloud, points, normals, radius), _blocked(cloud, points, -normals, radius)
+    model_says = np.where(occupancy(points + offset * normals) > occupancy(points - offset * normals), -1.0, 1.0)
+    sign = np.where(up & ~down, -1.0, np.where(down & ~up, 1.0, model_says))
+    return normals * sign[:, None]
+
+
+def fit_code(embed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], code: torch.Tensor,
+             points: np.ndarray, normals: np.ndarray, steps: int = 30, lr: float = 1e-2,
+             offset: float = 0.01) -> torch.Tensor:
+    """The code after `steps` Adam steps toward occupancy 1 at `offset` inside each
+    surface point (against its outward normal) and 0 at `offset` outside."""
+    device = code.device
+    p = torch.as_tensor(points, dtype=torch.float32, device=device)
+    n = torch.as_tensor(normals, dtype=torch.float32, device=device)
+    n = n / n.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    inside, outside = (p - offset * n)[None], (p + offset * n)[None]
+    z = code.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=lr)
+    with torch.enable_grad():
+        for _ in range(steps):
+            loss = ((embed(inside, z).max(-1).values - 1) ** 2).mean() + (embed(outside, z).max(-1).values ** 2).mean()
+            z.grad = torch.autograd.grad(loss, z)[0]  # the code's gradient only: f stays untouched
+            opt.step()
+    return z.detach()
