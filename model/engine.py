@@ -300,23 +300,27 @@ class Correspondence:
         """
         src = source if isinstance(source, PreparedShape) else self.prepare(source, "source", align)
         tgt = target if isinstance(target, PreparedShape) else self.prepare(target, "target", align)
-        res = self._correspond(src, tgt, source_labels)
+        judged = self._correspond(src.as_encoded(), tgt.as_encoded(), source_labels)
         if src.encoder_code is None and tgt.encoder_code is None:
-            return res
+            return judged
         # Fitted codes place the match (they draw the part boundaries where the shapes have
         # them); the confidence stays E's, whose maps g was trained on: under fitted codes
         # g's round trips stray and the confidence tells missing parts less well (existence
         # AUROC of the procedural tables 0.836 against 0.870).
-        judged = self._correspond(src.as_encoded(), tgt.as_encoded(), source_labels)
-        return replace(judged, mapped=res.mapped, source_index=res.source_index, source_face=res.source_face,
-                       source_bary=res.source_bary)
+        emb_t, raw = self._toward_source(src, tgt)
+        match = self._match(src, tgt, raw, emb_t, self._source_parts(src, source_labels))
+        return replace(judged, **_placement(src, *match[:4]))
+
+    def _toward_source(self, src: PreparedShape, tgt: PreparedShape) -> tuple[np.ndarray, np.ndarray]:
+        """f at the target's points (without the branches of parts it lacks) and g's map of
+        them onto the source through the shared embedding."""
+        emb_raw = self._point_embedding(tgt)
+        return self._without_absent(emb_raw, self._samples(tgt).presence), self._invert(emb_raw, src.code)
 
     def _correspond(self, src: PreparedShape, tgt: PreparedShape, source_labels: Any) -> CorrespondenceResult:
         part_s = self._source_parts(src, source_labels)
-        src_parts, tgt_parts = self._samples(src).presence, self._samples(tgt).presence
-        emb_raw = self._point_embedding(tgt)
-        emb_t = self._without_absent(emb_raw, tgt_parts)
-        raw = self._invert(emb_raw, src.code)  # target -> source through the shared embedding
+        src_parts = self._samples(src).presence
+        emb_t, raw = self._toward_source(src, tgt)
         emb_back = self._embed(raw, src.code)
         # Back to the target: a part the source lacks maps onto some other part there
         # and returns far from where it started.
@@ -336,11 +340,8 @@ class Correspondence:
                     + (cycle_dist / self.cycle_sigma) ** 2)
         )
         return CorrespondenceResult(
-            mapped=src.frame.from_model(on_surface),
+            **_placement(src, on_surface, face, bary, corner),
             confidence=confidence.astype(np.float64),
-            source_index=corner.astype(np.int64),
-            source_face=None if face is None else face.astype(np.int64),
-            source_bary=bary,
             raw=src.frame.from_model(raw),
             surface_distance=surf_dist,
             embedding_distance=emb_dist,
@@ -544,6 +545,13 @@ class Correspondence:
             parts=parts.astype(np.int64),
             rotation=shape.frame.rotation,
         )
+
+
+def _placement(src: PreparedShape, on_surface: np.ndarray, face: np.ndarray | None, bary: np.ndarray | None,
+               corner: np.ndarray) -> dict[str, Any]:
+    """Where matches land on the source, as `CorrespondenceResult` fields."""
+    return {"mapped": src.frame.from_model(on_surface), "source_index": corner.astype(np.int64),
+            "source_face": None if face is None else face.astype(np.int64), "source_bary": bary}
 
 
 def _into_part_frame(points: np.ndarray, part_here: np.ndarray, part_there: np.ndarray,
