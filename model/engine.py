@@ -152,6 +152,8 @@ class Correspondence:
         self.match_samples = match_samples
         if fit_steps < 0 or fit_points < 16:
             raise ValueError(f"fit_steps must be >= 0 and fit_points >= 16, got {fit_steps} and {fit_points}")
+        if not embedding_weight >= 0:
+            raise ValueError(f"embedding_weight must be >= 0, got {embedding_weight}")
         self.fit_steps = fit_steps
         self.fit_lr = fit_lr
         self.fit_offset = fit_offset
@@ -189,6 +191,8 @@ class Correspondence:
             if key in calib:
                 kwargs.setdefault(key, float(calib[key]))
         kwargs.setdefault("fit_steps", int(ckpt.extra.get("fit_steps", 0)))  # set at export where it pays
+        if "embedding_weight" in ckpt.extra:
+            kwargs.setdefault("embedding_weight", float(ckpt.extra["embedding_weight"]))
         return cls(ckpt.build(dev), dev, ckpt.category, checkpoint=ckpt, **kwargs)
 
     def info(self) -> dict[str, Any]:
@@ -201,6 +205,8 @@ class Correspondence:
             "stage": ck.stage if ck else None,
             "epoch": ck.epoch if ck else None,
             "max_points": self.max_points,
+            "fit_steps": self.fit_steps,
+            "embedding_weight": self.embedding_weight,
         }
 
     # ------------------------------------------------------------------ network in chunks

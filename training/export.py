@@ -11,6 +11,9 @@ shape lacks lands further away and scores lower.
 
 `--fit_steps N` makes fitting each shape's code to its surface (model/fitting.py) the
 checkpoint's default at inference; the confidence is E's code's either way.
+`--embedding_weight W` stores the weight of the part embedding against position in the
+match (the engine's `embedding_weight`, 0.5 unless stored): a network whose embedding
+varies faster across a part places matches better with a lower one.  Calibration uses it.
 """
 from __future__ import annotations
 
@@ -27,12 +30,12 @@ from model.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_
 CALIBRATION_SEEDS = 3_000_000  # apart from training (0...) and the evaluation seeds (1_000_000..., 2_000_000...)
 
 
-def calibrate(ck: Checkpoint, count: int = 16) -> dict[str, float]:
+def calibrate(ck: Checkpoint, count: int = 16, **engine_kwargs: float) -> dict[str, float]:
     """Sigmas from `count` consecutive pairs of held-out procedural shapes."""
     from model import Correspondence
     from training.evaluate import procedural_shapes
 
-    engine = Correspondence(ck.build("cpu"), "cpu", ck.category)
+    engine = Correspondence(ck.build("cpu"), "cpu", ck.category, **engine_kwargs)
     shapes = procedural_shapes(ck.category, count + 1, first=CALIBRATION_SEEDS)
     dists: list[list[np.ndarray]] = [[], [], []]
     for src, tgt in zip(shapes[:-1], shapes[1:]):
@@ -45,16 +48,22 @@ def calibrate(ck: Checkpoint, count: int = 16) -> dict[str, float]:
     return {f"{k}_sigma": max(q / scale, 1e-4) for k, q in zip(("surface", "embedding", "cycle"), q90)}
 
 
-def export(src: Path, dst: Path, calibration_shapes: int = 16, fit_steps: int = 0) -> dict[str, float]:
-    """Write the shippable checkpoint; `fit_steps` becomes the engine's default for it."""
+def export(src: Path, dst: Path, calibration_shapes: int = 16, fit_steps: int = 0,
+           embedding_weight: float | None = None) -> dict[str, float]:
+    """Write the shippable checkpoint; `fit_steps` (and `embedding_weight`, where given)
+    become the engine's defaults for it."""
     if fit_steps < 0:
         raise ValueError(f"fit_steps must be >= 0, got {fit_steps}")
+    if embedding_weight is not None and not embedding_weight >= 0:
+        raise ValueError(f"embedding_weight must be >= 0, got {embedding_weight}")
     ck = load_checkpoint(src)
     ck.optimizer = None
-    confidence = calibrate(ck, calibration_shapes) if calibration_shapes else {}
+    weight = {} if embedding_weight is None else {"embedding_weight": float(embedding_weight)}
+    confidence = calibrate(ck, calibration_shapes, **weight) if calibration_shapes else {}
     # re-exporting a shipped checkpoint keeps the name of the training checkpoint behind it
-    ck.extra = {**ck.extra, "exported_from": ck.extra.get("exported_from", src.name), "confidence": confidence,
-                "fit_steps": fit_steps}
+    extra = {k: v for k, v in ck.extra.items() if k != "embedding_weight"}
+    ck.extra = {**extra, "exported_from": ck.extra.get("exported_from", src.name), "confidence": confidence,
+                "fit_steps": fit_steps, **weight}
     save_checkpoint(dst, ck)
     return confidence
 
@@ -66,9 +75,12 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--calibration_shapes", type=int, default=16, help="0: keep the engine's default sigmas")
     ap.add_argument("--fit_steps", type=int, default=0,
                     help="default steps fitting each shape's code to its surface at inference (0: E's code as is)")
+    ap.add_argument("--embedding_weight", type=float, default=None,
+                    help="default weight of the part embedding against position in the match (engine default: 0.5)")
     args = ap.parse_args(list(argv) if argv is not None else None)
     try:
-        sigmas = export(args.source, args.destination, args.calibration_shapes, args.fit_steps)
+        sigmas = export(args.source, args.destination, args.calibration_shapes, args.fit_steps,
+                        args.embedding_weight)
     except (CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
