@@ -107,6 +107,16 @@ class ReconstructedMesh:
     rotation: np.ndarray  # (3, 3) auto-alignment rotation used
 
 
+def check_settings(fit_steps: int = 0, fit_points: int = 16, embedding_weight: float = 0.5) -> None:
+    """Raise ValueError naming an engine setting out of range (also for settings stored at export)."""
+    if fit_steps < 0:
+        raise ValueError(f"fit_steps must be >= 0, got {fit_steps}")
+    if fit_points < 16:
+        raise ValueError(f"fit_points must be >= 16, got {fit_points}")
+    if not embedding_weight >= 0:
+        raise ValueError(f"embedding_weight must be >= 0, got {embedding_weight}")
+
+
 class Correspondence:
     """Dense correspondence between shapes of one category, through a learned part embedding."""
 
@@ -150,10 +160,7 @@ class Correspondence:
         self.min_label_share = min_label_share
         self.min_label_agreement = min_label_agreement
         self.match_samples = match_samples
-        if fit_steps < 0 or fit_points < 16:
-            raise ValueError(f"fit_steps must be >= 0 and fit_points >= 16, got {fit_steps} and {fit_points}")
-        if not embedding_weight >= 0:
-            raise ValueError(f"embedding_weight must be >= 0, got {embedding_weight}")
+        check_settings(fit_steps=fit_steps, fit_points=fit_points, embedding_weight=embedding_weight)
         self.fit_steps = fit_steps
         self.fit_lr = fit_lr
         self.fit_offset = fit_offset

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from model.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
+from model.engine import check_settings
 
 CALIBRATION_SEEDS = 3_000_000  # apart from training (0...) and the evaluation seeds (1_000_000..., 2_000_000...)
 
@@ -52,13 +53,10 @@ def export(src: Path, dst: Path, calibration_shapes: int = 16, fit_steps: int = 
            embedding_weight: float | None = None) -> dict[str, float]:
     """Write the shippable checkpoint; `fit_steps` (and `embedding_weight`, where given)
     become the engine's defaults for it."""
-    if fit_steps < 0:
-        raise ValueError(f"fit_steps must be >= 0, got {fit_steps}")
-    if embedding_weight is not None and not embedding_weight >= 0:
-        raise ValueError(f"embedding_weight must be >= 0, got {embedding_weight}")
+    weight = {} if embedding_weight is None else {"embedding_weight": float(embedding_weight)}
+    check_settings(fit_steps=fit_steps, **weight)  # before loading and calibrating
     ck = load_checkpoint(src)
     ck.optimizer = None
-    weight = {} if embedding_weight is None else {"embedding_weight": float(embedding_weight)}
     confidence = calibrate(ck, calibration_shapes, **weight) if calibration_shapes else {}
     # re-exporting a shipped checkpoint keeps the name of the training checkpoint behind it
     extra = {k: v for k, v in ck.extra.items() if k != "embedding_weight"}
