@@ -197,9 +197,9 @@ class Correspondence:
         for key in ("surface_sigma", "embedding_sigma", "cycle_sigma"):
             if key in calib:
                 kwargs.setdefault(key, float(calib[key]))
-        kwargs.setdefault("fit_steps", int(ckpt.extra.get("fit_steps", 0)))  # set at export where it pays
-        if "embedding_weight" in ckpt.extra:
-            kwargs.setdefault("embedding_weight", float(ckpt.extra["embedding_weight"]))
+        for key, kind in (("fit_steps", int), ("embedding_weight", float)):  # stored by training.export
+            if key in ckpt.extra:
+                kwargs.setdefault(key, kind(ckpt.extra[key]))
         return cls(ckpt.build(dev), dev, ckpt.category, checkpoint=ckpt, **kwargs)
 
     def info(self) -> dict[str, Any]:
