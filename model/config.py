@@ -20,6 +20,10 @@ class ModelConfig:
     g_skip: int = 4  # the input is re-concatenated before this hidden layer (0-based: the 5th)
     leaky_slope: float = 0.02
     encoder_points: int = 2048  # surface points E sees per shape
+    # E also sees each point's outward normal, estimated from the points (model/normals.py):
+    # without it E's max-pooled coordinates miss thin parts inside the hull (a table's
+    # apron, an airplane's engines); False is the paper's E
+    encoder_normals: bool = False
 
     def __post_init__(self) -> None:
         for name in ("code_dim", "n_parts", "g_width", "g_layers", "encoder_points"):

@@ -16,13 +16,15 @@ import torch
 from scipy.spatial import cKDTree
 
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from .fitting import fit_code, orient_outward, pca_normals
+from .fitting import fit_code, orient_outward
 from .geometry import (Frame, SurfaceIndex, barycentric, bounding_frame, cube_rotations, nearest_in_cloud,
                        sample_surface)
 from .networks import ImplicitCorrespondenceNet
+from .normals import estimate_normals, pca_normals
 from .validation import DEFAULT_MAX_POINTS, Shape, as_labels, as_shape
 
 CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
+NORMAL_CLOUD = 4096  # points E's normals are estimated from: a training sample's surface points
 DEFAULT_CATEGORY = "chair"
 
 
@@ -238,16 +240,23 @@ class Correspondence:
 
     # ------------------------------------------------------------------ shapes
     def _encoder_input(self, shape: Shape, frame: Frame) -> np.ndarray:
-        """The fixed-size surface sample E sees, in the unrotated model frame."""
+        """The fixed-size surface sample E sees, in the unrotated model frame: (n, 3) points,
+        or (n, 6) points and normals estimated from `NORMAL_CLOUD` of them, as in training."""
         n = self.cfg.encoder_points
+        cloud = NORMAL_CLOUD if self.cfg.encoder_normals else n
         if shape.is_mesh:
-            pts = sample_surface(shape.vertices, shape.faces, n, seed=self.seed)[0]
-        elif len(shape.vertices) > n:
-            pick = np.random.default_rng(self.seed).choice(len(shape.vertices), n, replace=False)
+            pts = sample_surface(shape.vertices, shape.faces, cloud, seed=self.seed)[0]
+        elif len(shape.vertices) > cloud:
+            pick = np.random.default_rng(self.seed).choice(len(shape.vertices), cloud, replace=False)
             pts = shape.vertices[pick]
         else:
             pts = shape.vertices
-        return frame.to_model(pts)
+        pts = frame.to_model(pts)
+        if not self.cfg.encoder_normals:
+            return pts
+        normals = estimate_normals(pts)
+        pick = np.random.default_rng(self.seed).permutation(len(pts))[:n]
+        return np.concatenate([pts[pick], normals[pick]], axis=1)
 
     def prepare(self, data: Any, name: str = "shape", align: bool = False) -> PreparedShape:
         """Validate, normalise (and optionally auto-align) and encode a shape."""
@@ -256,7 +265,7 @@ class Correspondence:
         enc = self._encoder_input(shape, frame)
         rotation = self._best_rotation(enc) if align else np.eye(3)
         frame = frame.rotated(rotation)
-        code = self._encode(enc @ rotation.T)
+        code = self._encode(_rotated(enc, rotation))
         if not self.fit_steps:
             return PreparedShape(shape, frame, frame.to_model(shape.vertices), code)
         return PreparedShape(shape, frame, frame.to_model(shape.vertices), self._fit(shape, frame, code), code)
@@ -285,11 +294,11 @@ class Correspondence:
         model has learned.
         """
         rots = cube_rotations()
-        probe = enc[np.random.default_rng(self.seed).choice(len(enc), min(512, len(enc)), replace=False)]
+        probe = enc[np.random.default_rng(self.seed).choice(len(enc), min(512, len(enc)), replace=False), :3]
         scores = []
         for rot in rots:
             p = probe @ rot.T
-            code = self._encode(enc @ rot.T)
+            code = self._encode(_rotated(enc, rot))
             emb = self._embed(p, code)
             recon = self._invert(emb, code)
             scores.append(((recon - p) ** 2).sum(1).mean() + ((emb.max(1) - 0.5) ** 2).mean())
@@ -577,3 +586,9 @@ def _into_part_frame(points: np.ndarray, part_here: np.ndarray, part_there: np.n
         return points
     scale = np.maximum(part_there.std(0), floor) / np.maximum(part_here.std(0), floor)
     return (points - part_here.mean(0)) * scale + part_there.mean(0)
+
+
+def _rotated(encoder_input: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """E's input (n, 3) points or (n, 6) points and normals, rotated: p -> R p (and n -> R n)."""
+    n = len(encoder_input)
+    return (encoder_input.reshape(n, -1, 3) @ rotation.T).reshape(n, -1)

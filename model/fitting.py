@@ -15,28 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
 
-
-def pca_normals(points: np.ndarray, k: int = 16) -> np.ndarray:
-    """Unit normals (unsigned) of a point cloud: the least-variance axis of each point's k neighbours."""
-    _, nb = cKDTree(points).query(points, min(k, len(points)))
-    local = points[nb] - points[nb].mean(axis=1, keepdims=True)
-    return np.linalg.eigh(np.einsum("nki,nkj->nij", local, local))[1][:, :, 0]
-
-
-def _blocked(cloud: np.ndarray, points: np.ndarray, directions: np.ndarray, radius: float,
-             chunk: int = 256) -> np.ndarray:
-    """Whether the ray from each point along its direction passes within `radius` of a cloud
-    point further than `radius` / 2 along it (the point's own neighbours do not count)."""
-    out = np.zeros(len(points), dtype=bool)
-    for i in range(0, len(points), chunk):
-        rel = cloud[None] - points[i : i + chunk, None]
-        d = directions[i : i + chunk, None]
-        t = (rel * d).sum(-1)
-        perp = np.linalg.norm(rel - t[..., None] * d, axis=-1)
-        out[i : i + chunk] = ((t > radius / 2) & (perp < radius)).any(axis=1)
-    return out
+from .normals import visible_side
 
 
 def orient_outward(points: np.ndarray, normals: np.ndarray, cloud: np.ndarray,
@@ -48,12 +28,9 @@ def orient_outward(points: np.ndarray, normals: np.ndarray, cloud: np.ndarray,
     4 of them).  Elsewhere (concave spots, thin plates) the side where `occupancy` is
     lower at `offset` from the point is out.
     """
-    spacing = float(np.median(cKDTree(cloud).query(cloud, min(5, len(cloud)))[0][:, -1]))
-    radius = 1.5 * spacing
-    up, down = _blocked(cloud, points, normals, radius), _blocked(cloud, points, -normals, radius)
+    side = visible_side(cloud, points, normals)
     model_says = np.where(occupancy(points + offset * normals) > occupancy(points - offset * normals), -1.0, 1.0)
-    sign = np.where(up & ~down, -1.0, np.where(down & ~up, 1.0, model_says))
-    return normals * sign[:, None]
+    return normals * np.where(side != 0, side, model_says)[:, None]
 
 
 def fit_code(embed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], code: torch.Tensor,

@@ -34,16 +34,21 @@ def _split_linear(layer: nn.Linear, per_point: torch.Tensor, per_shape: torch.Te
 
 
 class Encoder(nn.Module):
-    """PointNet: shared per-point MLP, max-pool, FC layers -> shape code z."""
+    """PointNet: shared per-point MLP, max-pool, FC layers -> shape code z.
+
+    Input (B, N, 3) points, or (B, N, 6) points and normals with `encoder_normals`.
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        widths = (3, *cfg.encoder_widths)
+        widths = (6 if cfg.encoder_normals else 3, *cfg.encoder_widths)
         self.point_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         fc = (widths[-1], *cfg.encoder_fc, cfg.code_dim)
         self.fc_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(fc[:-1], fc[1:]))
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
+        if points.shape[-1] != self.point_layers[0].in_features:
+            raise ValueError(f"E expects {self.point_layers[0].in_features} values per point, got {points.shape[-1]}")
         h = points
         for layer in self.point_layers:
             h = F.relu(layer(h))
@@ -138,3 +143,20 @@ class ImplicitCorrespondenceNet(nn.Module):
     def map_points(self, x: torch.Tensor, z_from: torch.Tensor, z_to: torch.Tensor) -> torch.Tensor:
         """x on shape A (code z_from) -> the corresponding point of shape B (code z_to)."""
         return self.g(self.f(x, z_from), z_to)
+
+
+def with_encoder_normals(net: ImplicitCorrespondenceNet) -> ImplicitCorrespondenceNet:
+    """The same network with E's input widened to points and normals.
+
+    The normals' weights start at 0, so the widened network computes what the given one
+    did until training teaches E to use them (a fine-tune, not a new run).
+    """
+    if net.cfg.encoder_normals:
+        return net
+    wide = ImplicitCorrespondenceNet(net.cfg.with_(encoder_normals=True)).to(next(net.parameters()).device)
+    state = net.state_dict()
+    first = wide.encoder.point_layers[0].weight
+    state["encoder.point_layers.0.weight"] = torch.cat([state["encoder.point_layers.0.weight"],
+                                                        torch.zeros_like(first[:, 3:])], dim=1)
+    wide.load_state_dict(state)
+    return wide.train(net.training)

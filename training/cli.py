@@ -47,6 +47,8 @@ def parser(stage: int | None) -> argparse.ArgumentParser:
                     help="supervise part branches with the samples' part labels (0 = unsupervised, as the paper)")
     ap.add_argument("--f_frequencies", type=int, default=0,
                     help="octaves of sin/cos features of x in a new network's f (0 = the paper's f)")
+    ap.add_argument("--encoder_normals", action="store_true",
+                    help="E also sees normals estimated from the points (widens a pretrained network's E)")
     ap.add_argument("--keep_best", action="store_true",
                     help="also keep best.pth, this stage's epoch of highest validation part mIoU (needs part labels)")
     ap.add_argument("--no_progress", action="store_true")
@@ -62,7 +64,7 @@ def config_from_args(args: argparse.Namespace, stage: int) -> TrainConfig:
         occupancy_points=args.occupancy_points, surface_points=args.surface_points, augment=not args.no_augment,
         procedural_count=args.procedural_count, max_steps_per_epoch=args.max_steps_per_epoch,
         part_weight=args.part_weight, f_frequencies=args.f_frequencies, keep_best=args.keep_best,
-        progress=not args.no_progress,
+        encoder_normals=args.encoder_normals, progress=not args.no_progress,
     )
 
 

@@ -24,12 +24,15 @@ def make_batch(
     occupancy_points: int = 2048,
     augment: bool = False,
     device: str | torch.device = "cpu",
+    encoder_normals: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Stack per-shape samples into tensors, drawing random subsets of their points.
 
     With `augment`, each shape is scaled per axis by a factor in [0.5, 1.5] and
     renormalised to a unit bounding-box diagonal (occupancy is unchanged by scaling
-    shape and samples together; normals follow the inverse scale).
+    shape and samples together; normals follow the inverse scale).  With
+    `encoder_normals`, E's points carry the samples' `estimated_normals` (those the
+    engine will estimate from bare points) as 3 more columns.
     """
 
     def pick(n_have: int, n_want: int) -> np.ndarray:
@@ -40,22 +43,33 @@ def make_batch(
     for s in samples:
         surface, normals = s["surface_points"], s["surface_normals"]
         occ_p, occ_v = s[f"occ_points_{resolution}"], s[f"occ_values_{resolution}"]
-        enc = surface[pick(len(surface), encoder_points)]
+        e = pick(len(surface), encoder_points)
+        enc = surface[e]
         o = pick(len(occ_p), occupancy_points)
         su = pick(len(surface), surface_points)
         occ_p, surf, nrm = occ_p[o], surface[su], normals[su]
+        enc_nrm = s["estimated_normals"][e] if encoder_normals else None
         if augment:
             scale = augment_scale(rng)
             scale = scale / np.linalg.norm(np.ptp(surface, axis=0) * scale)
             enc, occ_p, surf = enc * scale, occ_p * scale, surf * scale
-            nrm = nrm / scale
-            nrm = nrm / np.linalg.norm(nrm, axis=1, keepdims=True).clip(1e-12)
+            nrm = _scaled_normals(nrm, scale)
+            if encoder_normals:
+                enc_nrm = _scaled_normals(enc_nrm, scale)
+        if encoder_normals:
+            enc = np.concatenate([enc, enc_nrm], axis=1)
         labels = s.get("surface_labels", np.full(len(surface), -1))[su]
         for key, value in zip(keys, (enc, occ_p, occ_v[o], surf, nrm, labels)):
             batch[key].append(value)
     out = {k: torch.as_tensor(np.stack(v), dtype=torch.float32, device=device) for k, v in batch.items()}
     out["surface_labels"] = out["surface_labels"].long()
     return out
+
+
+def _scaled_normals(normals: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Normals of a surface scaled per axis by `scale`: the inverse scale, renormalised."""
+    normals = normals / scale
+    return normals / np.linalg.norm(normals, axis=1, keepdims=True).clip(1e-12)
 
 
 def make_optimizer(net: ImplicitCorrespondenceNet, lr: float = 1e-4) -> torch.optim.Adam:

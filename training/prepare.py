@@ -26,6 +26,7 @@ import trimesh
 from tqdm import tqdm
 
 from model.geometry import bounding_frame, sample_surface
+from model.normals import estimate_normals
 
 from .families import FAMILIES, sample_shape
 from .samples import RESOLUTIONS, assembly_sample, make_sample
@@ -147,24 +148,13 @@ def mat_sample(path: Path) -> dict[str, np.ndarray]:
     pts = shape[:, :3]
     if shape.shape[1] == 6:
         normals = shape[:, 3:]
-    else:  # no normals given: estimate them by PCA over neighbours
-        normals = _pca_normals(pts)
+    else:  # no normals given: estimate them from the points
+        normals = estimate_normals(pts)
     out["surface_points"] = pts.astype(np.float32)
     out["surface_normals"] = normals.astype(np.float32)
     out["surface_labels"] = np.full(len(pts), -1, dtype=np.int64)
     out["labels_present"] = np.zeros(0, dtype=np.int64)
     return out
-
-
-def _pca_normals(points: np.ndarray, k: int = 12) -> np.ndarray:
-    from scipy.spatial import cKDTree
-
-    _, idx = cKDTree(points).query(points, k=min(k, len(points)))
-    nbrs = points[idx] - points[idx].mean(axis=1, keepdims=True)
-    _, _, vt = np.linalg.svd(nbrs, full_matrices=False)
-    normals = vt[:, -1]
-    outward = np.sign(((points - points.mean(0)) * normals).sum(1, keepdims=True))
-    return normals * np.where(outward == 0, 1, outward)
 
 
 def save_sample(path: Path, sample: dict[str, np.ndarray]) -> None:
@@ -211,6 +201,29 @@ def _run(fn, jobs: list, workers: int, desc: str) -> list[tuple[str, str]]:
                 failures.append((name, error))
                 tqdm.write(f"skipped {name}: {error}")
     return failures
+
+
+def _estimated_normals_one(path: str) -> tuple[str, str | None]:
+    try:
+        with np.load(path) as npz:
+            sample = {k: npz[k] for k in npz.files}
+        sample["estimated_normals"] = estimate_normals(sample["surface_points"].astype(np.float64)).astype(np.float32)
+        save_sample(Path(path), sample)
+        return path, None
+    except Exception as exc:  # report, skip, carry on
+        return path, f"{type(exc).__name__}: {exc}"
+
+
+def add_estimated_normals(files: list[Path], workers: int | None = None) -> list[tuple[str, str]]:
+    """Give each sample the normals the engine estimates from bare points
+    (`estimated_normals`, for networks whose E sees normals), once: samples that have
+    them are left alone.  Rewrites each file atomically; -> failures."""
+    jobs = []
+    for f in files:
+        with np.load(f) as npz:
+            if "estimated_normals" not in npz.files:
+                jobs.append(str(f))
+    return _run(_estimated_normals_one, jobs, workers or os.cpu_count() or 1, "estimate normals")
 
 
 def prepare_meshes(

@@ -70,6 +70,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--max_steps_per_epoch", type=int, default=0)
     ap.add_argument("--f_frequencies", type=int, default=0,
                     help="octaves of sin/cos features of x in f (0 = the paper's f)")
+    ap.add_argument("--encoder_normals", action="store_true",
+                    help="E also sees normals estimated from the points (not the paper's E)")
     ap.add_argument("--keep_best", action="store_true",
                     help="also keep best.pth, the last stage's epoch of highest validation part mIoU")
     ap.add_argument("--no_progress", action="store_true")
@@ -80,7 +82,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             device=args.device, seed=args.seed, procedural_count=args.procedural_count or DATA_COUNT[args.preset],
             part_weight=PART_WEIGHT[args.preset] if args.part_weight is None else args.part_weight,
             max_steps_per_epoch=args.max_steps_per_epoch, progress=not args.no_progress, resume=args.resume,
-            f_frequencies=args.f_frequencies, keep_best=args.keep_best,
+            f_frequencies=args.f_frequencies, keep_best=args.keep_best, encoder_normals=args.encoder_normals,
         )
         path = None
         for cfg in schedule_configs(base, args.preset):

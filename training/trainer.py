@@ -26,14 +26,15 @@ from torch import nn
 from tqdm import tqdm
 
 from model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from model.config import preset
+from model.config import ModelConfig, preset
 from model.engine import default_device
 from model.losses import LossWeights, stage_losses
-from model.networks import ImplicitCorrespondenceNet
+from model.networks import ImplicitCorrespondenceNet, with_encoder_normals
 
 from .dataset import ShapeDataset, ensure_data
 from .evaluate import shape_miou
 from .loop import make_batch, make_optimizer
+from .prepare import add_estimated_normals
 
 
 @dataclass
@@ -60,6 +61,7 @@ class TrainConfig:
     max_steps_per_epoch: int = 0  # 0 = the whole training set every epoch
     part_weight: float = 0.0  # part supervision where samples carry part labels (0 = the paper)
     f_frequencies: int = 0  # Fourier features of x in a new network's f (0 = the paper's f)
+    encoder_normals: bool = False  # E sees estimated normals (a new network, or a pretrained one widened)
     keep_best: bool = False  # also keep best.pth: this stage's epoch of highest val_part_miou
     progress: bool = True
 
@@ -136,9 +138,13 @@ class Trainer:
             ck = load_checkpoint(path)
             net = ck.build(self.device).train()  # all of E, f and g: stage 3 keeps stage 2's g
             self._log(f"loaded {path} (stage {ck.stage}, resolution {ck.resolution}, epoch {ck.epoch})")
+            if cfg.encoder_normals and not net.cfg.encoder_normals:
+                net = with_encoder_normals(net)
+                self._log("E widened to see normals (their weights start at 0)")
             return net, make_optimizer(net, cfg.lr), ck.epoch + 1, []
         torch.manual_seed(cfg.seed)
-        net = ImplicitCorrespondenceNet(preset(cfg.preset).with_(f_frequencies=cfg.f_frequencies))
+        net = ImplicitCorrespondenceNet(preset(cfg.preset).with_(f_frequencies=cfg.f_frequencies,
+                                                                 encoder_normals=cfg.encoder_normals))
         net = net.to(self.device).train()
         return net, make_optimizer(net, cfg.lr), 0, []
 
@@ -154,12 +160,17 @@ class Trainer:
     def run(self) -> Path | None:
         """Train to `cfg.epoch`; returns the final checkpoint path (None on other ranks)."""
         cfg = self.cfg
+        net, opt, start, history = self._initial_state()
         if self.is_main:
             ensure_data(cfg.cate_name, Path(cfg.data_dir), cfg.procedural_count)
+            if net.cfg.encoder_normals:
+                failures = add_estimated_normals(sorted(Path(cfg.data_dir).glob("*.npz")))
+                if failures:
+                    raise ValueError(f"cannot estimate the normals of {len(failures)} sample(s), "
+                                     f"first {failures[0][0]}: {failures[0][1]}")
         if self.world > 1:
             dist.barrier()
         data = ShapeDataset(Path(cfg.data_dir), cfg.val_fraction, seed=cfg.seed)
-        net, opt, start, history = self._initial_state()
         if start >= cfg.epoch:
             self._log(f"nothing to do: already at epoch {start - 1}, --epoch is {cfg.epoch}")
             return self._final_path(start - 1)
@@ -204,8 +215,10 @@ class Trainer:
         objective.train()
         for ids in bar:
             mine = ids[self.rank * per_rank : (self.rank + 1) * per_rank]
-            batch = make_batch([data.train[i] for i in mine], rng, cfg.resolution, self._enc_points(objective),
-                               cfg.surface_points, cfg.occupancy_points, cfg.augment, self.device)
+            net_cfg = self._net_cfg(objective)
+            batch = make_batch([data.train[i] for i in mine], rng, cfg.resolution, net_cfg.encoder_points,
+                               cfg.surface_points, cfg.occupancy_points, cfg.augment, self.device,
+                               net_cfg.encoder_normals)
             opt.zero_grad(set_to_none=True)
             total, terms = objective(batch, cfg.stage)
             total.backward()
@@ -217,9 +230,9 @@ class Trainer:
         return {k: v / max(1, len(batches)) for k, v in sums.items()}
 
     @staticmethod
-    def _enc_points(objective: nn.Module) -> int:
+    def _net_cfg(objective: nn.Module) -> ModelConfig:
         inner = objective.module if hasattr(objective, "module") else objective
-        return inner.net.cfg.encoder_points
+        return inner.net.cfg
 
     @torch.no_grad()
     def _validate(self, net: ImplicitCorrespondenceNet, data: "ShapeDataset") -> dict[str, float]:
@@ -236,7 +249,8 @@ class Trainer:
         shape_mious: list[float] = []
         for chunk in chunks:
             batch = make_batch(chunk, rng, self.cfg.resolution, net.cfg.encoder_points,
-                               self.cfg.surface_points, self.cfg.occupancy_points, False, self.device)
+                               self.cfg.surface_points, self.cfg.occupancy_points, False, self.device,
+                               net.cfg.encoder_normals)
             total, terms = stage_losses(net, batch, self.cfg.stage, self.weights)
             terms["total"] = float(total)
             for k, v in terms.items():

@@ -161,3 +161,21 @@ def test_two_process_distributed_training(data, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     ck = load_checkpoint(tmp_path / "Corr-1.pth")
     assert ck.stage == 2 and len(ck.extra["history"]) == 2
+
+
+def test_encoder_normals_flag_widens_a_pretrained_e_and_gives_the_samples_normals(data, tmp_path):
+    common = ["--cate_name", "chair", "--data_dir", str(data), "--checkpoint_dir", str(tmp_path), "--preset", "tiny",
+              "--batch_size", "3", "--no_progress", "--occupancy_points", "256"]
+    assert stage_main(1, common + ["--epoch", "1"]) == 0
+    before = weights(tmp_path / "Corr-0.pth")
+    assert stage_main(2, common + ["--epoch", "3", "--pretrain_model", "TRUE", "--pretrain_model_name", "Corr-0.pth",
+                                   "--encoder_normals"]) == 0
+    ck = load_checkpoint(tmp_path / "Corr-2.pth")
+    assert ck.config.encoder_normals and ck.state_dict["encoder.point_layers.0.weight"].shape[1] == 6
+    # the normals' weights started at 0 and were trained; the points' columns carried over
+    assert ck.state_dict["encoder.point_layers.0.weight"][:, 3:].abs().max() > 0
+    assert before["encoder.point_layers.0.weight"].shape[1] == 3
+    for f in data.glob("*.npz"):
+        with np.load(f) as npz:
+            n = npz["estimated_normals"]
+            assert n.shape == npz["surface_points"].shape and np.allclose(np.linalg.norm(n, axis=1), 1, atol=1e-4)

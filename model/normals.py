@@ -1,0 +1,54 @@
+"""Normals of a bare point cloud: directions by PCA, outward signs by a visibility test.
+
+E of a network with `encoder_normals` sees each point's outward normal beside it, and
+callers often send point clouds without normals; training and inference both take
+them from here, from the points alone, so E learns on the normals it will be given.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+
+def pca_normals(points: np.ndarray, k: int = 16) -> np.ndarray:
+    """Unit normals (unsigned) of a point cloud: the least-variance axis of each point's k neighbours."""
+    _, nb = cKDTree(points).query(points, min(k, len(points)))
+    local = points[nb] - points[nb].mean(axis=1, keepdims=True)
+    return np.linalg.eigh(np.einsum("nki,nkj->nij", local, local))[1][:, :, 0]
+
+
+def point_spacing(cloud: np.ndarray) -> float:
+    """Median distance from a point to its 4th nearest neighbour."""
+    return float(np.median(cKDTree(cloud).query(cloud, min(5, len(cloud)))[0][:, -1]))
+
+
+def blocked(cloud: np.ndarray, points: np.ndarray, directions: np.ndarray, radius: float,
+            chunk: int = 256) -> np.ndarray:
+    """Whether the ray from each point along its direction passes within `radius` of a cloud
+    point further than `radius` / 2 along it (the point's own neighbours do not count)."""
+    out = np.zeros(len(points), dtype=bool)
+    for i in range(0, len(points), chunk):
+        rel = cloud[None] - points[i : i + chunk, None]
+        d = directions[i : i + chunk, None]
+        t = (rel * d).sum(-1)
+        perp = np.linalg.norm(rel - t[..., None] * d, axis=-1)
+        out[i : i + chunk] = ((t > radius / 2) & (perp < radius)).any(axis=1)
+    return out
+
+
+def visible_side(cloud: np.ndarray, points: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """Per point +1 where the ray along its normal escapes the cloud and the opposite ray
+    does not, -1 for the reverse, 0 where both or neither escape."""
+    radius = 1.5 * point_spacing(cloud)
+    up, down = blocked(cloud, points, normals, radius), blocked(cloud, points, -normals, radius)
+    return np.where(down & ~up, 1.0, np.where(up & ~down, -1.0, 0.0))
+
+
+def estimate_normals(points: np.ndarray, k: int = 10) -> np.ndarray:
+    """Outward unit normals of a point cloud (N, 3): PCA directions, signed toward the side
+    a ray escapes, else away from the bounding-box centre."""
+    normals = pca_normals(points, k)
+    center = (points.min(axis=0) + points.max(axis=0)) / 2
+    away = np.where(((points - center) * normals).sum(axis=1) >= 0, 1.0, -1.0)
+    side = visible_side(points, points, normals)
+    return normals * np.where(side != 0, side, away)[:, None]
