@@ -23,16 +23,18 @@ def point_spacing(cloud: np.ndarray) -> float:
 
 
 def blocked(cloud: np.ndarray, points: np.ndarray, directions: np.ndarray, radius: float,
-            chunk: int = 256) -> np.ndarray:
+            chunk: int = 1024) -> np.ndarray:
     """Whether the ray from each point along its direction passes within `radius` of a cloud
     point further than `radius` / 2 along it (the point's own neighbours do not count)."""
+    # distances along and across each ray from dot products: two matrix products per chunk
+    # instead of a (chunk, cloud, 3) array of offsets
+    cloud_sq = (cloud**2).sum(axis=1)
     out = np.zeros(len(points), dtype=bool)
     for i in range(0, len(points), chunk):
-        rel = cloud[None] - points[i : i + chunk, None]
-        d = directions[i : i + chunk, None]
-        t = (rel * d).sum(-1)
-        perp = np.linalg.norm(rel - t[..., None] * d, axis=-1)
-        out[i : i + chunk] = ((t > radius / 2) & (perp < radius)).any(axis=1)
+        p, d = points[i : i + chunk], directions[i : i + chunk]
+        t = d @ cloud.T - (p * d).sum(axis=1, keepdims=True)
+        dist_sq = cloud_sq[None] - 2 * p @ cloud.T + (p**2).sum(axis=1, keepdims=True)
+        out[i : i + chunk] = ((t > radius / 2) & (dist_sq - t**2 < radius**2)).any(axis=1)
     return out
 
 

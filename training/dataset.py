@@ -11,7 +11,8 @@ from .prepare import prepare_procedural
 
 
 class ShapeDataset:
-    def __init__(self, folder: Path, val_fraction: float = 0.1, seed: int = 123, limit: int = 0):
+    def __init__(self, folder: Path, val_fraction: float = 0.1, seed: int = 123, limit: int = 0,
+                 progress: bool = True):
         files = sorted(Path(folder).glob("*.npz"))
         if not files:
             raise FileNotFoundError(f"no .npz samples in {folder}; make them with `python -m training.prepare`")
@@ -19,7 +20,7 @@ class ShapeDataset:
             files = files[:limit]
         self.names = [f.stem for f in files]
         samples = []
-        for f in tqdm(files, desc="load samples", unit="shape", leave=False, disable=len(files) < 200):
+        for f in tqdm(files, desc="load samples", unit="shape", leave=False, disable=not progress or len(files) < 200):
             with np.load(f) as npz:
                 samples.append({k: npz[k] for k in npz.files})
         order = np.random.default_rng(seed).permutation(len(samples))
@@ -30,7 +31,7 @@ class ShapeDataset:
         self.val = [samples[i] for i in self.val_ids]
 
 
-def ensure_data(category: str, folder: Path, count: int) -> None:
+def ensure_data(category: str, folder: Path, count: int, progress: bool = True) -> None:
     """Generate a procedural family into `folder` when it holds no samples yet."""
     if folder.is_dir() and any(folder.glob("*.npz")):
         return
@@ -39,4 +40,4 @@ def ensure_data(category: str, folder: Path, count: int) -> None:
             f"no samples in {folder} and no procedural family {category!r}; prepare your meshes with "
             f"`python -m training.prepare --meshes DIR --out {folder}`")
     print(f"no samples in {folder}: generating {count} procedural {category} shapes")
-    prepare_procedural(category, count, folder)
+    prepare_procedural(category, count, folder, progress=progress)

@@ -191,12 +191,13 @@ def _procedural_one(job: tuple[str, int, str]) -> tuple[str, str | None]:
         return dst, f"{type(exc).__name__}: {exc}"
 
 
-def _run(fn, jobs: list, workers: int, desc: str) -> list[tuple[str, str]]:
+def _run(fn, jobs: list, workers: int, desc: str, progress: bool = True) -> list[tuple[str, str]]:
     failures = []
     if not jobs:
         return failures
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
-        for name, error in tqdm(pool.map(fn, jobs, chunksize=4), total=len(jobs), desc=desc, unit="shape"):
+        results = pool.map(fn, jobs, chunksize=4)
+        for name, error in tqdm(results, total=len(jobs), desc=desc, unit="shape", disable=not progress):
             if error:
                 failures.append((name, error))
                 tqdm.write(f"skipped {name}: {error}")
@@ -214,7 +215,8 @@ def _estimated_normals_one(path: str) -> tuple[str, str | None]:
         return path, f"{type(exc).__name__}: {exc}"
 
 
-def add_estimated_normals(files: list[Path], workers: int | None = None) -> list[tuple[str, str]]:
+def add_estimated_normals(files: list[Path], workers: int | None = None,
+                          progress: bool = True) -> list[tuple[str, str]]:
     """Give each sample the normals the engine estimates from bare points
     (`estimated_normals`, for networks whose E sees normals), once: samples that have
     them are left alone.  Rewrites each file atomically; -> failures."""
@@ -223,7 +225,7 @@ def add_estimated_normals(files: list[Path], workers: int | None = None) -> list
         with np.load(f) as npz:
             if "estimated_normals" not in npz.files:
                 jobs.append(str(f))
-    return _run(_estimated_normals_one, jobs, workers or os.cpu_count() or 1, "estimate normals")
+    return _run(_estimated_normals_one, jobs, workers or os.cpu_count() or 1, "estimate normals", progress)
 
 
 def prepare_meshes(
@@ -246,7 +248,7 @@ def prepare_meshes(
 
 
 def prepare_procedural(
-    category: str, count: int, out: Path, workers: int | None = None, first: int = 0
+    category: str, count: int, out: Path, workers: int | None = None, first: int = 0, progress: bool = True
 ) -> tuple[int, int, list[tuple[str, str]]]:
     """Shapes `first`..`first+count-1` of a family, seeded by index (stable across runs)."""
     if category not in FAMILIES:
@@ -260,7 +262,7 @@ def prepare_procedural(
             done += 1
             continue
         jobs.append((category, i, str(dst)))
-    failures = _run(_procedural_one, jobs, workers or os.cpu_count() or 1, f"generate {category}")
+    failures = _run(_procedural_one, jobs, workers or os.cpu_count() or 1, f"generate {category}", progress)
     return len(jobs) - len(failures), done, failures
 
 

@@ -162,15 +162,15 @@ class Trainer:
         cfg = self.cfg
         net, opt, start, history = self._initial_state()
         if self.is_main:
-            ensure_data(cfg.cate_name, Path(cfg.data_dir), cfg.procedural_count)
+            ensure_data(cfg.cate_name, Path(cfg.data_dir), cfg.procedural_count, cfg.progress)
             if net.cfg.encoder_normals:
-                failures = add_estimated_normals(sorted(Path(cfg.data_dir).glob("*.npz")))
+                failures = add_estimated_normals(sorted(Path(cfg.data_dir).glob("*.npz")), progress=cfg.progress)
                 if failures:
                     raise ValueError(f"cannot estimate the normals of {len(failures)} sample(s), "
                                      f"first {failures[0][0]}: {failures[0][1]}")
         if self.world > 1:
             dist.barrier()
-        data = ShapeDataset(Path(cfg.data_dir), cfg.val_fraction, seed=cfg.seed)
+        data = ShapeDataset(Path(cfg.data_dir), cfg.val_fraction, seed=cfg.seed, progress=cfg.progress)
         if start >= cfg.epoch:
             self._log(f"nothing to do: already at epoch {start - 1}, --epoch is {cfg.epoch}")
             return self._final_path(start - 1)

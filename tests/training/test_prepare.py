@@ -101,3 +101,16 @@ def test_procedural_cli(tmp_path, capsys):
     s = np.load(tmp_path / "table_00000.npz")
     assert set(np.unique(s["surface_labels"])) <= {0, 1, 2} and 0 in s["labels_present"]
     assert prepare_main(["--procedural", "sofa", "--count", "1", "--out", str(tmp_path)]) != 0
+
+
+def test_quiet_generation_and_loading(tmp_path, capfd):
+    """The trainer's --no_progress reaches the data steps: no bars, same samples."""
+    from training.dataset import ShapeDataset
+    from training.prepare import add_estimated_normals, prepare_procedural
+    assert prepare_procedural("table", 2, tmp_path, workers=1, progress=False)[0] == 2
+    assert add_estimated_normals(sorted(tmp_path.glob("*.npz")), workers=1, progress=False) == []
+    assert len(ShapeDataset(tmp_path, val_fraction=0.0, progress=False).train) == 2
+    err = capfd.readouterr().err
+    assert "generate" not in err and "estimate normals" not in err, err
+    prepare_procedural("table", 3, tmp_path, workers=1)  # the default shows the bar
+    assert "generate table" in capfd.readouterr().err
