@@ -145,8 +145,9 @@ def test_parts_of_other_proportions_match_by_relative_position():
 
 
 def test_the_sources_own_labels_guide_the_match():
-    """f blurs a table's apron into its top; the source's labels say the whole apron is a
-    support, so the top of a target no longer lands on it (and takes its label)."""
+    """Where f's parts and the source's labels disagree near a border (a table's apron
+    against its top), the labels decide: the top of a target no longer lands on the
+    source's apron (and takes its label)."""
     engine = shipped_engine("table")
     shapes = procedural_shapes("table", 15)  # the evaluation's: its first source, 12 of its targets
     src, targets = shapes[0], shapes[3:]
@@ -157,7 +158,9 @@ def test_the_sources_own_labels_guide_the_match():
         tp, tl = tgt["surface_points"], tgt["surface_labels"]
         plain.append(shape_miou(engine.labels_from(engine.correspond(prep, tp), prep, labels)[0], tl, TABLE_PARTS)[0])
         guided.append(shape_miou(engine.transfer_labels(prep, labels, tp)[0], tl, TABLE_PARTS)[0])
-    assert np.mean(guided) > np.mean(plain) + 0.05, (np.mean(plain), np.mean(guided))
+    plain, guided = np.asarray(plain), np.asarray(guided)
+    assert guided.mean() > plain.mean() + 0.02, (plain, guided)
+    assert np.sum(guided >= plain - 0.01) >= len(targets) - 2, (plain, guided)
     # labels that cut across the model's parts (halves of the table) leave the match as it was
     halves = (points[:, 0] > np.median(points[:, 0])).astype(int)
     tp = targets[0]["surface_points"]
