@@ -9,7 +9,7 @@ from model.fitting import fit_code, orient_outward
 from model.normals import pca_normals
 from training.evaluate import procedural_shapes, shape_miou
 from training.export import export
-from training.families import TABLE_PARTS
+from training.families import AIRPLANE_PARTS
 
 
 def sphere(n: int, seed: int = 0) -> np.ndarray:
@@ -66,10 +66,12 @@ def test_the_fit_lowers_its_loss_and_leaves_the_network_alone(engines, tables):
     assert all(p.grad is None and torch.equal(p, w) for p, w in zip(plain.net.parameters(), weights))
 
 
-def test_fitted_codes_segment_unseen_tables_better(engines, tables):
-    mious = [[shape_miou(e.segment(s["surface_points"]), s["surface_labels"], range(len(TABLE_PARTS)))[0]
-              for s in tables] for e in engines]
-    assert np.mean(mious[1]) > np.mean(mious[0]) + 0.01  # measured with the previous table: 81.3 -> 83.1
+def test_fitted_codes_segment_unseen_airplanes_better():
+    planes = procedural_shapes("airplane", 20, first=2_000_000)
+    mious = [[shape_miou(e.segment(s["surface_points"]), s["surface_labels"], range(len(AIRPLANE_PARTS)))[0]
+              for s in planes]
+             for e in (Correspondence.load(category="airplane", device="cpu", fit_steps=f) for f in (0, 30))]
+    assert np.mean(mious[1]) > np.mean(mious[0]) + 0.02  # measured with the shipped airplane: 84.9 -> 89.8
 
 
 def test_the_match_is_the_fitted_codes_and_the_confidence_the_encoders(engines, tables):
