@@ -191,11 +191,12 @@ def _procedural_one(job: tuple[str, int, str]) -> tuple[str, str | None]:
         return dst, f"{type(exc).__name__}: {exc}"
 
 
-def _run(fn, jobs: list, workers: int, desc: str, progress: bool = True) -> list[tuple[str, str]]:
+def _run(fn, jobs: list, workers: int | None, desc: str, progress: bool = True) -> list[tuple[str, str]]:
+    """Run fn over jobs in `workers` processes (default: all cores) -> (name, error) failures."""
     failures = []
     if not jobs:
         return failures
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
+    with ProcessPoolExecutor(max_workers=max(1, workers or os.cpu_count() or 1)) as pool:
         results = pool.map(fn, jobs, chunksize=4)
         for name, error in tqdm(results, total=len(jobs), desc=desc, unit="shape", disable=not progress):
             if error:
@@ -225,7 +226,7 @@ def add_estimated_normals(files: list[Path], workers: int | None = None,
         with np.load(f) as npz:
             if "estimated_normals" not in npz.files:
                 jobs.append(str(f))
-    return _run(_estimated_normals_one, jobs, workers or os.cpu_count() or 1, "estimate normals", progress)
+    return _run(_estimated_normals_one, jobs, workers, "estimate normals", progress)
 
 
 def prepare_meshes(
@@ -243,7 +244,7 @@ def prepare_meshes(
             done += 1
             continue
         jobs.append((str(p), str(dst), rotations.get(mesh_name(p)), i))
-    failures = _run(_prepare_one, jobs, workers or os.cpu_count() or 1, "prepare")
+    failures = _run(_prepare_one, jobs, workers, "prepare")
     return len(jobs) - len(failures), done, failures
 
 
@@ -262,7 +263,7 @@ def prepare_procedural(
             done += 1
             continue
         jobs.append((category, i, str(dst)))
-    failures = _run(_procedural_one, jobs, workers or os.cpu_count() or 1, f"generate {category}", progress)
+    failures = _run(_procedural_one, jobs, workers, f"generate {category}", progress)
     return len(jobs) - len(failures), done, failures
 
 

@@ -62,7 +62,7 @@ def test_the_fit_lowers_its_loss_and_leaves_the_network_alone(engines, tables):
             return float(((occ(points - 0.01 * normals) - 1) ** 2).mean() + (occ(points + 0.01 * normals) ** 2).mean())
 
     fitted = fit_code(plain.net.embed, prep.code, points, normals, steps=30)
-    assert loss(fitted) < 0.95 * loss(prep.code)  # measured with the shipped table: 0.400 -> 0.356
+    assert loss(fitted) < 0.95 * loss(prep.code)  # measured with the shipped table: 0.359 -> 0.283
     assert all(p.grad is None and torch.equal(p, w) for p, w in zip(plain.net.parameters(), weights))
 
 
