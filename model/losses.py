@@ -138,13 +138,23 @@ def _gather_rows(points: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return torch.gather(points, 1, flat).reshape(b, n, k, points.shape[-1])
 
 
-def part_supervision_loss(embedding: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy over branch logits at labelled points (label -1 = unknown, ignored)."""
+def part_supervision_loss(embedding: torch.Tensor, labels: torch.Tensor, balance: bool = False) -> torch.Tensor:
+    """Cross-entropy over branch logits at labelled points (label -1 = unknown, ignored).
+
+    `balance` weighs each part by 1/sqrt of its share of the batch's labelled points: a
+    small part (an airplane's engines, a tenth of the surface) otherwise loses its border
+    to the large part it touches.
+    """
     logits = torch.logit(embedding.clamp(1e-6, 1 - 1e-6))
-    labels = labels.long()
+    labels = labels.long().reshape(-1)
     if not (labels >= 0).any():
         return logits.sum() * 0.0
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-1)
+    weight = None
+    if balance:
+        counts = torch.bincount(labels[labels >= 0], minlength=logits.shape[-1]).to(logits.dtype)
+        # (cross_entropy divides by the targets' summed weight: the loss keeps its scale)
+        weight = torch.where(counts > 0, counts.clamp(min=1).rsqrt(), torch.zeros_like(counts))
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels, weight=weight, ignore_index=-1)
 
 
 @dataclass
@@ -160,6 +170,7 @@ class LossWeights:
     # Optional part supervision (BAE-NET's supervised variant): where surface points carry
     # part labels, the branch of their label must win.  0 reproduces the paper.
     part: float = 0.0
+    part_balance: bool = False  # weigh parts by 1/sqrt(share) (part_supervision_loss)
 
 
 def stage_losses(
@@ -202,6 +213,7 @@ def stage_losses(
         terms["normal"] = normal_consistency_loss(crossed, crossed_normals, other, other_normals)
         terms["smooth"] = smoothness_loss(crossed, knn_indices(surface, w.knn))
     if w.part > 0 and "surface_labels" in batch:
-        terms["part"] = part_supervision_loss(net.embed(batch["surface_points"], z), batch["surface_labels"])
+        terms["part"] = part_supervision_loss(net.embed(batch["surface_points"], z), batch["surface_labels"],
+                                              w.part_balance)
     total = sum(getattr(w, name) * value for name, value in terms.items())
     return total, {name: float(value.detach()) for name, value in terms.items()}

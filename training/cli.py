@@ -45,12 +45,16 @@ def parser(stage: int | None) -> argparse.ArgumentParser:
     ap.add_argument("--max_steps_per_epoch", type=int, default=0)
     ap.add_argument("--part_weight", type=float, default=0.0,
                     help="supervise part branches with the samples' part labels (0 = unsupervised, as the paper)")
+    ap.add_argument("--part_balance", action="store_true",
+                    help="weigh each part's supervision by 1/sqrt of its share of the points (helps small parts)")
     ap.add_argument("--f_frequencies", type=int, default=0,
                     help="octaves of sin/cos features of x in a new network's f (0 = the paper's f)")
     ap.add_argument("--encoder_normals", action="store_true",
                     help="E also sees normals estimated from the points (widens a pretrained network's E)")
     ap.add_argument("--keep_best", action="store_true",
                     help="also keep best.pth, this stage's epoch of highest validation part mIoU (needs part labels)")
+    ap.add_argument("--average_last", type=int, default=0, metavar="N",
+                    help="also write averaged.pth, the mean weights of this stage's last N epochs (keeps their checkpoints)")
     ap.add_argument("--no_progress", action="store_true")
     return ap
 
@@ -63,7 +67,8 @@ def config_from_args(args: argparse.Namespace, stage: int) -> TrainConfig:
         pretrain_model_name=args.pretrain_model_name, resume=args.resume, device=args.device,
         occupancy_points=args.occupancy_points, surface_points=args.surface_points, augment=not args.no_augment,
         procedural_count=args.procedural_count, max_steps_per_epoch=args.max_steps_per_epoch,
-        part_weight=args.part_weight, f_frequencies=args.f_frequencies, keep_best=args.keep_best,
+        part_weight=args.part_weight, part_balance=args.part_balance, average_last=args.average_last,
+        f_frequencies=args.f_frequencies, keep_best=args.keep_best,
         encoder_normals=args.encoder_normals, progress=not args.no_progress,
     )
 

@@ -67,6 +67,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=0.0, help="default depends on the preset")
     ap.add_argument("--procedural_count", type=int, default=0, help="default depends on the preset")
     ap.add_argument("--part_weight", type=float, default=None, help="default depends on the preset")
+    ap.add_argument("--part_balance", action="store_true",
+                    help="weigh each part's supervision by 1/sqrt of its share of the points (helps small parts)")
     ap.add_argument("--max_steps_per_epoch", type=int, default=0)
     ap.add_argument("--f_frequencies", type=int, default=0,
                     help="octaves of sin/cos features of x in f (0 = the paper's f)")
@@ -81,6 +83,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             cate_name=args.cate_name, lr=args.lr or LEARNING_RATE[args.preset], data_dir=args.data_dir, checkpoint_dir=args.checkpoint_dir,
             device=args.device, seed=args.seed, procedural_count=args.procedural_count or DATA_COUNT[args.preset],
             part_weight=PART_WEIGHT[args.preset] if args.part_weight is None else args.part_weight,
+            part_balance=args.part_balance,
             max_steps_per_epoch=args.max_steps_per_epoch, progress=not args.no_progress, resume=args.resume,
             f_frequencies=args.f_frequencies, keep_best=args.keep_best, encoder_normals=args.encoder_normals,
         )

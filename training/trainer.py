@@ -60,9 +60,11 @@ class TrainConfig:
     procedural_count: int = 1000  # shapes generated when data_dir is missing (procedural families)
     max_steps_per_epoch: int = 0  # 0 = the whole training set every epoch
     part_weight: float = 0.0  # part supervision where samples carry part labels (0 = the paper)
+    part_balance: bool = False  # small parts weigh more in that supervision
     f_frequencies: int = 0  # Fourier features of x in a new network's f (0 = the paper's f)
     encoder_normals: bool = False  # E sees estimated normals (a new network, or a pretrained one widened)
     keep_best: bool = False  # also keep best.pth: this stage's epoch of highest val_part_miou
+    average_last: int = 0  # also write averaged.pth: the mean weights of this stage's last N epochs
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -74,6 +76,8 @@ class TrainConfig:
             raise ValueError(f"--batch_size {self.batch_size} is too small for stage {self.stage}")
         if self.epoch < 1:
             raise ValueError(f"--epoch must be >= 1, got {self.epoch}")
+        if self.average_last < 0:
+            raise ValueError(f"--average_last must be >= 0, got {self.average_last}")
         self.data_dir = self.data_dir or f"data/{self.cate_name}"
         self.checkpoint_dir = self.checkpoint_dir or f"runs/{self.cate_name}"
 
@@ -97,7 +101,7 @@ class _Objective(nn.Module):
 class Trainer:
     def __init__(self, cfg: TrainConfig, weights: LossWeights | None = None):
         self.cfg = cfg
-        self.weights = weights or LossWeights(part=cfg.part_weight)
+        self.weights = weights or LossWeights(part=cfg.part_weight, part_balance=cfg.part_balance)
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         if self.world > 1 and not dist.is_initialized():
@@ -195,6 +199,8 @@ class Trainer:
                 self._append_csv(row)
                 if cfg.keep_best:
                     self._keep_if_best(path, history)
+                if cfg.average_last > 1:
+                    self._write_average(epoch)
                 self._log(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
         return path
 
@@ -277,12 +283,28 @@ class Trainer:
             epoch=epoch, resolution=cfg.resolution, optimizer=opt.state_dict(),
             extra={"trainer": dataclasses.asdict(cfg), "history": history},
         ))
-        previous = self._final_path(epoch - 1)
-        if previous.is_file():  # keep only the newest checkpoint of this run
-            ck = load_checkpoint(previous)
-            if (ck.stage, ck.resolution) == (cfg.stage, cfg.resolution):
-                previous.unlink()
+        # keep only the newest checkpoint of this run, or the newest --average_last
+        stale = self._final_path(epoch - max(1, cfg.average_last))
+        if stale.is_file() and self._of_this_stage(load_checkpoint(stale)):
+            stale.unlink()
         return path
+
+    def _of_this_stage(self, ck: Checkpoint) -> bool:
+        return (ck.stage, ck.resolution) == (self.cfg.stage, self.cfg.resolution)
+
+    def _write_average(self, epoch: int) -> None:
+        """averaged.pth: the mean of the weights of this stage's last `average_last` epochs
+        (fewer while the stage has run fewer).  The epoch-to-epoch swing of what f and g
+        have learnt averages out, where picking one epoch picks its luck."""
+        paths = [self._final_path(e) for e in range(epoch - self.cfg.average_last + 1, epoch + 1)]
+        cks = [ck for ck in (load_checkpoint(p) for p in paths if p.is_file()) if self._of_this_stage(ck)]
+        newest = cks[-1]
+        newest.state_dict = {k: sum(ck.state_dict[k] for ck in cks) / len(cks) if v.is_floating_point() else v
+                             for k, v in newest.state_dict.items()}
+        newest.optimizer = None
+        newest.extra = {**newest.extra, "averaged_epochs": [ck.epoch for ck in cks]}
+        save_checkpoint(self.dir / "averaged.pth", newest)
+        self._log(f"averaged.pth: epochs {', '.join(str(ck.epoch) for ck in cks)}")
 
     def _keep_if_best(self, path: Path, history: list) -> None:
         """Copy the checkpoint to best.pth when its validation part mIoU is this stage's highest."""

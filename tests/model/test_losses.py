@@ -12,6 +12,7 @@ from model.losses import (
     mapped_normals,
     normal_consistency_loss,
     occupancy_loss,
+    part_supervision_loss,
     self_reconstruction_loss,
     smoothness_loss,
     stage_losses,
@@ -85,6 +86,20 @@ def test_smoothness_by_hand():
     nbrs = torch.tensor([[[1, 2], [0, 2], [0, 1], [1, 2]]])
     # laplacians: 0-1.5, 1-1, 2-0.5, 5-1.5 -> squared 2.25, 0, 2.25, 12.25
     assert smoothness_loss(mapped, nbrs).item() == pytest.approx((2.25 + 0 + 2.25 + 12.25) / 4)
+
+
+def test_balanced_part_loss_weighs_parts_by_inverse_sqrt_share():
+    # four points of part 0, one of part 1, one unknown; f puts 0.9 on the true branch
+    labels = torch.tensor([[0, 0, 0, 0, 1, -1]])
+    emb = t([[[0.9, 0.1]] * 4 + [[0.1, 0.9]] + [[0.5, 0.5]]])
+    emb[0, 4] = t([0.3, 0.7])  # the small part is the worse fit
+    logits = torch.logit(emb[0, :5])
+    ce = -torch.log_softmax(logits, 1)[torch.arange(5), labels[0, :5]]
+    assert float(part_supervision_loss(emb, labels)) == pytest.approx(float(ce.mean()), rel=1e-5)
+    w = torch.tensor([4 ** -0.5] * 4 + [1.0])  # 1/sqrt(count), normalised by the summed weight
+    balanced = float((w * ce).sum() / w.sum())
+    assert float(part_supervision_loss(emb, labels, balance=True)) == pytest.approx(balanced, rel=1e-5)
+    assert balanced > float(ce.mean())  # the small part's larger loss counts for more
 
 
 def test_knn_excludes_self():

@@ -75,6 +75,25 @@ def test_keep_best_keeps_the_epoch_of_highest_validation_part_miou(data, tmp_pat
     assert load_checkpoint(tmp_path / "best.pth").epoch == 6  # a new stage starts its own best
 
 
+def test_average_last_averages_the_last_epochs_and_keeps_their_checkpoints(data, tmp_path):
+    common = ["--cate_name", "chair", "--data_dir", str(data), "--checkpoint_dir", str(tmp_path), "--preset", "tiny",
+              "--batch_size", "4", "--no_progress", "--occupancy_points", "256", "--part_weight", "1",
+              "--part_balance", "--lr", "1e-3"]
+    assert stage_main(1, common + ["--epoch", "5", "--average_last", "3"]) == 0
+    assert sorted(p.name for p in tmp_path.glob("Corr-*.pth")) == ["Corr-2.pth", "Corr-3.pth", "Corr-4.pth"]
+    averaged = load_checkpoint(tmp_path / "averaged.pth")
+    assert averaged.extra["averaged_epochs"] == [2, 3, 4] and averaged.epoch == 4 and averaged.optimizer is None
+    last = [weights(tmp_path / f"Corr-{e}.pth") for e in (2, 3, 4)]
+    for k, v in averaged.state_dict.items():
+        assert torch.allclose(v, sum(w[k] for w in last) / 3, atol=1e-6)
+    assert not torch.allclose(averaged.state_dict["f.layers.0.weight"], last[-1]["f.layers.0.weight"])
+    # the next stage averages its own epochs only
+    assert stage_main(2, common + ["--epoch", "7", "--average_last", "3", "--pretrain_model", "TRUE",
+                                   "--pretrain_model_name", "Corr-4.pth"]) == 0
+    assert load_checkpoint(tmp_path / "averaged.pth").extra["averaged_epochs"] == [5, 6]
+    assert stage_main(1, common + ["--epoch", "6", "--average_last", "-1"]) == 2
+
+
 def test_validation_part_miou_counts_labelled_points_only():
     labels = np.array([[0, 0, 1, 1, -1, -1], [-1] * 6, [2, 2, 2, 0, 0, 0]])
     pred = np.array([[0, 0, 1, 1, 2, 2], [0] * 6, [2, 2, 0, 0, 0, 0]])
