@@ -341,7 +341,11 @@ class Correspondence:
 
     def _correspond(self, src: PreparedShape, tgt: PreparedShape, source_labels: Any) -> CorrespondenceResult:
         part_s = self._source_parts(src, source_labels)
-        src_parts = self._samples(src).presence
+        # Which parts the source has: with its labels, the parts they were matched as (an
+        # engine branch that wins on 2% of an engineless airplane's wing roots is no engine
+        # its labels know of); without, where f's branches win.
+        src_parts = (self._samples(src).presence if source_labels is None
+                     else np.bincount(part_s, minlength=self.cfg.n_parts) / len(part_s))
         emb_t, raw = self._toward_source(src, tgt)
         emb_back = self._embed(raw, src.code)
         # Back to the target: a part the source lacks maps onto some other part there
