@@ -109,8 +109,14 @@ class ReconstructedMesh:
     rotation: np.ndarray  # (3, 3) auto-alignment rotation used
 
 
-def check_settings(fit_steps: int = 0, fit_points: int = 16, embedding_weight: float = 0.5) -> None:
+def check_settings(fit_steps: int = 0, fit_points: int = 16, embedding_weight: float = 0.5,
+                   part_bias: Any = None, n_parts: int | None = None) -> None:
     """Raise ValueError naming an engine setting out of range (also for settings stored at export)."""
+    if part_bias is not None:
+        bias = np.asarray(part_bias, dtype=np.float64)
+        if bias.ndim != 1 or not np.all(np.isfinite(bias)) or (n_parts is not None and len(bias) > n_parts):
+            raise ValueError(f"part_bias must be finite logit offsets, one per branch (at most {n_parts}), "
+                             f"got {part_bias!r}")
     if fit_steps < 0:
         raise ValueError(f"fit_steps must be >= 0, got {fit_steps}")
     if fit_points < 16:
@@ -131,6 +137,7 @@ class Correspondence:
         embedding_sigma: float = 0.25,
         cycle_sigma: float = 0.05,
         embedding_weight: float = 0.5,
+        part_bias: Any = None,
         position_prior: float = 1.0,
         part_frames: bool = True,
         min_part_fraction: float = 0.02,
@@ -162,7 +169,12 @@ class Correspondence:
         self.min_label_share = min_label_share
         self.min_label_agreement = min_label_agreement
         self.match_samples = match_samples
-        check_settings(fit_steps=fit_steps, fit_points=fit_points, embedding_weight=embedding_weight)
+        check_settings(fit_steps=fit_steps, fit_points=fit_points, embedding_weight=embedding_weight,
+                       part_bias=part_bias, n_parts=self.cfg.n_parts)
+        # logit offsets of f's branches in every part decision (set at export: training.export)
+        self.part_bias = np.zeros(self.cfg.n_parts)
+        if part_bias is not None:
+            self.part_bias[: len(part_bias)] = part_bias
         self.fit_steps = fit_steps
         self.fit_lr = fit_lr
         self.fit_offset = fit_offset
@@ -199,8 +211,8 @@ class Correspondence:
         for key in ("surface_sigma", "embedding_sigma", "cycle_sigma"):
             if key in calib:
                 kwargs.setdefault(key, float(calib[key]))
-        for key, kind in (("fit_steps", int), ("embedding_weight", float)):  # stored by training.export
-            if key in ckpt.extra:
+        for key, kind in (("fit_steps", int), ("embedding_weight", float), ("part_bias", list)):
+            if key in ckpt.extra:  # stored by training.export
                 kwargs.setdefault(key, kind(ckpt.extra[key]))
         return cls(ckpt.build(dev), dev, ckpt.category, checkpoint=ckpt, **kwargs)
 
@@ -216,6 +228,7 @@ class Correspondence:
             "max_points": self.max_points,
             "fit_steps": self.fit_steps,
             "embedding_weight": self.embedding_weight,
+            "part_bias": self.part_bias.tolist(),
         }
 
     # ------------------------------------------------------------------ network in chunks
@@ -223,16 +236,26 @@ class Correspondence:
         return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=self.device)
 
     @torch.no_grad()
-    def _embed(self, points: np.ndarray, code: torch.Tensor) -> np.ndarray:
+    def _f(self, points: np.ndarray, code: torch.Tensor) -> np.ndarray:
+        """f's own output (occupancy: its max over the branches)."""
         out = [self.net.embed(self._tensor(points[i : i + self.chunk])[None], code)[0].cpu()
                for i in range(0, len(points), self.chunk)]
         return torch.cat(out).numpy()
 
     @torch.no_grad()
-    def _invert(self, emb: np.ndarray, code: torch.Tensor) -> np.ndarray:
+    def _g(self, emb: np.ndarray, code: torch.Tensor) -> np.ndarray:
         out = [self.net.invert(self._tensor(emb[i : i + self.chunk])[None], code)[0].cpu()
                for i in range(0, len(emb), self.chunk)]
         return torch.cat(out).numpy().astype(np.float64)
+
+    def _embed(self, points: np.ndarray, code: torch.Tensor) -> np.ndarray:
+        """The part embedding the engine decides parts by: f with `part_bias` added to the
+        logits of its branches (f itself where no offset is set)."""
+        return _biased(self._f(points, code), self.part_bias)
+
+    def _invert(self, emb: np.ndarray, code: torch.Tensor) -> np.ndarray:
+        """g of an embedding from `_embed`: the offsets taken off again, as g was trained on f's."""
+        return self._g(_biased(emb, -self.part_bias), code)
 
     @torch.no_grad()
     def _encode(self, encoder_points: np.ndarray) -> torch.Tensor:
@@ -282,7 +305,7 @@ class Correspondence:
             pts = frame.to_model(shape.vertices[pick])
             normals = pca_normals(pts)
         used = np.random.default_rng(self.seed).permutation(len(pts))[: max(self.fit_points // 2, 8)]
-        normals = orient_outward(pts[used], normals[used], pts, lambda x: self._embed(x, code).max(axis=1),
+        normals = orient_outward(pts[used], normals[used], pts, lambda x: self._f(x, code).max(axis=1),
                                  self.fit_offset)
         return fit_code(self.net.embed, code, pts[used], normals, self.fit_steps, self.fit_lr, self.fit_offset)
 
@@ -299,8 +322,8 @@ class Correspondence:
         for rot in rots:
             p = probe @ rot.T
             code = self._encode(_rotated(enc, rot))
-            emb = self._embed(p, code)
-            recon = self._invert(emb, code)
+            emb = self._f(p, code)
+            recon = self._g(emb, code)
             scores.append(((recon - p) ** 2).sum(1).mean() + ((emb.max(1) - 0.5) ** 2).mean())
         return rots[int(np.argmin(scores))]
 
@@ -463,7 +486,9 @@ class Correspondence:
         samples = self._samples(src)
         w = self.embedding_weight
         prior = self.position_prior * tgt.points + (1.0 - self.position_prior) * raw
-        feat_s = np.concatenate([samples.points, w * samples.embedding], 1)
+        # parts are decided with `part_bias`, positions within them by f's own embedding
+        feat_s = np.concatenate([samples.points, w * _biased(samples.embedding, -self.part_bias)], 1)
+        emb_f = _biased(emb_t, -self.part_bias)
         part_f, part_t = samples.embedding.argmax(1), emb_t.argmax(1)
         tgt_samples = self._samples(tgt)
         part_t_samples = tgt_samples.embedding.argmax(1)
@@ -478,11 +503,11 @@ class Correspondence:
                 if self.part_frames:
                     where = _into_part_frame(where, tgt_samples.points[part_t_samples == part],
                                              samples.points[on_source])
-                feat_t = np.concatenate([where, w * emb_t[mine]], 1)
+                feat_t = np.concatenate([where, w * emb_f[mine]], 1)
                 idx[mine] = on_source[cKDTree(feat_s[on_source]).query(feat_t)[1]]
         elsewhere = idx < 0  # parts the source lacks: their nearest point anywhere (low confidence)
         if elsewhere.any():
-            idx[elsewhere] = cKDTree(feat_s).query(np.concatenate([prior[elsewhere], w * emb_t[elsewhere]], 1))[1]
+            idx[elsewhere] = cKDTree(feat_s).query(np.concatenate([prior[elsewhere], w * emb_f[elsewhere]], 1))[1]
         cand, face, bary = samples.points, samples.face, samples.bary
         if face is None:
             return cand[idx], None, None, idx, samples.embedding[idx]
@@ -559,7 +584,7 @@ class Correspondence:
         step = self.chunk * 4
         for start in range(0, len(occ), step):  # grid coordinates made per chunk: bounded memory
             ijk = np.unravel_index(np.arange(start, min(start + step, len(occ))), (resolution,) * 3)
-            occ[start : start + step] = self._embed(np.stack([axis[i] for i in ijk], axis=1), shape.code).max(axis=1)
+            occ[start : start + step] = self._f(np.stack([axis[i] for i in ijk], axis=1), shape.code).max(axis=1)
         verts, faces = mcubes.marching_cubes(occ.reshape((resolution,) * 3), 0.5)
         verts = lo + verts * (hi - lo) / (resolution - 1)
         present = self._samples(shape).presence
@@ -571,6 +596,17 @@ class Correspondence:
             parts=parts.astype(np.int64),
             rotation=shape.frame.rotation,
         )
+
+
+def _biased(emb: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """sigmoid(logit(emb) + bias), on the branches with an offset only (the rest unchanged)."""
+    if not bias.any():
+        return emb
+    out = emb.copy()
+    cols = np.flatnonzero(bias)
+    p = np.clip(emb[:, cols].astype(np.float64), 1e-6, 1 - 1e-6)
+    out[:, cols] = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + bias[cols])))
+    return out
 
 
 def _placement(src: PreparedShape, on_surface: np.ndarray, face: np.ndarray | None, bary: np.ndarray | None,

@@ -94,6 +94,25 @@ def test_segment_and_reconstruct_shapes(engine):
         engine.reconstruct(pts, resolution=2)
 
 
+def test_part_offsets_move_part_decisions_only():
+    """`part_bias` shifts which branch wins (segment) but not f's occupancy (reconstruct)
+    nor what g is given (the raw map)."""
+    torch.manual_seed(0)
+    net = ImplicitCorrespondenceNet(preset("tiny"))
+    plain = Correspondence(net, "cpu")
+    favour = int(np.bincount(plain.segment(rng_points(2000)), minlength=net.cfg.n_parts).argmin())
+    biased = Correspondence(net, "cpu", part_bias=[0.0] * favour + [3.0])
+    pts, src = rng_points(2000), rng_points(1500, 1)
+    assert np.mean(biased.segment(pts) == favour) > np.mean(plain.segment(pts) == favour) + 0.05
+    assert np.allclose(biased.correspond(src, pts).raw, plain.correspond(src, pts).raw, atol=1e-4)
+    a, b = plain.reconstruct(pts, resolution=16), biased.reconstruct(pts, resolution=16)
+    assert np.array_equal(a.faces, b.faces) and np.allclose(a.vertices, b.vertices)
+    assert biased.info()["part_bias"][favour] == 3.0
+    for bad in ([float("nan")], [0.0] * (net.cfg.n_parts + 1), [[1.0]]):
+        with pytest.raises(ValueError, match="part_bias"):
+            Correspondence(net, "cpu", part_bias=bad)
+
+
 def test_chunked_equals_unchunked():
     torch.manual_seed(0)
     net = ImplicitCorrespondenceNet(preset("tiny"))

@@ -68,10 +68,12 @@ def test_the_fit_lowers_its_loss_and_leaves_the_network_alone(engines, tables):
 
 def test_fitted_codes_segment_unseen_airplanes_better():
     planes = procedural_shapes("airplane", 20, first=2_000_000)
+    # without the shipped part offsets, to see the fit alone
     mious = [[shape_miou(e.segment(s["surface_points"]), s["surface_labels"], range(len(AIRPLANE_PARTS)))[0]
               for s in planes]
-             for e in (Correspondence.load(category="airplane", device="cpu", fit_steps=f) for f in (0, 30))]
-    assert np.mean(mious[1]) > np.mean(mious[0]) + 0.02  # measured with the shipped airplane: 84.9 -> 89.8
+             for e in (Correspondence.load(category="airplane", device="cpu", fit_steps=f, part_bias=None)
+                       for f in (0, 30))]
+    assert np.mean(mious[1]) > np.mean(mious[0]) + 0.02  # measured with the shipped airplane: 85.0 -> 90.1
 
 
 def test_the_match_is_the_fitted_codes_and_the_confidence_the_encoders(engines, tables):
