@@ -438,8 +438,7 @@ class Correspondence:
         """Per point, how surely its part is one the source has: the point's soft part
         membership (a softmax over `existence_sharpness` x the branch logits) summed over
         the source's parts."""
-        p = np.clip(emb, 1e-6, 1 - 1e-6)
-        logits = self.existence_sharpness * np.log(p / (1 - p))
+        logits = self.existence_sharpness * branch_logits(emb)
         weights = np.exp(logits - logits.max(axis=1, keepdims=True))
         return (weights @ self._present(source_presence)) / weights.sum(axis=1)
 
@@ -598,14 +597,19 @@ class Correspondence:
         )
 
 
+def branch_logits(emb: np.ndarray) -> np.ndarray:
+    """The logits behind f's branch outputs (sigmoids), clipped away from 0 and 1."""
+    p = np.clip(emb.astype(np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
 def _biased(emb: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """sigmoid(logit(emb) + bias), on the branches with an offset only (the rest unchanged)."""
     if not bias.any():
         return emb
     out = emb.copy()
     cols = np.flatnonzero(bias)
-    p = np.clip(emb[:, cols].astype(np.float64), 1e-6, 1 - 1e-6)
-    out[:, cols] = 1.0 / (1.0 + np.exp(-(np.log(p / (1 - p)) + bias[cols])))
+    out[:, cols] = 1.0 / (1.0 + np.exp(-(branch_logits(emb[:, cols]) + bias[cols])))
     return out
 
 

@@ -63,6 +63,7 @@ def calibrate_parts(ck: Checkpoint, count: int, fit_steps: int = 0, progress: bo
     from tqdm import tqdm
 
     from model import Correspondence
+    from model.engine import branch_logits
     from training.evaluate import procedural_shapes, shape_miou
     from training.families import PART_NAMES
 
@@ -74,8 +75,7 @@ def calibrate_parts(ck: Checkpoint, count: int, fit_steps: int = 0, progress: bo
     for shape in tqdm(procedural_shapes(ck.category, count, first=CALIBRATION_SEEDS), desc="part offsets",
                       unit="shape", disable=not progress):
         prep = engine.prepare(shape["surface_points"])
-        p = np.clip(engine._f(prep.points, prep.code).astype(np.float64), 1e-6, 1 - 1e-6)
-        logits.append(np.log(p / (1 - p)))
+        logits.append(branch_logits(engine._f(prep.points, prep.code)))
         labels.append(shape["surface_labels"])
 
     def score(bias: np.ndarray) -> float:
@@ -83,8 +83,7 @@ def calibrate_parts(ck: Checkpoint, count: int, fit_steps: int = 0, progress: bo
         for lg, lab in zip(logits, labels):
             adjusted = lg + bias
             presence = np.bincount(adjusted.argmax(1), minlength=len(bias)) / len(adjusted)
-            present = presence >= min(engine.min_part_fraction, presence.max())
-            total += shape_miou(np.where(present, adjusted, -np.inf).argmax(1), lab, parts)[0]
+            total += shape_miou(np.where(engine._present(presence), adjusted, -np.inf).argmax(1), lab, parts)[0]
         return total / len(logits)
 
     bias = np.zeros(ck.config.n_parts)

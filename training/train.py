@@ -18,7 +18,7 @@ from pathlib import Path
 
 from model.checkpoint import load_checkpoint
 
-from .trainer import TrainConfig, Trainer
+from .trainer import TrainConfig, Trainer, of_stage
 
 # (stage, resolution, final epoch, batch size) per run
 SCHEDULES = {
@@ -51,7 +51,7 @@ def _finished(cfg: TrainConfig) -> bool:
     if not path.is_file():
         return False
     ck = load_checkpoint(path)
-    return (ck.stage, ck.resolution) == (cfg.stage, cfg.resolution)
+    return of_stage(ck, cfg)
 
 
 def main(argv: Iterable[str] | None = None) -> int:

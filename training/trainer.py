@@ -82,6 +82,11 @@ class TrainConfig:
         self.checkpoint_dir = self.checkpoint_dir or f"runs/{self.cate_name}"
 
 
+def of_stage(ck: Checkpoint, cfg: TrainConfig) -> bool:
+    """Whether a checkpoint is of the stage and resolution `cfg` trains."""
+    return (ck.stage, ck.resolution) == (cfg.stage, cfg.resolution)
+
+
 def _epoch_of(path: Path) -> int:
     m = re.fullmatch(r"Corr-(\d+)\.pth", path.name)
     return int(m.group(1)) if m else -1
@@ -156,7 +161,7 @@ class Trainer:
         """The newest checkpoint of this stage and resolution in the run folder."""
         for path in sorted(self.dir.glob("Corr-*.pth"), key=_epoch_of, reverse=True):
             ck = load_checkpoint(path)
-            if (ck.stage, ck.resolution) == (self.cfg.stage, self.cfg.resolution):
+            if of_stage(ck, self.cfg):
                 return path
         return None
 
@@ -285,19 +290,16 @@ class Trainer:
         ))
         # keep only the newest checkpoint of this run, or the newest --average_last
         stale = self._final_path(epoch - max(1, cfg.average_last))
-        if stale.is_file() and self._of_this_stage(load_checkpoint(stale)):
+        if stale.is_file() and of_stage(load_checkpoint(stale), cfg):
             stale.unlink()
         return path
-
-    def _of_this_stage(self, ck: Checkpoint) -> bool:
-        return (ck.stage, ck.resolution) == (self.cfg.stage, self.cfg.resolution)
 
     def _write_average(self, epoch: int) -> None:
         """averaged.pth: the mean of the weights of this stage's last `average_last` epochs
         (fewer while the stage has run fewer).  The epoch-to-epoch swing of what f and g
         have learnt averages out, where picking one epoch picks its luck."""
         paths = [self._final_path(e) for e in range(epoch - self.cfg.average_last + 1, epoch + 1)]
-        cks = [ck for ck in (load_checkpoint(p) for p in paths if p.is_file()) if self._of_this_stage(ck)]
+        cks = [ck for ck in (load_checkpoint(p) for p in paths if p.is_file()) if of_stage(ck, self.cfg)]
         newest = cks[-1]
         newest.state_dict = {k: sum(ck.state_dict[k] for ck in cks) / len(cks) if v.is_floating_point() else v
                              for k, v in newest.state_dict.items()}
