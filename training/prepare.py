@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -196,8 +198,12 @@ def _run(fn, jobs: list, workers: int | None, desc: str, progress: bool = True) 
     failures = []
     if not jobs:
         return failures
-    with ProcessPoolExecutor(max_workers=max(1, workers or os.cpu_count() or 1)) as pool:
-        results = pool.map(fn, jobs, chunksize=4)
+    n = max(1, workers or os.cpu_count() or 1)
+    # Workers come from a fresh server process, not a fork of this one: the trainer calls
+    # this with CUDA (and its threads) already started, and a forked child can deadlock.
+    context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+    with ProcessPoolExecutor(max_workers=n, mp_context=context) if n > 1 else nullcontext() as pool:
+        results = pool.map(fn, jobs, chunksize=4) if pool else map(fn, jobs)
         for name, error in tqdm(results, total=len(jobs), desc=desc, unit="shape", disable=not progress):
             if error:
                 failures.append((name, error))
