@@ -64,13 +64,13 @@ def test_trainer_runs_on_cuda_and_its_checkpoint_loads_on_cpu(tmp_path):
     assert e.segment(np.random.default_rng(0).random((300, 3))).shape == (300,)
 
 
-def test_server_serves_from_cuda(chairs):
+def test_server_serves_from_cuda(engines, chairs):
     proc = ServerProcess(CHECKPOINT_DIR / "chair.pth", "--device", "cuda").wait_ready(timeout=120)
     try:
         with Client(proc.address, timeout=60) as c:
             assert c.info()["device"].startswith("cuda")
             parts = c.segment(chairs[0]["surface_points"])
-            want = Correspondence.load(category="chair", device="cpu").segment(chairs[0]["surface_points"])
+            want = engines["cpu"].segment(chairs[0]["surface_points"])
             assert np.mean(parts == want) > 0.99
     finally:
         proc.stop()

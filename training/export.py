@@ -26,6 +26,7 @@ import math
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -98,9 +99,10 @@ def calibrate_parts(ck: Checkpoint, count: int, fit_steps: int = 0, progress: bo
 
 
 def export(src: Path, dst: Path, calibration_shapes: int = 16, fit_steps: int = 0,
-           embedding_weight: float | None = None, part_shapes: int = 0) -> dict[str, float]:
+           embedding_weight: float | None = None, part_shapes: int = 0) -> dict[str, Any]:
     """Write the shippable checkpoint; `fit_steps` (and `embedding_weight`, where given)
-    become the engine's defaults for it, as do offsets from `part_shapes` shapes."""
+    become the engine's defaults for it, as do offsets from `part_shapes` shapes.
+    -> the checkpoint's `extra`: the confidence sigmas and the defaults it stores."""
     weight = {} if embedding_weight is None else {"embedding_weight": float(embedding_weight)}
     check_settings(fit_steps=fit_steps, **weight)  # before loading and calibrating
     if part_shapes < 0:
@@ -114,7 +116,7 @@ def export(src: Path, dst: Path, calibration_shapes: int = 16, fit_steps: int = 
     ck.extra = {**extra, "exported_from": ck.extra.get("exported_from", src.name), "confidence": confidence,
                 "fit_steps": fit_steps, **weight, **bias}
     save_checkpoint(dst, ck)
-    return confidence
+    return ck.extra
 
 
 def main(argv: Iterable[str] | None = None) -> int:
@@ -130,14 +132,15 @@ def main(argv: Iterable[str] | None = None) -> int:
                     help="held-out procedural shapes to set per-part logit offsets on (0: none)")
     args = ap.parse_args(list(argv) if argv is not None else None)
     try:
-        sigmas = export(args.source, args.destination, args.calibration_shapes, args.fit_steps,
+        stored = export(args.source, args.destination, args.calibration_shapes, args.fit_steps,
                         args.embedding_weight, args.part_shapes)
     except (CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.destination}: {args.destination.stat().st_size / 1e6:.1f} MB; confidence sigmas {sigmas}")
-    if args.part_shapes:
-        print(f"part logit offsets {load_checkpoint(args.destination).extra['part_bias']}")
+    print(f"{args.destination}: {args.destination.stat().st_size / 1e6:.1f} MB; "
+          f"confidence sigmas {stored['confidence']}")
+    if "part_bias" in stored:
+        print(f"part logit offsets {stored['part_bias']}")
     return 0
 
 
