@@ -16,12 +16,13 @@ from .client import Client, ServerError
 class Job:
     """Runs `work(client, progress)` in a thread with its own client (sockets are per thread).
 
-    `progress(fraction, text)` may be called by `work` to report how far it is.
+    `progress(fraction, text)` may be called by `work` to report how far it is.  The client
+    signs with CORR_SERVER_SECRET when Blender's environment has it (see server/protocol.py).
     """
 
     def __init__(self, work: Callable[[Client, Callable[[float, str], None]], Any], address: str,
-                 timeout: float = 120.0, secret: str | None = None):
-        self.work, self.address, self.timeout, self.secret = work, address, timeout, secret
+                 timeout: float = 120.0):
+        self.work, self.address, self.timeout = work, address, timeout
         self.cancel_event = threading.Event()
         self.fraction, self.text = 0.0, "starting"
         self.result: Any = None
@@ -38,7 +39,7 @@ class Job:
         self.fraction, self.text = fraction, text
 
     def _run(self) -> None:
-        client = Client(self.address, timeout=self.timeout, secret=self.secret)
+        client = Client(self.address, timeout=self.timeout)
         client.cancel = self.cancel_event
         try:
             self.result = self.work(client, self._progress)

@@ -6,12 +6,12 @@ One thread owns the socket and answers `ping` and `info` at once; the model work
 a worker thread, one request at a time, taken round-robin from per-client queues so one
 busy client cannot starve the others.  Every request is validated before it reaches the
 model, and every failure becomes an error reply: the server never dies on a message.
+The wire format, the table of ops and the signing with --secret live in server/protocol.py.
 """
 from __future__ import annotations
 
 import argparse
 import collections
-import hmac
 import ipaddress
 import logging
 import os
@@ -33,7 +33,7 @@ from .protocol import ProtocolError
 
 log = logging.getLogger("corr-server")
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
-MODEL_OPS = ("segment", "correspond", "reconstruct")
+ELEMENTS_PER_VERTEX = 18  # a request holds two meshes, each ~2 faces a vertex: 2 * (3 + 2 * 3) values
 
 
 def is_loopback(bind: str) -> bool:
@@ -53,6 +53,7 @@ def is_loopback(bind: str) -> bool:
 class Job:
     envelope: list[bytes]
     header: dict[str, Any]
+    params: dict[str, Any]
     arrays: dict[str, np.ndarray]
     received: float = field(default_factory=time.perf_counter)
 
@@ -80,58 +81,52 @@ class Engines:
 
 
 def _shape_from(arrays: dict[str, np.ndarray], prefix: str):
-    verts = arrays.get(f"{prefix}vertices", arrays.get(f"{prefix}points"))
-    if verts is None:
-        raise ValueError(f"missing array '{prefix}vertices'")
-    faces = arrays.get(f"{prefix}faces")
+    verts, faces = arrays[f"{prefix}vertices"], arrays.get(f"{prefix}faces")  # the table made vertices required
     return verts if faces is None else (verts, faces)
 
 
-def run_model_op(engines: Engines, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[dict, dict]:
-    """-> (reply fields, reply arrays).  ValueError for bad input."""
-    op = header["op"]
-    engine = engines.get(header.get("category"))
-    align = bool(header.get("align", False))
+def run_model_op(engines: Engines, op: str, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict:
+    """-> reply arrays (protocol.OPS names them and casts them on sending).  ValueError for bad input."""
+    engine = engines.get(params["category"])
+    align = params["align"]
     if op == "segment":
-        return {}, {"parts": engine.segment(_shape_from(arrays, ""), align=align)}
+        return {"parts": engine.segment(_shape_from(arrays, ""), align=align)}
     if op == "reconstruct":
-        res = int(header.get("resolution", 64))
-        mesh = engine.reconstruct(_shape_from(arrays, ""), resolution=res, align=align)
-        return {}, {"vertices": mesh.vertices.astype(np.float32), "faces": mesh.faces, "parts": mesh.parts}
+        mesh = engine.reconstruct(_shape_from(arrays, ""), resolution=params["resolution"], align=align)
+        return {"vertices": mesh.vertices, "faces": mesh.faces, "parts": mesh.parts}
     src = engine.prepare(_shape_from(arrays, "source_"), "source", align)
     tgt = engine.prepare(_shape_from(arrays, "target_"), "target", align)
     # the source's own part labels, when the caller has them, guide the match (see Correspondence.correspond)
     out = _correspond_arrays(engine.correspond(src, tgt, source_labels=arrays.get("source_labels")), "")
-    if header.get("both"):
+    if params["both"]:
         out.update(_correspond_arrays(engine.correspond(tgt, src), "reverse_"))
-    return {}, out
+    return out
 
 
 def _correspond_arrays(res, prefix: str) -> dict[str, np.ndarray]:
-    out = {
-        f"{prefix}mapped": res.mapped.astype(np.float32),
-        f"{prefix}confidence": res.confidence.astype(np.float32),
-        f"{prefix}source_index": res.source_index,
-    }
+    out = {f"{prefix}mapped": res.mapped, f"{prefix}confidence": res.confidence, f"{prefix}source_index": res.source_index}
     if res.source_face is not None:
-        out[f"{prefix}source_face"] = res.source_face
-        out[f"{prefix}source_bary"] = res.source_bary.astype(np.float32)
+        out.update({f"{prefix}source_face": res.source_face, f"{prefix}source_bary": res.source_bary})
     return out
 
 
 class Server:
     def __init__(self, bind: str = DEFAULT_BIND, checkpoint: str | None = None, device: str | None = None,
-                 max_vertices: int = 2_000_000, secret: str | None = None, queue_limit: int = 8,
+                 max_vertices: int = 2_000_000, key: str | None = None, queue_limit: int = 8,
                  parent_pid: int | None = None):
-        if not is_loopback(bind) and not secret:
+        """`key`: the shared secret (--secret); with it every message both ways is signed."""
+        if not is_loopback(bind) and not key:
             raise ValueError(f"{bind} is not a loopback address: binding it needs --secret")
-        self.bind, self.secret = bind, secret
+        self.bind = bind
         self.max_vertices, self.queue_limit, self.parent_pid = max_vertices, queue_limit, parent_pid
+        max_elements = ELEMENTS_PER_VERTEX * max_vertices
+        self.session = protocol.Session(key, max_elements=max_elements, side="server")
         self.engines = Engines(checkpoint, device, max_vertices)
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.MAXMSGSIZE, max_vertices * 3 * 8 * 2 + (1 << 20))
+        # bytes: every value a float64, plus header and signature; zmq drops bigger messages unread
+        self.sock.setsockopt(zmq.MAXMSGSIZE, max_elements * 8 + protocol.MAX_HEADER_BYTES + 1024)
         self.endpoint = self._bind(bind)
         self.wake_recv = self.ctx.socket(zmq.PULL)
         self.wake_recv.bind(f"inproc://wake-{id(self)}")
@@ -184,16 +179,12 @@ class Server:
 
     def _receive(self, frames: list[bytes]) -> None:
         envelope, body = _split_envelope(frames)
-        request_id = None
+        header: dict[str, Any] = {}
         try:
-            header, arrays = protocol.decode(body, max_elements=self.max_vertices * 3 * 2 + 16)
-            request_id = header.get("id")
-            self._check_secret(header)
-            op = header.get("op")
-            if op not in protocol.OPS:
-                raise ProtocolError("unknown_op", f"unknown op {op!r}; ops are {', '.join(protocol.OPS)}")
-            if op in ("ping", "info"):
-                self._reply(envelope, self._quick(op, request_id), op, arrays, time.perf_counter())
+            header, params, arrays = self.session.read_request(body)  # verified and checked against OPS
+            op = header["op"]
+            if not protocol.OPS[op].model:
+                self._reply(envelope, self._quick(op, header.get("id")), op, arrays, time.perf_counter())
                 return
             client = envelope[0] if envelope else b""
             q = self.pending.setdefault(client, collections.deque())
@@ -201,21 +192,22 @@ class Server:
                 raise ProtocolError("busy", f"{len(q)} requests of yours are already queued; wait for replies")
             if client not in self.turns:
                 self.turns.append(client)
-            q.append(Job(envelope, header, arrays))
+            q.append(Job(envelope, header, params, arrays))
         except ProtocolError as exc:
-            self._reply(envelope, protocol.error_reply(request_id, exc.code, str(exc)), "?", {}, time.perf_counter())
-
-    def _check_secret(self, header: dict) -> None:
-        if self.secret and not hmac.compare_digest(str(header.get("secret", "")).encode(), self.secret.encode()):
-            raise ProtocolError("unauthorized", "missing or wrong secret")
+            request_id = (exc.header or header).get("id")
+            self._reply(envelope, self.session.error(request_id, exc.code, str(exc)), "?", {}, time.perf_counter())
+        except Exception as exc:  # a bug: report it, keep serving
+            log.exception("message could not be handled")
+            self._reply(envelope, self.session.error(header.get("id"), "internal", f"{type(exc).__name__}: {exc}"),
+                        "?", {}, time.perf_counter())
 
     def _quick(self, op: str, request_id: Any) -> list[bytes]:
         if op == "ping":
-            return protocol.ok_reply(request_id, busy=self.busy, queued=sum(map(len, self.pending.values())))
+            return self.session.reply(request_id, op, busy=self.busy, queued=sum(map(len, self.pending.values())))
         info = self.engines.default.info()
-        return protocol.ok_reply(request_id, model=info, categories=self.engines.categories,
-                                 device=info["device"], limits={"max_vertices": self.max_vertices,
-                                                                "queue_per_client": self.queue_limit})
+        return self.session.reply(request_id, op, model=info, categories=self.engines.categories,
+                                  device=info["device"], limits={"max_vertices": self.max_vertices,
+                                                                 "queue_per_client": self.queue_limit})
 
     def _dispatch(self) -> None:
         """Hand the next job to the worker, round-robin over clients."""
@@ -253,16 +245,15 @@ class Server:
             job = self.work.get()
             if job is None:
                 break
-            request_id = job.header.get("id")
+            request_id, op = job.header.get("id"), job.header["op"]
             try:
-                fields, arrays = run_model_op(self.engines, job.header, job.arrays)
-                frames = protocol.ok_reply(request_id, arrays, **fields)
+                frames = self.session.reply(request_id, op, run_model_op(self.engines, op, job.params, job.arrays))
             except (ValueError, TypeError) as exc:
-                frames = protocol.error_reply(request_id, "bad_input", str(exc))
+                frames = self.session.error(request_id, "bad_input", str(exc))
             except Exception as exc:  # a bug or out of memory: report it, keep serving
                 log.exception("request %r failed", request_id)
-                frames = protocol.error_reply(request_id, "internal", f"{type(exc).__name__}: {exc}")
-            _log_request(job.header.get("op"), job.arrays, job.received)
+                frames = self.session.error(request_id, "internal", f"{type(exc).__name__}: {exc}")
+            _log_request(op, job.arrays, job.received)
             self.done.put([*job.envelope, *frames])
             wake.send(b"")
         wake.close()
@@ -309,13 +300,14 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     ap.add_argument("--max-vertices", type=int, default=2_000_000, help="largest shape accepted")
     ap.add_argument("--secret", default=os.environ.get("CORR_SERVER_SECRET"),
-                    help="shared secret clients must send; required for non-loopback --bind")
+                    help="key both ends sign every message with (HMAC-SHA256, never sent); "
+                         "required for non-loopback --bind")
     ap.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
     ap.add_argument("--log-level", default="INFO")
     args = ap.parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
     try:
-        server = Server(args.bind, args.checkpoint, args.device, args.max_vertices, args.secret,
+        server = Server(args.bind, args.checkpoint, args.device, args.max_vertices, key=args.secret,
                         parent_pid=args.parent_pid)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -7,7 +7,9 @@
         res["source_face"], res["source_bary"], res["mapped"], res["confidence"]
 
 A timeout raises ServerError("timeout"); the socket is then rebuilt, so the next call
-works as soon as the server is back (the "lazy pirate" pattern).
+works as soon as the server is back (the "lazy pirate" pattern).  With a key (`secret=`,
+or CORR_SERVER_SECRET in the environment) every request and reply is signed; see
+server/protocol.py for the wire format.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import zmq
 from . import protocol
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
+REPLY_MAX_ELEMENTS = 1 << 31  # replies are about as big as what was sent; this only stops nonsense
 
 
 class ServerError(RuntimeError):
@@ -36,8 +39,10 @@ class ServerError(RuntimeError):
 class Client:
     def __init__(self, address: str = DEFAULT_ADDRESS, timeout: float = 60.0, secret: str | None = None,
                  context: zmq.Context | None = None):
+        """`secret`: the key shared with the server; None reads CORR_SERVER_SECRET, "" means none."""
         self.address, self.timeout = address, timeout
-        self.secret = secret if secret is not None else os.environ.get("CORR_SERVER_SECRET")
+        key = secret if secret is not None else os.environ.get("CORR_SERVER_SECRET")
+        self.session = protocol.Session(key, max_elements=REPLY_MAX_ELEMENTS, side="client")
         self._own_ctx = context is None
         self.ctx = context or zmq.Context()
         self._ids = itertools.count(1)
@@ -62,11 +67,9 @@ class Client:
         """Send one request, wait for its reply; raise ServerError on an error reply, a timeout,
         or ("cancelled") when `self.cancel` (a threading.Event, if set) fires while waiting."""
         request_id = f"{self._prefix}-{next(self._ids)}"
-        header = {"op": op, "id": request_id, **params}
-        if self.secret:
-            header["secret"] = self.secret
+        frames = self.session.request(op, request_id, arrays, **params)  # checked against protocol.OPS here
         sock = self._socket()
-        sock.send_multipart([b"", *protocol.encode(header, arrays)])
+        sock.send_multipart([b"", *frames])
         deadline = timeout if timeout is not None else self.timeout
         give_up = time.monotonic() + deadline
         while True:
@@ -77,12 +80,19 @@ class Client:
                 raise ServerError("timeout", f"no reply from {self.address} within {deadline:g} s")
             frames = sock.recv_multipart()
             body = frames[1:] if frames and frames[0] == b"" else frames
-            reply, out = protocol.decode(body, max_elements=1 << 31)
+            try:
+                reply, out = self.session.decode(body)
+            except protocol.ProtocolError as exc:
+                raise ServerError(exc.code, f"reply from {self.address}: {exc}{_server_said(exc.header)}") from None
             if reply.get("id") != request_id:
                 continue  # a late reply to an earlier, timed-out request
             if not reply.get("ok"):
                 err = reply.get("error") or {}
                 raise ServerError(str(err.get("code", "error")), str(err.get("message", "")))
+            try:
+                protocol.check_arrays(op, "reply", out)
+            except protocol.ProtocolError as exc:
+                raise ServerError(exc.code, f"reply from {self.address}: {exc}") from None
             return reply, out
 
     def _wait(self, sock: zmq.Socket, give_up: float) -> bool:
@@ -103,7 +113,7 @@ class Client:
 
     def segment(self, vertices, faces=None, category: str | None = None, align: bool = False) -> np.ndarray:
         arrays = _shape("", vertices, faces)
-        return self.request("segment", arrays, **_opts(category, align))[1]["parts"]
+        return self.request("segment", arrays, category=category or None, align=bool(align))[1]["parts"]
 
     def correspond(self, source_vertices, target_vertices, source_faces=None, target_faces=None,
                    category: str | None = None, align: bool = False, both: bool = False,
@@ -114,16 +124,13 @@ class Client:
         none), which guide the match where the user has them."""
         arrays = {**_shape("source_", source_vertices, source_faces), **_shape("target_", target_vertices, target_faces)}
         if source_labels is not None:
-            labels = np.asarray(source_labels)
-            if labels.dtype.kind not in "iu":
-                raise ValueError(f"source_labels must be integers, got {labels.dtype}")
-            arrays["source_labels"] = labels.astype(np.int64)
-        return self.request("correspond", arrays, both=both, **_opts(category, align))[1]
+            arrays["source_labels"] = source_labels
+        return self.request("correspond", arrays, both=bool(both), category=category or None, align=bool(align))[1]
 
     def reconstruct(self, vertices, faces=None, resolution: int = 64, category: str | None = None,
                     align: bool = False) -> dict[str, np.ndarray]:
         arrays = _shape("", vertices, faces)
-        return self.request("reconstruct", arrays, resolution=resolution, **_opts(category, align))[1]
+        return self.request("reconstruct", arrays, resolution=int(resolution), category=category or None, align=bool(align))[1]
 
     def close(self) -> None:
         self._drop_socket()
@@ -137,15 +144,17 @@ class Client:
         self.close()
 
 
-def _shape(prefix: str, vertices, faces) -> dict[str, np.ndarray]:
-    out = {f"{prefix}vertices": np.asarray(vertices, dtype=np.float32)}
-    if faces is not None:
-        out[f"{prefix}faces"] = np.asarray(faces, dtype=np.int64)
-    return out
+def _shape(prefix: str, vertices, faces) -> dict[str, Any]:
+    """Dtypes and shapes are the protocol table's business (Session.request casts and checks)."""
+    return {f"{prefix}vertices": vertices, **({f"{prefix}faces": faces} if faces is not None else {})}
 
 
-def _opts(category: str | None, align: bool) -> dict[str, Any]:
-    return {"align": bool(align), **({"category": category} if category else {})}
+def _server_said(header: dict[str, Any] | None) -> str:
+    """The server's own error, quoted from a reply that failed verification (it may explain why)."""
+    err = (header or {}).get("error")
+    if isinstance(err, dict) and err.get("message"):
+        return f" (the unverified reply says: {err.get('code')}: {err['message']})"
+    return ""
 
 
 if __name__ == "__main__":

@@ -1,29 +1,58 @@
-"""The wire format, in one place: server, client and tests all encode and decode through here.
+"""The wire protocol, in one place: server, client and tests all encode and decode through here.
+
+Needs only numpy and the standard library (the add-on ships a copy beside its client).
 
 A message is a ZeroMQ multipart message:
 
-* frame 0: a UTF-8 JSON object, the header:
-  `{"v": 1, "op": "correspond", "id": "...", "arrays": [{"name": "source", "dtype": "float32",
-  "shape": [N, 3]}, ...], ...op parameters...}`;
-* frames 1..n: the raw little-endian bytes of each array listed in `arrays`, in order.
+* frame 0: a UTF-8 JSON object, the header;
+* frames 1..n: the raw little-endian bytes of each array listed in the header's `arrays`,
+  in order;
+* frame n+1, only when the header says `"sig": "hmac-sha256"`: the signature, the hex
+  HMAC-SHA256 of frames 0..n fed in order (the header fixes every array frame's length).
 
-Replies carry the request's `id`, `"ok": true` and their own `arrays`, or
-`{"ok": false, "error": {"code": ..., "message": ...}}`.  Nothing is ever pickled: arrays
-are rebuilt with numpy.frombuffer from a whitelisted dtype after their byte length has
-been checked against the declared shape.
+Header fields: `v` (protocol version, 1), `id` (the request's id, chosen by the client and
+copied into its reply), `msg_id` (random, unique per message), `ts` (the sender's clock,
+seconds since the epoch), `arrays` (`[{"name", "dtype", "shape"}]`, describing frames
+1..n), `sig` when signed.  A request adds `op` and that op's parameters; a reply adds
+`"ok": true` and the op's reply fields, or `"ok": false, "error": {"code", "message"}`.
+
+    {"v": 1, "op": "segment", "id": "3f2a-1", "msg_id": "9c0d...", "ts": 1718000000.25,
+     "align": false, "arrays": [{"name": "vertices", "dtype": "float32", "shape": [500, 3]}]}
+
+Signing, as jupyter_client's Session does: when both ends hold the same key, every message
+in both directions is signed and the key itself never travels.  A receiver with a key
+refuses (error code in brackets) an unsigned message or a wrong signature
+["bad_signature"], a `ts` more than WINDOW_S seconds from its own clock ["stale_message"],
+and a `msg_id` it has already seen within that window ["replayed_message"]; it remembers
+at most MAX_SEEN ids.  A receiver without a key refuses a signed message ["bad_signature"],
+so a key set on one end only is reported at once rather than silently ignored.
+
+OPS is the table of operations: each op's request and reply arrays (required or optional,
+dtype, shape rule) and its parameters.  Senders cast and check their arrays against it,
+receivers check what came against it; nothing is ever pickled: arrays are rebuilt with
+numpy.frombuffer from a whitelisted dtype after their byte length has been checked
+against the declared shape.
 """
 from __future__ import annotations
 
+import hashlib
+import heapq
+import hmac
 import json
 import math
+import os
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 VERSION = 1
 MAX_HEADER_BYTES = 64 * 1024
-DEFAULT_MAX_ELEMENTS = 2_000_000 * 3  # 2M vertices of 3 coordinates
+WINDOW_S = 300.0  # a signed message's ts may be this far from the receiver's clock
+MAX_SEEN = 100_000  # message ids remembered for replay protection (a few MB)
+SIGNATURE = "hmac-sha256"
 DTYPES = {
     "float32": np.dtype("<f4"),
     "float64": np.dtype("<f8"),
@@ -31,15 +60,279 @@ DTYPES = {
     "int64": np.dtype("<i8"),
     "uint8": np.dtype("<u1"),
 }
-OPS = ("ping", "info", "segment", "correspond", "reconstruct")
+HEADER_FIELDS = ("v", "op", "id", "msg_id", "ts", "arrays", "sig")  # everything else in a request is a parameter
 
 
 class ProtocolError(ValueError):
-    """A message that breaks the protocol; `code` is machine-readable, the text is for people."""
+    """A message that breaks the protocol; `code` is machine-readable, the text is for people.
+    `header` is the (unverified) header when one could be read, so a reply can quote it."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, header: dict[str, Any] | None = None):
         super().__init__(message)
-        self.code = code
+        self.code, self.header = code, header
+
+
+# ---------------------------------------------------------------------- the table of ops
+@dataclass(frozen=True)
+class Array:
+    """One array of a message.  `shape`: an int is a fixed length; a letter is any length,
+    and the same letter is the same length throughout the message."""
+
+    name: str
+    dtype: str  # what senders cast to; receivers accept any dtype of the same kind
+    shape: tuple[int | str, ...]
+    required: bool = True
+
+    def rule(self) -> str:
+        return f"{self.dtype} ({', '.join(map(str, self.shape))})"
+
+
+@dataclass(frozen=True)
+class Op:
+    request: tuple[Array, ...] = ()
+    reply: tuple[Array, ...] = ()
+    params: Mapping[str, tuple[type, Any]] = field(default_factory=dict)  # name -> (type, default)
+    model: bool = True  # False: answered at once, without waiting for the model
+
+
+def _mesh(prefix: str, n: str, f: str) -> tuple[Array, ...]:
+    return Array(f"{prefix}vertices", "float32", (n, 3)), Array(f"{prefix}faces", "int64", (f, 3), required=False)
+
+
+def _matches(prefix: str, m: str) -> tuple[Array, ...]:
+    """Per point of the shape mapped: where it lands on the other shape and how sure that is."""
+    required = not prefix
+    return (Array(f"{prefix}mapped", "float32", (m, 3), required), Array(f"{prefix}confidence", "float32", (m,), required),
+            Array(f"{prefix}source_index", "int64", (m,), required),
+            Array(f"{prefix}source_face", "int64", (m,), False), Array(f"{prefix}source_bary", "float32", (m, 3), False))
+
+
+_SHAPE_PARAMS = {"category": (str, None), "align": (bool, False)}
+OPS: dict[str, Op] = {
+    "ping": Op(model=False),
+    "info": Op(model=False),
+    "segment": Op(_mesh("", "N", "F"), (Array("parts", "int64", ("N",)),), _SHAPE_PARAMS),
+    "correspond": Op((*_mesh("source_", "N", "F"), *_mesh("target_", "M", "G"),
+                      Array("source_labels", "int64", ("L",), required=False)),
+                     (*_matches("", "M"), *_matches("reverse_", "N")),
+                     {**_SHAPE_PARAMS, "both": (bool, False)}),
+    "reconstruct": Op(_mesh("", "N", "F"),
+                      (Array("vertices", "float32", ("V", 3)), Array("faces", "int64", ("T", 3)),
+                       Array("parts", "int64", ("V",))),
+                      {**_SHAPE_PARAMS, "resolution": (int, 64)}),
+}
+
+
+def op_spec(op: Any) -> Op:
+    if op not in OPS:
+        raise ProtocolError("unknown_op", f"unknown op {op!r}; ops are {', '.join(OPS)}")
+    return OPS[op]
+
+
+def conform(op: str, what: str, arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Sending side: cast each array to the table's dtype, then check them all.  `what`: request or reply."""
+    specs = {a.name: a for a in getattr(op_spec(op), what)}
+    out = {}
+    for name, value in arrays.items():
+        arr = np.asarray(value)
+        if name in specs:
+            want = DTYPES[specs[name].dtype]
+            if arr.dtype.kind not in ("iu" if want.kind == "i" else "fiu"):
+                raise ProtocolError("bad_array", f"{name} must be {'integers' if want.kind == 'i' else 'numbers'}, got {arr.dtype}")
+            arr = arr.astype(want, copy=False)
+        out[name] = arr
+    check_arrays(op, what, out)
+    return out
+
+
+def check_arrays(op: str, what: str, arrays: Mapping[str, np.ndarray]) -> None:
+    """Receiving side (and the end of sending): names, dtype kinds and shapes against the table."""
+    specs = getattr(op_spec(op), what)
+    names = [a.name for a in specs]
+    for name in arrays:
+        if name not in names:
+            raise ProtocolError("unknown_array", f"a {op} {what} has no array {name!r}; its arrays are {', '.join(names) or 'none'}")
+    lengths: dict[str, int] = {}
+    for spec in specs:
+        arr = arrays.get(spec.name)
+        if arr is None:
+            if spec.required:
+                raise ProtocolError("missing_array", f"a {op} {what} needs the array {spec.name!r}: {spec.rule()}")
+            continue
+        kind_ok = arr.dtype.kind in ("iu" if DTYPES[spec.dtype].kind == "i" else "f")
+        fits = arr.ndim == len(spec.shape) and all(
+            dim == (rule if isinstance(rule, int) else lengths.setdefault(rule, dim)) for dim, rule in zip(arr.shape, spec.shape))
+        if not (kind_ok and fits):
+            known = ", ".join(f"{k} = {v}" for k, v in lengths.items())
+            raise ProtocolError("bad_array", f"{spec.name} is {arr.dtype} {tuple(arr.shape)}; a {op} {what} needs {spec.rule()}"
+                                             + (f" with {known}" if known else ""))
+
+
+def check_params(op: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters with their defaults filled in; a wrong type or an unknown name is refused."""
+    table = op_spec(op).params
+    for name in params:
+        if name not in table:
+            raise ProtocolError("bad_param", f"{op} takes no parameter {name!r}; its parameters are {', '.join(table) or 'none'}")
+    out = {}
+    for name, (kind, default) in table.items():
+        value = params.get(name)
+        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise ProtocolError("bad_param", f"{op} parameter {name!r} must be {kind.__name__}, got {value!r}")
+        out[name] = default if value is None else value
+    return out
+
+
+# ---------------------------------------------------------------------- the session
+class Session:
+    """Encodes and decodes messages for one end of the conversation; signs and verifies them
+    when it has a key.  `side` ("server" or "client") only words the error messages."""
+
+    def __init__(self, key: str | bytes | None, max_elements: int, side: str):
+        self.key = key.encode() if isinstance(key, str) else key or None
+        self.max_elements, self.side = max_elements, side
+        self.seen = _Seen(WINDOW_S, MAX_SEEN)
+
+    # -------------------------------------------------------------- typed messages
+    def request(self, op: str, request_id: Any, arrays: Mapping[str, Any] | None = None, **params: Any) -> list[bytes]:
+        params = {k: v for k, v in params.items() if v is not None}
+        check_params(op, params)
+        return self.encode({"op": op, "id": request_id, **params}, conform(op, "request", arrays or {}))
+
+    def read_request(self, frames: Sequence[bytes]) -> tuple[dict[str, Any], dict[str, Any], dict[str, np.ndarray]]:
+        """-> (header, parameters with defaults, arrays), every one checked against OPS."""
+        header, arrays = self.decode(frames)
+        try:
+            op = header.get("op")
+            params = check_params(op, {k: v for k, v in header.items() if k not in HEADER_FIELDS})
+            check_arrays(op, "request", arrays)
+        except ProtocolError as exc:
+            raise ProtocolError(exc.code, str(exc), header) from None
+        return header, params, arrays
+
+    def reply(self, request_id: Any, op: str, arrays: Mapping[str, Any] | None = None, **fields: Any) -> list[bytes]:
+        return self.encode({"id": request_id, "ok": True, **fields}, conform(op, "reply", arrays or {}))
+
+    def error(self, request_id: Any, code: str, message: str) -> list[bytes]:
+        return self.encode({"id": request_id, "ok": False, "error": {"code": code, "message": message}})
+
+    # -------------------------------------------------------------- frames
+    def encode(self, header: Mapping[str, Any], arrays: Mapping[str, np.ndarray] | None = None) -> list[bytes]:
+        """Header + arrays -> frames, stamped and (with a key) signed.  No table check: see request/reply."""
+        specs, frames = [], []
+        for name, arr in (arrays or {}).items():
+            dtype_name = _dtype_name(np.asarray(arr))
+            data = np.ascontiguousarray(arr, dtype=DTYPES[dtype_name])
+            specs.append({"name": name, "dtype": dtype_name, "shape": list(data.shape)})
+            frames.append(data.tobytes())
+        head = {"v": VERSION, **header, "arrays": specs}
+        head.setdefault("msg_id", os.urandom(16).hex())
+        head.setdefault("ts", time.time())
+        if self.key:
+            head["sig"] = SIGNATURE
+        frames.insert(0, json.dumps(head, separators=(",", ":")).encode("utf-8"))
+        return [*frames, self._sign(frames)] if self.key else frames
+
+    def decode(self, frames: Sequence[bytes]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """Frames -> (header, arrays by name).  Raises ProtocolError naming the first problem."""
+        frames = [bytes(f) for f in frames]
+        header = _header(frames)
+        try:
+            specs = header.get("arrays", [])
+            if not isinstance(specs, list):
+                raise ProtocolError("bad_header", "'arrays' must be a list")
+            signed = header.get("sig") is not None
+            if len(frames) != 1 + len(specs) + signed:
+                raise ProtocolError("frame_count", f"header lists {len(specs)} arrays{' and a signature' if signed else ''} "
+                                                   f"but {len(frames) - 1} frames follow it")
+            self._verify(header, frames, signed)
+            return header, self._arrays(specs, frames[1:1 + len(specs)])
+        except ProtocolError as exc:
+            raise ProtocolError(exc.code, str(exc), header) from None
+
+    def _sign(self, frames: Sequence[bytes]) -> bytes:
+        mac = hmac.new(self.key, digestmod=hashlib.sha256)
+        for frame in frames:
+            mac.update(frame)
+        return mac.hexdigest().encode()
+
+    def _verify(self, header: dict[str, Any], frames: list[bytes], signed: bool) -> None:
+        if not self.key:
+            if signed:
+                raise ProtocolError("bad_signature", f"the message is signed but this {self.side} has no key: "
+                                                     "give both ends the same key (--secret / CORR_SERVER_SECRET)")
+            return
+        if not signed:
+            raise ProtocolError("bad_signature", f"missing signature: this {self.side} requires a key")
+        if header["sig"] != SIGNATURE:
+            raise ProtocolError("bad_signature", f"signature scheme {header['sig']!r} is not {SIGNATURE!r}")
+        if not hmac.compare_digest(self._sign(frames[:-1]), frames[-1]):
+            raise ProtocolError("bad_signature", "signature does not match: wrong key?")
+        # Only a verified header's msg_id and ts are worth remembering.
+        msg_id, ts = header.get("msg_id"), header.get("ts")
+        if not isinstance(msg_id, str) or not 0 < len(msg_id) <= 64:
+            raise ProtocolError("bad_header", "a signed message needs a string 'msg_id' of at most 64 characters")
+        if not isinstance(ts, (int, float)) or isinstance(ts, bool) or not math.isfinite(ts):
+            raise ProtocolError("bad_header", "a signed message needs a numeric 'ts'")
+        self.seen.admit(msg_id, float(ts), time.time())
+
+    def _arrays(self, specs: list[Any], frames: list[bytes]) -> dict[str, np.ndarray]:
+        arrays: dict[str, np.ndarray] = {}
+        total = 0
+        for spec, frame in zip(specs, frames):
+            name, arr = _decode_array(spec, frame)
+            if name in arrays:
+                raise ProtocolError("bad_header", f"array {name!r} is listed twice")
+            total += arr.size
+            if total > self.max_elements:
+                raise ProtocolError("too_large", f"arrays hold more than {self.max_elements} values in all")
+            arrays[name] = arr
+        return arrays
+
+
+class _Seen:
+    """Message ids seen within the window, at most `limit` of them.  When the limit forces an
+    id out before its time, nothing as old as it is accepted any more, so no replay slips
+    through the forgetting."""
+
+    def __init__(self, window: float, limit: int):
+        self.window, self.limit = window, limit
+        self.heap: list[tuple[float, str]] = []  # (ts, msg_id), oldest first
+        self.ids: set[str] = set()
+        self.floor = -math.inf
+
+    def admit(self, msg_id: str, ts: float, now: float) -> None:
+        while self.heap and (self.heap[0][0] < now - self.window or len(self.heap) >= self.limit):
+            old_ts, old_id = heapq.heappop(self.heap)
+            self.ids.discard(old_id)
+            self.floor = max(self.floor, old_ts)
+        if ts <= self.floor:
+            raise ProtocolError("stale_message", f"the message is older than the {self.limit} newer ones this end "
+                                                 "remembers within its window: send it again")
+        if abs(now - ts) > self.window:
+            raise ProtocolError("stale_message", f"the message's timestamp is {abs(now - ts):.0f} s "
+                                                 f"{'behind' if ts < now else 'ahead of'} this clock, outside the "
+                                                 f"{self.window:g} s window (clocks out of sync, or a replay)")
+        if msg_id in self.ids:
+            raise ProtocolError("replayed_message", f"message {msg_id} was already received: a replay")
+        heapq.heappush(self.heap, (ts, msg_id))
+        self.ids.add(msg_id)
+
+
+def _header(frames: list[bytes]) -> dict[str, Any]:
+    if not frames:
+        raise ProtocolError("bad_header", "empty message: expected a JSON header frame")
+    if len(frames[0]) > MAX_HEADER_BYTES:
+        raise ProtocolError("too_large", f"header is {len(frames[0])} bytes, the limit is {MAX_HEADER_BYTES}")
+    try:
+        header = json.loads(frames[0].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError("bad_json", f"header frame is not UTF-8 JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("bad_header", "header must be a JSON object")
+    if header.get("v") != VERSION:
+        raise ProtocolError("bad_version", f"protocol version {header.get('v')!r} is not supported; this end speaks {VERSION}", header)
+    return header
 
 
 def _dtype_name(arr: np.ndarray) -> str:
@@ -47,53 +340,6 @@ def _dtype_name(arr: np.ndarray) -> str:
         if arr.dtype.kind == dt.kind and arr.dtype.itemsize == dt.itemsize:
             return name
     raise ProtocolError("bad_dtype", f"dtype {arr.dtype} cannot be sent; use one of {sorted(DTYPES)}")
-
-
-def encode(header: Mapping[str, Any], arrays: Mapping[str, np.ndarray] | None = None) -> list[bytes]:
-    """Header + arrays -> frames.  `header` must not contain "arrays"; it is filled in."""
-    arrays = dict(arrays or {})
-    specs, frames = [], []
-    for name, arr in arrays.items():
-        arr = np.asarray(arr)
-        dtype = DTYPES[_dtype_name(arr)]
-        data = np.ascontiguousarray(arr, dtype=dtype)
-        specs.append({"name": name, "dtype": _dtype_name(arr), "shape": list(data.shape)})
-        frames.append(data.tobytes())
-    head = {"v": VERSION, **header, "arrays": specs}
-    return [json.dumps(head, separators=(",", ":")).encode("utf-8"), *frames]
-
-
-def decode(frames: Sequence[bytes], max_elements: int = DEFAULT_MAX_ELEMENTS) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Frames -> (header, arrays by name).  Raises ProtocolError naming the first problem."""
-    if not frames:
-        raise ProtocolError("bad_header", "empty message: expected a JSON header frame")
-    raw = bytes(frames[0])
-    if len(raw) > MAX_HEADER_BYTES:
-        raise ProtocolError("too_large", f"header is {len(raw)} bytes, the limit is {MAX_HEADER_BYTES}")
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError("bad_json", f"header frame is not UTF-8 JSON: {exc}") from None
-    if not isinstance(header, dict):
-        raise ProtocolError("bad_header", "header must be a JSON object")
-    if header.get("v") != VERSION:
-        raise ProtocolError("bad_version", f"protocol version {header.get('v')!r} is not supported; this server speaks {VERSION}")
-    specs = header.get("arrays", [])
-    if not isinstance(specs, list):
-        raise ProtocolError("bad_header", "'arrays' must be a list")
-    if len(frames) - 1 != len(specs):
-        raise ProtocolError("frame_count", f"header lists {len(specs)} arrays but {len(frames) - 1} data frames came")
-    arrays: dict[str, np.ndarray] = {}
-    total = 0
-    for spec, frame in zip(specs, frames[1:]):
-        name, arr = _decode_array(spec, frame)
-        if name in arrays:
-            raise ProtocolError("bad_header", f"array {name!r} is listed twice")
-        total += arr.size
-        if total > max_elements:
-            raise ProtocolError("too_large", f"arrays hold more than {max_elements} values in all")
-        arrays[name] = arr
-    return header, arrays
 
 
 def _decode_array(spec: Any, frame: bytes) -> tuple[str, np.ndarray]:
@@ -110,12 +356,4 @@ def _decode_array(spec: Any, frame: bytes) -> tuple[str, np.ndarray]:
     expected = math.prod(shape) * dtype.itemsize
     if len(frame) != expected:
         raise ProtocolError("size_mismatch", f"array {name!r}: {dtype.name}{tuple(shape)} needs {expected} bytes, the frame has {len(frame)}")
-    return name, np.frombuffer(bytes(frame), dtype=dtype).reshape(shape)
-
-
-def ok_reply(request_id: Any, arrays: Mapping[str, np.ndarray] | None = None, **fields: Any) -> list[bytes]:
-    return encode({"id": request_id, "ok": True, **fields}, arrays)
-
-
-def error_reply(request_id: Any, code: str, message: str) -> list[bytes]:
-    return encode({"id": request_id, "ok": False, "error": {"code": code, "message": message}})
+    return name, np.frombuffer(frame, dtype=dtype).reshape(shape)

@@ -20,12 +20,13 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, checkpoint: Path, *args: str, port: int | None = None, bind: str | None = None):
+    def __init__(self, checkpoint: Path, *args: str, port: int | None = None, bind: str | None = None,
+                 env: dict[str, str] | None = None):
         self.port = port or free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "server", "--bind", bind or self.address, "--checkpoint", str(checkpoint),
                "--device", "cpu", "--log-level", "WARNING", *args]
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **(env or {})}
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def wait_ready(self, timeout: float = 60) -> "ServerProcess":
@@ -53,6 +54,16 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pth"
     save_checkpoint(path, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "chair"))
     return path
+
+
+KEY = "test-key-0123"  # the keyed server's --secret
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tiny_checkpoint):
+    proc = ServerProcess(tiny_checkpoint, "--secret", KEY).wait_ready()
+    yield proc
+    proc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,19 @@
 import json
+import time
 
 import numpy as np
 import pytest
 
-from server.protocol import DTYPES, VERSION, ProtocolError, decode, encode, error_reply, ok_reply
+from server.protocol import DTYPES, OPS, VERSION, WINDOW_S, ProtocolError, Session, _Seen
+
+
+def plain(max_elements=10_000):
+    return Session(None, max_elements=max_elements, side="server")
 
 
 def test_round_trip_every_dtype():
     arrays = {name: (np.arange(12) % 7).astype(dt).reshape(4, 3) for name, dt in DTYPES.items()}
-    header, back = decode(encode({"op": "segment", "id": 7, "resolution": 32}, arrays))
+    header, back = plain().decode(plain().encode({"op": "segment", "id": 7, "resolution": 32}, arrays))
     assert header["op"] == "segment" and header["id"] == 7 and header["resolution"] == 32 and header["v"] == VERSION
     for name, arr in arrays.items():
         assert back[name].dtype == DTYPES[name] and np.array_equal(back[name], arr)
@@ -16,7 +21,7 @@ def test_round_trip_every_dtype():
 
 def test_big_endian_and_non_contiguous_inputs_are_sent_little_endian():
     arr = np.arange(10, dtype=">f8").reshape(5, 2)[:, ::-1]
-    _, back = decode(encode({"op": "x"}, {"a": arr}))
+    _, back = plain().decode(plain().encode({"op": "x"}, {"a": arr}))
     assert np.array_equal(back["a"], arr)
 
 
@@ -45,27 +50,133 @@ def _frames(spec, payload=b"", extra=None):
 ])
 def test_malformed_messages_name_their_problem(frames, code):
     with pytest.raises(ProtocolError) as err:
-        decode(frames)
+        plain().decode(frames)
     assert err.value.code == code and str(err.value)
 
 
 def test_size_limit_and_duplicate_names():
-    frames = encode({"op": "segment"}, {"a": np.zeros((10, 3), np.float32)})
+    frames = plain().encode({"op": "segment"}, {"a": np.zeros((10, 3), np.float32)})
     with pytest.raises(ProtocolError, match="more than 20 values") as err:
-        decode(frames, max_elements=20)
+        plain(max_elements=20).decode(frames)
     assert err.value.code == "too_large"
     head = {"v": 1, "arrays": [{"name": "a", "dtype": "uint8", "shape": [1]}] * 2}
     with pytest.raises(ProtocolError, match="listed twice"):
-        decode([json.dumps(head).encode(), b"\x01", b"\x02"])
+        plain().decode([json.dumps(head).encode(), b"\x01", b"\x02"])
 
 
 def test_unsupported_dtype_is_refused_when_encoding():
     with pytest.raises(ProtocolError, match="cannot be sent"):
-        encode({"op": "x"}, {"a": np.array(["text"])})
+        plain().encode({"op": "x"}, {"a": np.array(["text"])})
 
 
 def test_replies():
-    header, arrays = decode(ok_reply("r1", {"parts": np.array([1, 2], np.int64)}, device="cpu"))
-    assert header["ok"] is True and header["id"] == "r1" and header["device"] == "cpu" and arrays["parts"].tolist() == [1, 2]
-    header, arrays = decode(error_reply(5, "bad_input", "points contain NaN"))
-    assert header == {"v": 1, "id": 5, "ok": False, "error": {"code": "bad_input", "message": "points contain NaN"}, "arrays": []}
+    s = plain()
+    header, arrays = s.decode(s.reply("r1", "segment", {"parts": np.array([1, 2], np.int32)}, device="cpu"))
+    assert header["ok"] is True and header["id"] == "r1" and header["device"] == "cpu"
+    assert arrays["parts"].tolist() == [1, 2] and arrays["parts"].dtype == np.int64  # the table's dtype
+    header, arrays = s.decode(s.error(5, "bad_input", "points contain NaN"))
+    assert header["ok"] is False and header["id"] == 5 and arrays == {}
+    assert header["error"] == {"code": "bad_input", "message": "points contain NaN"}
+
+
+# ---------------------------------------------------------------------- the op table drives both ends
+def test_request_casts_to_the_table_and_the_receiver_fills_defaults():
+    client, server = Session(None, 1000, "client"), plain()
+    frames = client.request("correspond", "r", {"source_vertices": [[0, 0, 0]], "target_vertices": np.zeros((2, 3)),
+                                                "source_labels": np.array([3], np.int32)}, both=True)
+    header, params, arrays = server.read_request(frames)
+    assert params == {"category": None, "align": False, "both": True}
+    assert {k: v.dtype.name for k, v in arrays.items()} == {"source_vertices": "float32", "target_vertices": "float32",
+                                                            "source_labels": "int64"}
+
+
+@pytest.mark.parametrize("op,arrays,params,code,text", [
+    ("segment", {}, {}, "missing_array", "a segment request needs the array 'vertices': float32 (N, 3)"),
+    ("correspond", {"source_vertices": np.zeros((3, 3))}, {}, "missing_array", "needs the array 'target_vertices'"),
+    ("segment", {"wrong": np.zeros((3, 3))}, {}, "unknown_array", "no array 'wrong'; its arrays are vertices, faces"),
+    ("segment", {"vertices": np.zeros((3, 2))}, {}, "bad_array", "vertices is float32 (3, 2)"),
+    ("segment", {"vertices": np.zeros((3, 3)), "faces": np.zeros((2, 3))}, {}, "bad_array", "faces must be integers"),
+    ("correspond", {"source_vertices": np.zeros((3, 3)), "target_vertices": np.zeros((3, 3)),
+                    "source_labels": np.zeros(3)}, {}, "bad_array", "source_labels must be integers, got float64"),
+    ("segment", {"vertices": np.zeros((3, 3))}, {"align": "yes"}, "bad_param", "'align' must be bool"),
+    ("reconstruct", {"vertices": np.zeros((3, 3))}, {"resolution": True}, "bad_param", "'resolution' must be int"),
+    ("segment", {"vertices": np.zeros((3, 3))}, {"speed": 9}, "bad_param", "no parameter 'speed'"),
+    ("fly", {}, {}, "unknown_op", "unknown op 'fly'"),
+])
+def test_the_table_refuses_bad_requests_on_both_ends(op, arrays, params, code, text):
+    with pytest.raises(ProtocolError, match=text.replace("(", r"\(").replace(")", r"\)")) as sent:
+        Session(None, 1000, "client").request(op, 1, arrays, **params)
+    assert sent.value.code == code
+    raw = plain().encode({"op": op, "id": 1, **params}, {k: np.asarray(v) for k, v in arrays.items()})
+    with pytest.raises(ProtocolError) as got:
+        plain().read_request(raw)
+    assert got.value.code == code and got.value.header["id"] == 1
+
+
+def test_a_letter_in_a_shape_rule_is_one_length_per_message():
+    s = plain()
+    mapped = {"mapped": np.zeros((4, 3)), "confidence": np.zeros(4), "source_index": np.zeros(4, int)}
+    s.reply(1, "correspond", mapped)
+    with pytest.raises(ProtocolError, match=r"confidence is float32 \(5,\); a correspond reply needs float32 \(M\) with M = 4"):
+        s.reply(1, "correspond", {**mapped, "confidence": np.zeros(5)})
+    assert set(OPS) == {"ping", "info", "segment", "correspond", "reconstruct"}
+
+
+# ---------------------------------------------------------------------- signing
+def keyed(key="k1", side="server"):
+    return Session(key, max_elements=1000, side=side)
+
+
+def test_signed_round_trip_and_the_key_never_travels():
+    frames = keyed("s3cret-key", "client").request("segment", 1, {"vertices": np.ones((2, 3))})
+    assert len(frames) == 3 and len(frames[-1]) == 64  # header, array, hex HMAC-SHA256
+    assert not any(b"s3cret-key" in f for f in frames)
+    header, _, arrays = keyed("s3cret-key").read_request(frames)
+    assert header["sig"] == "hmac-sha256" and arrays["vertices"].sum() == 6
+
+
+@pytest.mark.parametrize("receiver,tamper,code,text", [
+    (keyed("other"), None, "bad_signature", "signature does not match: wrong key?"),
+    (plain(), None, "bad_signature", "the message is signed but this server has no key"),
+    (keyed(), lambda f: [f[0], f[1][:-1] + b"\x01", f[2]], "bad_signature", "signature does not match"),
+    (keyed(), lambda f: [f[0].replace(b'"id":1', b'"id":2'), *f[1:]], "bad_signature", "signature does not match"),
+    (keyed(), lambda f: [f[0], f[1], b"0" * 64], "bad_signature", "signature does not match"),
+    (keyed(), lambda f: f[:2], "frame_count", "and a signature but 1 frames follow"),
+])
+def test_a_bad_signature_is_refused(receiver, tamper, code, text):
+    frames = keyed().request("segment", 1, {"vertices": np.ones((2, 3))})
+    with pytest.raises(ProtocolError, match=text) as err:
+        receiver.decode((tamper or (lambda f: f))(frames))
+    assert err.value.code == code
+
+
+def test_an_unsigned_message_to_a_keyed_receiver():
+    with pytest.raises(ProtocolError, match="missing signature: this server requires a key") as err:
+        keyed().decode(plain().request("ping", 1))
+    assert err.value.code == "bad_signature"
+
+
+def test_replayed_and_stale_messages_are_refused():
+    receiver = keyed()
+    frames = keyed().request("ping", 1)
+    receiver.decode(frames)
+    with pytest.raises(ProtocolError, match="already received") as err:
+        receiver.decode(frames)
+    assert err.value.code == "replayed_message"
+    for offset in (-WINDOW_S - 5, WINDOW_S + 5):
+        old = keyed().encode({"op": "ping", "id": 2, "ts": time.time() + offset})
+        with pytest.raises(ProtocolError, match="outside the 300 s window") as err:
+            receiver.decode(old)
+        assert err.value.code == "stale_message"
+
+
+def test_replay_memory_is_bounded_and_forgetting_lets_no_replay_through():
+    seen = _Seen(window=100, limit=3)
+    for i in range(5):
+        seen.admit(f"m{i}", ts=1000.0 + i, now=1005.0)
+    assert len(seen.ids) == 3 and len(seen.heap) == 3
+    with pytest.raises(ProtocolError) as err:
+        seen.admit("m0", ts=1000.0, now=1005.0)  # forgotten, but older than what was forgotten
+    assert err.value.code == "stale_message"
+    seen.admit("late", ts=2000.0, now=2001.0)  # the window moved on: old ids are pruned
+    assert seen.ids == {"late"}

@@ -12,14 +12,21 @@ import zmq
 from server import protocol
 from server.client import Client, ServerError
 
-from .conftest import ServerProcess, free_port
+from .conftest import KEY, ServerProcess, free_port
+
+PLAIN = protocol.Session(None, max_elements=1 << 24, side="client")  # crafts raw messages, reads replies
 
 
 def pts(n, seed=0):
     return np.random.default_rng(seed).random((n, 3)).astype(np.float32)
 
 
-def raw_request(address, frames, timeout=10):
+def encode(header, arrays=None):
+    return PLAIN.encode(header, arrays)
+
+
+def raw_request(address, frames, timeout=10, session=PLAIN):
+    """Send frames as they are, return the reply's header (verified by `session`)."""
     ctx = zmq.Context.instance()
     s = ctx.socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
@@ -28,7 +35,7 @@ def raw_request(address, frames, timeout=10):
     try:
         assert s.poll(timeout * 1000), "no reply"
         reply = s.recv_multipart()
-        return protocol.decode(reply[1:] if reply[0] == b"" else reply)[0]
+        return session.decode(reply[1:] if reply[0] == b"" else reply)[0]
     finally:
         s.close(0)
 
@@ -48,7 +55,7 @@ def test_every_op(server):
         face_labels = np.arange(len(box.faces)) % 2
         guided = c.correspond(box.vertices, pts(200, 1), source_faces=box.faces, source_labels=face_labels)
         assert guided["source_face"].shape == (200,)
-        with pytest.raises(ServerError, match="source_labels has 3 entries; the source mesh has 26 vertices and 48 faces"):
+        with pytest.raises(ServerError, match="source_labels.*3 entries.*26 vertices and 48 faces"):
             c.correspond(box.vertices, pts(20, 1), source_faces=box.faces, source_labels=[0, 1, 2])
         with pytest.raises(ValueError, match="source_labels must be integers"):
             c.correspond(box.vertices, pts(20, 1), source_labels=np.zeros(len(box.vertices)))
@@ -63,12 +70,16 @@ BAD = [
     ([json.dumps({"v": 1, "op": "segment", "arrays": [{"name": "vertices", "dtype": "float32", "shape": [10, 3]}]}).encode()], "frame_count"),
     ([json.dumps({"v": 1, "op": "segment", "arrays": [{"name": "vertices", "dtype": "float32", "shape": [10, 3]}]}).encode(), b"\x00" * 7], "size_mismatch"),
     ([json.dumps({"v": 1, "op": "segment", "arrays": [{"name": "vertices", "dtype": "complex", "shape": [1]}]}).encode(), b"\x00" * 8], "bad_dtype"),
-    (protocol.encode({"op": "segment"}, {"vertices": np.full((10, 3), np.nan, np.float32)}), "bad_input"),
-    (protocol.encode({"op": "segment"}, {"vertices": np.zeros((10, 2), np.float32)}), "bad_input"),
-    (protocol.encode({"op": "segment"}, {"wrong": np.zeros((10, 3), np.float32)}), "bad_input"),
-    (protocol.encode({"op": "segment"}, {"vertices": np.zeros((60000, 3), np.float32)}), "bad_input"),
-    (protocol.encode({"op": "correspond"}, {"source_vertices": pts(10)}), "bad_input"),
-    (protocol.encode({"op": "reconstruct", "resolution": 3}, {"vertices": pts(10)}), "bad_input"),
+    (encode({"op": "segment"}, {"vertices": np.full((10, 3), np.nan, np.float32)}), "bad_input"),
+    (encode({"op": "segment"}, {"vertices": np.zeros((10, 2), np.float32)}), "bad_array"),
+    (encode({"op": "segment"}, {"vertices": np.zeros((10, 3), np.uint8)}), "bad_array"),
+    (encode({"op": "segment"}, {"wrong": np.zeros((10, 3), np.float32)}), "unknown_array"),
+    (encode({"op": "segment"}, {"vertices": np.zeros((60000, 3), np.float32)}), "bad_input"),
+    (encode({"op": "segment"}, {"vertices": np.zeros((310000, 3), np.float32)}), "too_large"),
+    (encode({"op": "correspond"}, {"source_vertices": pts(10)}), "missing_array"),
+    (encode({"op": "reconstruct", "resolution": 3}, {"vertices": pts(10)}), "bad_input"),
+    (encode({"op": "reconstruct", "resolution": "64"}, {"vertices": pts(10)}), "bad_param"),
+    (encode({"op": "segment", "secret": "old-style"}, {"vertices": pts(10)}), "bad_param"),
 ]
 
 
@@ -80,9 +91,18 @@ def test_bad_messages_get_error_replies(server, frames, code):
         assert c.ping()["ok"]
 
 
+def test_the_op_table_names_what_a_request_lacks(server):
+    reply = raw_request(server.address, encode({"op": "correspond", "id": "r9"}, {"source_vertices": pts(10)}))
+    assert reply["id"] == "r9" and reply["error"] == {
+        "code": "missing_array", "message": "a correspond request needs the array 'target_vertices': float32 (M, 3)"}
+    with Client(server.address) as c, pytest.raises(protocol.ProtocolError, match="needs the array 'target_vertices'") as err:
+        c.request("correspond", {"source_vertices": pts(5)})  # the client checks the same table before sending
+    assert err.value.code == "missing_array"
+
+
 def test_fuzz_then_still_correct(server):
     rng = np.random.default_rng(1)
-    good = protocol.encode({"op": "segment", "id": 1}, {"vertices": pts(20)})
+    good = encode({"op": "segment", "id": 1}, {"vertices": pts(20)})
     ctx = zmq.Context.instance()
     s = ctx.socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
@@ -142,7 +162,7 @@ def test_a_client_vanishing_mid_request_blocks_no_one(server):
         s = ctx.socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
         s.connect(server.address)
-        s.send_multipart([b"", *protocol.encode({"op": "segment", "id": 1}, {"vertices": pts(40000)})])
+        s.send_multipart([b"", *encode({"op": "segment", "id": 1}, {"vertices": pts(40000)})])
         s.close(0)
     with Client(server.address, timeout=60) as c:
         assert c.segment(pts(50)).shape == (50,)
@@ -167,21 +187,116 @@ def test_server_restart_while_a_client_waits(tiny_checkpoint):
         second.stop()
 
 
-def test_non_loopback_needs_a_secret(tiny_checkpoint):
+def test_non_loopback_needs_a_secret_which_the_environment_can_give(tiny_checkpoint):
     port = free_port()
     refused = ServerProcess(tiny_checkpoint, bind=f"tcp://0.0.0.0:{port}", port=port)
     assert refused.proc.wait(60) == 2
     assert "needs --secret" in refused.proc.stderr.read()
-    ok = ServerProcess(tiny_checkpoint, "--secret", "s3cret", bind=f"tcp://0.0.0.0:{port}", port=port).wait_ready()
+    env = {"CORR_SERVER_SECRET": "s3cret"}
+    ok = ServerProcess(tiny_checkpoint, bind=f"tcp://0.0.0.0:{port}", port=port, env=env).wait_ready()
     try:
         with Client(ok.address, secret="") as c:
-            with pytest.raises(ServerError) as err:
+            with pytest.raises(ServerError, match="missing signature: this server requires a key") as err:
                 c.ping()
-            assert err.value.code == "unauthorized"
+            assert err.value.code == "bad_signature"
         with Client(ok.address, secret="s3cret") as c:
             assert c.ping()["ok"]
     finally:
         ok.stop()
+
+
+# ---------------------------------------------------------------------- signed messages
+def signed(key=KEY):
+    return protocol.Session(key, max_elements=1 << 24, side="client")
+
+
+def test_signed_round_trip(keyed_server):
+    with Client(keyed_server.address, secret=KEY, timeout=30) as c:
+        assert c.ping()["ok"] and c.info()["device"] == "cpu"
+        assert c.segment(pts(123)).shape == (123,)
+        res = c.correspond(pts(50), pts(40, 1), both=True)
+        assert res["confidence"].shape == (40,) and res["reverse_mapped"].shape == (50, 3)
+
+
+def test_wrong_key(keyed_server):
+    with Client(keyed_server.address, secret="not-the-key") as c, pytest.raises(ServerError) as err:
+        c.ping()
+    # the reply is signed with the server's key, which this client cannot verify either; it quotes the server
+    assert err.value.code == "bad_signature"
+    assert "signature does not match: wrong key?" in err.value.message
+    assert "the unverified reply says: bad_signature: signature does not match: wrong key?" in err.value.message
+
+
+def test_missing_signature(keyed_server):
+    reply = raw_request(keyed_server.address, encode({"op": "ping", "id": 1}), session=signed())
+    assert reply["error"] == {"code": "bad_signature", "message": "missing signature: this server requires a key"}
+
+
+def test_a_keyed_client_and_a_server_without_a_key(server):
+    with Client(server.address, secret=KEY) as c, pytest.raises(ServerError) as err:
+        c.ping()
+    assert err.value.code == "bad_signature" and "missing signature: this client requires a key" in err.value.message
+    assert "signed but this server has no key" in err.value.message
+
+
+def test_replayed_message_refused(keyed_server):
+    frames = signed().request("segment", "once", {"vertices": pts(20)})
+    assert raw_request(keyed_server.address, frames, session=signed())["ok"] is True
+    reply = raw_request(keyed_server.address, frames, session=signed())
+    assert reply["id"] == "once" and reply["error"]["code"] == "replayed_message"
+
+
+def test_stale_timestamp_refused(keyed_server):
+    frames = signed().encode({"op": "ping", "id": "old", "ts": time.time() - 3600})
+    reply = raw_request(keyed_server.address, frames, session=signed())
+    assert reply["error"]["code"] == "stale_message" and "3600 s behind" in reply["error"]["message"]
+
+
+def test_tampered_array_frame_refused(keyed_server):
+    frames = signed().request("segment", "t", {"vertices": pts(20)})
+    data = bytearray(frames[1])
+    data[5] ^= 1
+    reply = raw_request(keyed_server.address, [frames[0], bytes(data), frames[2]], session=signed())
+    assert reply["error"] == {"code": "bad_signature", "message": "signature does not match: wrong key?"}
+    with Client(keyed_server.address, secret=KEY) as c:
+        assert c.ping()["ok"]
+
+
+@pytest.fixture()
+def fake_server():
+    """A ROUTER that answers one request with frames made by `reply(request_header)`."""
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    port = sock.bind_to_random_port("tcp://127.0.0.1")
+    box = {}
+
+    def answer():
+        if sock.poll(10_000):
+            route, *body = sock.recv_multipart()
+            sock.send_multipart([route, *box["reply"](signed().decode(body[1:])[0])])
+
+    thread = threading.Thread(target=answer, daemon=True)
+    box["start"] = lambda reply: (box.update(reply=reply), thread.start())
+    yield f"tcp://127.0.0.1:{port}", box["start"]
+    thread.join(5)
+    sock.close(0)
+
+
+def test_client_refuses_a_reply_with_a_bad_signature(fake_server):
+    address, start = fake_server
+    start(lambda req: [*signed().reply(req["id"], "ping")[:-1], b"f" * 64])
+    with Client(address, secret=KEY, timeout=10) as c, pytest.raises(ServerError) as err:
+        c.ping()
+    assert err.value.code == "bad_signature" and "signature does not match: wrong key?" in err.value.message
+
+
+def test_client_checks_replies_against_the_op_table(fake_server):
+    address, start = fake_server
+    start(lambda req: signed().encode({"id": req["id"], "ok": True}, {"parts": np.zeros(3, np.float32)}))
+    with Client(address, secret=KEY, timeout=10) as c, pytest.raises(ServerError) as err:
+        c.segment(pts(3))
+    assert err.value.code == "bad_array" and "parts is float32 (3,); a segment reply needs int64 (N)" in err.value.message
 
 
 def test_sigterm_stops_cleanly(tiny_checkpoint):
