@@ -65,7 +65,8 @@ class Client:
     def request(self, op: str, arrays: dict[str, np.ndarray] | None = None, timeout: float | None = None,
                 **params: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Send one request, wait for its reply; raise ServerError on an error reply, a timeout,
-        or ("cancelled") when `self.cancel` (a threading.Event, if set) fires while waiting."""
+        or ("cancelled") when `self.cancel` (a threading.Event, if set) fires while waiting.
+        A request that protocol.OPS refuses raises ProtocolError (a ValueError) before sending."""
         request_id = f"{self._prefix}-{next(self._ids)}"
         frames = self.session.request(op, request_id, arrays, **params)  # checked against protocol.OPS here
         sock = self._socket()
