@@ -21,8 +21,10 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from model.meshio import read_mesh
+
 from .client import DEFAULT_ADDRESS, Client, ServerError
-from .meshio import read_mesh, write_ply
+from .meshio import write_ply
 
 PALETTE = np.array([[230, 77, 64], [64, 140, 230], [77, 191, 89], [242, 179, 38], [153, 89, 191], [51, 191, 191],
                     [230, 128, 179], [140, 102, 64], [128, 128, 0], [0, 128, 128], [191, 191, 64], [102, 102, 204]],

@@ -1,34 +1,11 @@
-"""Mesh files for the command-line client: read with trimesh, write PLY with extra vertex properties."""
+"""Mesh files for the command-line client: write PLY with extra vertex properties (reading: model/meshio.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-
-def read_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """-> (vertices, faces, vertex colours (V, 3) uint8 or None)."""
-    import gzip
-
-    import trimesh
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
-    try:
-        if path.name.lower().endswith(".gz"):
-            with gzip.open(path, "rb") as fh:
-                mesh = trimesh.load(fh, file_type=path.name[:-3].rsplit(".", 1)[-1], force="mesh", process=False)
-        else:
-            mesh = trimesh.load(path, force="mesh", process=False)
-    except Exception as exc:
-        raise ValueError(f"{path}: cannot read as a mesh: {exc}") from None
-    if len(getattr(mesh, "faces", [])) == 0:
-        raise ValueError(f"{path}: has no triangles")
-    colors = None
-    if getattr(mesh.visual, "kind", None) == "vertex":
-        colors = np.asarray(mesh.visual.vertex_colors)[:, :3].astype(np.uint8)
-    return np.asarray(mesh.vertices), np.asarray(mesh.faces), colors
+from model.meshio import read_mesh  # noqa: F401  (re-exported for older imports)
 
 
 def write_ply(path: str | Path, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | None = None,

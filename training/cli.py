@@ -1,14 +1,35 @@
-"""The paper's command line, shared by train_stage1/2/3."""
+"""Command-line flags made from TrainConfig's fields, declared once, and the paper's
+per-stage command line (train_stage1/2/3) built on them.
+
+A field with `help` in its metadata is a flag of its own name; a composed config (the
+network's ModelConfig, the LossWeights) lists the fields it exposes under `flags`.
+Booleans that default to False are switches (`--keep_best`), those that default to True
+are turned off with `--no_<name>` (`--no_augment`); `takes_value` makes a boolean take
+TRUE or FALSE, as the paper's `--pretrain_model TRUE`.
+"""
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from model.config import PRESETS, preset
 
 from .trainer import TrainConfig, Trainer
 
+Path_ = tuple[str, ...]  # where a flag's value goes in TrainConfig: ("lr",) or ("losses", "part")
 
-def _bool(text: str) -> bool:
+
+@dataclass(frozen=True)
+class Flag:
+    name: str  # without the dashes
+    path: Path_
+    options: dict[str, Any]  # for ArgumentParser.add_argument
+
+
+def parse_bool(text: str) -> bool:
     low = str(text).strip().lower()
     if low in ("true", "1", "yes", "y", "on"):
         return True
@@ -17,66 +38,82 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected TRUE or FALSE, got {text!r}")
 
 
-def parser(stage: int | None) -> argparse.ArgumentParser:
-    d = TrainConfig()
+def _flag(name: str, path: Path_, default: Any, help: str, meta: dict[str, Any]) -> Flag:
+    if isinstance(default, bool) and not meta.get("takes_value"):
+        if default:
+            return Flag(f"no_{name}", path, {"action": "store_false", "help": help})
+        return Flag(name, path, {"action": "store_true", "help": help})
+    kind = parse_bool if isinstance(default, bool) else type(default)
+    options = {"type": kind, "help": f"{help} (default: {default!r})" if default != "" else help}
+    for key in ("choices", "metavar"):
+        if key in meta:
+            options[key] = meta[key]
+    return Flag(name, path, options)
+
+
+def all_flags() -> list[Flag]:
+    """Every flag of TrainConfig, in field order."""
+    out = []
+    for f in fields(TrainConfig):
+        meta = dict(f.metadata)
+        if "preset" in meta:
+            out.append(Flag("preset", (f.name,), {"choices": sorted(PRESETS), "help": meta["preset"]}))
+        if "flags" in meta:
+            inner = f.default_factory()
+            for sub, spec in meta["flags"].items():
+                name, help = spec if isinstance(spec, tuple) else (sub, spec)
+                out.append(_flag(name, (f.name, sub), getattr(inner, sub), help, {}))
+        elif "help" in meta:
+            out.append(_flag(f.name, (f.name,), f.default, meta["help"], meta))
+    return out
+
+
+def add_flags(ap: argparse.ArgumentParser, skip: Collection[str] = (), only: Collection[str] = (),
+              defaults: dict[str, str] | None = None) -> None:
+    """Add TrainConfig's flags (by name, `only` these or all but `skip`).  Flags not given
+    stay out of the parsed namespace (read them with `given`); `defaults` rewrites the
+    default a help text shows, where a caller supplies its own."""
+    for flag in all_flags():
+        if flag.name in skip or (only and flag.name not in only):
+            continue
+        options = dict(flag.options)
+        if defaults and flag.name in defaults:
+            options["help"] = f"{options['help'].split(' (default:')[0]} (default: {defaults[flag.name]})"
+        ap.add_argument(f"--{flag.name}", default=argparse.SUPPRESS, **options)
+
+
+def given(args: argparse.Namespace) -> dict[Path_, Any]:
+    """The flags given on the command line, by their place in TrainConfig."""
+    return {flag.path: getattr(args, flag.name) for flag in all_flags() if hasattr(args, flag.name)}
+
+
+def with_values(cfg: TrainConfig, values: dict[Path_, Any]) -> TrainConfig:
+    """`cfg` with `values` set; a preset name given for the network stands for its ModelConfig."""
+    top: dict[str, Any] = {}
+    for path, value in values.items():
+        if len(path) == 1:
+            top[path[0]] = preset(value) if path == ("model",) and isinstance(value, str) else value
+    for head in {path[0] for path in values if len(path) == 2}:
+        inner = {path[1]: value for path, value in values.items() if len(path) == 2 and path[0] == head}
+        top[head] = replace(top.get(head, getattr(cfg, head)), **inner)
+    return replace(cfg, **top)
+
+
+STAGES = {1: "occupancy", 2: "+ self-reconstruction", 3: "+ cross-reconstruction"}
+
+
+def stage_parser(stage: int) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog=f"python -m training.train_stage{stage}" if stage else "python -m training.train",
-        description="Train the implicit correspondence model (Liu & Liu 2020)." + (
-            f" Stage {stage}: " + {1: "occupancy", 2: "+ self-reconstruction", 3: "+ cross-reconstruction"}[stage]
-            if stage else ""),
-    )
-    ap.add_argument("--cate_name", default=d.cate_name, help="category: chair, table, airplane or your own data")
-    ap.add_argument("--epoch", type=int, default=d.epoch, help="final epoch number (checkpoint Corr-<epoch-1>.pth)")
-    ap.add_argument("--resolution", type=int, default=d.resolution, choices=(16, 32, 64))
-    ap.add_argument("--batch_size", type=int, default=d.batch_size)
-    ap.add_argument("--pretrain_model", type=_bool, default=False, help="TRUE to start from --pretrain_model_name")
-    ap.add_argument("--pretrain_model_name", default="", help="checkpoint file, in --checkpoint_dir or a path")
-    ap.add_argument("--lr", type=float, default=d.lr)
-    ap.add_argument("--seed", type=int, default=d.seed)
-    ap.add_argument("--preset", default=d.preset, help="network size for a new model: paper, small or tiny")
-    ap.add_argument("--data_dir", default="", help="folder of .npz samples (default data/<cate_name>)")
-    ap.add_argument("--checkpoint_dir", default="", help="run folder (default runs/<cate_name>)")
-    ap.add_argument("--device", default="", help="cpu or cuda (default: cuda when available)")
-    ap.add_argument("--resume", action="store_true", help="continue this stage from its newest checkpoint")
-    ap.add_argument("--occupancy_points", type=int, default=d.occupancy_points)
-    ap.add_argument("--surface_points", type=int, default=d.surface_points)
-    ap.add_argument("--no_augment", action="store_true", help="no random per-axis scaling")
-    ap.add_argument("--procedural_count", type=int, default=d.procedural_count)
-    ap.add_argument("--max_steps_per_epoch", type=int, default=0)
-    ap.add_argument("--part_weight", type=float, default=0.0,
-                    help="supervise part branches with the samples' part labels (0 = unsupervised, as the paper)")
-    ap.add_argument("--part_balance", action="store_true",
-                    help="weigh each part's supervision by 1/sqrt of its share of the points (helps small parts)")
-    ap.add_argument("--f_frequencies", type=int, default=0,
-                    help="octaves of sin/cos features of x in a new network's f (0 = the paper's f)")
-    ap.add_argument("--encoder_normals", action="store_true",
-                    help="E also sees normals estimated from the points (widens a pretrained network's E)")
-    ap.add_argument("--keep_best", action="store_true",
-                    help="also keep best.pth, this stage's epoch of highest validation part mIoU (needs part labels)")
-    ap.add_argument("--average_last", type=int, default=0, metavar="N",
-                    help="also write averaged.pth, the mean weights of this stage's last N epochs (keeps their checkpoints)")
-    ap.add_argument("--no_progress", action="store_true")
+        prog=f"python -m training.train_stage{stage}",
+        description=f"Train the implicit correspondence model (Liu & Liu 2020). Stage {stage}: {STAGES[stage]}.")
+    add_flags(ap)
     return ap
 
 
-def config_from_args(args: argparse.Namespace, stage: int) -> TrainConfig:
-    return TrainConfig(
-        cate_name=args.cate_name, stage=stage, resolution=args.resolution, epoch=args.epoch,
-        batch_size=args.batch_size, lr=args.lr, seed=args.seed, preset=args.preset, data_dir=args.data_dir,
-        checkpoint_dir=args.checkpoint_dir, pretrain_model=args.pretrain_model,
-        pretrain_model_name=args.pretrain_model_name, resume=args.resume, device=args.device,
-        occupancy_points=args.occupancy_points, surface_points=args.surface_points, augment=not args.no_augment,
-        procedural_count=args.procedural_count, max_steps_per_epoch=args.max_steps_per_epoch,
-        part_weight=args.part_weight, part_balance=args.part_balance, average_last=args.average_last,
-        f_frequencies=args.f_frequencies, keep_best=args.keep_best,
-        encoder_normals=args.encoder_normals, progress=not args.no_progress,
-    )
-
-
 def stage_main(stage: int, argv: Iterable[str] | None = None) -> int:
-    args = parser(stage).parse_args(list(argv) if argv is not None else None)
+    args = stage_parser(stage).parse_args(list(argv) if argv is not None else None)
     try:
-        cfg = config_from_args(args, stage)
+        cfg = with_values(TrainConfig(stage=stage), given(args))
         if stage > 1 and not (cfg.pretrain_model or cfg.resume):
             print(f"note: stage {stage} usually starts from the previous stage "
                   f"(--pretrain_model TRUE --pretrain_model_name Corr-<epoch>.pth)", file=sys.stderr)

@@ -1,10 +1,11 @@
-"""The inner training loop shared by the trainer and the tests: batching and one step."""
+"""The inner training loop: batching and one optimizer step, the trainer's and the tests' and benchmarks' alike."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from model.losses import LossWeights, stage_losses
 from model.networks import ImplicitCorrespondenceNet
@@ -77,16 +78,33 @@ def make_optimizer(net: ImplicitCorrespondenceNet, lr: float = 1e-4) -> torch.op
     return torch.optim.Adam(net.parameters(), lr=lr, betas=(0.5, 0.999))
 
 
+class StageLoss(nn.Module):
+    """The stage loss of a network as a module, so that DistributedDataParallel can wrap it."""
+
+    def __init__(self, net: ImplicitCorrespondenceNet, weights: LossWeights | None = None):
+        super().__init__()
+        self.net, self.weights = net, weights
+
+    def forward(self, batch: dict[str, torch.Tensor], stage: int) -> tuple[torch.Tensor, dict[str, float]]:
+        return stage_losses(self.net, batch, stage, self.weights)
+
+
 def train_step(
-    net: ImplicitCorrespondenceNet,
+    model: ImplicitCorrespondenceNet | nn.Module,
     optimizer: torch.optim.Optimizer,
     batch: dict[str, torch.Tensor],
     stage: int,
     weights: LossWeights | None = None,
 ) -> dict[str, float]:
-    net.train()
+    """One optimizer step on `batch` -> the loss terms and their weighted `total`.
+
+    `model` is a network (its stage loss is taken with `weights`) or a StageLoss, as the
+    trainer passes it, possibly wrapped in DistributedDataParallel.
+    """
+    objective = StageLoss(model, weights) if isinstance(model, ImplicitCorrespondenceNet) else model
+    objective.train()
     optimizer.zero_grad(set_to_none=True)
-    total, terms = stage_losses(net, batch, stage, weights)
+    total, terms = objective(batch, stage)
     total.backward()
     optimizer.step()
     terms["total"] = float(total.detach())

@@ -12,7 +12,6 @@ skipped without stopping the run.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import multiprocessing
 import os
@@ -28,6 +27,7 @@ import trimesh
 from tqdm import tqdm
 
 from model.geometry import bounding_frame, sample_surface
+from model.meshio import load_mesh
 from model.normals import estimate_normals
 
 from .families import FAMILIES, sample_shape
@@ -47,26 +47,6 @@ def mesh_name(path: Path) -> str:
 
 def find_meshes(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.name.lower().endswith(MESH_SUFFIXES))
-
-
-def load_mesh(path: Path) -> trimesh.Trimesh:
-    """One triangle mesh from a file (scenes are merged); raises ValueError if unusable."""
-    name = path.name.lower()
-    try:
-        if name.endswith(".gz"):
-            with gzip.open(path, "rb") as fh:
-                loaded = trimesh.load(fh, file_type=name[:-3].rsplit(".", 1)[-1], force="mesh", process=False)
-        else:
-            loaded = trimesh.load(path, force="mesh", process=False)
-    except Exception as exc:  # trimesh raises many types for malformed files
-        raise ValueError(f"cannot read {path.name}: {exc}") from None
-    if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
-        raise ValueError(f"{path.name} has no triangles")
-    if not np.isfinite(loaded.vertices).all():
-        raise ValueError(f"{path.name} has non-finite vertex coordinates")
-    if loaded.area <= 0:
-        raise ValueError(f"{path.name} has zero surface area")
-    return loaded
 
 
 def psb_rotation(name: str) -> np.ndarray:

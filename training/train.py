@@ -1,26 +1,28 @@
-"""The whole training schedule in one command, resumable after a kill.
+"""The whole training schedule of a preset in one command, resumable after a kill.
 
     python -m training.train --cate_name chair --preset small [--resume]
 
-Runs stage 1 at 16^3, 32^3 and 64^3, then stage 2 and stage 3, each run starting from
-the previous run's checkpoint, exactly as the paper's per-stage commands would, and copies
-the final checkpoint to <checkpoint_dir>/final.pth.  With --resume a finished run is
-skipped and an interrupted one continues from its newest checkpoint.
+Runs stage 1 at 16^3, 32^3 and 64^3, then stage 2 and stage 3, each phase starting from
+the previous one's last checkpoint, as the paper's per-stage commands would, and copies
+the final checkpoint to <checkpoint_dir>/final.pth.  A preset is an experiment
+(training/experiment.py) written here in code; the flags change it.  With --resume
+finished phases are skipped and an interrupted one continues from its newest checkpoint.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shutil
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-from model.checkpoint import load_checkpoint
+from .cli import Path_, add_flags, given
+from .experiment import RUN_KEYS
+from .families import FAMILIES
+from .run import run_experiment
 
-from .trainer import TrainConfig, Trainer, of_stage
-
-# (stage, resolution, final epoch, batch size) per run
+# (stage, resolution, final epoch, batch size) per phase
 SCHEDULES = {
     # The paper's schedule and network (GPU-sized).
     "paper": [(1, 16, 50, 45), (1, 32, 100, 25), (1, 64, 200, 10), (2, 64, 250, 10), (3, 64, 300, 10)],
@@ -32,78 +34,51 @@ SCHEDULES = {
 DATA_COUNT = {"paper": 5000, "small": 600, "tiny": 16}
 PART_WEIGHT = {"paper": 0.0, "small": 0.2, "tiny": 0.0}
 LEARNING_RATE = {"paper": 1e-4, "small": 1e-3, "tiny": 1e-3}  # short CPU schedules take larger steps
+SCHEDULE_FLAGS = ("epoch", "resolution", "batch_size", "pretrain_model", "pretrain_model_name")  # the preset's
 
 
-def schedule_configs(base: TrainConfig, preset: str) -> list[TrainConfig]:
-    runs, previous = [], None
-    for stage, res, epoch, batch in SCHEDULES[preset]:
-        cfg = dataclasses.replace(
-            base, stage=stage, resolution=res, epoch=epoch, batch_size=batch, preset=preset,
-            pretrain_model=previous is not None, pretrain_model_name=f"Corr-{previous - 1}.pth" if previous else "",
-        )
-        runs.append(cfg)
+def preset_experiment(name: str, values: dict[Path_, Any]) -> dict[str, Any]:
+    """The experiment a preset stands for, changed by the given flags' `values`."""
+    cate = values.get(("cate_name",), "chair")
+    folder = values.get(("data_dir",)) or f"data/{cate}"
+    count = values.get(("procedural_count",), DATA_COUNT[name])
+    # as the per-stage commands do: a folder that has samples is used as it is
+    procedural = [{"family": cate, "count": count, "first_seed": 0, "only_if_empty": True}] if cate in FAMILIES else []
+    phases, previous = [], 0
+    for stage, resolution, epoch, batch in SCHEDULES[name]:
+        phases.append({"stage": stage, "resolution": resolution, "epochs": epoch - previous, "batch_size": batch})
         previous = epoch
-    return runs
-
-
-def _finished(cfg: TrainConfig) -> bool:
-    path = Path(cfg.checkpoint_dir) / f"Corr-{cfg.epoch - 1}.pth"
-    if not path.is_file():
-        return False
-    ck = load_checkpoint(path)
-    return of_stage(ck, cfg)
+    return {
+        "name": cate, "category": cate, "seed": values.get(("seed",), 123),
+        "model": {"preset": name, **{p[1]: v for p, v in values.items() if p[0] == "model" and len(p) == 2}},
+        "losses": {"part": PART_WEIGHT[name], **{p[1]: v for p, v in values.items() if p[0] == "losses"}},
+        "data": {"folder": folder, "procedural": procedural},
+        "train": {"lr": LEARNING_RATE[name], **{p[0]: v for p, v in values.items() if p[0] in RUN_KEYS}},
+        "phases": phases,
+    }
 
 
 def main(argv: Iterable[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cate_name", default="chair")
-    ap.add_argument("--preset", default="small", choices=sorted(SCHEDULES))
-    ap.add_argument("--resume", action="store_true", help="skip finished runs, continue an interrupted one")
-    ap.add_argument("--data_dir", default="")
-    ap.add_argument("--checkpoint_dir", default="")
-    ap.add_argument("--device", default="")
-    ap.add_argument("--seed", type=int, default=123)
-    ap.add_argument("--lr", type=float, default=0.0, help="default depends on the preset")
-    ap.add_argument("--procedural_count", type=int, default=0, help="default depends on the preset")
-    ap.add_argument("--part_weight", type=float, default=None, help="default depends on the preset")
-    ap.add_argument("--part_balance", action="store_true",
-                    help="weigh each part's supervision by 1/sqrt of its share of the points (helps small parts)")
-    ap.add_argument("--max_steps_per_epoch", type=int, default=0)
-    ap.add_argument("--f_frequencies", type=int, default=0,
-                    help="octaves of sin/cos features of x in f (0 = the paper's f)")
-    ap.add_argument("--encoder_normals", action="store_true",
-                    help="E also sees normals estimated from the points (not the paper's E)")
-    ap.add_argument("--keep_best", action="store_true",
-                    help="also keep best.pth, the last stage's epoch of highest validation part mIoU")
-    ap.add_argument("--no_progress", action="store_true")
+    add_flags(ap, skip=SCHEDULE_FLAGS, defaults={"lr": "the preset's", "part_weight": "the preset's",
+                                                 "procedural_count": "the preset's", "preset": "small"})
     args = ap.parse_args(list(argv) if argv is not None else None)
+    values = given(args)
     try:
-        base = TrainConfig(
-            cate_name=args.cate_name, lr=args.lr or LEARNING_RATE[args.preset], data_dir=args.data_dir, checkpoint_dir=args.checkpoint_dir,
-            device=args.device, seed=args.seed, procedural_count=args.procedural_count or DATA_COUNT[args.preset],
-            part_weight=PART_WEIGHT[args.preset] if args.part_weight is None else args.part_weight,
-            part_balance=args.part_balance,
-            max_steps_per_epoch=args.max_steps_per_epoch, progress=not args.no_progress, resume=args.resume,
-            f_frequencies=args.f_frequencies, keep_best=args.keep_best, encoder_normals=args.encoder_normals,
-        )
-        path = None
-        for cfg in schedule_configs(base, args.preset):
-            if args.resume and _finished(cfg):
-                print(f"stage {cfg.stage} at {cfg.resolution}^3 already finished (Corr-{cfg.epoch - 1}.pth)")
-                path = Path(cfg.checkpoint_dir) / f"Corr-{cfg.epoch - 1}.pth"
-                continue
-            path = Trainer(cfg).run()
+        exp = preset_experiment(values.pop(("model",), "small"), values)
+        out = Path(values.get(("checkpoint_dir",)) or f"runs/{exp['category']}")
+        path = run_experiment(exp, out, resume=values.get(("resume",), False),
+                              progress=values.get(("progress",), True))
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: continue with --resume", file=sys.stderr)
         return 130
-    if path is not None:
-        final = Path(base.checkpoint_dir) / "final.pth"
-        shutil.copyfile(path, final)
-        print(f"final checkpoint: {final}")
+    final = out / "final.pth"
+    shutil.copyfile(path, final)
+    print(f"final checkpoint: {final}")
     return 0
 
 

@@ -11,13 +11,13 @@ trains with DistributedDataParallel (gloo on CPU, NCCL on CUDA).
 from __future__ import annotations
 
 import csv
-import dataclasses
 import os
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import InitVar, asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,48 +26,68 @@ from torch import nn
 from tqdm import tqdm
 
 from model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from model.config import ModelConfig, preset
-from model.engine import default_device
+from model.config import ModelConfig, preset as model_preset
 from model.losses import LossWeights, stage_losses
 from model.networks import ImplicitCorrespondenceNet, with_encoder_normals
 
 from .dataset import ShapeDataset, ensure_data
 from .evaluate import shape_miou
-from .loop import make_batch, make_optimizer
+from .loop import StageLoss, make_batch, make_optimizer, train_step
 from .prepare import add_estimated_normals
+
+
+def _option(default: Any, help: str, **meta: Any) -> Any:
+    """A field that is also a command-line flag (training/cli.py turns these into options)."""
+    return field(default=default, metadata={"help": help, **meta})
 
 
 @dataclass
 class TrainConfig:
-    cate_name: str = "chair"
-    stage: int = 1
-    resolution: int = 16
-    epoch: int = 50  # the final epoch number: trains epochs start..epoch-1
-    batch_size: int = 45
-    lr: float = 1e-4
-    seed: int = 123
-    preset: str = "paper"
-    data_dir: str = ""  # default data/<cate_name>
-    checkpoint_dir: str = ""  # default runs/<cate_name>
-    pretrain_model: bool = False
-    pretrain_model_name: str = ""
-    resume: bool = False
-    device: str = ""  # default: CUDA when available
-    occupancy_points: int = 2048  # per shape per step
-    surface_points: int = 1024
-    augment: bool = True
-    val_fraction: float = 0.1
-    procedural_count: int = 1000  # shapes generated when data_dir is missing (procedural families)
-    max_steps_per_epoch: int = 0  # 0 = the whole training set every epoch
-    part_weight: float = 0.0  # part supervision where samples carry part labels (0 = the paper)
-    part_balance: bool = False  # small parts weigh more in that supervision
-    f_frequencies: int = 0  # Fourier features of x in a new network's f (0 = the paper's f)
-    encoder_normals: bool = False  # E sees estimated normals (a new network, or a pretrained one widened)
-    keep_best: bool = False  # also keep best.pth: this stage's epoch of highest val_part_miou
-    average_last: int = 0  # also write averaged.pth: the mean weights of this stage's last N epochs
-    progress: bool = True
+    """One trainer run: one stage at one resolution, from its first epoch up to `epoch`.
 
-    def __post_init__(self) -> None:
+    The network and the loss weights are the model's own config objects, composed here;
+    `flags` in their metadata names the fields the command line exposes.
+    """
+
+    cate_name: str = _option("chair", "category: chair, table, airplane or your own data")
+    stage: int = 1  # each script fixes its stage; an experiment's phases give theirs
+    resolution: int = _option(16, "occupancy grid the samples are drawn from", choices=(16, 32, 64))
+    epoch: int = _option(50, "final epoch number: trains up to Corr-<epoch-1>.pth")
+    batch_size: int = _option(45, "shapes per step (global: split across torchrun processes)")
+    lr: float = _option(1e-4, "Adam learning rate")
+    seed: int = _option(123, "seed of the initial weights, the validation split, shuffling and sampling")
+    data_dir: str = _option("", "folder of .npz samples (default data/<cate_name>)")
+    checkpoint_dir: str = _option("", "run folder (default runs/<cate_name>)")
+    pretrain_model: bool = _option(False, "TRUE to start from --pretrain_model_name", takes_value=True)
+    pretrain_model_name: str = _option("", "checkpoint file, in --checkpoint_dir or a path")
+    resume: bool = _option(False, "continue from the newest checkpoint of this stage in the run folder")
+    device: str = _option("", "cpu or cuda (default: cuda when available)")
+    occupancy_points: int = _option(2048, "occupancy samples per shape per step")
+    surface_points: int = _option(1024, "surface points per shape per step")
+    augment: bool = _option(True, "no random per-axis scaling of the shapes")
+    val_fraction: float = _option(0.1, "share of the shapes held out for validation")
+    procedural_count: int = _option(1000, "procedural shapes generated when the data folder is empty")
+    max_steps_per_epoch: int = _option(0, "at most this many steps an epoch (0: the whole training set)")
+    keep_best: bool = _option(False, "also keep best.pth, this stage's epoch of highest validation part mIoU")
+    average_last: int = _option(0, "also write averaged.pth, the mean weights of this stage's last N epochs "
+                                   "(keeps their checkpoints)", metavar="N")
+    progress: bool = _option(True, "no progress bars")
+    # a new network's; a pretrained one keeps its own, but is widened for encoder_normals
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={
+        "preset": "network of a new model: paper, small or tiny (a pretrained one keeps its own) (default: 'paper')",
+        "flags": {"f_frequencies": "octaves of sin/cos features of x in a new network's f (0: the paper's f)",
+                  "encoder_normals": "E also sees normals estimated from the points (widens a pretrained E)"}})
+    losses: LossWeights = field(default_factory=LossWeights, metadata={
+        "flags": {"part": ("part_weight", "supervise the part branches with the samples' part labels "
+                                          "(0: unsupervised, as the paper)"),
+                  "part_balance": "weigh each part's supervision by 1/sqrt of its share of the points "
+                                  "(helps small parts)"}})
+    # shorthand: TrainConfig(preset="small") is TrainConfig(model=<the small preset's ModelConfig>)
+    preset: InitVar[str] = ""
+
+    def __post_init__(self, preset: str) -> None:
+        if preset:
+            self.model = model_preset(preset)
         if self.stage not in (1, 2, 3):
             raise ValueError(f"--stage must be 1, 2 or 3, got {self.stage}")
         if self.resolution not in (16, 32, 64):
@@ -78,8 +98,18 @@ class TrainConfig:
             raise ValueError(f"--epoch must be >= 1, got {self.epoch}")
         if self.average_last < 0:
             raise ValueError(f"--average_last must be >= 0, got {self.average_last}")
-        self.data_dir = self.data_dir or f"data/{self.cate_name}"
-        self.checkpoint_dir = self.checkpoint_dir or f"runs/{self.cate_name}"
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir or f"data/{self.cate_name}")
+
+    @property
+    def run_path(self) -> Path:
+        return Path(self.checkpoint_dir or f"runs/{self.cate_name}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python types, for the checkpoints (loaded with weights_only=True)."""
+        return {**asdict(self), "model": self.model.to_dict(), "losses": asdict(self.losses)}
 
 
 def of_stage(ck: Checkpoint, cfg: TrainConfig) -> bool:
@@ -92,32 +122,23 @@ def _epoch_of(path: Path) -> int:
     return int(m.group(1)) if m else -1
 
 
-class _Objective(nn.Module):
-    """The stage loss as a module, so DistributedDataParallel can wrap it."""
-
-    def __init__(self, net: ImplicitCorrespondenceNet, weights: LossWeights):
-        super().__init__()
-        self.net, self.weights = net, weights
-
-    def forward(self, batch: dict[str, torch.Tensor], stage: int):
-        return stage_losses(self.net, batch, stage, self.weights)
-
-
 class Trainer:
-    def __init__(self, cfg: TrainConfig, weights: LossWeights | None = None):
+    def __init__(self, cfg: TrainConfig, extra: dict[str, Any] | None = None):
+        """`extra`: plain data stored in every checkpoint this run writes (an experiment's file)."""
         self.cfg = cfg
-        self.weights = weights or LossWeights(part=cfg.part_weight, part_balance=cfg.part_balance)
+        self.weights = cfg.losses
+        self.extra = dict(extra or {})
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
-        device = cfg.device or default_device()
+        device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
         if device == "cuda" and self.world > 1:
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError("--device cuda requested but CUDA is not available on this machine")
         self.device = torch.device(device)
-        self.dir = Path(cfg.checkpoint_dir)
+        self.dir = cfg.run_path
         self.is_main = self.rank == 0
 
     # ------------------------------------------------------------------ setup
@@ -147,14 +168,12 @@ class Trainer:
             ck = load_checkpoint(path)
             net = ck.build(self.device).train()  # all of E, f and g: stage 3 keeps stage 2's g
             self._log(f"loaded {path} (stage {ck.stage}, resolution {ck.resolution}, epoch {ck.epoch})")
-            if cfg.encoder_normals and not net.cfg.encoder_normals:
+            if cfg.model.encoder_normals and not net.cfg.encoder_normals:
                 net = with_encoder_normals(net)
                 self._log("E widened to see normals (their weights start at 0)")
             return net, make_optimizer(net, cfg.lr), ck.epoch + 1, []
         torch.manual_seed(cfg.seed)
-        net = ImplicitCorrespondenceNet(preset(cfg.preset).with_(f_frequencies=cfg.f_frequencies,
-                                                                 encoder_normals=cfg.encoder_normals))
-        net = net.to(self.device).train()
+        net = ImplicitCorrespondenceNet(cfg.model).to(self.device).train()
         return net, make_optimizer(net, cfg.lr), 0, []
 
     def _latest_own_checkpoint(self) -> Path | None:
@@ -171,19 +190,19 @@ class Trainer:
         cfg = self.cfg
         net, opt, start, history = self._initial_state()
         if self.is_main:
-            ensure_data(cfg.cate_name, Path(cfg.data_dir), cfg.procedural_count, cfg.progress)
+            ensure_data(cfg.cate_name, cfg.data_path, cfg.procedural_count, cfg.progress)
             if net.cfg.encoder_normals:
-                failures = add_estimated_normals(sorted(Path(cfg.data_dir).glob("*.npz")), progress=cfg.progress)
+                failures = add_estimated_normals(sorted(cfg.data_path.glob("*.npz")), progress=cfg.progress)
                 if failures:
                     raise ValueError(f"cannot estimate the normals of {len(failures)} sample(s), "
                                      f"first {failures[0][0]}: {failures[0][1]}")
         if self.world > 1:
             dist.barrier()
-        data = ShapeDataset(Path(cfg.data_dir), cfg.val_fraction, seed=cfg.seed, progress=cfg.progress)
+        data = ShapeDataset(cfg.data_path, cfg.val_fraction, seed=cfg.seed, progress=cfg.progress)
         if start >= cfg.epoch:
             self._log(f"nothing to do: already at epoch {start - 1}, --epoch is {cfg.epoch}")
             return self._final_path(start - 1)
-        objective: nn.Module = _Objective(net, self.weights)
+        objective: nn.Module = StageLoss(net, self.weights)
         if self.world > 1:
             # stage 1 leaves g unused
             objective = nn.parallel.DistributedDataParallel(objective, find_unused_parameters=cfg.stage == 1)
@@ -223,18 +242,13 @@ class Trainer:
             batches = batches[: cfg.max_steps_per_epoch]
         sums: dict[str, float] = {}
         bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not (cfg.progress and self.is_main), leave=False)
-        objective.train()
         for ids in bar:
             mine = ids[self.rank * per_rank : (self.rank + 1) * per_rank]
             net_cfg = self._net_cfg(objective)
             batch = make_batch([data.train[i] for i in mine], rng, cfg.resolution, net_cfg.encoder_points,
                                cfg.surface_points, cfg.occupancy_points, cfg.augment, self.device,
                                net_cfg.encoder_normals)
-            opt.zero_grad(set_to_none=True)
-            total, terms = objective(batch, cfg.stage)
-            total.backward()
-            opt.step()
-            terms["total"] = float(total.detach())
+            terms = train_step(objective, opt, batch, cfg.stage)
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + v
             bar.set_postfix(loss=f"{terms['total']:.4f}")
@@ -286,7 +300,7 @@ class Trainer:
         save_checkpoint(path, Checkpoint(
             config=net.cfg, state_dict=net.state_dict(), category=cfg.cate_name, stage=cfg.stage,
             epoch=epoch, resolution=cfg.resolution, optimizer=opt.state_dict(),
-            extra={"trainer": dataclasses.asdict(cfg), "history": history},
+            extra={**self.extra, "trainer": cfg.to_dict(), "history": history},
         ))
         # keep only the newest checkpoint of this run, or the newest --average_last
         stale = self._final_path(epoch - max(1, cfg.average_last))

@@ -1,0 +1,167 @@
+"""Rebuild a model from its experiment file: prepare the data, train every phase, export.
+
+    python -m training.run experiments/chair.json [--out runs/chair] [--device cuda] [--dry-run]
+
+Resumable: after a kill the same command skips the finished phases and continues the
+interrupted one from its last saved epoch.  The run folder (default runs/<name>) holds
+the experiment (experiment.json), one folder per phase with its checkpoints and log.csv,
+the samples (data/, unless the experiment names a folder) and the exported model
+<name>.pth.  Every checkpoint carries the experiment in extra["experiment"].
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from model.networks import ImplicitCorrespondenceNet
+from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from model.losses import LossWeights
+
+from .cli import add_flags, given
+from .experiment import (EXPORT_FROM, ExperimentError, Phase, data_folder, differences, export_settings,
+                         load_experiment, model_config, plan)
+from .prepare import prepare_meshes, prepare_procedural
+from .trainer import Trainer, of_stage
+
+
+def run_experiment(exp: dict[str, Any], out: Path, resume: bool = True, workers: int | None = None,
+                   **overrides: Any) -> Path:
+    """Train every phase of `exp` in the run folder `out` and export -> the exported
+    checkpoint (the last phase's checkpoint when there is no export).  `overrides`
+    (device, progress) apply to every phase."""
+    progress = overrides.get("progress", True)
+    _claim_run_folder(exp, out, resume)
+    prepare_data(exp["data"], data_folder(exp, out), workers, progress)
+    phases = plan(exp, out, **overrides)
+    for phase in phases:
+        if finished(phase):
+            print(f"{phase.describe(len(phases))}: already finished")
+            continue
+        print(f"{phase.describe(len(phases))} -> {phase.config.run_path}", flush=True)
+        Trainer(phase.config, extra={"experiment": exp}).run()
+    settings = export_settings(exp)
+    return phases[-1].last_checkpoint if settings is None else export_model(exp, phases[-1], out, settings)
+
+
+def _claim_run_folder(exp: dict[str, Any], out: Path, resume: bool) -> None:
+    """Record the experiment in `out`; refuse a folder that holds another experiment's run."""
+    record = out / "experiment.json"
+    if record.is_file():
+        if not resume:
+            raise ExperimentError(f"{out} already holds a run: continue it with --resume, or choose another folder")
+        changed = differences(json.loads(record.read_text()), exp)
+        if changed:
+            raise ExperimentError(f"{out} holds a run of another experiment (it differs in {', '.join(changed)}): "
+                                  f"choose another run folder, or delete this one to start over")
+    out.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(exp, indent=1) + "\n")
+
+
+def prepare_data(data: dict[str, Any], folder: Path, workers: int | None = None, progress: bool = True) -> None:
+    """Make the samples the experiment names that `folder` lacks (finished ones are kept)."""
+    had_samples = folder.is_dir() and any(folder.glob("*.npz"))
+    for src in data.get("procedural", []):
+        if src.get("only_if_empty") and had_samples:
+            continue
+        new, old, failures = prepare_procedural(src["family"], src["count"], folder, workers,
+                                                src.get("first_seed", 0), progress)
+        _report(f"{src['count']} procedural {src['family']}", new, old, failures, folder)
+    for src in data.get("meshes", []):
+        rotations = json.loads(Path(src["rotations"]).read_text())["rotations"] if "rotations" in src else None
+        new, old, failures = prepare_meshes(Path(src["folder"]), folder, rotations, workers)
+        _report(src["folder"], new, old, failures, folder)
+
+
+def _report(what: str, new: int, old: int, failures: list, folder: Path) -> None:
+    if new or failures:
+        print(f"data, {what}: {new} prepared, {old} already there, {len(failures)} skipped -> {folder}")
+
+
+def finished(phase: Phase) -> bool:
+    path = phase.last_checkpoint
+    return path.is_file() and of_stage(load_checkpoint(path), phase.config)
+
+
+def export_model(exp: dict[str, Any], last: Phase, out: Path, settings: dict[str, Any]) -> Path:
+    """Export the last phase's checkpoint to out/<name>.pth, unless done with these settings."""
+    from .export import export  # its calibration pulls in the engine: only when exporting
+
+    dst = out / f"{exp['name']}.pth"
+    if dst.is_file() and load_checkpoint(dst).extra.get("experiment") == exp:
+        print(f"export: {dst} already written")
+        return dst
+    name = EXPORT_FROM[settings["checkpoint"]]
+    src = last.last_checkpoint if name is None else last.config.run_path / name
+    print(f"export: {src} -> {dst} ({_export_text(settings)})", flush=True)
+    export(src, dst, calibration_shapes=settings["calibration_shapes"], fit_steps=settings["fit_steps"],
+           embedding_weight=settings["embedding_weight"], part_shapes=settings["part_shapes"])
+    ck = load_checkpoint(dst)  # the file's export section too, which training did not see
+    ck.extra["experiment"] = exp
+    save_checkpoint(dst, ck)
+    return dst
+
+
+def _export_text(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in settings.items() if k != "checkpoint")
+
+
+def describe(exp: dict[str, Any], out: Path, phases: list[Phase]) -> str:
+    """The whole schedule, as --dry-run prints it."""
+    model = model_config(exp)
+    n_params = sum(p.numel() for p in ImplicitCorrespondenceNet(model).parameters())
+    changed = {k: v for k, v in exp.get("model", {}).items() if k != "preset"}
+    losses = {k: v for k, v in vars(phases[0].config.losses).items() if v != getattr(LossWeights(), k)}
+    lines = [f"experiment {exp['name']}: category {exp['category']}, seed {exp.get('seed', 123)}, run folder {out}",
+             f"model: preset {exp.get('model', {}).get('preset', 'paper')}"
+             + (f" with {changed}" if changed else "") + f", {n_params / 1e6:.2f}M parameters",
+             f"losses: {losses or 'the defaults'} (phases may change them)",
+             f"data -> {data_folder(exp, out)}:"]
+    for src in exp["data"].get("procedural", []):
+        first = src.get("first_seed", 0)
+        lines.append(f"  {src['count']} procedural {src['family']} shapes, seeds {first}-{first + src['count'] - 1}"
+                     + (" (only into an empty folder)" if src.get("only_if_empty") else ""))
+    lines += [f"  meshes of {src['folder']}" + (f", rotations {src['rotations']}" if "rotations" in src else "")
+              for src in exp["data"].get("meshes", [])]
+    lines.append(f"phases ({phases[-1].config.epoch} epochs):")
+    lines += [f"  {p.describe(len(phases))}" + (" [done]" if finished(p) else "") for p in phases]
+    settings = export_settings(exp)
+    lines.append("export: none" if settings is None else
+                 f"export: the {settings['checkpoint']} checkpoint -> {out / (exp['name'] + '.pth')}, "
+                 f"{_export_text(settings)}")
+    return "\n".join(lines)
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.run", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("experiment", type=Path, help="experiment file (experiments/*.json)")
+    ap.add_argument("--out", type=Path, help="run folder (default runs/<name>)")
+    ap.add_argument("--dry-run", "--dry_run", action="store_true", dest="dry_run",
+                    help="print the whole schedule, train nothing")
+    ap.add_argument("--workers", type=int, default=None, help="data preparation processes (default: all cores)")
+    add_flags(ap, only=("device", "no_progress"))
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    overrides = {path[0]: value for path, value in given(args).items()}
+    try:
+        exp = load_experiment(args.experiment)
+        out = args.out or Path("runs") / exp["name"]
+        if args.dry_run:
+            print(describe(exp, out, plan(exp, out, **overrides)))
+            return 0
+        path = run_experiment(exp, out, workers=args.workers, **overrides)
+    except (ValueError, FileNotFoundError, CheckpointError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command to continue from the last saved epoch", file=sys.stderr)
+        return 130
+    print(f"done: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
