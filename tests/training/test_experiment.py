@@ -1,0 +1,181 @@
+"""Experiments as files (training/experiment.py, training/run.py) and the flags made from TrainConfig."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from model import Correspondence, load_checkpoint
+from model.config import preset
+from training import trainer as trainer_module
+from training.cli import given, stage_parser, with_values
+from training.experiment import ExperimentError, load_experiment, plan
+from training.prepare import prepare_procedural
+from training.run import main as run_main
+from training.trainer import TrainConfig, Trainer
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = json.loads((ROOT / "experiments" / "tiny.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """experiments/tiny.json run to the end in a scratch folder."""
+    folder = tmp_path_factory.mktemp("tiny")
+    shutil.copy(ROOT / "experiments" / "tiny.json", folder / "tiny.json")
+    out = folder / "run"
+    assert run_main([str(folder / "tiny.json"), "--out", str(out), "--no_progress", "--workers", "1"]) == 0
+    return folder / "tiny.json", out
+
+
+def test_tiny_experiment_trains_every_phase_and_exports(finished_run):
+    path, out = finished_run
+    want = [(1, 16, 0), (1, 32, 1), (2, 64, 2), (3, 64, 4)]  # (stage, resolution, last epoch) per phase
+    folders = sorted(p for p in out.iterdir() if p.is_dir() and p.name != "data")
+    assert len(folders) == len(want)
+    exp = load_experiment(path)
+    for folder, (stage, resolution, epoch) in zip(folders, want):
+        ck = load_checkpoint(folder / f"Corr-{epoch}.pth")
+        assert (ck.stage, ck.resolution, ck.epoch) == (stage, resolution, epoch)
+        assert ck.extra["experiment"] == exp
+    last = load_checkpoint(folders[-1] / "Corr-4.pth")
+    assert last.extra["trainer"]["losses"]["part"] == 1.0 and last.extra["trainer"]["lr"] == 1e-4
+    assert load_checkpoint(folders[-1] / "averaged.pth").extra["averaged_epochs"] == [3, 4]
+    exported = load_checkpoint(out / "tiny.pth")
+    assert exported.optimizer is None and exported.extra["experiment"] == exp
+    engine = Correspondence.load(out / "tiny.pth", device="cpu")
+    assert engine.segment(torch.rand(300, 3).numpy() - 0.5).shape == (300,)
+
+
+def test_a_rerun_after_completion_does_nothing(finished_run, capsys):
+    path, out = finished_run
+    files = sorted(p for p in out.rglob("*.pth"))
+    stamps = [p.stat().st_mtime_ns for p in files]
+    capsys.readouterr()
+    assert run_main([str(path), "--out", str(out), "--no_progress"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("already finished") == 4 and "already written" in printed
+    assert [p.stat().st_mtime_ns for p in sorted(out.rglob("*.pth"))] == stamps
+
+
+def test_a_killed_run_continues_where_it_stopped(finished_run, tmp_path, capsys):
+    path, done = finished_run
+    out = tmp_path / "run"
+    shutil.copytree(done, out)
+    last = sorted(out.glob("04-*"))[0]
+    (last / "Corr-4.pth").unlink()  # killed after epoch 3 of the last phase, before exporting
+    (out / "tiny.pth").unlink()
+    capsys.readouterr()
+    assert run_main([str(path), "--out", str(out), "--no_progress"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("already finished") == 3 and "resuming from" in printed
+    a, b = (load_checkpoint(d / sorted(done.glob("04-*"))[0].name / "Corr-4.pth").state_dict for d in (done, out))
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)  # as if never killed
+    assert (out / "tiny.pth").is_file()
+
+
+def test_dry_run_prints_every_phase_and_trains_nothing(tmp_path, capsys):
+    out = tmp_path / "never"
+    assert run_main([str(ROOT / "experiments" / "chair.json"), "--out", str(out), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    for line in ("phase 1/7: stage 1 at 16^3, epochs 0-2", "phase 3/7: stage 1 at 64^3, epochs 11-25",
+                 "phase 5/7: stage 3 at 64^3, epochs 38-41, batch 16, lr 0.001, part weight 0.2",
+                 "phase 6/7: stage 2 at 64^3, epochs 42-47, batch 16, lr 0.001, part weight 1",
+                 "phase 7/7: stage 3 at 64^3, epochs 48-49, batch 16, lr 0.0001, part weight 1",
+                 "600 procedural chair shapes, seeds 0-599", "fit_steps 30"):
+        assert line in printed, line
+    assert not out.exists()
+
+
+def test_the_shipped_recipes_plan_as_they_were_run():
+    def schedule(name):
+        phases = plan(load_experiment(ROOT / "experiments" / f"{name}.json"), Path("runs") / name)
+        return [(p.config.stage, p.config.resolution, p.first_epoch, p.config.epoch - 1, p.config.lr,
+                 p.config.losses.part) for p in phases], phases[-1].config
+    start = [(1, 16, 0, 2, 1e-3, 0.2), (1, 32, 3, 10, 1e-3, 0.2), (1, 64, 11, 25, 1e-3, 0.2), (2, 64, 26, 37, 1e-3, 0.2)]
+    chair, _ = schedule("chair")
+    assert chair == start + [(3, 64, 38, 41, 1e-3, 0.2), (2, 64, 42, 47, 1e-3, 1.0), (3, 64, 48, 49, 1e-4, 1.0)]
+    table, last = schedule("table")
+    assert table == start + [(2, 64, 38, 43, 1e-3, 1.0), (3, 64, 44, 44, 1e-4, 1.0)]
+    assert last.model == preset("small").with_(f_frequencies=6, encoder_normals=True)
+    airplane, last = schedule("airplane")
+    assert airplane == start + [(2, 64, 38, 43, 1e-3, 1.0), (3, 64, 44, 99, 1e-4, 1.0)]
+    assert last.average_last == 3 and last.model.encoder_normals and last.batch_size == 16
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda e: e.update(colour="red"), "unknown key 'colour'"),
+    (lambda e: e.pop("phases"), "missing 'phases'"),
+    (lambda e: e["phases"][1].update(stage=4), "phases[1]: 'stage' must be 1, 2 or 3, got 4"),
+    (lambda e: e["phases"][0].pop("epochs"), "phases[0]: missing 'epochs'"),
+    (lambda e: e["phases"][0].update(epochs=[1]), "a list of resolutions needs a list of as many epoch counts"),
+    (lambda e: e["phases"][2].update(learning_rate=1), "phases[2]: unknown key 'learning_rate'"),
+    (lambda e: e["phases"][2].update(lr="fast"), "phases[2]: 'lr' must be float"),
+    (lambda e: e["phases"][2].update(batch_size=1), "phases[2]: batch_size 1 is too small for stage 3"),
+    (lambda e: e["model"].update(code_size=3), "model: unknown key 'code_size'"),
+    (lambda e: e["model"].update(preset="huge"), "unknown preset 'huge'"),
+    (lambda e: e["losses"].update(part="yes"), "losses: 'part' must be float"),
+    (lambda e: e["data"]["procedural"][0].update(family="lamp"), "data.procedural[0]: 'family' must be one of"),
+    (lambda e: e["phases"][2].pop("average_last"), "export: 'averaged' needs 'average_last' >= 2"),
+    (lambda e: e["export"].update(fit=3), "export: unknown key 'fit'"),
+])
+def test_a_bad_experiment_file_names_its_problem(tmp_path, capsys, change, message):
+    exp = json.loads(json.dumps(TINY))
+    change(exp)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(exp))
+    with pytest.raises(ExperimentError) as err:
+        load_experiment(path)
+    assert message in str(err.value) and str(path) in str(err.value)
+    assert run_main([str(path), "--dry-run"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_not_json_and_a_missing_file(tmp_path):
+    (tmp_path / "x.json").write_text("{\"phases\": [")
+    with pytest.raises(ExperimentError, match="not valid JSON"):
+        load_experiment(tmp_path / "x.json")
+    with pytest.raises(ExperimentError, match="no such experiment file"):
+        load_experiment(tmp_path / "y.json")
+
+
+def test_a_run_folder_of_another_experiment_is_refused(finished_run, tmp_path, capsys):
+    path, out = finished_run
+    exp = json.loads(path.read_text())
+    exp["phases"][2]["epochs"] = 3
+    (tmp_path / "tiny.json").write_text(json.dumps(exp))
+    assert run_main([str(tmp_path / "tiny.json"), "--out", str(out), "--no_progress"]) == 2
+    assert "holds a run of another experiment (it differs in phases)" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ flags from TrainConfig
+PAPER = ["--cate_name", "chair", "--epoch", "50", "--resolution", "16", "--batch_size", "45",
+         "--pretrain_model", "TRUE", "--pretrain_model_name", "Corr-49.pth"]
+
+
+def test_the_papers_flags_and_the_composed_configs():
+    args = stage_parser(1).parse_args(PAPER + ["--preset", "small", "--f_frequencies", "6", "--part_weight", "1.0",
+                                               "--part_balance", "--no_augment", "--average_last", "3"])
+    cfg = with_values(TrainConfig(stage=1), given(args))
+    assert (cfg.cate_name, cfg.epoch, cfg.resolution, cfg.batch_size) == ("chair", 50, 16, 45)
+    assert cfg.pretrain_model is True and cfg.pretrain_model_name == "Corr-49.pth"
+    assert cfg.model == preset("small").with_(f_frequencies=6)
+    assert (cfg.losses.part, cfg.losses.part_balance, cfg.losses.normal) == (1.0, True, 0.01)
+    assert cfg.augment is False and cfg.average_last == 3
+    # flags not given keep TrainConfig's defaults, the paper's
+    cfg = with_values(TrainConfig(stage=2), given(stage_parser(2).parse_args([])))
+    assert cfg == TrainConfig(stage=2)
+    with pytest.raises(SystemExit):
+        stage_parser(1).parse_args(["--pretrain_model", "maybe"])
+
+
+def test_the_trainer_steps_with_loops_train_step(tmp_path, monkeypatch):
+    prepare_procedural("chair", 3, tmp_path / "data", workers=1)
+    calls = []
+    real = trainer_module.train_step
+    monkeypatch.setattr(trainer_module, "train_step", lambda *a, **k: calls.append(1) or real(*a, **k))
+    cfg = TrainConfig(data_dir=str(tmp_path / "data"), checkpoint_dir=str(tmp_path / "run"), preset="tiny",
+                      batch_size=1, epoch=2, occupancy_points=128, progress=False, val_fraction=0.0)
+    Trainer(cfg).run()
+    assert len(calls) == 2 * 3  # two epochs of three one-shape batches
