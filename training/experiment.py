@@ -195,9 +195,14 @@ def plan(exp: dict[str, Any], out: Path, **overrides: Any) -> list[Phase]:
     """The trainer config of every phase, in the run folder `out` (phase i in
     `out/<i>-stage<s>-<res>`); `overrides` (TrainConfig fields: device, progress, ...)
     apply to every phase."""
-    base = TrainConfig(cate_name=exp["category"], seed=exp.get("seed", 123), data_dir=str(data_folder(exp, out)),
-                       model=model_config(exp), losses=_losses("losses", exp.get("losses", {}), LossWeights()),
-                       resume=True, **_fields("train", exp.get("train", {}), TrainConfig(), RUN_KEYS))
+    try:
+        base = TrainConfig(cate_name=exp["category"], seed=exp.get("seed", 123), data_dir=str(data_folder(exp, out)),
+                           model=model_config(exp), losses=_losses("losses", exp.get("losses", {}), LossWeights()),
+                           resume=True, **_fields("train", exp.get("train", {}), TrainConfig(), RUN_KEYS))
+    except ExperimentError:
+        raise
+    except ValueError as exc:
+        raise ExperimentError(f"train: {str(exc).replace('--', '')}") from None
     phases: list[Phase] = []
     for i, raw in enumerate(exp["phases"]):
         for stage, resolution, epochs, settings in _expand(f"phases[{i}]", raw):

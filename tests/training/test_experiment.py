@@ -93,7 +93,8 @@ def test_the_shipped_recipes_plan_as_they_were_run():
         phases = plan(load_experiment(ROOT / "experiments" / f"{name}.json"), Path("runs") / name)
         return [(p.config.stage, p.config.resolution, p.first_epoch, p.config.epoch - 1, p.config.lr,
                  p.config.losses.part) for p in phases], phases[-1].config
-    start = [(1, 16, 0, 2, 1e-3, 0.2), (1, 32, 3, 10, 1e-3, 0.2), (1, 64, 11, 25, 1e-3, 0.2), (2, 64, 26, 37, 1e-3, 0.2)]
+    start = [(1, 16, 0, 2, 1e-3, 0.2), (1, 32, 3, 10, 1e-3, 0.2), (1, 64, 11, 25, 1e-3, 0.2),
+             (2, 64, 26, 37, 1e-3, 0.2)]
     chair, _ = schedule("chair")
     assert chair == start + [(3, 64, 38, 41, 1e-3, 0.2), (2, 64, 42, 47, 1e-3, 1.0), (3, 64, 48, 49, 1e-4, 1.0)]
     table, last = schedule("table")
