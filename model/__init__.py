@@ -3,32 +3,26 @@
     from model import Correspondence
     engine = Correspondence.load()
     res = engine.correspond(src_points, tgt_points)
-"""
-from .checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from .config import PRESETS, ModelConfig, preset
-from .engine import (
-    Correspondence,
-    CorrespondenceResult,
-    PreparedShape,
-    ReconstructedMesh,
-    default_device,
-    shipped_categories,
-)
-from .networks import ImplicitCorrespondenceNet
 
-__all__ = [
-    "Checkpoint",
-    "CheckpointError",
-    "Correspondence",
-    "CorrespondenceResult",
-    "ImplicitCorrespondenceNet",
-    "ModelConfig",
-    "PRESETS",
-    "PreparedShape",
-    "ReconstructedMesh",
-    "default_device",
-    "load_checkpoint",
-    "preset",
-    "save_checkpoint",
-    "shipped_categories",
-]
+Names are imported on first use, so that `model.labels` (numpy only; the Blender add-on
+ships a copy of it) can be imported without torch.
+"""
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "Calibration": "settings", "Settings": "settings",
+    "Checkpoint": "checkpoint", "CheckpointError": "checkpoint", "load_checkpoint": "checkpoint",
+    "save_checkpoint": "checkpoint",
+    "PRESETS": "config", "ModelConfig": "config", "preset": "config",
+    "Correspondence": "engine", "CorrespondenceResult": "engine", "shipped_categories": "engine",
+    "PreparedShape": "preparation", "ReconstructedMesh": "reconstruction", "default_device": "runner",
+    "ImplicitCorrespondenceNet": "networks",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'model' has no attribute {name!r}")
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -17,7 +17,8 @@ from .config import ModelConfig
 from .networks import ImplicitCorrespondenceNet
 
 FORMAT = "implicit-correspondence-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the calibration is one `extra["calibration"]` record (model/settings.py)
+READABLE_VERSIONS = (1, 2)
 
 
 class CheckpointError(ValueError):
@@ -86,10 +87,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an {FORMAT} file")
     version = payload.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"{path} has checkpoint format version {version}; this program reads version "
-            f"{FORMAT_VERSION}"
+            f"{path} has checkpoint format version {version}; this program reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
     try:
         config = ModelConfig.from_dict(payload["config"])

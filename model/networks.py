@@ -140,10 +140,6 @@ class ImplicitCorrespondenceNet(nn.Module):
         """Occupancy is the max over part branches."""
         return o.max(dim=-1).values
 
-    def map_points(self, x: torch.Tensor, z_from: torch.Tensor, z_to: torch.Tensor) -> torch.Tensor:
-        """x on shape A (code z_from) -> the corresponding point of shape B (code z_to)."""
-        return self.g(self.f(x, z_from), z_to)
-
 
 def with_encoder_normals(net: ImplicitCorrespondenceNet) -> ImplicitCorrespondenceNet:
     """The same network with E's input widened to points and normals.

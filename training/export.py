@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from model.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
-from model.engine import check_settings
+from model.settings import Calibration
 
 CALIBRATION_SEEDS = 3_000_000  # apart from training (0...) and the evaluation seeds (1_000_000..., 2_000_000...)
 
@@ -54,6 +54,8 @@ def calibrate(ck: Checkpoint, count: int = 16, **engine_kwargs: float) -> dict[s
     return {f"{k}_sigma": max(q / scale, 1e-4) for k, q in zip(("surface", "embedding", "cycle"), q90)}
 
 
+# where format-1 exports kept the calibration, now one `calibration` record
+FORMAT_1_KEYS = ("confidence", "fit_steps", "embedding_weight", "part_bias")
 BIAS_GRID = np.arange(-1.0, 2.51, 0.25)
 
 
@@ -64,7 +66,8 @@ def calibrate_parts(ck: Checkpoint, count: int, fit_steps: int = 0, progress: bo
     from tqdm import tqdm
 
     from model import Correspondence
-    from model.engine import branch_logits
+    from model.parts import present
+    from model.runner import branch_logits
     from training.evaluate import procedural_shapes, shape_miou
     from training.families import PART_NAMES
 
@@ -76,7 +79,7 @@ def calibrate_parts(ck: Checkpoint, count: int, fit_steps: int = 0, progress: bo
     for shape in tqdm(procedural_shapes(ck.category, count, first=CALIBRATION_SEEDS), desc="part offsets",
                       unit="shape", disable=not progress):
         prep = engine.prepare(shape["surface_points"])
-        logits.append(branch_logits(engine._f(prep.points, prep.code)))
+        logits.append(branch_logits(engine.runner.f(prep.points, prep.code)))
         labels.append(shape["surface_labels"])
 
     def score(bias: np.ndarray) -> float:
@@ -84,7 +87,7 @@ def calibrate_parts(ck: Checkpoint, count: int, fit_steps: int = 0, progress: bo
         for lg, lab in zip(logits, labels):
             adjusted = lg + bias
             presence = np.bincount(adjusted.argmax(1), minlength=len(bias)) / len(adjusted)
-            total += shape_miou(np.where(engine._present(presence), adjusted, -np.inf).argmax(1), lab, parts)[0]
+            total += shape_miou(np.where(present(presence), adjusted, -np.inf).argmax(1), lab, parts)[0]
         return total / len(logits)
 
     bias = np.zeros(ck.config.n_parts)
@@ -102,21 +105,22 @@ def export(src: Path, dst: Path, calibration_shapes: int = 16, fit_steps: int = 
            embedding_weight: float | None = None, part_shapes: int = 0) -> dict[str, Any]:
     """Write the shippable checkpoint; `fit_steps` (and `embedding_weight`, where given)
     become the engine's defaults for it, as do offsets from `part_shapes` shapes.
-    -> the checkpoint's `extra`: the confidence sigmas and the defaults it stores."""
+    -> the calibration record stored (model/settings.py `Calibration`)."""
     weight = {} if embedding_weight is None else {"embedding_weight": float(embedding_weight)}
-    check_settings(fit_steps=fit_steps, **weight)  # before loading and calibrating
+    Calibration(fit_steps=fit_steps, **weight)  # a bad setting fails before loading and calibrating
     if part_shapes < 0:
         raise ValueError(f"--part_shapes must be >= 0, got {part_shapes}")
     ck = load_checkpoint(src)
     ck.optimizer = None
     bias = {"part_bias": calibrate_parts(ck, part_shapes, fit_steps)} if part_shapes else {}
     confidence = calibrate(ck, calibration_shapes, **weight, **bias) if calibration_shapes else {}
+    calibration = Calibration(fit_steps=fit_steps, **weight, **bias, **confidence)
     # re-exporting a shipped checkpoint keeps the name of the training checkpoint behind it
-    extra = {k: v for k, v in ck.extra.items() if k not in ("embedding_weight", "part_bias")}
-    ck.extra = {**extra, "exported_from": ck.extra.get("exported_from", src.name), "confidence": confidence,
-                "fit_steps": fit_steps, **weight, **bias}
+    extra = {k: v for k, v in ck.extra.items() if k not in FORMAT_1_KEYS}
+    ck.extra = {**extra, "exported_from": ck.extra.get("exported_from", src.name),
+                "calibration": calibration.to_dict()}
     save_checkpoint(dst, ck)
-    return ck.extra
+    return ck.extra["calibration"]
 
 
 def main(argv: Iterable[str] | None = None) -> int:
@@ -138,9 +142,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{args.destination}: {args.destination.stat().st_size / 1e6:.1f} MB; "
-          f"confidence sigmas {stored['confidence']}")
-    if "part_bias" in stored:
-        print(f"part logit offsets {stored['part_bias']}")
+          f"calibration {stored}")
     return 0
 
 

@@ -43,7 +43,7 @@ def test_other_format_version(tmp_path):
     payload = torch.load(path, weights_only=True)
     payload["format_version"] = FORMAT_VERSION + 1
     torch.save(payload, path)
-    with pytest.raises(CheckpointError, match="format version 2; this program reads version 1"):
+    with pytest.raises(CheckpointError, match="format version 3; this program reads versions 1, 2"):
         load_checkpoint(path)
 
 

@@ -113,6 +113,32 @@ def test_part_offsets_move_part_decisions_only():
             Correspondence(net, "cpu", part_bias=bad)
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("chunk", 0, "chunk must be >= 1"), ("surface_sigma", 0.0, "surface_sigma must be a finite number > 0"),
+    ("fit_steps", -1, "fit_steps must be >= 0"), ("fit_steps", 2.5, "fit_steps must be an integer"),
+    ("embedding_weight", float("nan"), "embedding_weight"), ("position_prior", 1.5, "position_prior must be in"),
+    ("max_points", 1, "max_points must be >= 2"), ("part_frames", False, "unknown engine option"),
+])
+def test_every_setting_is_checked_once_with_its_name(option, value, message):
+    with pytest.raises(ValueError, match=message):
+        Correspondence(ImplicitCorrespondenceNet(preset("tiny")), "cpu", **{option: value})
+
+
+def test_a_prepared_shape_is_refused_by_an_engine_it_was_not_made_for():
+    """Its samples and codes depend on the network, the seed, fit_steps and the offsets."""
+    torch.manual_seed(0)
+    net = ImplicitCorrespondenceNet(preset("tiny"))
+    a = Correspondence(net, "cpu")
+    prep = a.prepare(rng_points(500))
+    assert np.array_equal(Correspondence(net, "cpu", chunk=99).segment(prep), a.segment(prep))
+    for other in (Correspondence(net, "cpu", seed=1), Correspondence(net, "cpu", part_bias=[1.0]),
+                  Correspondence(ImplicitCorrespondenceNet(preset("tiny")), "cpu")):
+        with pytest.raises(ValueError, match="prepared by an engine with another network or settings"):
+            other.correspond(prep, rng_points(300, 1))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        prep.code = prep.encoder_code
+
+
 def test_chunked_equals_unchunked():
     torch.manual_seed(0)
     net = ImplicitCorrespondenceNet(preset("tiny"))
@@ -172,8 +198,8 @@ def test_load_paths(tmp_path, monkeypatch):
     path = tmp_path / "m.pth"
     save_checkpoint(path, Checkpoint(preset("tiny"), net.state_dict(), "table", stage=3, epoch=7,
                                      extra={"confidence": {"cycle_sigma": 0.07}}))
-    e = Correspondence.load(path)
-    assert e.category == "table" and e.device.type in ("cpu", "cuda") and e.cycle_sigma == 0.07
+    e = Correspondence.load(path)  # a format-1 checkpoint: its sigmas under `confidence`
+    assert e.category == "table" and e.device.type in ("cpu", "cuda") and e.calibration.cycle_sigma == 0.07
     assert e.info()["epoch"] == 7
     monkeypatch.setattr("model.engine.CHECKPOINT_DIR", tmp_path / "none")
     with pytest.raises(CheckpointError, match="no default checkpoint for category 'chair'"):

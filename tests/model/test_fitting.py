@@ -7,7 +7,7 @@ import torch
 from model import Correspondence
 from model.fitting import fit_code, orient_outward
 from model.normals import pca_normals
-from training.evaluate import procedural_shapes, shape_miou
+from training.evaluate import auroc, procedural_shapes, shape_miou
 from training.export import export
 from training.families import AIRPLANE_PARTS
 
@@ -73,17 +73,29 @@ def test_fitted_codes_segment_unseen_airplanes_better():
               for s in planes]
              for e in (Correspondence.load(category="airplane", device="cpu", fit_steps=f, part_bias=None)
                        for f in (0, 30))]
-    assert np.mean(mious[1]) > np.mean(mious[0]) + 0.005  # measured with the shipped airplane: 91.2 -> 92.2
+    # measured with the shipped airplane: 91.2 -> 92.2 on average
+    assert np.mean(mious[1]) > np.mean(mious[0]) and np.mean(np.greater_equal(mious[1], mious[0])) >= 0.5
 
 
 def test_the_match_is_the_fitted_codes_and_the_confidence_the_encoders(engines, tables):
+    """The fitted code places the match; E's codes, on which g was trained, judge it, and
+    tell the points of parts the source lacks as well as without fitting."""
     plain, fitting = engines
-    src, tgt = tables[0]["surface_points"], tables[1]["surface_points"]
-    prep = fitting.prepare(src)
-    assert prep.encoder_code is not None and not torch.equal(prep.code, prep.encoder_code)
-    a, b = plain.correspond(src, tgt), fitting.correspond(prep, tgt)
-    np.testing.assert_allclose(b.confidence, a.confidence, rtol=1e-5, atol=1e-6)
+    prep = fitting.prepare(tables[0]["surface_points"])
+    assert prep.fitted and not torch.equal(prep.code, prep.encoder_code)
+    a, b = plain.correspond(tables[0]["surface_points"], tables[1]["surface_points"]), \
+        fitting.correspond(prep, tables[1]["surface_points"])
+    np.testing.assert_allclose(b.raw, a.raw, rtol=1e-5, atol=1e-6)  # g's map is E's codes'
     assert np.mean(a.source_index != b.source_index) > 0.01  # a different code places the matches
+    scores = {}
+    for name, engine in (("plain", plain), ("fitted", fitting)):
+        exists, conf = [], []
+        for src, tgt in zip(tables[:5], tables[1:6]):
+            conf.append(engine.correspond(src["surface_points"], tgt["surface_points"]).confidence)
+            exists.append(np.isin(tgt["surface_labels"], src["surface_labels"]))
+        exists, conf = np.concatenate(exists), np.concatenate(conf)
+        scores[name] = auroc(conf[exists], conf[~exists])
+    assert scores["fitted"] > scores["plain"] - 0.02, scores
 
 
 def test_export_stores_the_engines_defaults(tmp_path):
@@ -94,14 +106,14 @@ def test_export_stores_the_engines_defaults(tmp_path):
     export(tmp_path / "Corr-3.pth", tmp_path / "a.pth", calibration_shapes=0, fit_steps=7, embedding_weight=0.25)
     export(tmp_path / "a.pth", tmp_path / "b.pth", calibration_shapes=0)
     a, b = Correspondence.load(tmp_path / "a.pth"), Correspondence.load(tmp_path / "b.pth")
-    assert (a.fit_steps, a.embedding_weight) == (7, 0.25)
+    assert (a.calibration.fit_steps, a.calibration.embedding_weight) == (7, 0.25)
     assert a.info()["fit_steps"] == 7 and a.info()["embedding_weight"] == 0.25  # what the server reports
-    assert (b.fit_steps, b.embedding_weight) == (0, 0.5)  # a re-export without them: the engine's defaults
-    assert Correspondence.load(tmp_path / "a.pth", embedding_weight=1.0).embedding_weight == 1.0
-    assert Correspondence.load(tmp_path / "a.pth", fit_steps=2).fit_steps == 2
+    assert (b.calibration.fit_steps, b.calibration.embedding_weight) == (0, 0.5)  # a re-export without them: the engine's defaults
+    assert Correspondence.load(tmp_path / "a.pth", embedding_weight=1.0).calibration.embedding_weight == 1.0
+    assert Correspondence.load(tmp_path / "a.pth", fit_steps=2).calibration.fit_steps == 2
     assert load_checkpoint(tmp_path / "b.pth").extra["exported_from"] == "Corr-3.pth"
     with pytest.raises(ValueError, match="fit_steps must be >= 0"):
         export(tmp_path / "a.pth", tmp_path / "c.pth", calibration_shapes=0, fit_steps=-1)
-    with pytest.raises(ValueError, match="embedding_weight must be >= 0"):
+    with pytest.raises(ValueError, match="embedding_weight must be a finite number >= 0"):
         export(tmp_path / "a.pth", tmp_path / "c.pth", calibration_shapes=0, embedding_weight=-0.5)
     assert not (tmp_path / "c.pth").exists()

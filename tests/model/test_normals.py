@@ -51,6 +51,7 @@ def test_an_engine_whose_e_sees_normals_takes_clouds_meshes_and_turns():
     import trimesh
 
     from model import Correspondence
+    from model.preparation import encoder_input
 
     torch.manual_seed(0)
     engine = Correspondence(ImplicitCorrespondenceNet(preset("tiny").with_(encoder_normals=True)), device="cpu")
@@ -59,7 +60,7 @@ def test_an_engine_whose_e_sees_normals_takes_clouds_meshes_and_turns():
     result = engine.correspond((np.asarray(box.vertices), np.asarray(box.faces)), cloud)
     assert result.mapped.shape == (6000, 3) and np.isfinite(result.confidence).all()
     prepared = engine.prepare(cloud)
-    enc = engine._encoder_input(prepared.shape, prepared.frame)
+    enc = encoder_input(prepared.shape, prepared.frame, engine.cfg, seed=0)
     assert enc.shape == (engine.cfg.encoder_points, 6)
     assert np.allclose(np.linalg.norm(enc[:, 3:], axis=1), 1.0)
     assert engine.align(cloud).shape == (3, 3)  # turns the normals with the points

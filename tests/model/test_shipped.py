@@ -5,7 +5,9 @@ from functools import cache
 import numpy as np
 import pytest
 
-from model import Correspondence, shipped_categories
+from model import Correspondence
+from model.engine import shipped_categories
+from model.parts import MIN_PART_FRACTION
 from training.evaluate import evaluate, procedural_shapes, shape_miou
 from training.families import CHAIR_PARTS, TABLE_PARTS, table
 from training.prepare import load_psb_upright
@@ -170,14 +172,18 @@ def test_the_sources_own_labels_guide_the_match():
 
 def test_the_sources_labels_tell_which_parts_it_has():
     """A branch winning on a few stray points of a source is not a part the source's labels
-    know of: with the labels, target points of that part keep a low existence.  (The
-    engine branch wins on a few points of this engineless source under E's code; a tiny
-    `min_part_fraction` makes them a part without labels.)"""
-    engine = Correspondence.load(category="airplane", device="cpu", min_part_fraction=0.001)
+    know of: with the labels, target points of that part keep a low existence.  (An engine
+    offset just large enough makes the engine branch win on a few points of this
+    engineless source, a part of it without labels.)"""
     shapes = procedural_shapes("airplane", 20)
     src = shapes[2]  # no engines
     assert not (src["surface_labels"] == 3).any()
-    prep = engine.prepare(src["surface_points"])
+    for offset in np.arange(0.5, 6.01, 0.5):
+        engine = Correspondence.load(category="airplane", device="cpu", fit_steps=0, part_bias=[0, 0, 0, offset])
+        prep = engine.prepare(src["surface_points"])
+        if prep.judged.presence[3] >= MIN_PART_FRACTION:
+            break
+    assert prep.judged.presence[3] < 0.2, "the offset made engines of most of the source"
     targets = [s for s in shapes[3:] if (s["surface_labels"] == 3).any()][:3]
     for tgt in targets:
         engines = tgt["surface_labels"] == 3

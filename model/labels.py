@@ -1,0 +1,74 @@
+"""Labels through a correspondence: plain numpy, shared by the engine, the command-line
+client and the Blender add-on (which ships a copy of this file: it must not import torch).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# A label covering less than this fraction of its share of the source on the target comes
+# from stray matches along a part boundary, not from a part both shapes have.
+MIN_LABEL_SHARE = 0.2
+
+# One colour per part label (RGB in [0, 1]); -1 (no label) is GREY.
+PALETTE = np.array([
+    [0.90, 0.30, 0.25], [0.25, 0.55, 0.90], [0.35, 0.75, 0.35], [0.95, 0.75, 0.20],
+    [0.65, 0.40, 0.85], [0.20, 0.80, 0.80], [0.95, 0.50, 0.70], [0.55, 0.45, 0.30],
+    [0.60, 0.85, 0.20], [0.30, 0.30, 0.65], [0.90, 0.55, 0.20], [0.45, 0.65, 0.60],
+], dtype=np.float32)
+GREY = 0.5
+
+
+def label_colors(labels: np.ndarray) -> np.ndarray:
+    """(N, 3) RGB in [0, 1] of each label: the palette, grey for -1."""
+    labels = np.asarray(labels)
+    out = PALETTE[np.mod(labels, len(PALETTE))]
+    out[labels < 0] = GREY
+    return out
+
+
+def nearest_corner(triangles: np.ndarray, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
+    """The vertex (or corner, given corner indices) of each matched triangle nearest the
+    matched point: where values that must not be blended (labels) are read."""
+    return np.asarray(triangles)[face, np.asarray(bary).argmax(axis=1)]
+
+
+def slivers(source_labels: np.ndarray, target_labels: np.ndarray, min_share: float = MIN_LABEL_SHARE) -> np.ndarray:
+    """(M,) bool: target points whose label covers less than `min_share` of its share of
+    the source (shares are counts: pass labels at area-uniform samples, or vertices).
+
+    Such points keep their label but should be treated as unmatched: a fill from
+    confident neighbours or another source decides them.
+    """
+    source_labels, target_labels = np.asarray(source_labels), np.asarray(target_labels)
+    values, inverse = np.unique(np.concatenate([source_labels, target_labels]), return_inverse=True)
+    n = len(source_labels)
+    share_source = np.bincount(inverse[:n], minlength=len(values)) / max(n, 1)
+    share_target = np.bincount(inverse[n:], minlength=len(values)) / max(len(target_labels), 1)
+    return (share_target < min_share * share_source)[inverse[n:]]
+
+
+def label_layout(labels: np.ndarray, n_vertices: int, n_faces: int | None, name: str = "source_labels"
+                 ) -> tuple[np.ndarray, bool]:
+    """Integer labels per vertex (or point) or per face -> (int64 labels, per_face)."""
+    arr = np.asarray(labels)
+    if not np.issubdtype(arr.dtype, np.integer) or arr.ndim != 1:
+        raise ValueError(f"{name}: expected a 1-D array of integer labels, got {arr.dtype} {arr.shape}")
+    if len(arr) == n_vertices:
+        return arr.astype(np.int64, copy=False), False
+    if n_faces is not None and len(arr) == n_faces:
+        return arr.astype(np.int64, copy=False), True
+    if n_faces is None:
+        raise ValueError(f"{name}: has {len(arr)} entries but the shape has {n_vertices} points")
+    raise ValueError(f"{name}: has {len(arr)} entries; the shape has {n_vertices} vertices and {n_faces} faces "
+                     f"(one label per vertex or per face)")
+
+
+def labels_at(labels: np.ndarray, per_face: bool, faces: np.ndarray | None, face: np.ndarray | None,
+              bary: np.ndarray | None, index: np.ndarray) -> np.ndarray:
+    """Per-vertex or per-face labels at matched points: a face's own label, else the
+    nearest corner's (a point cloud's: the matched point's, `index`)."""
+    if per_face:
+        return labels[face]
+    if face is None:
+        return labels[index]
+    return labels[nearest_corner(faces, face, bary)]

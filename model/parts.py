@@ -1,0 +1,72 @@
+"""Which parts a shape has, and which part each source sample is matched as."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# A branch is a part of a shape when it wins on at least this fraction of its surface: a
+# few stray points where an absent part's branch barely wins (an armrest branch along the
+# edge of an armless seat) are no part, and must neither take that part's label nor match
+# onto that part of another shape.
+MIN_PART_FRACTION = 0.02
+# A source label is matched as one model part when at least this fraction of it is that
+# branch (and of the branch, that label); "left half" or "painted red" are no parts.
+MIN_LABEL_AGREEMENT = 0.6
+
+
+def presence_of(parts: np.ndarray, n_parts: int) -> np.ndarray:
+    """(k,) the fraction of the points whose part is each branch."""
+    return np.bincount(parts, minlength=n_parts) / max(len(parts), 1)
+
+
+def present(presence: np.ndarray) -> np.ndarray:
+    """(k,) bool: the branches that are parts of the shape (the largest one at least)."""
+    return presence >= min(MIN_PART_FRACTION, presence.max())
+
+
+def without_absent(emb: np.ndarray, presence: np.ndarray) -> np.ndarray:
+    """The embedding with the branches of parts the shape lacks set to 0."""
+    return emb * present(presence)
+
+
+@dataclass(frozen=True)
+class Embedded:
+    """f at a shape's surface samples under one code."""
+
+    raw: np.ndarray  # (S, k) f (with the part offsets)
+    presence: np.ndarray  # (k,) fraction of the surface whose argmax branch is each branch
+    embedding: np.ndarray  # (S, k) raw with the branches of absent parts zeroed
+
+    @classmethod
+    def of(cls, raw: np.ndarray) -> "Embedded":
+        presence = presence_of(raw.argmax(axis=1), raw.shape[1])
+        return cls(raw, presence, without_absent(raw, presence))
+
+    def parts(self, labels: np.ndarray | None = None) -> np.ndarray:
+        """The branch each sample is matched as.
+
+        Without labels: the argmax of f.  With the shape's own labels at the samples (-1:
+        unlabelled), each label's samples all take the branch most of them have: f blurs
+        thin parts into the part they touch (a table's apron into its top), and a label
+        tells which of the two the whole apron is.
+        """
+        parts = self.embedding.argmax(axis=1)
+        if labels is None:
+            return parts
+        guided = parts.copy()
+        for label in np.unique(labels[labels >= 0]):
+            mine = labels == label
+            counts = np.bincount(parts[mine])
+            part = counts.argmax()
+            if counts[part] >= MIN_LABEL_AGREEMENT * max(mine.sum(), np.sum(parts == part)):
+                guided[mine] = part
+        return guided
+
+    def source_presence(self, labels: np.ndarray | None) -> np.ndarray:
+        """Which parts the shape has as a source: with its labels, the parts they were
+        matched as (an engine branch winning on 2% of an engineless airplane's wing roots
+        is no engine its labels know of); without, where f's branches win."""
+        if labels is None:
+            return self.presence
+        return presence_of(self.parts(labels), self.raw.shape[1])

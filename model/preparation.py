@@ -1,0 +1,116 @@
+"""A shape made ready for the engine: validated, in the model frame, encoded, its code
+fitted, its surface sampled and embedded.  Prepared once, reused by any number of calls
+of the engine that made it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import torch
+
+from .alignment import best_rotation, rotated
+from .config import ModelConfig
+from .fitting import fit_code, orient_outward
+from .geometry import Frame, SurfaceIndex, barycentric, bounding_frame, nearest_in_cloud, sample_surface
+from .normals import estimate_normals, pca_normals
+from .parts import Embedded
+from .runner import Runner
+from .validation import Shape
+
+NORMAL_CLOUD = 4096  # points E's normals are estimated from: a training sample's surface points
+MATCH_SAMPLES = 20000  # area-uniform samples of a mesh: match candidates and part presence
+FIT_POINTS = 2048  # surface points a code is fitted on (half in the loss, all for orienting normals)
+FIT_LR = 1e-2
+FIT_OFFSET = 0.01  # occupancy 1 this far inside the surface, 0 as far outside
+
+
+@dataclass(frozen=True)
+class PreparedShape:
+    """A shape in the model frame with its codes and embedded surface samples."""
+
+    shape: Shape
+    frame: Frame
+    points: np.ndarray  # vertices (or points) in the model frame
+    code: torch.Tensor  # (1, C) places the parts: fitted to the surface unless fit_steps is 0
+    encoder_code: torch.Tensor  # E's code: judges the match (g was trained on E's codes)
+    sample_points: np.ndarray  # (S, 3) area-uniform surface samples (a point cloud's own points)
+    sample_face: np.ndarray | None  # (S,) face of each sample, meshes only
+    sample_bary: np.ndarray | None  # (S, 3)
+    placed: Embedded  # f at the samples under `code`
+    judged: Embedded  # f at the samples under `encoder_code` (`placed` when not fitted)
+    made_with: tuple = field(repr=False)  # the engine settings all of the above depend on
+
+    @property
+    def fitted(self) -> bool:
+        return self.code is not self.encoder_code
+
+    @cached_property
+    def surface(self) -> SurfaceIndex | None:
+        """Nearest-point index over the mesh (None for point clouds), built on first use."""
+        return SurfaceIndex(self.points, self.shape.faces) if self.shape.is_mesh else None
+
+    def distance_to_surface(self, points: np.ndarray) -> np.ndarray:
+        if self.surface is None:
+            return nearest_in_cloud(self.points, points)[0]
+        return np.linalg.norm(points - self.surface.query(points)[0], axis=1)
+
+
+def prepare(runner: Runner, cfg: ModelConfig, shape: Shape, align: bool, fit_steps: int, seed: int,
+            made_with: tuple) -> PreparedShape:
+    """Frame, (alignment), code, (fitted code), samples and their embeddings."""
+    frame = bounding_frame(shape.vertices)
+    enc = encoder_input(shape, frame, cfg, seed)
+    rotation = best_rotation(runner, enc, seed) if align else np.eye(3)
+    frame = frame.rotated(rotation)
+    encoder_code = runner.encode(rotated(enc, rotation))
+    code = fitted_code(runner, shape, frame, encoder_code, fit_steps, seed) if fit_steps else encoder_code
+    points = frame.to_model(shape.vertices)
+    if shape.is_mesh:
+        samples, face, _ = sample_surface(points, shape.faces, MATCH_SAMPLES, seed=seed)
+        bary = barycentric(points[shape.faces[face]], samples)
+    else:
+        samples, face, bary = points, None, None
+    judged = Embedded.of(runner.embed(samples, encoder_code))
+    placed = Embedded.of(runner.embed(samples, code)) if fit_steps else judged
+    return PreparedShape(shape, frame, points, code, encoder_code, samples, face, bary, placed, judged, made_with)
+
+
+def encoder_input(shape: Shape, frame: Frame, cfg: ModelConfig, seed: int) -> np.ndarray:
+    """The fixed-size surface sample E sees, in the unrotated model frame: (n, 3) points,
+    or (n, 6) points and normals estimated from `NORMAL_CLOUD` of them, as in training."""
+    n = cfg.encoder_points
+    cloud = NORMAL_CLOUD if cfg.encoder_normals else n
+    if shape.is_mesh:
+        pts = sample_surface(shape.vertices, shape.faces, cloud, seed=seed)[0]
+    elif len(shape.vertices) > cloud:
+        pts = shape.vertices[np.random.default_rng(seed).choice(len(shape.vertices), cloud, replace=False)]
+    else:
+        pts = shape.vertices
+    pts = frame.to_model(pts)
+    if not cfg.encoder_normals:
+        return pts
+    normals = estimate_normals(pts)
+    pick = np.random.default_rng(seed).permutation(len(pts))[:n]
+    return np.concatenate([pts[pick], normals[pick]], axis=1)
+
+
+def fitted_code(runner: Runner, shape: Shape, frame: Frame, code: torch.Tensor, steps: int, seed: int) -> torch.Tensor:
+    """E's code fitted to the shape's surface (model/fitting.py)."""
+    if shape.is_mesh:
+        pts, _, normals = sample_surface(shape.vertices, shape.faces, FIT_POINTS, seed=seed)
+        pts, normals = frame.to_model(pts), normals @ frame.rotation.T
+    else:
+        pick = np.random.default_rng(seed).permutation(len(shape.vertices))[:FIT_POINTS]
+        pts = frame.to_model(shape.vertices[pick])
+        normals = pca_normals(pts)
+    used = np.random.default_rng(seed).permutation(len(pts))[: max(FIT_POINTS // 2, 8)]
+    normals = orient_outward(pts[used], normals[used], pts, lambda x: runner.f(x, code).max(axis=1), FIT_OFFSET)
+    return fit_code(runner.net.embed, code, pts[used], normals, steps, FIT_LR, FIT_OFFSET)
+
+
+def vertex_embedding(runner: Runner, prep: PreparedShape, code: Any, at_samples: Embedded) -> np.ndarray:
+    """f under `code` at the shape's vertices or points (a point cloud's are its samples:
+    reused from `at_samples`)."""
+    return runner.embed(prep.points, code) if prep.shape.is_mesh else at_samples.raw

@@ -1,0 +1,74 @@
+"""E, f and g on numpy arrays, on one device, in bounded chunks."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .networks import ImplicitCorrespondenceNet
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def branch_logits(emb: np.ndarray) -> np.ndarray:
+    """The logits behind f's branch outputs (sigmoids), clipped away from 0 and 1."""
+    p = np.clip(emb.astype(np.float64), 1e-6, 1 - 1e-6)
+    return np.log(p / (1 - p))
+
+
+def biased(emb: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """sigmoid(logit(emb) + bias), on the branches with an offset only (the rest unchanged)."""
+    if not bias.any():
+        return emb
+    out = emb.copy()
+    cols = np.flatnonzero(bias)
+    out[:, cols] = 1.0 / (1.0 + np.exp(-(branch_logits(emb[:, cols]) + bias[cols])))
+    return out
+
+
+class Runner:
+    """The network on `device`; every call takes and returns numpy arrays.
+
+    `part_bias` are logit offsets of f's branches (set at export: training.export): `embed`
+    adds them, for every part decision; `invert` takes them off again, as g was trained
+    on f's own output.
+    """
+
+    def __init__(self, net: ImplicitCorrespondenceNet, device: torch.device, chunk: int, part_bias: np.ndarray):
+        self.net = net.to(device).eval()
+        self.device = device
+        self.chunk = chunk
+        self.part_bias = part_bias
+
+    def tensor(self, a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=self.device)
+
+    @torch.no_grad()
+    def encode(self, encoder_points: np.ndarray) -> torch.Tensor:
+        return self.net.encode(self.tensor(encoder_points)[None])
+
+    @torch.no_grad()
+    def f(self, points: np.ndarray, code: torch.Tensor) -> np.ndarray:
+        """f's own output (occupancy: its max over the branches)."""
+        out = [self.net.embed(self.tensor(points[i : i + self.chunk])[None], code)[0].cpu()
+               for i in range(0, len(points), self.chunk)]
+        return torch.cat(out).numpy() if out else np.zeros((0, self.net.cfg.n_parts), np.float32)
+
+    @torch.no_grad()
+    def g(self, emb: np.ndarray, code: torch.Tensor) -> np.ndarray:
+        out = [self.net.invert(self.tensor(emb[i : i + self.chunk])[None], code)[0].cpu()
+               for i in range(0, len(emb), self.chunk)]
+        return torch.cat(out).numpy().astype(np.float64)
+
+    def embed(self, points: np.ndarray, code: torch.Tensor) -> np.ndarray:
+        """The part embedding parts are decided by: f with the offsets added."""
+        return biased(self.f(points, code), self.part_bias)
+
+    def invert(self, emb: np.ndarray, code: torch.Tensor) -> np.ndarray:
+        """g of an embedding from `embed`."""
+        return self.g(biased(emb, -self.part_bias), code)
+
+    def unbiased(self, emb: np.ndarray) -> np.ndarray:
+        """An embedding from `embed` as f gave it: positions within parts are f's own."""
+        return biased(emb, -self.part_bias)
