@@ -24,6 +24,7 @@ RANGES = {  # name -> (python for the wheels, blender_version_min, blender_versi
     "blender-4.2-5.0": ("3.11", "4.2.0", "5.1.0"),
     "blender-5.1": ("3.13", "5.1.0", None),
 }
+VENDORED = ("server/client.py", "server/protocol.py", "model/labels.py")  # numpy-only modules the add-on shares
 SOURCES = tuple(sorted(p.name for p in HERE.glob("*.py") if p.name != "build.py"))  # every module of the add-on
 
 MANIFEST = """schema_version = "1.0.0"
@@ -68,9 +69,10 @@ def stage(folder: Path, wheels: list[Path]) -> None:
     (folder / "wheels").mkdir()
     for name in SOURCES:
         shutil.copy2(HERE / name, folder / name)
-    for name in ("client.py", "protocol.py"):
-        shutil.copy2(ROOT / "server" / name, folder / "vendor" / name)
-    (folder / "vendor" / "__init__.py").write_text('"""A copy of the server\'s client and wire protocol."""\n')
+    for source in VENDORED:
+        shutil.copy2(ROOT / source, folder / "vendor" / Path(source).name)
+    (folder / "vendor" / "__init__.py").write_text('"""Copies of the server\'s client and wire protocol and of the '
+                                                   'engine\'s label rules."""\n')
     for w in wheels:
         shutil.copy2(w, folder / "wheels" / w.name)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import labels
+
 
 def point_values(values: np.ndarray, triangles: np.ndarray, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
     """Per-source-vertex values (V, ...) -> per-target-vertex values, linear over the triangle."""
@@ -27,7 +29,7 @@ def corner_values(values: np.ndarray, triangle_loops: np.ndarray, face: np.ndarr
 
 def nearest_point_values(values: np.ndarray, triangles: np.ndarray, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
     """Values that must not be blended (labels, integers, booleans): the nearest corner's."""
-    return values[triangles[face, bary.argmax(axis=1)]]
+    return values[labels.nearest_corner(triangles, face, bary)]
 
 
 def position_colors(points: np.ndarray) -> np.ndarray:
@@ -42,16 +44,7 @@ def position_colors(points: np.ndarray) -> np.ndarray:
     return np.concatenate([rgb, np.ones((len(p), 1))], axis=1).astype(np.float32)
 
 
-def label_colors(labels: np.ndarray) -> np.ndarray:
-    """A fixed, distinguishable RGBA colour per part label; -1 (no label) is grey."""
-    palette = np.array([
-        [0.90, 0.30, 0.25], [0.25, 0.55, 0.90], [0.35, 0.75, 0.35], [0.95, 0.75, 0.20],
-        [0.65, 0.40, 0.85], [0.20, 0.80, 0.80], [0.95, 0.50, 0.70], [0.55, 0.45, 0.30],
-        [0.60, 0.85, 0.20], [0.30, 0.30, 0.65], [0.90, 0.55, 0.20], [0.45, 0.65, 0.60],
-    ], dtype=np.float32)
-    labels = np.asarray(labels)
-    out = np.empty((len(labels), 4), dtype=np.float32)
-    out[:, :3] = palette[np.mod(labels, len(palette))]
-    out[labels < 0, :3] = 0.5
-    out[:, 3] = 1.0
-    return out
+def label_colors(part_labels: np.ndarray) -> np.ndarray:
+    """RGBA colour of each part label (the engine's palette); -1 (no label) is grey."""
+    rgb = labels.label_colors(part_labels)
+    return np.concatenate([rgb, np.ones((len(rgb), 1), np.float32)], axis=1)

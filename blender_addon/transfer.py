@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import inpaint, interpolate, seams
+from . import inpaint, interpolate, labels, seams
 
 FILL_MODES = ("LEAVE", "MARK", "FILL")
 FLOAT_TYPES = {"FLOAT", "FLOAT2", "FLOAT_VECTOR", "FLOAT_COLOR", "BYTE_COLOR", "QUATERNION"}
@@ -92,7 +92,7 @@ def label_writes(labels: np.ndarray, keep: np.ndarray | None = None) -> list[Wri
 def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, confident, fill) -> list[Write]:
     blend = ch.data_type in FLOAT_TYPES and ch.kind != "labels"
     if ch.domain == "CORNER":
-        values = (interpolate.corner_values if blend else _nearest_corner)(ch.values, source.triangle_loops, face, bary)
+        values = (interpolate.corner_values if blend else interpolate.nearest_point_values)(ch.values, source.triangle_loops, face, bary)
     elif ch.domain == "FACE":
         values = ch.values[source.triangle_polygons[face]]
     elif ch.domain == "POINT":
@@ -101,7 +101,7 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
     else:
         raise ValueError(f"{ch.name!r}: cannot carry attributes of domain {ch.domain}")
     if ch.kind == "labels":
-        confident = confident & ~sliver_labels(ch.values, values)
+        confident = confident & ~labels.slivers(ch.values, values)  # on vertex counts
     values, keep = _resolve(values, confident, fill, target.edges, vote=not blend, mark=_mark_value(ch))
     values = values.astype(ch.values.dtype, copy=False)
     if ch.kind == "uv" and ch.domain == "CORNER":  # per target corner, one source UV island per polygon
@@ -126,24 +126,6 @@ def labels_per_element(source: MeshArrays, ch: Channel) -> np.ndarray:
     if ch.domain == "CORNER":
         return ch.values[source.triangle_loops[:, 0]]
     raise ValueError(f"{ch.name!r}: labels of domain {ch.domain} cannot guide a match")
-
-
-def sliver_labels(source_labels: np.ndarray, target_labels: np.ndarray, min_share: float = 0.2) -> np.ndarray:
-    """Target vertices whose label covers less than `min_share` of its share of the source.
-
-    Such a label comes from stray matches along a part boundary, not from a part both
-    meshes have (the engine's `Correspondence.labels_from` rule, on vertex counts): these
-    vertices are treated as unconfident, so the fill mode decides them.
-    """
-    values, inverse = np.unique(np.concatenate([source_labels, target_labels]), return_inverse=True)
-    n = len(source_labels)
-    share_source = np.bincount(inverse[:n], minlength=len(values)) / max(n, 1)
-    share_target = np.bincount(inverse[n:], minlength=len(values)) / max(len(target_labels), 1)
-    return (share_target < min_share * share_source)[inverse[n:]]
-
-
-def _nearest_corner(values, triangle_loops, face, bary):
-    return values[triangle_loops[face, bary.argmax(axis=1)]]
 
 
 def _mark_value(ch: Channel):

@@ -20,8 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 import blender_addon  # noqa: E402
 from blender_addon import api, frames  # noqa: E402
-from model.meshio import read_mesh  # noqa: E402
-from server.meshio import write_ply  # noqa: E402
+from model.meshio import read_mesh, write_ply  # noqa: E402
 from training.prepare import psb_rotation  # noqa: E402
 
 PSB = ROOT.parent / "shared" / "data" / "psb"

@@ -21,24 +21,15 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from model.meshio import read_mesh
+from model.labels import GREY, label_colors, nearest_corner, slivers
+from model.meshio import read_mesh, write_ply
 
 from .client import DEFAULT_ADDRESS, Client, ServerError
-from .meshio import write_ply
-
-PALETTE = np.array([[230, 77, 64], [64, 140, 230], [77, 191, 89], [242, 179, 38], [153, 89, 191], [51, 191, 191],
-                    [230, 128, 179], [140, 102, 64], [128, 128, 0], [0, 128, 128], [191, 191, 64], [102, 102, 204]],
-                   dtype=np.uint8)
-GREY = np.array([150, 150, 150], dtype=np.uint8)
 
 
 def part_colors(labels: np.ndarray) -> np.ndarray:
-    return PALETTE[np.asarray(labels) % len(PALETTE)]
-
-
-def corner_values(values: np.ndarray, faces: np.ndarray, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
-    """A per-vertex quantity at points given by (face, barycentric): the nearest corner's value."""
-    return values[faces[face, bary.argmax(axis=1)]]
+    """8-bit RGB of each part label: the engine's palette, grey for -1."""
+    return (label_colors(labels) * 255).round().astype(np.uint8)
 
 
 def interpolate(values: np.ndarray, faces: np.ndarray, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
@@ -101,12 +92,16 @@ def _run(client: Client, args: argparse.Namespace) -> int:
     if args.command == "transfer":
         if scol is None:
             raise ValueError(f"{args.source} has no vertex colours to transfer")
-        colors = np.where(matched[:, None], interpolate(scol, sf, face, bary).round().astype(np.uint8), GREY)
+        grey = np.uint8(round(GREY * 255))
+        colors = np.where(matched[:, None], interpolate(scol, sf, face, bary).round().astype(np.uint8), grey)
         write_ply(args.out, tv, tf, colors, corr_confidence=conf, corr_source_face=face)
     else:
         labels, per_face = given if given is not None else (client.segment(sv, sf, **opts), False)
-        target_labels = labels[face] if per_face else corner_values(labels, sf, face, bary)
-        colors = np.where(matched[:, None], part_colors(target_labels), GREY)
+        target_labels = labels[face] if per_face else labels[nearest_corner(sf, face, bary)]
+        # labels on a sliver of the target are stray matches (the engine's rule, on element counts)
+        conf = np.where(slivers(labels, target_labels), 0.0, conf)
+        matched = conf >= args.threshold
+        colors = part_colors(np.where(matched, target_labels, -1))
         write_ply(args.out, tv, tf, colors, part_label=target_labels, corr_confidence=conf, corr_source_face=face)
     print(f"wrote {args.out}: {len(tv)} vertices, {int(matched.sum())} matched at confidence >= {args.threshold}")
     return 0

@@ -24,10 +24,3 @@ def test_run_all_writes_a_table_of_side_by_side_ratios(tmp_path):
     # stage 3 computes stage 1's occupancy loss and adds the reconstructions and the EMD
     stage3 = next(v for k, v in ratios.items() if k.startswith("training: stage 3"))
     assert float(stage3) > 1
-
-
-def test_readme_links_the_latest_table():
-    readme = (ROOT / "README.md").read_text()
-    assert "benchmarks/RESULTS.md" in readme
-    table = (ROOT / "benchmarks" / "RESULTS.md").read_text()
-    assert "Machine: " in table and "--quick" not in table

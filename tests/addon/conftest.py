@@ -39,7 +39,7 @@ def scene(bpy, chair_server, monkeypatch):
 def psb_object(bpy, category: str, name: str, obj_name: str | None = None):
     """A PSB mesh as a Blender object, upright: its rotation (model frame) then model -> Blender."""
     from blender_addon import frames
-    from server.meshio import read_mesh
+    from model.meshio import read_mesh
 
     v, f, _ = read_mesh(PSB / category / f"{name}.off.gz")
     rot = psb_rotation(name)

@@ -27,7 +27,7 @@ def test_one_extension_zip_per_python_range(zips):
         assert len(manifest["wheels"]) == 3 and all(python_tag in w for w in manifest["wheels"])
         assert {w.removeprefix("./") for w in manifest["wheels"]} <= names  # every listed wheel is inside
         modules = {f.name for f in build.HERE.glob("*.py")} - {"build.py"}
-        assert modules | {"vendor/client.py", "vendor/protocol.py"} <= names and "seams.py" in names
+        assert modules | {"vendor/client.py", "vendor/protocol.py", "vendor/labels.py"} <= names and "seams.py" in names
         assert not any(n.endswith(("build.py", ".pyc")) for n in names)
     assert tomllib.loads(zipfile.ZipFile(ext[0]).read("blender_manifest.toml").decode())["blender_version_max"] == "5.1.0"
 
@@ -43,6 +43,9 @@ def test_the_extension_uses_its_bundled_client_and_the_legacy_zip_finds_a_wheel(
         from implicit_correspondence import deps
 
         assert client.Client.__module__ == "implicit_correspondence.vendor.client"
+        from implicit_correspondence import labels
+
+        assert labels.slivers.__module__ == "implicit_correspondence.vendor.labels"
         fits = [w for w in (tmp_path / build.ID / "wheels").glob("*.whl") if deps._matches(w)]
         assert len(fits) == 1 and "manylinux" in fits[0].name  # this machine: Linux x86-64, CPython 3.11
     finally:

@@ -1,10 +1,11 @@
 """The add-on's bpy-free parts: frames, interpolation, inpainting, what a transfer writes, jobs."""
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from blender_addon import frames, inpaint, interpolate, seams, transfer
+from blender_addon import frames, inpaint, interpolate, labels, seams, transfer
 from blender_addon.client import ServerError
 from blender_addon.jobs import Job, describe
 
@@ -198,9 +199,18 @@ def test_labels_landing_on_a_sliver_are_left_to_the_fill():
     source = np.repeat([0, 1], [70, 30])  # label 1 covers 30% of the source
     few = np.repeat([0, 1], [98, 2])  # 2%: stray matches
     many = np.repeat([0, 1], [80, 20])  # 20%: a part both have
-    assert transfer.sliver_labels(source, few).tolist() == [False] * 98 + [True] * 2
-    assert not transfer.sliver_labels(source, many).any()
-    assert not transfer.sliver_labels(source, np.full(10, 7)).any()  # a label the source lacks is not judged here
+    assert labels.slivers(source, few).tolist() == [False] * 98 + [True] * 2
+    assert not labels.slivers(source, many).any()
+    assert not labels.slivers(source, np.full(10, 7)).any()  # a label the source lacks is not judged here
+
+
+def test_the_add_on_shares_the_engines_label_rule_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from blender_addon import labels, transfer; import model.labels as m; "
+            "assert labels.slivers is m.slivers; assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(Path(__file__).resolve().parents[2]))
 
 
 def test_the_sources_labels_go_to_the_server_per_vertex_or_per_triangle():
