@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -110,20 +110,30 @@ def stage_parser(stage: int) -> argparse.ArgumentParser:
     return ap
 
 
+def guarded(work: Callable[[], int], interrupted: str = "the last finished epoch is saved; continue with --resume"
+            ) -> int:
+    """A command's exit status: bad input is 2 with its message, Ctrl-C 130 with how to go on."""
+    try:
+        return work()
+    except (ValueError, FileNotFoundError) as exc:  # CheckpointError is a ValueError
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: {interrupted}", file=sys.stderr)
+        return 130
+
+
 def stage_main(stage: int, argv: Iterable[str] | None = None) -> int:
     args = stage_parser(stage).parse_args(list(argv) if argv is not None else None)
-    try:
+
+    def work() -> int:
         cfg = with_values(TrainConfig(stage=stage), given(args))
         if stage > 1 and not (cfg.pretrain_model or cfg.resume):
             print(f"note: stage {stage} usually starts from the previous stage "
                   f"(--pretrain_model TRUE --pretrain_model_name Corr-<epoch>.pth)", file=sys.stderr)
         path = Trainer(cfg).run()
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: the last finished epoch is saved; continue with --resume", file=sys.stderr)
-        return 130
-    if path is not None:
-        print(f"saved {path}")
-    return 0
+        if path is not None:
+            print(f"saved {path}")
+        return 0
+
+    return guarded(work)

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from model.networks import ImplicitCorrespondenceNet
-from model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from model.checkpoint import load_checkpoint, save_checkpoint
 from model.losses import LossWeights
 
-from .cli import add_flags, given
+from .cli import add_flags, given, guarded
 from .experiment import (EXPORT_FROM, ExperimentError, Phase, data_folder, differences, export_settings,
                          load_experiment, model_config, plan)
 from .prepare import prepare_meshes, prepare_procedural
@@ -146,21 +146,17 @@ def main(argv: Iterable[str] | None = None) -> int:
     add_flags(ap, only=("device", "no_progress"))
     args = ap.parse_args(list(argv) if argv is not None else None)
     overrides = {path[0]: value for path, value in given(args).items()}
-    try:
+
+    def work() -> int:
         exp = load_experiment(args.experiment)
         out = args.out or Path("runs") / exp["name"]
         if args.dry_run:
             print(describe(exp, out, plan(exp, out, **overrides)))
             return 0
-        path = run_experiment(exp, out, workers=args.workers, **overrides)
-    except (ValueError, FileNotFoundError, CheckpointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: run the same command to continue from the last saved epoch", file=sys.stderr)
-        return 130
-    print(f"done: {path}")
-    return 0
+        print(f"done: {run_experiment(exp, out, workers=args.workers, **overrides)}")
+        return 0
+
+    return guarded(work, "run the same command to continue from the last saved epoch")
 
 
 if __name__ == "__main__":

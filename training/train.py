@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .cli import Path_, add_flags, given
+from .cli import Path_, add_flags, given, guarded
 from .experiment import RUN_KEYS
 from .families import FAMILIES
 from .run import run_experiment
@@ -65,21 +65,18 @@ def main(argv: Iterable[str] | None = None) -> int:
                                                  "procedural_count": "the preset's", "preset": "small"})
     args = ap.parse_args(list(argv) if argv is not None else None)
     values = given(args)
-    try:
+
+    def work() -> int:
         exp = preset_experiment(values.pop(("model",), "small"), values)
         out = Path(values.get(("checkpoint_dir",)) or f"runs/{exp['category']}")
         path = run_experiment(exp, out, resume=values.get(("resume",), False),
                               progress=values.get(("progress",), True))
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: continue with --resume", file=sys.stderr)
-        return 130
-    final = out / "final.pth"
-    shutil.copyfile(path, final)
-    print(f"final checkpoint: {final}")
-    return 0
+        final = out / "final.pth"
+        shutil.copyfile(path, final)
+        print(f"final checkpoint: {final}")
+        return 0
+
+    return guarded(work, "continue with --resume")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from model.config import ModelConfig, preset as model_preset
 from model.losses import LossWeights, stage_losses
 from model.networks import ImplicitCorrespondenceNet, with_encoder_normals
+from model.runner import default_device
 
 from .dataset import ShapeDataset, ensure_data
 from .evaluate import shape_miou
@@ -132,7 +133,7 @@ class Trainer:
         self.rank = int(os.environ.get("RANK", "0"))
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
-        device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = cfg.device or default_device()
         if device == "cuda" and self.world > 1:
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
         if device.startswith("cuda") and not torch.cuda.is_available():
