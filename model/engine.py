@@ -104,7 +104,8 @@ class Correspondence:
         ck = self.checkpoint
         return {"category": self.category, "device": str(self.device), "n_parts": self.cfg.n_parts,
                 "config": self.cfg.to_dict(), "stage": ck.stage if ck else None, "epoch": ck.epoch if ck else None,
-                "max_points": self.settings.max_points, **self.calibration.to_dict()}
+                "max_points": self.settings.max_points,
+                **self.calibration.to_dict(), "part_bias": self.runner.part_bias.tolist()}
 
     # ------------------------------------------------------------------ shapes
     def prepare(self, data: Any, name: str = "shape", align: bool = False) -> PreparedShape:
