@@ -29,6 +29,7 @@ import numpy as np
 import zmq
 
 from . import protocol
+from .cache import PreparedCache, shape_key
 from .protocol import ProtocolError
 
 log = logging.getLogger("corr-server")
@@ -70,8 +71,19 @@ class Engines:
         self._engines: dict[str, Any] = {}
         self.default = self.get(None)
 
+    def served(self) -> list[str]:
+        """The categories a request may name: the one --checkpoint model's, or every shipped one."""
+        return [self.default.category] if self.checkpoint else list(self.categories)
+
+    def checkpoint_names(self) -> dict[str, str]:
+        """Category -> the checkpoint file serving it (for the add-on's category menu)."""
+        if self.checkpoint:
+            return {self.default.category: os.path.basename(self.checkpoint)}
+        return {c: f"{c}.pth" for c in self.categories}
+
     def get(self, category: str | None):
-        key = category or ""
+        default = self._engines.get("")
+        key = "" if default is not None and category == default.category else category or ""  # one engine each
         if key not in self._engines:
             if self.checkpoint and category:
                 raise ValueError("this server was started with --checkpoint; it serves only that model's category")
@@ -80,24 +92,48 @@ class Engines:
         return self._engines[key]
 
 
+# ---- #24 stopgap: the one place the op table's align modes meet the engine ----------------
+# model/engine.py (at the time of writing) takes align=True/False only.  Its full search
+# over 24 axis rotations turns some upright chairs upside down, so "yaw" (upright shapes,
+# turned about the up axis) runs as False, no rotation, until the engine accepts "yaw":
+# then this map becomes the identity and can go.
+ENGINE_ALIGN = {False: False, True: True, "yaw": False}
+
+
+def engine_align(align: bool | str) -> bool | str:
+    return ENGINE_ALIGN[align]
+# ---------------------------------------------------------------------------------------------
+
+
 def _shape_from(arrays: dict[str, np.ndarray], prefix: str):
     verts, faces = arrays[f"{prefix}vertices"], arrays.get(f"{prefix}faces")  # the table made vertices required
     return verts if faces is None else (verts, faces)
 
 
-def run_model_op(engines: Engines, op: str, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict:
+def _prepared(engine, cache: PreparedCache, params: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str):
+    """The shape `prefix` of a request, prepared (or found prepared) for this engine and align mode."""
+    key = shape_key(arrays, prefix, engine.category, params["align"])
+    name = prefix.rstrip("_") or "shape"
+    return cache.get(key, lambda: engine.prepare(_shape_from(arrays, prefix), name, engine_align(params["align"])))
+
+
+def run_model_op(engines: Engines, cache: PreparedCache, op: str, params: dict[str, Any],
+                 arrays: dict[str, np.ndarray]) -> dict:
     """-> reply arrays (protocol.OPS names them and casts them on sending).  ValueError for bad input."""
     engine = engines.get(params["category"])
-    align = params["align"]
     if op == "segment":
-        return {"parts": engine.segment(_shape_from(arrays, ""), align=align)}
+        prep = _prepared(engine, cache, params, arrays, "")
+        return {"parts": engine.segment(prep), "rotation": prep.frame.rotation}
     if op == "reconstruct":
-        mesh = engine.reconstruct(_shape_from(arrays, ""), resolution=params["resolution"], align=align)
-        return {"vertices": mesh.vertices, "faces": mesh.faces, "parts": mesh.parts}
-    src = engine.prepare(_shape_from(arrays, "source_"), "source", align)
-    tgt = engine.prepare(_shape_from(arrays, "target_"), "target", align)
+        mesh = engine.reconstruct(_prepared(engine, cache, params, arrays, ""), resolution=params["resolution"])
+        return {"vertices": mesh.vertices, "faces": mesh.faces, "parts": mesh.parts, "rotation": mesh.rotation}
+    src = _prepared(engine, cache, params, arrays, "source_")
+    tgt = _prepared(engine, cache, params, arrays, "target_")
     # the source's own part labels, when the caller has them, guide the match (see Correspondence.correspond)
-    out = _correspond_arrays(engine.correspond(src, tgt, source_labels=arrays.get("source_labels")), "")
+    res = engine.correspond(src, tgt, source_labels=arrays.get("source_labels"))
+    out = {**_correspond_arrays(res, ""), "source_rotation": res.source_rotation, "target_rotation": res.target_rotation}
+    if params["source_parts"]:
+        out["source_parts"] = engine.segment(src)
     if params["both"]:
         out.update(_correspond_arrays(engine.correspond(tgt, src), "reverse_"))
     return out
@@ -113,8 +149,9 @@ def _correspond_arrays(res, prefix: str) -> dict[str, np.ndarray]:
 class Server:
     def __init__(self, bind: str = DEFAULT_BIND, checkpoint: str | None = None, device: str | None = None,
                  max_vertices: int = 2_000_000, key: str | None = None, queue_limit: int = 8,
-                 parent_pid: int | None = None):
-        """`key`: the shared secret (--secret); with it every message both ways is signed."""
+                 parent_pid: int | None = None, cache: PreparedCache | None = None):
+        """`key`: the shared secret (--secret); with it every message both ways is signed.
+        `cache`: prepared shapes kept between requests (server/cache.py)."""
         if not is_loopback(bind) and not key:
             raise ValueError(f"{bind} is not a loopback address: binding it needs --secret")
         self.bind = bind
@@ -122,6 +159,8 @@ class Server:
         max_elements = ELEMENTS_PER_VERTEX * max_vertices
         self.session = protocol.Session(key, max_elements=max_elements, side="server")
         self.engines = Engines(checkpoint, device, max_vertices)
+        self.cache = cache or PreparedCache()
+        self.handled: collections.Counter[str] = collections.Counter()  # model requests answered, by op
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
@@ -203,11 +242,13 @@ class Server:
 
     def _quick(self, op: str, request_id: Any) -> list[bytes]:
         if op == "ping":
-            return self.session.reply(request_id, op, busy=self.busy, queued=sum(map(len, self.pending.values())))
+            return self.session.reply(request_id, op, busy=self.busy, queued=sum(map(len, self.pending.values())),
+                                      prepared=self.cache.stats(), handled=dict(self.handled))
         info = self.engines.default.info()
-        return self.session.reply(request_id, op, model=info, categories=self.engines.categories,
-                                  device=info["device"], limits={"max_vertices": self.max_vertices,
-                                                                 "queue_per_client": self.queue_limit})
+        return self.session.reply(request_id, op, model=info, categories=self.engines.served(),
+                                  checkpoints=self.engines.checkpoint_names(), device=info["device"],
+                                  cache={k: v for k, v in self.cache.stats().items() if k.startswith("max_")},
+                                  limits={"max_vertices": self.max_vertices, "queue_per_client": self.queue_limit})
 
     def _dispatch(self) -> None:
         """Hand the next job to the worker, round-robin over clients."""
@@ -247,13 +288,16 @@ class Server:
                 break
             request_id, op = job.header.get("id"), job.header["op"]
             try:
-                frames = self.session.reply(request_id, op, run_model_op(self.engines, op, job.params, job.arrays))
+                frames = self.session.reply(request_id, op, run_model_op(self.engines, self.cache, op, job.params,
+                                                                         job.arrays))
             except (ValueError, TypeError) as exc:
                 frames = self.session.error(request_id, "bad_input", str(exc))
             except Exception as exc:  # a bug or out of memory: report it, keep serving
                 log.exception("request %r failed", request_id)
                 frames = self.session.error(request_id, "internal", f"{type(exc).__name__}: {exc}")
-            _log_request(op, job.arrays, job.received)
+            self.cache.settle()
+            self.handled[op] += 1
+            _log_request(op, job.arrays, job.received, self.cache)
             self.done.put([*job.envelope, *frames])
             wake.send(b"")
         wake.close()
@@ -277,9 +321,10 @@ def _split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
     return frames[:1], frames[1:]
 
 
-def _log_request(op: Any, arrays: dict[str, np.ndarray], started: float) -> None:
+def _log_request(op: Any, arrays: dict[str, np.ndarray], started: float, cache: PreparedCache | None = None) -> None:
     sizes = " ".join(f"{k}={'x'.join(map(str, v.shape))}" for k, v in arrays.items())
-    log.info("%s %s %.1f ms", op, sizes or "-", (time.perf_counter() - started) * 1000)
+    kept = "" if cache is None else f" (prepared shapes kept: {len(cache)}, {cache.bytes / 1e6:.0f} MB, {cache.hits} reused)"
+    log.info("%s %s %.1f ms%s", op, sizes or "-", (time.perf_counter() - started) * 1000, kept)
 
 
 def _alive(pid: int) -> bool:

@@ -26,6 +26,8 @@ from model.meshio import read_mesh, write_ply
 
 from .client import DEFAULT_ADDRESS, Client, ServerError
 
+ALIGN = {"off": False, "yaw": "yaw", "any": True}  # --align choices -> the op table's align modes
+
 
 def part_colors(labels: np.ndarray) -> np.ndarray:
     """8-bit RGB of each part label: the engine's palette, grey for -1."""
@@ -44,7 +46,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--address", default=DEFAULT_ADDRESS)
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a reply")
     ap.add_argument("--category", default=None)
-    ap.add_argument("--align", action="store_true", help="auto-align shapes that are not upright")
+    ap.add_argument("--align", nargs="?", const="any", default="off", choices=sorted(ALIGN),
+                    help="auto-align: yaw (upright shapes, turned about the up axis) or any rotation (--align alone)")
     sub = ap.add_subparsers(dest="command", required=True)
     sub.add_parser("ping")
     sub.add_parser("info")
@@ -72,7 +75,7 @@ def main(argv: Iterable[str] | None = None) -> int:
 
 
 def _run(client: Client, args: argparse.Namespace) -> int:
-    opts = {"category": args.category, "align": args.align}
+    opts = {"category": args.category, "align": ALIGN[args.align]}
     if args.command in ("ping", "info"):
         print(json.dumps(client.ping() if args.command == "ping" else client.info(), indent=1))
         return 0
@@ -86,7 +89,8 @@ def _run(client: Client, args: argparse.Namespace) -> int:
     tv, tf, _ = read_mesh(args.target)
     given = _source_labels(args.source_labels, len(sv), len(sf)) if getattr(args, "source_labels", None) else None
     res = client.correspond(sv, tv, source_faces=sf, target_faces=tf, **opts,
-                            source_labels=None if given is None else given[0])
+                            source_labels=None if given is None else given[0],
+                            source_parts=args.command == "correspond" and given is None)
     face, bary, conf = res["source_face"], res["source_bary"], res["confidence"]
     matched = conf >= args.threshold
     if args.command == "transfer":
@@ -96,7 +100,7 @@ def _run(client: Client, args: argparse.Namespace) -> int:
         colors = np.where(matched[:, None], interpolate(scol, sf, face, bary).round().astype(np.uint8), grey)
         write_ply(args.out, tv, tf, colors, corr_confidence=conf, corr_source_face=face)
     else:
-        labels, per_face = given if given is not None else (client.segment(sv, sf, **opts), False)
+        labels, per_face = given if given is not None else (res["source_parts"], False)
         target_labels = labels[face] if per_face else labels[nearest_corner(sf, face, bary)]
         # labels on a sliver of the target are stray matches (the engine's rule, on element counts)
         conf = np.where(slivers(labels, target_labels), 0.0, conf)

@@ -112,26 +112,31 @@ class Client:
     def info(self) -> dict[str, Any]:
         return self.request("info")[0]
 
-    def segment(self, vertices, faces=None, category: str | None = None, align: bool = False) -> np.ndarray:
+    # align: False, True (any rotation) or "yaw" (upright shapes, about the up axis): protocol.ALIGN_MODES
+    def segment(self, vertices, faces=None, category: str | None = None, align: bool | str = False) -> np.ndarray:
         arrays = _shape("", vertices, faces)
-        return self.request("segment", arrays, category=category or None, align=bool(align))[1]["parts"]
+        return self.request("segment", arrays, category=category or None, align=align)[1]["parts"]
 
     def correspond(self, source_vertices, target_vertices, source_faces=None, target_faces=None,
-                   category: str | None = None, align: bool = False, both: bool = False,
-                   source_labels=None) -> dict[str, np.ndarray]:
+                   category: str | None = None, align: bool | str = False, both: bool = False,
+                   source_labels=None, source_parts: bool = False) -> dict[str, np.ndarray]:
         """Per target vertex: `source_face`, `source_bary`, `source_index`, `mapped`, `confidence`
-        (and the same with a `reverse_` prefix from source to target when `both`).
+        (and the same with a `reverse_` prefix from source to target when `both`), and the
+        rotations alignment chose, `source_rotation` / `target_rotation` (3, 3).
         `source_labels`: the source's own part labels (one int per vertex or face, -1 for
-        none), which guide the match where the user has them."""
+        none), which guide the match where the user has them.  `source_parts`: also send
+        the model's part of each source vertex (`source_parts`).  The server keeps prepared
+        shapes, so sending the same source with each target prepares it once."""
         arrays = {**_shape("source_", source_vertices, source_faces), **_shape("target_", target_vertices, target_faces)}
         if source_labels is not None:
             arrays["source_labels"] = source_labels
-        return self.request("correspond", arrays, both=bool(both), category=category or None, align=bool(align))[1]
+        return self.request("correspond", arrays, both=bool(both), category=category or None, align=align,
+                            source_parts=bool(source_parts))[1]
 
     def reconstruct(self, vertices, faces=None, resolution: int = 64, category: str | None = None,
-                    align: bool = False) -> dict[str, np.ndarray]:
+                    align: bool | str = False) -> dict[str, np.ndarray]:
         arrays = _shape("", vertices, faces)
-        return self.request("reconstruct", arrays, resolution=int(resolution), category=category or None, align=bool(align))[1]
+        return self.request("reconstruct", arrays, resolution=int(resolution), category=category or None, align=align)[1]
 
     def close(self) -> None:
         self._drop_socket()

@@ -88,10 +88,23 @@ class Array:
 
 
 @dataclass(frozen=True)
+class OneOf:
+    """A parameter that takes one of a few JSON values (compared with their JSON type)."""
+
+    values: tuple[Any, ...]
+
+    def accepts(self, value: Any) -> bool:
+        return any(type(value) is type(v) and value == v for v in self.values)
+
+    def __str__(self) -> str:
+        return "one of " + ", ".join(json.dumps(v) for v in self.values)
+
+
+@dataclass(frozen=True)
 class Op:
     request: tuple[Array, ...] = ()
     reply: tuple[Array, ...] = ()
-    params: Mapping[str, tuple[type, Any]] = field(default_factory=dict)  # name -> (type, default)
+    params: Mapping[str, tuple[type | OneOf, Any]] = field(default_factory=dict)  # name -> (type, default)
     model: bool = True  # False: answered at once, without waiting for the model
 
 
@@ -107,18 +120,28 @@ def _matches(prefix: str, m: str) -> tuple[Array, ...]:
             Array(f"{prefix}source_face", "int64", (m,), False), Array(f"{prefix}source_bary", "float32", (m, 3), False))
 
 
-_SHAPE_PARAMS = {"category": (str, None), "align": (bool, False)}
+def _rotation(name: str) -> Array:
+    """The rotation auto-alignment applied to a shape, model frame: p_aligned = R @ p."""
+    return Array(name, "float32", (3, 3), required=False)
+
+
+# align: false (as given), "yaw" (upright shapes: turned about the up axis only), true (any rotation)
+ALIGN_MODES = (False, True, "yaw")
+_SHAPE_PARAMS = {"category": (str, None), "align": (OneOf(ALIGN_MODES), False)}
 OPS: dict[str, Op] = {
     "ping": Op(model=False),
     "info": Op(model=False),
-    "segment": Op(_mesh("", "N", "F"), (Array("parts", "int64", ("N",)),), _SHAPE_PARAMS),
+    "segment": Op(_mesh("", "N", "F"), (Array("parts", "int64", ("N",)), _rotation("rotation")), _SHAPE_PARAMS),
+    # source_parts: the model's parts of the source (N,), when asked for, so a transfer
+    # without the artist's labels needs no separate segment request
     "correspond": Op((*_mesh("source_", "N", "F"), *_mesh("target_", "M", "G"),
                       Array("source_labels", "int64", ("L",), required=False)),
-                     (*_matches("", "M"), *_matches("reverse_", "N")),
-                     {**_SHAPE_PARAMS, "both": (bool, False)}),
+                     (*_matches("", "M"), *_matches("reverse_", "N"), Array("source_parts", "int64", ("N",), False),
+                      _rotation("source_rotation"), _rotation("target_rotation")),
+                     {**_SHAPE_PARAMS, "both": (bool, False), "source_parts": (bool, False)}),
     "reconstruct": Op(_mesh("", "N", "F"),
                       (Array("vertices", "float32", ("V", 3)), Array("faces", "int64", ("T", 3)),
-                       Array("parts", "int64", ("V",))),
+                       Array("parts", "int64", ("V",)), _rotation("rotation")),
                       {**_SHAPE_PARAMS, "resolution": (int, 64)}),
 }
 
@@ -177,7 +200,12 @@ def check_params(op: str, params: Mapping[str, Any]) -> dict[str, Any]:
     out = {}
     for name, (kind, default) in table.items():
         value = params.get(name)
-        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+        if value is None:
+            pass
+        elif isinstance(kind, OneOf):
+            if not kind.accepts(value):
+                raise ProtocolError("bad_param", f"{op} parameter {name!r} must be {kind}, got {json.dumps(value, default=repr)}")
+        elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ProtocolError("bad_param", f"{op} parameter {name!r} must be {kind.__name__}, got {value!r}")
         out[name] = default if value is None else value
     return out

@@ -85,7 +85,7 @@ def test_request_casts_to_the_table_and_the_receiver_fills_defaults():
     frames = client.request("correspond", "r", {"source_vertices": [[0, 0, 0]], "target_vertices": np.zeros((2, 3)),
                                                 "source_labels": np.array([3], np.int32)}, both=True)
     header, params, arrays = server.read_request(frames)
-    assert params == {"category": None, "align": False, "both": True}
+    assert params == {"category": None, "align": False, "both": True, "source_parts": False}
     assert {k: v.dtype.name for k, v in arrays.items()} == {"source_vertices": "float32", "target_vertices": "float32",
                                                             "source_labels": "int64"}
 
@@ -98,7 +98,9 @@ def test_request_casts_to_the_table_and_the_receiver_fills_defaults():
     ("segment", {"vertices": np.zeros((3, 3)), "faces": np.zeros((2, 3))}, {}, "bad_array", "faces must be integers"),
     ("correspond", {"source_vertices": np.zeros((3, 3)), "target_vertices": np.zeros((3, 3)),
                     "source_labels": np.zeros(3)}, {}, "bad_array", "source_labels must be integers, got float64"),
-    ("segment", {"vertices": np.zeros((3, 3))}, {"align": "yes"}, "bad_param", "'align' must be bool"),
+    ("segment", {"vertices": np.zeros((3, 3))}, {"align": "yes"}, "bad_param",
+     "'align' must be one of false, true, \"yaw\", got \"yes\""),
+    ("segment", {"vertices": np.zeros((3, 3))}, {"align": 1}, "bad_param", "'align' must be one of"),
     ("reconstruct", {"vertices": np.zeros((3, 3))}, {"resolution": True}, "bad_param", "'resolution' must be int"),
     ("segment", {"vertices": np.zeros((3, 3))}, {"speed": 9}, "bad_param", "no parameter 'speed'"),
     ("fly", {}, {}, "unknown_op", "unknown op 'fly'"),
@@ -111,6 +113,20 @@ def test_the_table_refuses_bad_requests_on_both_ends(op, arrays, params, code, t
     with pytest.raises(ProtocolError) as got:
         plain().read_request(raw)
     assert got.value.code == code and got.value.header["id"] == 1
+
+
+def test_align_takes_false_true_or_yaw_and_replies_carry_rotations():
+    client, server = Session(None, 1000, "client"), plain()
+    for mode in (False, True, "yaw"):
+        _, params, _ = server.read_request(client.request("segment", 1, {"vertices": np.zeros((3, 3))}, align=mode))
+        assert params["align"] == mode and type(params["align"]) is type(mode)
+    rot = np.eye(3)[[1, 0, 2]]
+    _, arrays = server.decode(server.reply(1, "correspond", {
+        "mapped": np.zeros((2, 3)), "confidence": np.zeros(2), "source_index": np.zeros(2, int),
+        "source_parts": np.zeros(4, int), "source_rotation": rot, "target_rotation": np.eye(3)}))
+    assert arrays["source_rotation"].tolist() == rot.tolist() and arrays["source_parts"].shape == (4,)
+    with pytest.raises(ProtocolError, match=r"rotation is float32 \(2, 3\); a segment reply needs float32 \(3, 3\)"):
+        server.reply(1, "segment", {"parts": np.zeros(2, int), "rotation": np.zeros((2, 3))})
 
 
 def test_a_letter_in_a_shape_rule_is_one_length_per_message():
@@ -180,3 +196,30 @@ def test_replay_memory_is_bounded_and_forgetting_lets_no_replay_through():
     assert err.value.code == "stale_message"
     seen.admit("late", ts=2000.0, now=2001.0)  # the window moved on: old ids are pruned
     assert seen.ids == {"late"}
+
+
+# ---------------------------------------------------------------------- the prepared-shape cache
+def test_the_cache_keys_shapes_by_their_arrays_and_is_bounded_in_entries_and_bytes():
+    from server.cache import PreparedCache, shape_key
+
+    a = {"source_vertices": np.zeros((4, 3), np.float32), "source_faces": np.zeros((2, 3), np.int64)}
+    key = shape_key(a, "source_", "chair", "yaw")
+    same = {"target_vertices": a["source_vertices"].copy(), "target_faces": a["source_faces"].copy()}
+    assert shape_key(same, "target_", "chair", "yaw") == key  # the role does not matter, the arrays do
+    changed = {**a, "source_vertices": a["source_vertices"] + np.float32(1e-6)}
+    assert len({key, shape_key(changed, "source_", "chair", "yaw"), shape_key(a, "source_", "chair", True),
+                shape_key(a, "source_", "table", "yaw"), shape_key({"source_vertices": a["source_vertices"]},
+                                                                   "source_", "chair", "yaw")}) == 5
+    cache = PreparedCache(max_entries=2, max_bytes=10_000)
+    made = []
+
+    def make(n):
+        return lambda: made.append(n) or np.zeros(n, np.uint8)
+
+    cache.get("a", make(100)), cache.get("b", make(100)), cache.get("a", make(100))  # a is the most recent
+    cache.get("c", make(100))  # b goes
+    assert made == [100, 100, 100] and len(cache) == 2
+    cache.get("b", make(100))
+    assert made[-1] == 100 and len(made) == 4 and (cache.hits, cache.misses) == (1, 4)
+    cache.get("big", make(9_950))  # over the byte bound with anything else: only it stays
+    assert len(cache) == 1 and cache.bytes == 9_950

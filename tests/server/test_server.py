@@ -303,3 +303,46 @@ def test_sigterm_stops_cleanly(tiny_checkpoint):
     proc = ServerProcess(tiny_checkpoint).wait_ready()
     proc.proc.send_signal(signal.SIGTERM)
     assert proc.proc.wait(20) == 0
+
+
+# ---------------------------------------------------------------------- prepared shapes kept
+def box_mesh(scale=1.0):
+    box = trimesh.creation.box().subdivide()
+    return box.vertices * scale, box.faces
+
+
+def test_a_source_sent_with_each_target_is_prepared_once_and_again_when_it_changes(tiny_checkpoint):
+    proc = ServerProcess(tiny_checkpoint).wait_ready()  # its own server: counts start at zero
+    try:
+        with Client(proc.address, timeout=60) as c:
+            (sv, sf), (tv, tf) = box_mesh(), box_mesh(2.0)
+            first = c.correspond(sv, pts(100, 1), source_faces=sf, source_parts=True)
+            assert c.ping()["prepared"]["misses"] == 2 and c.ping()["prepared"]["hits"] == 0
+            assert first["source_parts"].tolist() == c.segment(sv, sf).tolist()  # the same preparation, reused
+            again = c.correspond(sv, tv, source_faces=sf, target_faces=tf)
+            stats = c.ping()["prepared"]
+            assert (stats["misses"], stats["hits"], stats["entries"]) == (3, 2, 3) and "source_parts" not in again
+            moved = sv.copy()
+            moved[0] += 0.01  # one vertex moved: another shape
+            c.correspond(moved, tv, source_faces=sf, target_faces=tf)
+            assert c.ping()["prepared"]["misses"] == 4
+            c.correspond(sv, tv, source_faces=sf, target_faces=tf, align=True)  # another align mode: prepared again
+            stats = c.ping()["prepared"]
+            assert stats["misses"] == 6 and 0 < stats["bytes"] <= stats["max_bytes"]
+    finally:
+        proc.stop()
+
+
+def test_align_modes_pass_through_and_the_rotations_come_back(server):
+    with Client(server.address, timeout=60) as c:
+        (sv, sf), (tv, tf) = box_mesh(), box_mesh(2.0)
+        for mode in (False, "yaw", True):
+            res = c.correspond(sv, tv, source_faces=sf, target_faces=tf, align=mode)
+            for rot in (res["source_rotation"], res["target_rotation"]):
+                assert rot.shape == (3, 3) and np.allclose(rot @ rot.T, np.eye(3), atol=1e-6)
+                assert np.isclose(np.linalg.det(rot), 1.0) and np.allclose(np.abs(rot).sum(0), 1)  # an axis rotation
+        assert np.allclose(c.correspond(sv, tv, source_faces=sf, align=False)["target_rotation"], np.eye(3))
+        with pytest.raises(protocol.ProtocolError, match="'align' must be one of false, true, \"yaw\""):
+            c.correspond(sv, tv, align="sideways")
+        reply = raw_request(server.address, encode({"op": "segment", "id": 4, "align": "roll"}, {"vertices": pts(10)}))
+        assert reply["error"]["code"] == "bad_param" and "yaw" in reply["error"]["message"]
