@@ -3,6 +3,7 @@
     import bpy
     from blender_addon import api   # in the installed extension: from bl_ext.user_default.implicit_correspondence import api
     api.transfer(bpy.data.objects["armchair"], [bpy.data.objects["stool"]], uv_map="UVMap")
+    api.transfer(sources=[chair_a, chair_b], targets=bpy.data.collections["Chairs"].objects)
 
 Each operation is a plan object: built on the main thread from the objects (`gather`),
 its `work` runs in a thread and only talks to the server, and `apply` writes the
@@ -12,15 +13,20 @@ operators run the same plans without blocking the UI.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Iterable, Sequence
 
 import bpy
+import mathutils
 import numpy as np
 
-from . import mesh_data
+from . import combine, frames, mesh_data
 from . import transfer as tx
 from .client import Client, default_address
-from .jobs import Job
+from .jobs import Job, Progress
+
+ALIGN_MODES = {"OFF": False, "YAW": "yaw", "ANY": True}  # the panel's choices -> the server's align modes
+ROTATION_PROP = "corr_rotation"  # object custom property: the turn auto-alignment found (Blender frame, 9 floats)
+TURN_PROP = "corr_turn"  # the same as degrees about Z, when it only turns about Z
 
 
 @dataclass
@@ -28,8 +34,11 @@ class Options:
     address: str = field(default_factory=default_address)
     timeout: float = 300.0
     category: str = ""  # empty: the server's default model
-    align: bool = False
+    align: bool | str = "yaw"  # Blender meshes are upright (Z-up): search turns about Z; True: any rotation
     evaluated: bool = False  # use the mesh with modifiers applied
+
+    def request(self) -> dict[str, Any]:
+        return {"category": self.category or None, "align": self.align}
 
 
 class SegmentPlan:
@@ -43,101 +52,201 @@ class SegmentPlan:
         self.objects, self.options = list(objects), options
         self.meshes = [_gather_writable(obj, options.evaluated) for obj in self.objects]
 
-    def work(self, client: Client, progress: Callable[[float, str], None]) -> list[np.ndarray]:
+    def work(self, client: Client, progress: Progress) -> list[np.ndarray]:
         out = []
         for i, m in enumerate(self.meshes):
-            progress(i / len(self.meshes), f"segmenting {m.name}")
-            out.append(client.segment(m.vertices, m.triangles, category=self.options.category or None,
-                                      align=self.options.align))
+            if progress.stop_requested:
+                break
+            progress(i / len(self.meshes), f"segmenting {m.name} ({i + 1}/{len(self.meshes)})")
+            out.append(client.segment(m.vertices, m.triangles, **self.options.request()))
         return out
 
     def apply(self, result: list[np.ndarray]) -> dict[str, Any]:
-        mesh_data.write_all([(obj, tx.label_writes(parts)) for obj, parts in zip(self.objects, result)])
-        for obj in self.objects:
+        done = self.objects[:len(result)]
+        mesh_data.write_all([(obj, tx.label_writes(parts)) for obj, parts in zip(done, result)])
+        for obj in done:
             mesh_data.show(obj, "part_color")
-        return {obj.name: {"parts": sorted(set(parts.tolist()))} for obj, parts in zip(self.objects, result)}
+        return {obj.name: {"parts": sorted(set(parts.tolist()))} for obj, parts in zip(done, result)}
 
 
 @dataclass
 class TransferChoice:
-    """What travels from the source to the targets."""
+    """What travels from the sources to the targets."""
 
     labels: bool = True
     color: str = ""  # a colour attribute name
     uv_map: str = ""
-    vertex_groups: Sequence[str] | None = ()  # names; None: all of the source's groups
+    vertex_groups: Sequence[str] | None = ()  # names; None: all of the (first) source's groups
     attributes: Sequence[str] = field(default_factory=tuple)
     threshold: float = 0.5
     fill: str = "FILL"  # LEAVE, MARK or FILL (from confident neighbours)
 
 
+@dataclass
+class Source:
+    """A source mesh as gathered: its arrays, its own labels (if any) and the channels it gives."""
+
+    obj: bpy.types.Object
+    mesh: tx.MeshArrays
+    labels: tx.Channel | None
+    channels: list[tx.Channel]
+
+    @property
+    def guide(self) -> np.ndarray | None:
+        """The artist's labels as the server takes them: they guide the match."""
+        return None if self.labels is None else tx.labels_per_element(self.mesh, self.labels)
+
+
 class TransferPlan:
-    """Correspondence from the source to each target and the chosen attributes carried over."""
+    """Correspondence from the sources to each target and the chosen attributes carried over.
+
+    One request per source and target (one per target for one source): the server keeps
+    each source prepared, and the model's parts of a source without labels come back with
+    its first reply.  With several sources, labels are voted and other values come from
+    the most confident source (blender_addon/combine.py).  `preview`: only `corr_color`.
+    """
 
     label = "Transfer"
 
-    def __init__(self, source: bpy.types.Object, targets: Sequence[bpy.types.Object], choice: TransferChoice,
-                 options: Options):
-        targets = [t for t in targets if t is not source]
+    def __init__(self, sources: Sequence[bpy.types.Object] | bpy.types.Object,
+                 targets: Iterable[bpy.types.Object], choice: TransferChoice, options: Options,
+                 preview: bool = False):
+        sources = [sources] if isinstance(sources, bpy.types.Object) else list(sources)
+        if not sources:
+            raise ValueError("choose at least one source mesh")
+        # a collection's objects may hold the sources themselves, cameras and lights: skipped
+        targets = [t for t in targets if t not in sources and t.type == "MESH"]
         if not targets:
             raise ValueError("select at least one target mesh besides the source (the active object)")
         if not 0.0 <= choice.threshold <= 1.0:
             raise ValueError(f"the confidence threshold must be in [0, 1], got {choice.threshold}")
         if choice.fill not in tx.FILL_MODES:
             raise ValueError(f"fill must be one of {tx.FILL_MODES}, got {choice.fill!r}")
-        self.source_obj, self.targets, self.choice, self.options = source, targets, choice, options
-        ev = options.evaluated
-        self.source = mesh_data.gather(source, ev)
-        self.targets_arrays = [_gather_writable(t, ev) for t in targets]
-        self.channels = self._channels()
-        self.source_labels = mesh_data.read_labels(source, ev) if choice.labels else None
+        self.choice, self.options, self.preview = choice, options, preview
+        self.label = "Preview" if preview else "Transfer"
+        self.targets = targets
+        self.sources = self._gather_sources(sources)
+        self.targets_arrays = [_gather_writable(t, options.evaluated) for t in targets]
+        self.stopped_after: int | None = None  # targets done when the user stopped the transfer
 
-    def _channels(self) -> list[tx.Channel]:
-        c, src, ev = self.choice, self.source_obj, self.options.evaluated
+    def _gather_sources(self, objects: list[bpy.types.Object]) -> list[Source]:
+        ev, c = self.options.evaluated, self.choice
+        group_names = c.vertex_groups
+        if group_names is None and len(objects) > 1:  # "all groups" of several sources: the first one's, on each
+            group_names = [g.name for g in objects[0].vertex_groups]
+        out = []
+        for obj in objects:
+            labels = mesh_data.read_labels(obj, ev) if c.labels and not self.preview else None
+            channels = [] if self.preview else self._channels(obj, group_names)
+            out.append(Source(obj, mesh_data.gather(obj, ev), labels, channels))
+        if len(out) > 1 and c.labels and not self.preview:
+            have = {s.obj.name for s in out if s.labels is not None}
+            if have and len(have) != len(out):
+                lack = ", ".join(s.obj.name for s in out if s.labels is None)
+                raise ValueError(f"sources {', '.join(sorted(have))} carry part_label but {lack} do not: "
+                                 "label every source, or none (the model's parts are then voted)")
+        return out
+
+    def _channels(self, src: bpy.types.Object, group_names) -> list[tx.Channel]:
+        c, ev = self.choice, self.options.evaluated
         channels = []
         if c.color:
             channels.append(mesh_data.read_attribute(src, c.color, "color", ev))
         if c.uv_map:
             channels.append(mesh_data.read_attribute(src, c.uv_map, "uv", ev))
-        if c.vertex_groups is None or c.vertex_groups:
-            channels += mesh_data.read_vertex_groups(src, None if c.vertex_groups is None else list(c.vertex_groups), ev)
+        if group_names is None or group_names:
+            channels += mesh_data.read_vertex_groups(src, None if group_names is None else list(group_names), ev)
         channels += [mesh_data.read_attribute(src, name, "attribute", ev) for name in c.attributes]
         return channels
 
-    def work(self, client: Client, progress: Callable[[float, str], None]) -> dict[str, Any]:
-        opts, src = self.options, self.source
-        kw = dict(category=opts.category or None, align=opts.align)
-        steps = len(self.targets_arrays) + (self.choice.labels and self.source_labels is None)
-        labels = self.source_labels
-        if self.choice.labels and labels is None:
-            progress(0.0, f"segmenting {src.name}")
-            labels = tx.Channel("part_label", "labels", "POINT", "INT",
-                                      client.segment(src.vertices, src.triangles, **kw).astype(np.int32))
-        # the artist's own labels guide the match; the model's own segmentation would add nothing
-        guide = tx.labels_per_element(src, self.source_labels) if self.source_labels is not None else None
-        corrs = []
+    def _wants_parts(self, src: Source) -> bool:
+        return self.choice.labels and not self.preview and src.labels is None
+
+    def work(self, client: Client, progress: Progress) -> dict[str, Any]:
+        """-> {"parts": the model's parts per source (None where not asked), "replies": per
+        target done, one reply per source}.  Stops between targets when asked."""
+        parts: list[np.ndarray | None] = [None] * len(self.sources)
+        replies = []
+        n = len(self.targets_arrays)
         for i, tgt in enumerate(self.targets_arrays):
-            progress((i + steps - len(self.targets_arrays)) / steps, f"{src.name} -> {tgt.name}")
-            corrs.append(client.correspond(src.vertices, tgt.vertices, source_faces=src.triangles,
-                                           target_faces=tgt.triangles, source_labels=guide, **kw))
-        return {"labels": labels, "correspondences": corrs}
+            if progress.stop_requested:
+                break
+            progress(i / n, f"{tgt.name} ({i + 1}/{n})")
+            per_source = []
+            for k, src in enumerate(self.sources):
+                ask = self._wants_parts(src) and parts[k] is None
+                reply = client.correspond(src.mesh.vertices, tgt.vertices, source_faces=src.mesh.triangles,
+                                          target_faces=tgt.triangles, source_labels=src.guide, source_parts=ask,
+                                          **self.options.request())
+                if ask:
+                    parts[k] = reply["source_parts"]
+                per_source.append(reply)
+            replies.append(per_source)
+        progress(1.0, "writing")
+        return {"parts": parts, "replies": replies}
 
     def apply(self, result: dict[str, Any]) -> dict[str, Any]:
-        channels = ([result["labels"]] if result["labels"] is not None else []) + self.channels
-        plan, report = [(self.source_obj, tx.source_writes(self.source))], {}
-        for obj, tgt, corr in zip(self.targets, self.targets_arrays, result["correspondences"]):
-            writes = tx.target_writes(self.source, tgt, corr, channels, self.choice.threshold, self.choice.fill)
+        replies = result["replies"]
+        label_channels = [s.labels if s.labels is not None or p is None else
+                          tx.Channel("part_label", "labels", "POINT", "INT", p.astype(np.int32))
+                          for s, p in zip(self.sources, result["parts"])]
+        plan = [(s.obj, self._source_writes(s, p)) for s, p in zip(self.sources, result["parts"])]
+        report = {}
+        for obj, tgt, per_source in zip(self.targets, self.targets_arrays, replies):
+            matches = [combine.Match(s.mesh, corr, ([lab] if lab is not None else []) + s.channels)
+                       for s, lab, corr in zip(self.sources, label_channels, per_source)]
+            writes = combine.target_writes(matches, tgt, self.choice.threshold, self.choice.fill)
+            if self.preview:
+                writes = [w for w in writes if w.name == "corr_color"]
             plan.append((obj, writes))
-            conf = corr["confidence"]
+            conf = np.max([corr["confidence"] for corr in per_source], axis=0)
             report[obj.name] = {"mean_confidence": float(conf.mean()),
                                 "below_threshold": int((conf < self.choice.threshold).sum()),
                                 "written": [w.name for w in writes]}
-        if result["labels"] is not None and self.source_labels is None:
-            plan[0] = (self.source_obj, plan[0][1] + tx.label_writes(result["labels"].values))
         mesh_data.write_all(plan)
+        self._keep_rotations(replies)
+        shown = "part_color" if self.choice.labels and not self.preview else "corr_color"
         for obj, _ in plan:
-            mesh_data.show(obj, "part_color" if result["labels"] is not None else "corr_color")
+            mesh_data.show(obj, shown)
+        self.stopped_after = len(replies) if len(replies) < len(self.targets) else None
         return report
+
+    def _source_writes(self, src: Source, parts: np.ndarray | None) -> list[tx.Write]:
+        writes = tx.source_writes(src.mesh)
+        return writes + tx.label_writes(parts) if parts is not None else writes
+
+    def _keep_rotations(self, replies: list[list[dict[str, np.ndarray]]]) -> None:
+        """Each mesh's alignment turn, as custom properties the panel shows and can apply."""
+        if replies:
+            for src, reply in zip(self.sources, replies[0]):
+                keep_rotation(src.obj, reply.get("source_rotation"))
+        for obj, per_source in zip(self.targets, replies):
+            keep_rotation(obj, per_source[0].get("target_rotation"))
+
+
+def keep_rotation(obj: bpy.types.Object, model_rotation: np.ndarray | None) -> None:
+    if model_rotation is None:
+        return
+    rot = frames.rotation_to_blender(model_rotation)
+    obj[ROTATION_PROP] = [float(x) for x in rot.ravel()]
+    if frames.is_about_up(rot):
+        obj[TURN_PROP] = round(frames.degrees_about_up(rot), 3)
+    elif TURN_PROP in obj:
+        del obj[TURN_PROP]
+
+
+def apply_rotation(obj: bpy.types.Object) -> bool:
+    """Turn the object by the rotation auto-alignment found for it (about its origin), so
+    it faces the way the model expects; the found rotation is then used up.  False if none."""
+    found = obj.get(ROTATION_PROP)
+    if found is None:
+        return False
+    rot = np.array(list(found), dtype=np.float64).reshape(3, 3)
+    obj.matrix_world = mathutils.Matrix(frames.rotated_world(np.array(obj.matrix_world), rot).tolist())  # rows
+    for prop in (ROTATION_PROP, TURN_PROP):
+        if prop in obj:
+            del obj[prop]
+    return True
 
 
 def _gather_writable(obj: bpy.types.Object, evaluated: bool) -> tx.MeshArrays:
@@ -162,14 +271,19 @@ def segment(objects: Sequence[bpy.types.Object], **options: Any) -> dict[str, An
     return run(SegmentPlan(objects, opts), opts)
 
 
-def transfer_attributes(source: bpy.types.Object, targets: Sequence[bpy.types.Object], *, labels: bool = True,
+def transfer_attributes(source: bpy.types.Object | None = None, targets: Iterable[bpy.types.Object] = (), *,
+                        sources: Sequence[bpy.types.Object] | None = None, labels: bool = True,
                         color: str = "", uv_map: str = "", vertex_groups: Sequence[str] | None = (),
                         attributes: Sequence[str] = (), threshold: float = 0.5, fill: str = "FILL",
-                        **options: Any) -> dict[str, Any]:
-    """Correspond `source` to each target and carry the chosen attributes; returns a per-target report."""
+                        preview: bool = False, **options: Any) -> dict[str, Any]:
+    """Correspond the source (or each of `sources`) to each target and carry the chosen
+    attributes; returns a per-target report.  `targets` may be a collection's objects: the
+    sources and objects that are not meshes are skipped.  `preview`: write only `corr_color`."""
+    if (source is None) == (sources is None):
+        raise ValueError("give either a source or sources=[...]")
     opts = Options(**options)
     choice = TransferChoice(labels, color, uv_map, vertex_groups, tuple(attributes), threshold, fill)
-    return run(TransferPlan(source, targets, choice, opts), opts)
+    return run(TransferPlan([source] if source is not None else sources, targets, choice, opts, preview), opts)
 
 
 transfer = transfer_attributes  # the public name

@@ -13,18 +13,37 @@ from typing import Any, Callable
 from .client import Client, ServerError
 
 
+class Progress:
+    """What `work` reports (`progress(fraction, text)`) and is asked: `stop_requested`, set
+    when the user wants it to stop after the step it is on (Esc in the panel)."""
+
+    def __init__(self) -> None:
+        self.fraction, self.text = 0.0, "starting"
+        self._stop = threading.Event()
+
+    def __call__(self, fraction: float, text: str) -> None:
+        self.fraction, self.text = fraction, text
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+
 class Job:
     """Runs `work(client, progress)` in a thread with its own client (sockets are per thread).
 
-    `progress(fraction, text)` may be called by `work` to report how far it is.  The client
-    signs with CORR_SERVER_SECRET when Blender's environment has it (see server/protocol.py).
+    `progress` is a `Progress`: `work` reports how far it is through it, and checks its
+    `stop_requested` between steps.  The client signs with CORR_SERVER_SECRET when
+    Blender's environment has it (see server/protocol.py).
     """
 
-    def __init__(self, work: Callable[[Client, Callable[[float, str], None]], Any], address: str,
-                 timeout: float = 120.0):
+    def __init__(self, work: Callable[[Client, Progress], Any], address: str, timeout: float = 120.0):
         self.work, self.address, self.timeout = work, address, timeout
         self.cancel_event = threading.Event()
-        self.fraction, self.text = 0.0, "starting"
+        self.progress = Progress()
         self.result: Any = None
         self.error: Exception | None = None
         self.started = 0.0
@@ -35,14 +54,19 @@ class Job:
         self._thread.start()
         return self
 
-    def _progress(self, fraction: float, text: str) -> None:
-        self.fraction, self.text = fraction, text
+    @property
+    def fraction(self) -> float:
+        return self.progress.fraction
+
+    @property
+    def text(self) -> str:
+        return self.progress.text
 
     def _run(self) -> None:
         client = Client(self.address, timeout=self.timeout)
         client.cancel = self.cancel_event
         try:
-            self.result = self.work(client, self._progress)
+            self.result = self.work(client, self.progress)
         except Exception as exc:  # reported on the main thread
             self.error = exc
         finally:
@@ -57,7 +81,12 @@ class Job:
         return time.monotonic() - self.started
 
     def cancel(self) -> None:
+        """Stop now: the request in flight is abandoned and the job ends with ServerError("cancelled")."""
         self.cancel_event.set()
+
+    def stop(self) -> None:
+        """Stop after the current step: `work` returns what it has finished."""
+        self.progress.request_stop()
 
     def wait(self, timeout: float | None = None) -> Any:
         """Block until finished; return the result or raise the worker's error."""

@@ -89,20 +89,31 @@ def label_writes(labels: np.ndarray, keep: np.ndarray | None = None) -> list[Wri
             Write("part_color", "color", "POINT", "FLOAT_COLOR", interpolate.label_colors(labels), keep)]
 
 
-def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, confident, fill) -> list[Write]:
-    blend = ch.data_type in FLOAT_TYPES and ch.kind != "labels"
+def blends(ch: Channel) -> bool:
+    """Floats are interpolated; labels, integers and booleans take the nearest corner's value."""
+    return ch.data_type in FLOAT_TYPES and ch.kind != "labels"
+
+
+def values_at(ch: Channel, source: MeshArrays, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
+    """The channel's values at the matched points, one per target vertex."""
+    blend = blends(ch)
     if ch.domain == "CORNER":
-        values = (interpolate.corner_values if blend else interpolate.nearest_point_values)(ch.values, source.triangle_loops, face, bary)
-    elif ch.domain == "FACE":
-        values = ch.values[source.triangle_polygons[face]]
-    elif ch.domain == "POINT":
-        values = (interpolate.point_values if blend else interpolate.nearest_point_values)(
+        return (interpolate.corner_values if blend else interpolate.nearest_point_values)(
+            ch.values, source.triangle_loops, face, bary)
+    if ch.domain == "FACE":
+        return ch.values[source.triangle_polygons[face]]
+    if ch.domain == "POINT":
+        return (interpolate.point_values if blend else interpolate.nearest_point_values)(
             ch.values, source.triangles, face, bary)
-    else:
-        raise ValueError(f"{ch.name!r}: cannot carry attributes of domain {ch.domain}")
+    raise ValueError(f"{ch.name!r}: cannot carry attributes of domain {ch.domain}")
+
+
+def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, confident, fill) -> list[Write]:
+    blend = blends(ch)
+    values = values_at(ch, source, face, bary)
     if ch.kind == "labels":
         confident = confident & ~labels.slivers(ch.values, values)  # on vertex counts
-    values, keep = _resolve(values, confident, fill, target.edges, vote=not blend, mark=_mark_value(ch))
+    values, keep = resolve(values, confident, fill, target.edges, vote=not blend, mark=_mark_value(ch))
     values = values.astype(ch.values.dtype, copy=False)
     if ch.kind == "uv" and ch.domain == "CORNER":  # per target corner, one source UV island per polygon
         values = seams.corner_uvs(ch.values, source.vertices, source.triangles, source.triangle_loops, face, bary,
@@ -136,7 +147,8 @@ def _mark_value(ch: Channel):
     return 0
 
 
-def _resolve(values, confident, fill, edges, vote, mark):
+def resolve(values: np.ndarray, confident: np.ndarray, fill: str, edges: np.ndarray, vote: bool, mark
+            ) -> tuple[np.ndarray, np.ndarray | None]:
     """Apply the fill mode to vertices below the confidence threshold -> (values, keep mask or None)."""
     if confident.all():
         return values, None

@@ -28,8 +28,36 @@ def preferences(context=None):
 
 def options(context) -> api.Options:
     prefs, s = preferences(context), context.scene.corr
-    return api.Options(address=prefs.address, timeout=prefs.timeout, category=s.category.strip(),
-                       align=s.align, evaluated=s.use_modifiers)
+    category = "" if s.category in ("", DEFAULT_CATEGORY) else s.category
+    return api.Options(address=prefs.address, timeout=prefs.timeout, category=category,
+                       align=api.ALIGN_MODES[s.align], evaluated=s.use_modifiers)
+
+
+DEFAULT_CATEGORY = "DEFAULT"  # the category menu's first entry: the model the server loads first
+_category_items: list[tuple[str, str, str]] = []  # Blender needs the strings to outlive the callback
+
+
+def category_items(self, context) -> list[tuple[str, str, str]]:
+    """The category menu, from the server's info: each category with the checkpoint serving it."""
+    info = status["info"] or {}
+    files = info.get("checkpoints") or {}
+    model = info.get("model") or {}
+    default = f"Server default ({model['category']}, {files.get(model['category'], 'checkpoint')})" if model else "Server default"
+    _category_items[:] = [(DEFAULT_CATEGORY, default, "The model the server loads first")] + [
+        (c, f"{c} ({files.get(c, 'shipped')})", f"Checkpoint {files.get(c, '?')}") for c in info.get("categories", [])]
+    return _category_items
+
+
+def split_selection(context) -> tuple[list, list]:
+    """-> (sources, targets) among the selected meshes.  The active object is the source; with
+    *Several sources*, every other selected mesh carrying `part_label` is a source too."""
+    active = context.active_object
+    if active is None or active.type != "MESH":
+        raise ValueError("make the source mesh the active object")
+    meshes = [o for o in context.selected_objects if o.type == "MESH" and o is not active]
+    several = context.scene.corr.several_sources
+    sources = [active] + [o for o in meshes if several and "part_label" in o.data.attributes]
+    return sources, [o for o in meshes if o not in sources]
 
 
 def check_server(context=None, timeout: float = 2.0) -> bool:
@@ -72,7 +100,8 @@ class CorrPreferences(bpy.types.AddonPreferences):
 
 
 class CorrSettings(bpy.types.PropertyGroup):
-    category: bpy.props.StringProperty(name="Category", description="chair, table, airplane; empty: server default")
+    category: bpy.props.EnumProperty(name="Category", items=category_items,
+                                     description="The model (category and checkpoint); Check server fills the list")
     transfer_labels: bpy.props.BoolProperty(name="Part labels", default=True)
     color_attribute: bpy.props.StringProperty(name="Colour", description="Colour attribute of the source to transfer")
     uv_map: bpy.props.StringProperty(name="UV map", description="UV map of the source to transfer")
@@ -83,7 +112,13 @@ class CorrSettings(bpy.types.PropertyGroup):
         ("FILL", "Fill", "Fill from confident neighbours over the mesh"),
         ("MARK", "Mark", "Label -1, grey colour, zero weights"),
         ("LEAVE", "Leave", "Keep the target's existing values")])
-    align: bpy.props.BoolProperty(name="Auto-align", description="Search rotations for shapes that are not upright")
+    align: bpy.props.EnumProperty(name="Auto-align", default="YAW", items=[
+        ("YAW", "Turn about Z", "Upright meshes: find the turn about the up axis the model explains best"),
+        ("ANY", "Any rotation", "Meshes that may lie on their side or upside down: search 24 rotations"),
+        ("OFF", "Off", "Use the meshes as they face")])
+    several_sources: bpy.props.BoolProperty(
+        name="Several sources", description="Selected meshes carrying part_label are sources too; "
+                                            "their labels are voted by confidence")
     use_modifiers: bpy.props.BoolProperty(name="Use modifiers", description="Use the evaluated meshes")
 
 
@@ -107,7 +142,12 @@ class _PlanOperator:
         raise NotImplementedError
 
     def _finish(self, context, plan, report) -> set[str]:
-        self.report({"INFO"}, f"{plan.label}: {', '.join(report)}")
+        stopped = getattr(plan, "stopped_after", None)
+        if stopped is not None:
+            self.report({"WARNING"}, f"{plan.label} stopped after {stopped} of {len(plan.targets)} targets: "
+                                     f"{', '.join(report) or 'nothing'} written")
+        else:
+            self.report({"INFO"}, f"{plan.label}: {', '.join(report)}")
         for area in context.screen.areas if context.screen else ():
             if area.type == "VIEW_3D":
                 shading = area.spaces.active.shading
@@ -144,8 +184,11 @@ class _PlanOperator:
         context.workspace.status_text_set(None)
 
     def modal(self, context, event):
-        if event.type == "ESC":
-            self.job.cancel()
+        if event.type == "ESC" and event.value == "PRESS":
+            if not self.job.progress.stop_requested:  # first Esc: finish the target in hand, write what is done
+                self.job.stop()
+                return {"RUNNING_MODAL"}
+            self.job.cancel()  # second Esc: abandon it all
             self._cleanup(context)
             self.report({"WARNING"}, f"{self.plan.label} cancelled: nothing written")
             return {"CANCELLED"}
@@ -153,7 +196,9 @@ class _PlanOperator:
             return {"PASS_THROUGH"}
         if not self.job.done:
             context.window_manager.progress_update(int(100 * self.job.fraction))
-            context.workspace.status_text_set(f"{self.plan.label}: {self.job.text} ({self.job.elapsed:.0f} s, Esc cancels)")
+            hint = "stopping after this one, Esc again cancels all" if self.job.progress.stop_requested else \
+                "Esc stops after this one"
+            context.workspace.status_text_set(f"{self.plan.label}: {self.job.text} ({self.job.elapsed:.0f} s, {hint})")
             return {"RUNNING_MODAL"}
         self._cleanup(context)
         try:
@@ -174,18 +219,75 @@ class CORR_OT_segment(_PlanOperator, bpy.types.Operator):
         return api.SegmentPlan(objects, options(context))
 
 
-class CORR_OT_transfer(_PlanOperator, bpy.types.Operator):
+class _TransferOperator(_PlanOperator):
+    preview = False
+
+    def make_plan(self, context):
+        sources, targets = split_selection(context)
+        return api.TransferPlan(sources, targets, transfer_choice(context), options(context), preview=self.preview)
+
+
+class CORR_OT_transfer(_TransferOperator, bpy.types.Operator):
     """Correspond the active mesh (source) to the other selected meshes and transfer the chosen attributes"""
 
     bl_idname = "corr.transfer"
     bl_label = "Transfer"
 
-    def make_plan(self, context):
-        source = context.active_object
-        if source is None or source.type != "MESH":
-            raise ValueError("make the source mesh the active object")
-        targets = [o for o in context.selected_objects if o.type == "MESH" and o is not source]
-        return api.TransferPlan(source, targets, transfer_choice(context), options(context))
+
+class CORR_OT_preview(_TransferOperator, bpy.types.Operator):
+    """Write only corr_color (the source's position colours, carried over) to see the match before transferring"""
+
+    bl_idname = "corr.preview"
+    bl_label = "Preview"
+    preview = True
+
+
+class CORR_OT_apply_rotation(bpy.types.Operator):
+    """Turn the selected meshes by the rotation auto-alignment found for them"""
+
+    bl_idname = "corr.apply_rotation"
+    bl_label = "Apply rotation"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        turned = [o.name for o in context.selected_objects if api.apply_rotation(o)]
+        if not turned:
+            self.report({"WARNING"}, "no rotation found yet: run Preview or Transfer with Auto-align")
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"turned {', '.join(turned)}")
+        return {"FINISHED"}
+
+
+class CORR_OT_server_log(bpy.types.Operator):
+    """Open the log of the server started from this panel in a Text Editor"""
+
+    bl_idname = "corr.server_log"
+    bl_label = "Server log"
+
+    def execute(self, context):
+        path = local_server.log_path
+        if not path.is_file():
+            self.report({"WARNING"}, "no log here: the server was not started from this panel "
+                                     "(its log is in the terminal it runs in)")
+            return {"CANCELLED"}
+        text = bpy.data.texts.get(path.name) or bpy.data.texts.new(path.name)
+        text.clear()
+        text.write(path.read_text(errors="replace"))
+        _show_text(context, text)
+        self.report({"INFO"}, f"server log: {path}")
+        return {"FINISHED"}
+
+
+def _show_text(context, text) -> None:
+    """Show a text in a Text Editor: the screen's own if it has one, else a new window's."""
+    if context.window is None:  # headless: the text is there to read from scripts
+        return
+    areas = [a for a in context.screen.areas if a.type == "TEXT_EDITOR"]
+    if not areas:
+        bpy.ops.wm.window_new()
+        areas = [context.window_manager.windows[-1].screen.areas[0]]
+        areas[0].type = "TEXT_EDITOR"
+    areas[0].spaces.active.text = text
 
 
 class CORR_OT_server_check(bpy.types.Operator):
@@ -261,15 +363,21 @@ class CORR_PT_panel(bpy.types.Panel):
             row.operator("corr.server_stop", icon="CANCEL")
         else:
             row.operator("corr.server_start", icon="PLAY")
+        row.operator("corr.server_log", icon="TEXT")
         box.prop(s, "category")
 
         layout.operator("corr.segment", icon="GROUP_VERTEX")
 
         box = layout.box()
+        try:
+            sources, targets = split_selection(context)
+            names = ", ".join(o.name for o in sources)
+        except ValueError:
+            sources, targets, names = [], [], "(the active mesh)"
+        box.label(text=f"Source{'s' if len(sources) > 1 else ''}: {names}", icon="OBJECT_DATA")
+        box.label(text=f"Targets: {len(targets)} selected")
+        box.prop(s, "several_sources")
         src = context.active_object
-        box.label(text=f"Source: {src.name if src else '(active object)'}", icon="OBJECT_DATA")
-        n = sum(1 for o in context.selected_objects if o.type == "MESH" and o is not src)
-        box.label(text=f"Targets: {n} selected")
         box.prop(s, "transfer_labels")
         if src is not None and src.type == "MESH":
             box.prop_search(s, "color_attribute", src.data, "color_attributes")
@@ -278,14 +386,27 @@ class CORR_PT_panel(bpy.types.Panel):
         box.prop(s, "attributes")
         box.prop(s, "threshold")
         box.prop(s, "fill")
-        row = box.row()
-        row.prop(s, "align")
-        row.prop(s, "use_modifiers")
-        box.operator("corr.transfer", icon="UV_SYNC_SELECT")
+        box.prop(s, "align")
+        self._draw_rotation(box, context.active_object)
+        box.prop(s, "use_modifiers")
+        row = box.row(align=True)
+        row.operator("corr.preview", icon="HIDE_OFF")
+        row.operator("corr.transfer", icon="UV_SYNC_SELECT")
+
+    @staticmethod
+    def _draw_rotation(layout, obj) -> None:
+        """The turn auto-alignment found for the active mesh, and the button that applies it."""
+        if obj is None or api.ROTATION_PROP not in obj:
+            return
+        turn = obj.get(api.TURN_PROP)
+        row = layout.row(align=True)
+        row.label(text=f"{obj.name}: turn {turn:.0f}\u00b0 about Z" if turn is not None else f"{obj.name}: rotation found",
+                  icon="ORIENTATION_GIMBAL")
+        row.operator("corr.apply_rotation", text="Apply")
 
 
-CLASSES = (CorrPreferences, CorrSettings, CORR_OT_segment, CORR_OT_transfer, CORR_OT_server_check,
-           CORR_OT_server_start, CORR_OT_server_stop, CORR_PT_panel)
+CLASSES = (CorrPreferences, CorrSettings, CORR_OT_segment, CORR_OT_transfer, CORR_OT_preview, CORR_OT_apply_rotation,
+           CORR_OT_server_check, CORR_OT_server_start, CORR_OT_server_stop, CORR_OT_server_log, CORR_PT_panel)
 
 
 def register() -> None:

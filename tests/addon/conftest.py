@@ -38,6 +38,8 @@ def scene(bpy, chair_server, monkeypatch):
 
 def psb_object(bpy, category: str, name: str, obj_name: str | None = None):
     """A PSB mesh as a Blender object, upright: its rotation (model frame) then model -> Blender."""
+    import mathutils
+
     from blender_addon import frames
     from model.meshio import read_mesh
 
@@ -49,6 +51,6 @@ def psb_object(bpy, category: str, name: str, obj_name: str | None = None):
     ob = bpy.data.objects.new(obj_name or name, me)
     m = np.eye(4)
     m[:3, :3] = frames.BLENDER_TO_MODEL @ rot
-    ob.matrix_world = m.tolist()  # rows, as mathutils.Matrix takes them
+    ob.matrix_world = mathutils.Matrix(m.tolist())  # rows (a plain nested list would be read as columns)
     bpy.context.scene.collection.objects.link(ob)
     return ob

@@ -222,3 +222,50 @@ def test_the_sources_labels_go_to_the_server_per_vertex_or_per_triangle():
     assert per("CORNER", [1, 1, 1, 2, 2, 2]).tolist() == [1, 2]
     with pytest.raises(ValueError, match="EDGE"):
         per("EDGE", [0])
+
+
+# ---------------------------------------------------------------------- several sources
+def test_several_sources_vote_labels_by_confidence_and_take_values_from_the_surest():
+    from blender_addon import combine
+
+    src = tgt = arrays()
+    lab = lambda values: transfer.Channel("part_label", "labels", "POINT", "INT", np.asarray(values, np.int32))
+    paint = lambda value: transfer.Channel("temperature", "attribute", "POINT", "FLOAT", np.full(4, value, np.float32))
+    # three sources; per target vertex, their confidences
+    conf = np.array([[0.9, 0.2, 0.7, 0.0], [0.3, 0.8, 0.4, 0.0], [0.3, 0.1, 0.4, 0.0]])
+    labels_of = [[1, 1, 1, 1], [2, 2, 2, 2], [2, 2, 2, 2]]
+    matches = [combine.Match(src, identity_corr(c), [lab(l), paint(k)]) for k, (c, l) in enumerate(zip(conf, labels_of))]
+    writes = {w.name: w for w in combine.target_writes(matches, tgt, threshold=0.5, fill="MARK")}
+    # vertex 0: 0.9 for label 1 against 0.3 + 0.3 for 2; vertex 1: 0.8 + 0.1 for 2; vertex 2: 0.4 + 0.4
+    # for 2 outvote 0.7 for 1, but neither source of 2 is sure (0.4 < 0.5): marked, as is vertex 3
+    # (no source is sure)
+    assert writes["part_label"].values.tolist() == [1, 2, -1, -1]
+    assert writes["corr_source_object"].values.tolist() == [0, 1, 0, 0]
+    assert writes["temperature"].values.tolist() == [0, 1, 0, 0]  # the most confident source's value
+    assert np.allclose(writes["corr_confidence"].values, conf.max(0))
+    one = combine.target_writes(matches[:1], tgt, threshold=0.5, fill="MARK")  # one source: the single-source writes
+    assert [w.name for w in one] == [w.name for w in transfer.target_writes(src, tgt, matches[0].corr, matches[0].channels,
+                                                                            0.5, "MARK")]
+
+
+def test_a_polygon_takes_its_corner_values_from_one_source():
+    from blender_addon import combine
+
+    m = arrays()  # polygons 0 (corners 0-2: vertices 0, 1, 2) and 1 (corners 3-5: vertices 0, 2, 3)
+    winners = combine.polygon_winners(np.array([1, 0, 1, 0]), m)
+    assert winners.tolist() == [1, 1, 1, 0, 0, 0] or winners.tolist() == [1, 1, 1, 1, 1, 1]
+    assert len(set(winners[:3])) == 1 and len(set(winners[3:])) == 1
+
+
+def test_alignment_rotations_in_blenders_frame():
+    quarter = np.array([[0, 0, 1], [0, 1, 0], [-1, 0, 0]], float)  # model frame: 90 degrees about +Y (up)
+    rot = frames.rotation_to_blender(quarter)
+    assert frames.is_about_up(rot) and np.isclose(abs(frames.degrees_about_up(rot)), 90)
+    p = np.random.default_rng(1).normal(size=(5, 3))
+    # turning Blender points by rot is the model turning their model-frame images by quarter
+    assert np.allclose(frames.to_model(p @ rot.T), frames.to_model(p) @ quarter.T)
+    m = np.eye(4)
+    m[:3, 3] = [1, 2, 3]
+    turned = frames.rotated_world(m, rot)
+    assert np.allclose(turned[:3, 3], [1, 2, 3]) and np.allclose(turned[:3, :3], rot)
+    assert not frames.is_about_up(frames.rotation_to_blender(np.diag([1.0, -1.0, -1.0])))

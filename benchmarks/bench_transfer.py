@@ -1,0 +1,129 @@
+"""A Transfer end to end against the engine in process, side by side in one run.
+
+From the add-on's gather (real bpy, headless) through a real server on loopback to the
+attributes written on the target, on two PSB chairs subdivided to about 20k vertices
+each, against `Correspondence.correspond` of the same pair in this process (both shapes
+prepared, as a first request to the server must).  Each repeat moves both objects a
+little, so the server cannot reuse shapes it prepared before.  Then one source to ten
+targets (other PSB chairs, about 20k vertices each), per target.  Two lines:
+
+    one target: seconds=<per target> ratio=<that / in-process correspond> in_process=<s>
+    10 targets: seconds=<per target> ratio=<that / in-process correspond> in_process=<s>
+
+    .venv/bin/python benchmarks/bench_transfer.py [--vertices 20000] [--repeats 2] [--targets 10]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import bpy  # noqa: E402  (the pip bpy module: headless Blender)
+
+from blender_addon import api, frames  # noqa: E402
+from model import Correspondence  # noqa: E402
+from tests.server.conftest import free_port  # noqa: E402
+from training.prepare import load_psb_upright  # noqa: E402
+
+PSB_CHAIRS = ROOT.parent / "shared" / "data" / "psb" / "chair"
+CHECKPOINT = ROOT / "model" / "checkpoints" / "chair.pth"
+SOURCE, TARGET = "102", "117"  # the two largest chairs (15.7k and 14.4k vertices before subdividing)
+
+
+def chair(name: str, vertices: int) -> tuple[np.ndarray, np.ndarray]:
+    """A PSB chair, upright (model frame), its largest faces split until it has `vertices`."""
+    mesh = load_psb_upright(PSB_CHAIRS / f"{name}.off.gz")
+    while len(mesh.vertices) < vertices:
+        need = vertices - len(mesh.vertices)
+        mesh = mesh.subdivide(face_index=np.argsort(-mesh.area_faces)[: max(1, int(need / 1.6))])
+    return np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64)
+
+
+def blender_object(name: str, mesh: tuple[np.ndarray, np.ndarray]) -> bpy.types.Object:
+    me = bpy.data.meshes.new(name)
+    me.from_pydata(frames.to_blender(mesh[0]).tolist(), [], mesh[1].tolist())
+    me.update()
+    ob = bpy.data.objects.new(name, me)
+    bpy.context.scene.collection.objects.link(ob)
+    return ob
+
+
+def world_model_frame(ob: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
+    """The object as the engine would get it from the add-on: world space, model frame, triangles."""
+    arrays = api.mesh_data.gather(ob)
+    return arrays.vertices, arrays.triangles
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    address = f"tcp://127.0.0.1:{free_port()}"
+    proc = subprocess.Popen([sys.executable, "-m", "server", "--bind", address, "--checkpoint", str(CHECKPOINT),
+                             "--device", "cpu", "--log-level", "WARNING"], cwd=ROOT, stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if not proc.stdout.readline().startswith("ready"):
+        raise RuntimeError("the benchmark server did not start")
+    return proc, address
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def measure(vertices: int = 20_000, repeats: int = 2, n_targets: int = 10) -> dict:
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    src, tgt = blender_object("source", chair(SOURCE, vertices)), blender_object("target", chair(TARGET, vertices))
+    engine = Correspondence.load(CHECKPOINT, device="cpu")
+    proc, address = start_server()
+    try:
+        opts = {"address": address, "timeout": 900.0}
+        api.transfer(src, [tgt], **opts)  # warm-up, both ends
+        engine.correspond(world_model_frame(src), world_model_frame(tgt))
+        local, remote = [], []
+        for i in range(repeats):  # alternate so drift from other load hits both alike
+            for ob in (src, tgt):
+                ob.location.x += 1e-3  # other coordinates: nothing prepared before can be reused
+            bpy.context.view_layer.update()
+            pair = world_model_frame(src), world_model_frame(tgt)
+            local.append(timed(lambda: engine.correspond(*pair)))
+            remote.append(timed(lambda: api.transfer(src, [tgt], **opts)))
+        names = [p.name.split(".")[0] for p in sorted(PSB_CHAIRS.glob("*.off.gz"))]
+        many = [blender_object(f"t{n}", chair(n, vertices)) for n in names if n != SOURCE][:n_targets]
+        src.location.x += 1e-3  # the source is prepared once within the Transfer, not before it
+        bpy.context.view_layer.update()
+        per_target = timed(lambda: api.transfer(src, many, **opts)) / len(many)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    lo = statistics.median(local)
+    return {"vertices": (len(src.data.vertices), len(tgt.data.vertices)), "in_process": lo,
+            "one_target": statistics.median(remote), "one_ratio": statistics.median(remote) / lo,
+            "targets": len(many), "per_target": per_target, "many_ratio": per_target / lo,
+            "many_vertices": int(np.mean([len(o.data.vertices) for o in many]))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--vertices", type=int, default=20_000)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--targets", type=int, default=10)
+    args = ap.parse_args()
+    r = measure(args.vertices, args.repeats, args.targets)
+    print(f"# source {r['vertices'][0]} vertices, target {r['vertices'][1]}; {r['targets']} targets of "
+          f"{r['many_vertices']} vertices on average")
+    print(f"one target: seconds={r['one_target']:.3f} ratio={r['one_ratio']:.3f} in_process={r['in_process']:.3f}")
+    print(f"{r['targets']} targets: seconds={r['per_target']:.3f} ratio={r['many_ratio']:.3f} "
+          f"in_process={r['in_process']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

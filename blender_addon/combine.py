@@ -1,0 +1,96 @@
+"""One target from several sources: part labels voted with confidence weights (as
+training/evaluate.py's vote), every other value taken from the source that matches each
+target vertex best (per polygon for corner values, so a polygon's UVs come from one
+source).  Plain numpy: tests call it without bpy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import labels
+from . import transfer as tx
+from .inpaint import most_common
+
+UNVOTED = 1e-9  # a vertex whose labels all got confidence 0 still takes one (evaluate.py's rule)
+
+
+@dataclass
+class Match:
+    """One source's correspondence to the target, with the source's channels to carry."""
+
+    source: tx.MeshArrays
+    corr: dict[str, np.ndarray]
+    channels: list[tx.Channel]
+
+
+def target_writes(matches: list[Match], target: tx.MeshArrays, threshold: float = 0.5, fill: str = "FILL"
+                  ) -> list[tx.Write]:
+    """The attributes to write on `target` from one or several sources; with several, also
+    `corr_source_object` (INT): the index of the source each vertex's values came from."""
+    if len(matches) == 1:
+        m = matches[0]
+        return tx.target_writes(m.source, target, m.corr, m.channels, threshold, fill)
+    winner = np.stack([m.corr["confidence"] for m in matches]).argmax(axis=0)
+    per_source = [tx.target_writes(m.source, target, m.corr, [c for c in m.channels if c.kind != "labels"],
+                                   threshold, fill) for m in matches]
+    pick = {len(target.vertices): winner, len(target.loop_vertices): polygon_winners(winner, target)}
+    writes = [_picked(ws, pick) for ws in zip(*per_source)]
+    writes.append(tx.Write("corr_source_object", "attribute", "POINT", "INT", winner.astype(np.int32)))
+    labelled = [(m, c) for m in matches for c in m.channels if c.kind == "labels"]
+    if labelled:
+        writes += voted_labels(labelled, target, threshold, fill)
+    return writes
+
+
+def polygon_winners(winner: np.ndarray, target: tx.MeshArrays) -> np.ndarray:
+    """(L,) per corner: the source most of its polygon's corners' vertices took values from."""
+    corners = winner[target.loop_vertices]
+    poly = tx.loop_polygons(target)
+    ok = poly >= 0
+    if not ok.any():
+        return corners
+    polys, best = most_common(poly[ok], corners[ok])
+    by_poly = np.zeros(poly.max() + 1, dtype=winner.dtype)
+    by_poly[polys] = best
+    out = corners.copy()
+    out[ok] = by_poly[poly[ok]]
+    return out
+
+
+def _picked(ws: tuple[tx.Write, ...], pick: dict[int, np.ndarray]) -> tx.Write:
+    """One write from the same write of each source: element i from source pick[n][i]."""
+    first = ws[0]
+    for w in ws[1:]:
+        if (w.name, w.domain, w.data_type) != (first.name, first.domain, first.data_type):
+            raise ValueError(f"the sources differ in {first.name!r}: {first.domain} {first.data_type} on one, "
+                             f"{w.name!r} {w.domain} {w.data_type} on another")
+    n = len(first.values)
+    choose, rows = pick[n], np.arange(n)
+    values = np.stack([w.values for w in ws])[choose, rows]
+    keeps = [w.keep for w in ws]
+    keep = None if all(k is None for k in keeps) else np.stack(
+        [np.zeros(n, bool) if k is None else k for k in keeps])[choose, rows]
+    return tx.Write(first.name, first.kind, first.domain, first.data_type, values, keep)
+
+
+def voted_labels(labelled: list[tuple[Match, tx.Channel]], target: tx.MeshArrays, threshold: float, fill: str
+                 ) -> list[tx.Write]:
+    """Each target vertex takes the label with the most confidence summed over the sources
+    (a label on a sliver of the target counts with confidence 0); it is confident when
+    some source that gave that label is."""
+    got, conf = [], []
+    for m, ch in labelled:
+        values = tx.values_at(ch, m.source, m.corr["source_face"], m.corr["source_bary"]).astype(np.int64)
+        got.append(values)
+        conf.append(np.where(labels.slivers(ch.values, values), 0.0, m.corr["confidence"]))
+    got, conf = np.stack(got), np.stack(conf)
+    known = got >= 0  # -1: unlabelled source points lend nothing
+    votes = np.zeros((len(target.vertices), int(got.max(initial=0)) + 1))
+    src, vert = np.nonzero(known)
+    np.add.at(votes, (vert, got[src, vert]), conf[src, vert] + UNVOTED)
+    voted = np.where(known.any(axis=0), votes.argmax(axis=1), -1)
+    support = np.where(got == voted, conf, 0.0).max(axis=0)
+    values, keep = tx.resolve(voted, (support >= threshold) & (voted >= 0), fill, target.edges, vote=True, mark=-1)
+    return tx.label_writes(values, keep)

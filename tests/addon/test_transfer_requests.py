@@ -1,0 +1,134 @@
+"""Transfers in real bpy against the real chair server: requests per target, the server's
+prepared-shape cache, several sources, stopping between targets, preview, alignment turns."""
+import numpy as np
+import pytest
+
+from blender_addon import api
+from blender_addon.client import Client
+from blender_addon.jobs import Job, Progress
+
+from .conftest import psb_object
+from .test_blender import attr, user_attributes, world_vertices
+
+pytestmark = pytest.mark.usefixtures("scene")
+
+
+def server_counts(address):
+    with Client(address) as c:
+        pong = c.ping()
+    return pong["handled"], pong["prepared"]
+
+
+def delta(before, after):
+    (h0, p0), (h1, p1) = before, after
+    return ({op: h1.get(op, 0) - h0.get(op, 0) for op in set(h0) | set(h1)},
+            {k: p1[k] - p0[k] for k in ("hits", "misses")})
+
+
+def label_halves(ob, low=3, high=4):
+    """Face labels: the upper half of the chair `high`, the lower `low` (the artist's own)."""
+    m = np.array(ob.matrix_world)
+    centres = np.array([p.center for p in ob.data.polygons]) @ m[:3, :3].T + m[:3, 3]
+    upper = centres[:, 2] > (centres[:, 2].min() + centres[:, 2].max()) / 2
+    ob.data.attributes.new("part_label", "INT", "FACE").data.foreach_set("value", np.where(upper, high, low).astype(np.int32))
+
+
+def moved_away(bpy, *obs):
+    """Objects placed where no other test put them: shapes the server has not prepared yet."""
+    for ob in obs:
+        ob.location.x += 17.0
+    bpy.context.view_layer.update()
+    return obs
+
+
+def test_one_request_per_target_and_the_source_prepared_once(bpy, chair_server):
+    src, *targets = moved_away(bpy, psb_object(bpy, "chair", "101", "source"),
+                               *(psb_object(bpy, "chair", n) for n in ("103", "105")))
+    before = server_counts(chair_server.address)
+    api.transfer(src, targets, threshold=0.0)  # no labels on the source: the model's parts come with reply 1
+    handled, prepared = delta(before, server_counts(chair_server.address))
+    assert handled.get("correspond") == 2 and not handled.get("segment")
+    assert prepared == {"misses": 3, "hits": 1}  # the source once, each target once
+    assert {"part_label", "corr_color"} <= set(user_attributes(src))
+    # the same source again: nothing prepared again; moved (a changed mesh): prepared again
+    before = server_counts(chair_server.address)
+    api.transfer(src, targets[:1], threshold=0.0)
+    assert delta(before, server_counts(chair_server.address))[1] == {"misses": 0, "hits": 2}
+    src.data.vertices[0].co.x += 0.05
+    before = server_counts(chair_server.address)
+    api.transfer(src, targets[:1], threshold=0.0)
+    assert delta(before, server_counts(chair_server.address))[1] == {"misses": 1, "hits": 1}
+
+
+def test_several_sources_vote_from_the_panel_and_the_script_api(bpy, chair_server):
+    a, b = psb_object(bpy, "chair", "101", "a"), psb_object(bpy, "chair", "105", "b")
+    for ob in (a, b):
+        label_halves(ob)
+    tgt = psb_object(bpy, "chair", "110", "target")
+    camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
+    bpy.context.scene.collection.objects.link(camera)
+    before = server_counts(chair_server.address)
+    report = api.transfer(sources=[a, b], targets=bpy.context.scene.collection.objects, threshold=0.0, fill="MARK")
+    assert set(report) == {"target"}  # the sources and the camera are skipped
+    assert delta(before, server_counts(chair_server.address))[0].get("correspond") == 2  # one per source
+    _, got = attr(tgt, "part_label")
+    _, which = attr(tgt, "corr_source_object")
+    assert set(np.unique(got)) <= {3, 4} and set(np.unique(which)) == {0, 1}  # both sources lend values
+    height = world_vertices(tgt)[:, 2]
+    assert np.mean(got[height > np.quantile(height, 0.8)] == 4) > 0.8
+    assert np.mean(got[height < np.quantile(height, 0.2)] == 3) > 0.8
+    # the panel: with Several sources, the selected meshes carrying part_label are sources
+    other = psb_object(bpy, "chair", "103", "other")
+    for ob in (a, b, other):
+        ob.select_set(True)
+    bpy.context.view_layer.objects.active = a
+    bpy.context.scene.corr.several_sources = True
+    from blender_addon import ui
+    sources, targets = ui.split_selection(bpy.context)
+    assert sources == [a, b] and targets == [other]
+    assert bpy.ops.corr.transfer() == {"FINISHED"}
+    assert "corr_source_object" in other.data.attributes
+    unlabelled = psb_object(bpy, "chair", "112", "unlabelled")
+    with pytest.raises(ValueError, match="carry part_label but unlabelled do not"):
+        api.transfer(sources=[a, unlabelled], targets=[other])
+
+
+class StopDuringTheSecond(Progress):
+    """The user presses Esc while the second target is being matched."""
+
+    def __call__(self, fraction, text):
+        super().__call__(fraction, text)
+        if text.endswith("(2/3)"):
+            self.request_stop()
+
+
+def test_stopping_writes_the_targets_done_and_leaves_the_rest(bpy, chair_server):
+    src = psb_object(bpy, "chair", "101", "source")
+    targets = [psb_object(bpy, "chair", n) for n in ("103", "105", "110")]
+    untouched = user_attributes(targets[2])
+    plan = api.TransferPlan(src, targets, api.TransferChoice(threshold=0.0), api.Options(address=chair_server.address))
+    job = Job(plan.work, chair_server.address)
+    job.progress = StopDuringTheSecond()
+    report = plan.apply(job.start().wait())
+    assert set(report) == {"103", "105"} and plan.stopped_after == 2
+    assert "corr_confidence" in user_attributes(targets[1]) and user_attributes(targets[2]) == untouched
+
+
+def test_preview_writes_only_the_match_colours_and_keeps_the_turns(bpy):
+    src, tgt = psb_object(bpy, "chair", "101", "source"), psb_object(bpy, "chair", "105", "target")
+    before = user_attributes(tgt)
+    api.transfer(src, [tgt], preview=True, uv_map="ignored in a preview")
+    assert sorted(set(user_attributes(tgt)) - set(before)) == ["corr_color"]
+    assert "part_label" not in src.data.attributes
+    for ob in (src, tgt):  # the turn auto-alignment found, on each mesh (yaw mode: about Z)
+        assert len(ob[api.ROTATION_PROP]) == 9 and api.TURN_PROP in ob
+    # a found rotation applies to the object about its origin, and is then used up
+    quarter = [0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]  # 90 degrees about Z
+    tgt[api.ROTATION_PROP] = quarter
+    m0 = np.array(tgt.matrix_world)
+    tgt.select_set(True)
+    assert bpy.ops.corr.apply_rotation() == {"FINISHED"}
+    m1 = np.array(tgt.matrix_world)
+    assert np.allclose(m1[:3, :3], np.reshape(quarter, (3, 3)) @ m0[:3, :3], atol=1e-6)
+    assert np.allclose(m1[:3, 3], m0[:3, 3])
+    assert api.ROTATION_PROP not in tgt
