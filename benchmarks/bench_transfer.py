@@ -10,7 +10,12 @@ targets (other PSB chairs, about 20k vertices each), per target.  Two lines:
     one target: seconds=<per target> ratio=<that / in-process correspond> in_process=<s>
     10 targets: seconds=<per target> ratio=<that / in-process correspond> in_process=<s>
 
-    .venv/bin/python benchmarks/bench_transfer.py [--vertices 20000] [--repeats 2] [--targets 10]
+    .venv/bin/python benchmarks/bench_transfer.py [--vertices 20000] [--repeats 2] [--targets 10] [--threads 1]
+
+Both ends run the model with the same number of torch threads (--threads, also given to
+the server as OMP_NUM_THREADS): the server runs it on a worker thread, where OpenMP does
+not follow torch.set_num_threads, and on a busy machine a different thread count alone
+changes the time severalfold.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -30,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 import bpy  # noqa: E402  (the pip bpy module: headless Blender)
 
 from blender_addon import api, frames  # noqa: E402
+from blender_addon.client import Client  # noqa: E402
 from model import Correspondence  # noqa: E402
 from tests.server.conftest import free_port  # noqa: E402
 from training.prepare import load_psb_upright  # noqa: E402
@@ -63,11 +70,12 @@ def world_model_frame(ob: bpy.types.Object) -> tuple[np.ndarray, np.ndarray]:
     return arrays.vertices, arrays.triangles
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
+def start_server(threads: int) -> tuple[subprocess.Popen, str]:
     address = f"tcp://127.0.0.1:{free_port()}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(threads)}
     proc = subprocess.Popen([sys.executable, "-m", "server", "--bind", address, "--checkpoint", str(CHECKPOINT),
                              "--device", "cpu", "--log-level", "WARNING"], cwd=ROOT, stdout=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            text=True, env=env)
     if not proc.stdout.readline().startswith("ready"):
         raise RuntimeError("the benchmark server did not start")
     return proc, address
@@ -79,11 +87,12 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def measure(vertices: int = 20_000, repeats: int = 2, n_targets: int = 10) -> dict:
+def measure(vertices: int = 20_000, repeats: int = 2, n_targets: int = 10, threads: int = 1) -> dict:
+    torch.set_num_threads(threads)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     src, tgt = blender_object("source", chair(SOURCE, vertices)), blender_object("target", chair(TARGET, vertices))
     engine = Correspondence.load(CHECKPOINT, device="cpu")
-    proc, address = start_server()
+    proc, address = start_server(threads)
     try:
         opts = {"address": address, "timeout": 900.0}
         api.transfer(src, [tgt], **opts)  # warm-up, both ends
@@ -96,11 +105,14 @@ def measure(vertices: int = 20_000, repeats: int = 2, n_targets: int = 10) -> di
             pair = world_model_frame(src), world_model_frame(tgt)
             local.append(timed(lambda: engine.correspond(*pair)))
             remote.append(timed(lambda: api.transfer(src, [tgt], **opts)))
+        one = prepared(address)
         names = [p.name.split(".")[0] for p in sorted(PSB_CHAIRS.glob("*.off.gz"))]
         many = [blender_object(f"t{n}", chair(n, vertices)) for n in names if n != SOURCE][:n_targets]
         src.location.x += 1e-3  # the source is prepared once within the Transfer, not before it
         bpy.context.view_layer.update()
         per_target = timed(lambda: api.transfer(src, many, **opts)) / len(many)
+        cache = {k: v - one[k] for k, v in prepared(address).items() if k in ("hits", "misses")}
+        cache.update(entries=prepared(address)["entries"], mb=prepared(address)["bytes"] / 1e6, one_target=one)
     finally:
         proc.terminate()
         proc.wait(10)
@@ -108,7 +120,13 @@ def measure(vertices: int = 20_000, repeats: int = 2, n_targets: int = 10) -> di
     return {"vertices": (len(src.data.vertices), len(tgt.data.vertices)), "in_process": lo,
             "one_target": statistics.median(remote), "one_ratio": statistics.median(remote) / lo,
             "targets": len(many), "per_target": per_target, "many_ratio": per_target / lo,
-            "many_vertices": int(np.mean([len(o.data.vertices) for o in many]))}
+            "many_vertices": int(np.mean([len(o.data.vertices) for o in many])), "cache": cache}
+
+
+def prepared(address: str) -> dict:
+    """The server's prepared-shape cache counts (server/cache.py)."""
+    with Client(address) as c:
+        return c.ping()["prepared"]
 
 
 def main() -> None:
@@ -116,13 +134,17 @@ def main() -> None:
     ap.add_argument("--vertices", type=int, default=20_000)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--targets", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads at both ends")
     args = ap.parse_args()
-    r = measure(args.vertices, args.repeats, args.targets)
+    r = measure(args.vertices, args.repeats, args.targets, args.threads)
     print(f"# source {r['vertices'][0]} vertices, target {r['vertices'][1]}; {r['targets']} targets of "
-          f"{r['many_vertices']} vertices on average")
+          f"{r['many_vertices']} vertices on average; {args.threads} torch thread(s) at both ends")
     print(f"one target: seconds={r['one_target']:.3f} ratio={r['one_ratio']:.3f} in_process={r['in_process']:.3f}")
     print(f"{r['targets']} targets: seconds={r['per_target']:.3f} ratio={r['many_ratio']:.3f} "
           f"in_process={r['in_process']:.3f}")
+    c = r["cache"]
+    print(f"# server cache over the {r['targets']} targets: {c['misses']} shapes prepared, {c['hits']} reused; "
+          f"{c['entries']} kept, {c['mb']:.0f} MB; after the one-target runs: {c['one_target']}")
 
 
 if __name__ == "__main__":

@@ -69,7 +69,8 @@ def check_server(context=None, timeout: float = 2.0) -> bool:
     except ServerError as exc:
         status.update(text=local_server.failure() or describe(exc), info=None)
         return False
-    status.update(text=f"connected: {info.get('category', '?')} on {info.get('device', '?')}", info=info)
+    model = info.get("model") or {}
+    status.update(text=f"connected: {model.get('category', '?')} on {info.get('device', '?')}", info=info)
     return True
 
 
@@ -280,7 +281,7 @@ class CORR_OT_server_log(bpy.types.Operator):
 
 def _show_text(context, text) -> None:
     """Show a text in a Text Editor: the screen's own if it has one, else a new window's."""
-    if context.window is None:  # headless: the text is there to read from scripts
+    if bpy.app.background or context.window is None:  # headless: the text is there to read from scripts
         return
     areas = [a for a in context.screen.areas if a.type == "TEXT_EDITOR"]
     if not areas:

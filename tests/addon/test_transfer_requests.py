@@ -132,3 +132,18 @@ def test_preview_writes_only_the_match_colours_and_keeps_the_turns(bpy):
     assert np.allclose(m1[:3, :3], np.reshape(quarter, (3, 3)) @ m0[:3, :3], atol=1e-6)
     assert np.allclose(m1[:3, 3], m0[:3, 3])
     assert api.ROTATION_PROP not in tgt
+
+
+def test_the_category_menu_comes_from_the_server_and_the_log_opens(bpy, chair_server, tmp_path, monkeypatch):
+    from blender_addon import ui
+
+    assert ui.check_server(bpy.context) and ui.status["text"] == "connected: chair on cpu"
+    items = {i[0]: i[1] for i in ui.category_items(None, bpy.context)}
+    assert items == {"DEFAULT": "Server default (chair, chair.pth)", "chair": "chair (chair.pth)"}
+    bpy.context.scene.corr.category = "chair"
+    assert ui.options(bpy.context).category == "chair" and ui.options(bpy.context).align == "yaw"
+    log = tmp_path / "corr-server.log"
+    log.write_text("ready tcp://127.0.0.1:5555\n")
+    monkeypatch.setattr(ui.local_server, "log_path", log)
+    assert bpy.ops.corr.server_log() == {"FINISHED"}
+    assert bpy.data.texts[log.name].as_string().startswith("ready")
