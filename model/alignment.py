@@ -1,33 +1,175 @@
-"""Auto-alignment: the pose under which the model explains a shape best."""
+"""Auto-alignment: the pose under which the model explains a shape best.
+
+A pose is scored by how well f, under E's code of the shape in that pose, explains the
+shape's surface: occupancy near 1 just inside the surface (against the outward normal)
+and near 0 just outside, plus two weak hints on the pose itself (a compact footprint, and
+surface area that lies high: seats, backs and table tops sit above thin legs). Poses are
+scored in batches: E runs on all rotated point sets at once, f on all their codes.
+
+Modes: `"yaw"` searches the full circle about +Y (shapes known to be upright); `True`
+searches up directions over the sphere (and the shape's flat supports and principal
+axes) times turns about each, then refines the best poses locally.
+Measured figures: docs/model.md, benchmarks/RESULTS.md.
+"""
 from __future__ import annotations
 
-import numpy as np
+from typing import Literal, Union
 
-from .geometry import cube_rotations
+import numpy as np
+import torch
+import trimesh
+from scipy.spatial import cKDTree
+from scipy.spatial.transform import Rotation
+
+from .normals import estimate_normals
 from .runner import Runner
 
-PROBE_POINTS = 512  # surface points each candidate pose is scored on
+AlignMode = Union[bool, Literal["yaw"]]
+MODES = (False, True, "yaw")
+
+PROBE_POINTS = 1024  # surface points each pose is scored on: enough to rank poses, cheap in a batch
+INSIDE = 0.02  # f is asked for 1 this far inside the surface (thin plates are ~0.02-0.04 thick)
+OUTSIDE = 0.02  # and for 0 this far outside, where that spot is free of other surface:
+FREE_SHARE = 0.7  # its nearest surface point at least this share of OUTSIDE away
+FOOTPRINT_WEIGHT = 0.25  # hint: a shape is turned to its tightest xz bounding box
+HEIGHT_WEIGHT = 0.25  # hint: the shape's surface lies above its bounding-box centre
+BATCH = 64  # poses per forward pass: bounds memory
+YAW_TURNS = 24  # yaw mode: the full circle in 15 degree steps
+SPHERE_UPS = 32  # full mode: up directions spread over the sphere (about 35 degrees apart)
+HULL_UPS = 4  # full mode: plus the largest flat supports of the convex hull
+SPHERE_TURNS = 12  # full mode: turns about each up direction (30 degrees)
+KEEP = 3  # full mode: best coarse poses refined
+REFINE_STEPS = (10.0, 5.0, 2.5)  # degrees of each refinement round (tilt and turn)
 
 
-def best_rotation(runner: Runner, encoder_input: np.ndarray, seed: int) -> np.ndarray:
-    """The axis rotation with the lowest self-reconstruction error |g(f(x)) - x|^2 plus
-    distance of the surface's occupancy from the iso-level 0.5: both are small only for
-    poses the model has learned."""
-    rots = cube_rotations()
-    pick = np.random.default_rng(seed).choice(len(encoder_input), min(PROBE_POINTS, len(encoder_input)),
-                                              replace=False)
-    probe = encoder_input[pick, :3]
-    scores = []
-    for rot in rots:
-        p = probe @ rot.T
-        code = runner.encode(rotated(encoder_input, rot))
-        emb = runner.f(p, code)
-        recon = runner.g(emb, code)
-        scores.append(((recon - p) ** 2).sum(1).mean() + ((emb.max(1) - 0.5) ** 2).mean())
-    return rots[int(np.argmin(scores))]
+def check_mode(align: object) -> AlignMode:
+    """The `align` argument, validated: False, True or "yaw"."""
+    if isinstance(align, (bool, np.bool_)):
+        return bool(align)
+    if isinstance(align, str) and align == "yaw":
+        return "yaw"
+    raise ValueError(f"align must be False, True or 'yaw', got {align!r}")
 
 
-def rotated(encoder_input: np.ndarray, rotation: np.ndarray) -> np.ndarray:
-    """E's input (n, 3) points or (n, 6) points and normals, rotated: p -> R p (and n -> R n)."""
-    n = len(encoder_input)
-    return (encoder_input.reshape(n, -1, 3) @ rotation.T).reshape(n, -1)
+def best_rotation(runner: Runner, encoder_input: np.ndarray, seed: int, mode: AlignMode = True) -> np.ndarray:
+    """The rotation R (p_model = R p) the model explains the shape best under."""
+    mode = check_mode(mode)
+    if mode is False:
+        return np.eye(3)
+    points, normals = surface_with_normals(encoder_input)
+
+    def score(rotations: np.ndarray) -> np.ndarray:
+        return pose_scores(runner, encoder_input, normals, rotations, seed)
+
+    if mode == "yaw":
+        coarse = yaw_rotations(YAW_TURNS)
+        return refine(score, coarse[np.argsort(score(coarse))[:1]], tilt=False)
+    coarse = np.concatenate([turned(up_to_y(u), SPHERE_TURNS) for u in up_candidates(points)])
+    return refine(score, coarse[np.argsort(score(coarse))[:KEEP]], tilt=True)
+
+
+def surface_with_normals(encoder_input: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """E's points and their outward normals (E's own where it sees normals, else estimated)."""
+    points = encoder_input[:, :3]
+    if encoder_input.shape[1] == 6:
+        return points, encoder_input[:, 3:]
+    return points, estimate_normals(points)
+
+
+def yaw_rotations(turns: int) -> np.ndarray:
+    return Rotation.from_euler("y", np.arange(turns)[:, None] * 360.0 / turns, degrees=True).as_matrix()
+
+
+def turned(rotation: np.ndarray, turns: int) -> np.ndarray:
+    """`rotation` followed by each of `turns` turns about +Y."""
+    return yaw_rotations(turns) @ rotation
+
+
+def up_to_y(up: np.ndarray) -> np.ndarray:
+    """The shortest rotation taking the unit direction `up` to +Y."""
+    y = np.array([0.0, 1.0, 0.0])
+    axis = np.cross(up, y)
+    s, c = np.linalg.norm(axis), float(up @ y)
+    if s < 1e-9:
+        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
+    return Rotation.from_rotvec(axis / s * np.arctan2(s, c)).as_matrix()
+
+
+def up_candidates(points: np.ndarray) -> np.ndarray:
+    """Directions that may be the shape's up: a near-uniform spread over the sphere, the
+    principal axes both ways, and the inward normals of the largest convex-hull facets
+    (a chair or table stands on its legs' flat support)."""
+    i = np.arange(SPHERE_UPS) + 0.5
+    polar, azimuth = np.arccos(1 - 2 * i / SPHERE_UPS), np.pi * (1 + 5**0.5) * i
+    sphere = np.stack([np.cos(azimuth) * np.sin(polar), np.cos(polar), np.sin(azimuth) * np.sin(polar)], 1)
+    axes = np.linalg.eigh(np.cov((points - points.mean(0)).T))[1].T
+    hull = trimesh.convex.convex_hull(points)
+    supports = -hull.facets_normal[np.argsort(-hull.facets_area)[:HULL_UPS]]
+    return np.concatenate([sphere, axes, -axes, supports])
+
+
+def refine(score, start: np.ndarray, tilt: bool) -> np.ndarray:
+    """Local search from each of `start`'s poses: small turns (and tilts) of shrinking
+    size, keeping any that scores better; the best pose found."""
+    best, best_score = start, score(start)
+    for step in REFINE_STEPS:
+        moves = local_moves(step, tilt)
+        for _ in range(2):
+            cand = np.einsum("mij,bjk->bmik", moves, best).reshape(-1, 3, 3)
+            s = score(cand).reshape(len(best), len(moves))
+            pick = s.argmin(1)
+            better = s[np.arange(len(best)), pick] < best_score
+            best = np.where(better[:, None, None], cand.reshape(len(best), len(moves), 3, 3)[np.arange(len(best)), pick], best)
+            best_score = np.where(better, s[np.arange(len(best)), pick], best_score)
+    return best[int(np.argmin(best_score))]
+
+
+def local_moves(step: float, tilt: bool) -> np.ndarray:
+    """Rotations by `step` degrees about +Y both ways (and about X and Z both ways)."""
+    axes = ("y", "x", "z") if tilt else ("y",)
+    return np.stack([Rotation.from_euler(a, s * step, degrees=True).as_matrix() for a in axes for s in (-1, 1)])
+
+
+def pose_scores(runner: Runner, encoder_input: np.ndarray, normals: np.ndarray, rotations: np.ndarray,
+                seed: int) -> np.ndarray:
+    """Per pose: how badly f explains the surface under E's code of the shape in that
+    pose (inside 1, outside 0), plus the footprint and height hints; lower is better."""
+    points = encoder_input[:, :3]
+    probe = np.random.default_rng(seed).choice(len(points), min(PROBE_POINTS, len(points)), replace=False)
+    free = outside_is_free(points, normals, probe)
+    out = [batch_scores(runner, encoder_input, normals, rotations[i : i + BATCH], probe, free)
+           for i in range(0, len(rotations), BATCH)]
+    return np.concatenate(out)
+
+
+def outside_is_free(points: np.ndarray, normals: np.ndarray, probe: np.ndarray) -> np.ndarray:
+    """Whether the spot `OUTSIDE` along each probe point's normal (model frame: unit
+    bounding-box diagonal) is away from other surface."""
+    spot = points[probe] + OUTSIDE * normals[probe]
+    return cKDTree(points).query(spot)[0] > FREE_SHARE * OUTSIDE
+
+
+def batch_scores(runner: Runner, encoder_input: np.ndarray, normals: np.ndarray, rotations: np.ndarray,
+                 probe: np.ndarray, free: np.ndarray) -> np.ndarray:
+    points, frames = normalised(np.einsum("bij,nj->bni", rotations, encoder_input[:, :3]))
+    turned_normals = np.einsum("bij,nj->bni", rotations, normals)
+    enc = np.concatenate([points, turned_normals], 2) if encoder_input.shape[1] == 6 else points
+    p, n = points[:, probe], turned_normals[:, probe]
+    with torch.no_grad():
+        codes = runner.net.encode(runner.tensor(enc))
+        inside = runner.net.embed(runner.tensor(p - INSIDE * n), codes).max(-1).values.cpu().numpy()
+        outside = runner.net.embed(runner.tensor(p + OUTSIDE * n), codes).max(-1).values.cpu().numpy()
+    fit = (1 - inside).mean(1) + (outside * free).sum(1) / max(int(free.sum()), 1)
+    extent, height = frames
+    footprint = extent[:, 0] * extent[:, 2] / (extent**2).sum(1)
+    return fit + FOOTPRINT_WEIGHT * footprint - HEIGHT_WEIGHT * height
+
+
+def normalised(points: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Each of a batch of point sets (B, n, 3) centred on its bounding box and scaled to a
+    unit diagonal, as the engine frames a shape; with each box's extent and the mean
+    height of its points."""
+    lo, hi = points.min(1, keepdims=True), points.max(1, keepdims=True)
+    out = (points - (lo + hi) / 2) / np.linalg.norm(hi - lo, axis=2, keepdims=True)
+    extent = (hi - lo)[:, 0]
+    return out, (extent, out[:, :, 1].mean(1))

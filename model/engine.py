@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from . import labels as labelling
-from .alignment import best_rotation
+from .alignment import AlignMode, best_rotation, check_mode
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .confidence import confidence, existence
 from .geometry import bounding_frame
@@ -51,7 +51,7 @@ class CorrespondenceResult:
     embedding_distance: np.ndarray  # (M,) part embedding of the target point against the match's and raw's
     cycle_distance: np.ndarray  # (M,) |g(f(raw, z_src), z_tgt) - x_tgt| in model units
     existence: np.ndarray  # (M,) in [0, 1]: does the target point's part exist on the source
-    source_rotation: np.ndarray  # (3, 3) rotation applied to the source by auto-alignment
+    source_rotation: np.ndarray  # (3, 3) R auto-alignment chose for the source (p_model = R p_centred); identity without
     target_rotation: np.ndarray  # (3, 3) same for the target
 
 
@@ -108,13 +108,16 @@ class Correspondence:
                 **self.calibration.to_dict(), "part_bias": self.runner.part_bias.tolist()}
 
     # ------------------------------------------------------------------ shapes
-    def prepare(self, data: Any, name: str = "shape", align: bool = False) -> PreparedShape:
-        """Validate, normalise (and optionally auto-align), encode and sample a shape."""
+    def prepare(self, data: Any, name: str = "shape", align: AlignMode = False) -> PreparedShape:
+        """Validate, normalise (and optionally auto-align: False, True for any rotation, "yaw"
+        for upright shapes turned about +Y; model/alignment.py), encode and sample a shape."""
+        align = check_mode(align)
         shape = as_shape(data, name, self.settings.max_points)
         return prepare(self.runner, self.cfg, shape, align, self.calibration.fit_steps, self.settings.seed,
                        self._made_with)
 
-    def _prepared(self, data: Any, name: str, align: bool) -> PreparedShape:
+    def _prepared(self, data: Any, name: str, align: AlignMode) -> PreparedShape:
+        check_mode(align)
         if not isinstance(data, PreparedShape):
             return self.prepare(data, name, align)
         if data.made_with != self._made_with:
@@ -122,14 +125,16 @@ class Correspondence:
                              f"fit_steps, part_bias); prepare it with this engine")
         return data
 
-    def align(self, data: Any) -> np.ndarray:
-        """The rotation (3, 3) auto-alignment picks for a shape: p_model = R @ p_normalised."""
+    def align(self, data: Any, mode: AlignMode = True) -> np.ndarray:
+        """The rotation (3, 3) auto-alignment (`mode` True or "yaw") picks for a shape:
+        p_model = R @ p_centred, the rotation `prepare` puts in the shape's frame."""
+        mode = check_mode(mode)
         shape = as_shape(data, "shape", self.settings.max_points)
         enc = encoder_input(shape, bounding_frame(shape.vertices), self.cfg, self.settings.seed)
-        return best_rotation(self.runner, enc, self.settings.seed)
+        return best_rotation(self.runner, enc, self.settings.seed, mode)
 
     # ------------------------------------------------------------------ operations
-    def correspond(self, source: Any, target: Any, align: bool = False,
+    def correspond(self, source: Any, target: Any, align: AlignMode = False,
                    source_labels: Any = None) -> CorrespondenceResult:
         """For every target point (or vertex), the matching point on the source and a confidence.
 
@@ -177,7 +182,7 @@ class Correspondence:
             source_rotation=src.frame.rotation, target_rotation=tgt.frame.rotation)
 
     def transfer_labels(self, source: Any, source_labels: Any, target: Any,
-                        align: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                        align: AlignMode = False) -> tuple[np.ndarray, np.ndarray]:
         """Labels per target point from per-point (or, for meshes, per-vertex or per-face)
         source labels -> (labels (M,), confidence (M,)); see `labels_from`."""
         src = self._prepared(source, "source", align)
@@ -205,13 +210,13 @@ class Correspondence:
         return labelling.labels_at(labels, per_face, src.shape.faces, src.sample_face, src.sample_bary,
                                    np.arange(len(src.sample_points)))
 
-    def segment(self, points: Any, align: bool = False) -> np.ndarray:
+    def segment(self, points: Any, align: AlignMode = False) -> np.ndarray:
         """Part index (argmax of f's branches, over the parts the shape has) of each point or vertex."""
         prep = self._prepared(points, "points", align)
         emb = vertex_embedding(self.runner, prep, prep.code, prep.placed)
         return without_absent(emb, prep.placed.presence).argmax(axis=1).astype(np.int64)
 
-    def reconstruct(self, points: Any, resolution: int = 64, align: bool = False) -> ReconstructedMesh:
+    def reconstruct(self, points: Any, resolution: int = 64, align: AlignMode = False) -> ReconstructedMesh:
         """Marching cubes of the occupancy max_k f at iso 0.5, with per-vertex parts."""
         if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or not 8 <= resolution <= 512:
             raise ValueError(f"resolution must be an integer in [8, 512], got {resolution!r}")

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .alignment import best_rotation, rotated
+from .alignment import AlignMode, best_rotation
 from .config import ModelConfig
 from .fitting import fit_code, orient_outward
 from .geometry import Frame, SurfaceIndex, barycentric, bounding_frame, nearest_in_cloud, sample_surface
@@ -57,14 +57,14 @@ class PreparedShape:
         return np.linalg.norm(points - self.surface.query(points)[0], axis=1)
 
 
-def prepare(runner: Runner, cfg: ModelConfig, shape: Shape, align: bool, fit_steps: int, seed: int,
+def prepare(runner: Runner, cfg: ModelConfig, shape: Shape, align: AlignMode, fit_steps: int, seed: int,
             made_with: tuple) -> PreparedShape:
     """Frame, (alignment), code, (fitted code), samples and their embeddings."""
     frame = bounding_frame(shape.vertices)
     enc = encoder_input(shape, frame, cfg, seed)
-    rotation = best_rotation(runner, enc, seed) if align else np.eye(3)
-    frame = frame.rotated(rotation)
-    encoder_code = runner.encode(rotated(enc, rotation))
+    if align:
+        frame, enc = aligned(shape, frame, enc, best_rotation(runner, enc, seed, align))
+    encoder_code = runner.encode(enc)
     code = fitted_code(runner, shape, frame, encoder_code, fit_steps, seed) if fit_steps else encoder_code
     points = frame.to_model(shape.vertices)
     if shape.is_mesh:
@@ -94,6 +94,16 @@ def encoder_input(shape: Shape, frame: Frame, cfg: ModelConfig, seed: int) -> np
     normals = estimate_normals(pts)
     pick = np.random.default_rng(seed).permutation(len(pts))[:n]
     return np.concatenate([pts[pick], normals[pick]], axis=1)
+
+
+def aligned(shape: Shape, frame: Frame, enc: np.ndarray, rotation: np.ndarray) -> tuple[Frame, np.ndarray]:
+    """The frame of the shape turned by `rotation` (centre and diagonal of its bounding box
+    in that pose, as the model saw each pose it scored) and E's input in that frame."""
+    turned = bounding_frame(shape.vertices @ rotation.T)
+    new = Frame(turned.center @ rotation, turned.scale, rotation)
+    points = new.to_model(frame.from_model(enc[:, :3]))
+    normals = enc[:, 3:] @ rotation.T if enc.shape[1] == 6 else enc[:, :0]
+    return new, np.concatenate([points, normals], axis=1)
 
 
 def fitted_code(runner: Runner, shape: Shape, frame: Frame, code: torch.Tensor, steps: int, seed: int) -> torch.Tensor:

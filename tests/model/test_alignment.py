@@ -1,0 +1,74 @@
+"""Auto-alignment on real PSB meshes: turned by seeded random rotations, the shipped
+models recover the upright frame (up axis and yaw within 15 degrees, up to the shape's
+symmetry: benchmarks/bench_align.py judges both)."""
+import numpy as np
+import pytest
+
+from benchmarks.bench_align import is_right, pose_error, random_rotation, symmetry_test, upright_meshes
+from model import Correspondence
+
+SHAPES = 2  # per category: the first PSB meshes of each
+FULL_SHAPES = 1
+
+
+@pytest.fixture(scope="module", params=["chair", "table", "airplane"])
+def category(request, psb_dir):
+    return request.param, Correspondence.load(category=request.param, device="cpu"), upright_meshes(request.param, SHAPES)
+
+
+def _recovered(engine, mesh, mode, seed):
+    v, f = mesh
+    truth = random_rotation(mode, seed)
+    rotation = engine.align((v @ truth.T, f), mode)
+    up, yaw = pose_error(rotation, truth)
+    return is_right(up, yaw, symmetry_test(v, f)), (round(up, 1), round(yaw, 1))
+
+
+def test_yaw_mode_recovers_a_random_turn(category):
+    name, engine, meshes = category
+    for i, mesh in enumerate(meshes):
+        ok, err = _recovered(engine, mesh, "yaw", 100 + i)
+        assert ok, (name, i, err)
+
+
+def test_full_mode_recovers_a_random_rotation(category):
+    name, engine, meshes = category
+    for i, mesh in enumerate(meshes[:FULL_SHAPES]):
+        ok, err = _recovered(engine, mesh, True, 200 + i)
+        assert ok, (name, i, err)
+
+
+def test_upright_shape_in_yaw_mode_stays_put(category):
+    """Identity within 5 degrees, or a turn the shape is symmetric under (a table by 180)."""
+    name, engine, meshes = category
+    for v, f in meshes:
+        up, yaw = pose_error(engine.align((v, f), "yaw"), np.eye(3))
+        symmetric_turn = abs(yaw) > 15 and is_right(up, yaw, symmetry_test(v, f))
+        assert up < 1e-6 and (abs(yaw) < 5 or symmetric_turn), (name, yaw)
+
+
+def test_rotation_is_reported(category):
+    name, engine, meshes = category
+    truth = random_rotation("yaw", 7)
+    v, f = meshes[0]
+    turned = (v @ truth.T, f)
+    res = engine.correspond(meshes[1], turned, align="yaw")
+    assert np.allclose(res.source_rotation @ res.source_rotation.T, np.eye(3), atol=1e-6)
+    assert np.allclose(res.target_rotation, engine.align(turned, "yaw"))
+    assert not np.allclose(res.target_rotation, np.eye(3))
+    assert np.allclose(engine.reconstruct(turned, resolution=16, align="yaw").rotation, res.target_rotation)
+
+
+def test_without_align_the_rotation_is_identity(category):
+    name, engine, meshes = category
+    assert np.array_equal(engine.prepare(meshes[0]).frame.rotation, np.eye(3))
+
+
+@pytest.mark.parametrize("bad", ["full", "YAW", 1, 0.5, None, "true"])
+def test_bad_align_values_raise_naming_them(bad, psb_dir):
+    engine = Correspondence.load(category="chair", device="cpu")
+    pts = np.random.default_rng(0).normal(size=(200, 3))
+    for call in (lambda: engine.align(pts, bad), lambda: engine.segment(pts, align=bad),
+                 lambda: engine.prepare(pts, align=bad)):
+        with pytest.raises(ValueError, match=repr(bad).replace("(", r"\(")):
+            call()
