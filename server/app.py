@@ -92,16 +92,6 @@ class Engines:
         return self._engines[key]
 
 
-# ---- #24 stopgap: the one place the op table's align modes meet the engine ----------------
-# model/engine.py (at the time of writing) takes align=True/False only.  Its full search
-# over 24 axis rotations turns some upright chairs upside down, so "yaw" (upright shapes,
-# turned about the up axis) runs as False, no rotation, until the engine accepts "yaw":
-# then this map becomes the identity and can go.
-ENGINE_ALIGN = {False: False, True: True, "yaw": False}
-
-
-def engine_align(align: bool | str) -> bool | str:
-    return ENGINE_ALIGN[align]
 # ---------------------------------------------------------------------------------------------
 
 
@@ -114,7 +104,7 @@ def _prepared(engine, cache: PreparedCache, params: dict[str, Any], arrays: dict
     """The shape `prefix` of a request, prepared (or found prepared) for this engine and align mode."""
     key = shape_key(arrays, prefix, engine.category, params["align"])
     name = prefix.rstrip("_") or "shape"
-    return cache.get(key, lambda: engine.prepare(_shape_from(arrays, prefix), name, engine_align(params["align"])))
+    return cache.get(key, lambda: engine.prepare(_shape_from(arrays, prefix), name, params["align"]))
 
 
 def run_model_op(engines: Engines, cache: PreparedCache, op: str, params: dict[str, Any],

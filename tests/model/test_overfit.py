@@ -94,9 +94,9 @@ def test_auto_alignment_stands_a_lying_chair_up(trained):
     pts, _, _ = chairs[0].sample_surface(3000, seed=5)
     lying = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])  # 90 degrees about X
     rot = engine.align(pts @ lying.T)
-    assert np.allclose((rot @ lying) @ [0, 1, 0], [0, 1, 0]), rot
+    assert (rot @ lying)[1, 1] > np.cos(np.radians(10)), rot  # up within 10 degrees (a refined search)
     res = engine.correspond(pts, pts @ lying.T, align=True)
-    assert np.allclose(res.target_rotation, rot) and np.allclose(res.source_rotation[:, 1], [0, 1, 0])
+    assert np.allclose(res.target_rotation, rot) and res.source_rotation[1, 1] > np.cos(np.radians(10))
 
 
 @pytest.mark.slow
