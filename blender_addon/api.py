@@ -34,7 +34,7 @@ class Options:
     address: str = field(default_factory=default_address)
     timeout: float = 300.0
     category: str = ""  # empty: the server's default model
-    align: bool | str = "yaw"  # Blender meshes are upright (Z-up): search turns about Z; True: any rotation
+    align: bool | str = False  # as they face; "yaw": search turns about Z (upright meshes); True: any rotation
     evaluated: bool = False  # use the mesh with modifiers applied
 
     def request(self) -> dict[str, Any]:

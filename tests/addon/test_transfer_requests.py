@@ -117,7 +117,7 @@ def test_stopping_writes_the_targets_done_and_leaves_the_rest(bpy, chair_server)
 def test_preview_writes_only_the_match_colours_and_keeps_the_turns(bpy):
     src, tgt = psb_object(bpy, "chair", "101", "source"), psb_object(bpy, "chair", "105", "target")
     before = user_attributes(tgt)
-    api.transfer(src, [tgt], preview=True, uv_map="ignored in a preview")
+    api.transfer(src, [tgt], preview=True, uv_map="ignored in a preview", align="yaw")
     assert sorted(set(user_attributes(tgt)) - set(before)) == ["corr_color"]
     assert "part_label" not in src.data.attributes
     for ob in (src, tgt):  # the turn auto-alignment found, on each mesh (yaw mode: about Z)
@@ -141,7 +141,7 @@ def test_the_category_menu_comes_from_the_server_and_the_log_opens(bpy, chair_se
     items = {i[0]: i[1] for i in ui.category_items(None, bpy.context)}
     assert items == {"DEFAULT": "Server default (chair, chair.pth)", "chair": "chair (chair.pth)"}
     bpy.context.scene.corr.category = "chair"
-    assert ui.options(bpy.context).category == "chair" and ui.options(bpy.context).align == "yaw"
+    assert ui.options(bpy.context).category == "chair" and ui.options(bpy.context).align is False  # off until the yaw search is reliable
     log = tmp_path / "corr-server.log"
     log.write_text("ready tcp://127.0.0.1:5555\n")
     monkeypatch.setattr(ui.local_server, "log_path", log)
