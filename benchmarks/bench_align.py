@@ -33,6 +33,7 @@ from model.geometry import bounding_frame, cube_rotations, sample_surface  # noq
 from model.preparation import encoder_input  # noqa: E402
 from model.validation import as_shape  # noqa: E402
 from training.prepare import load_psb_upright  # noqa: E402
+from benchmarks.timing import side_by_side  # noqa: E402
 
 PSB = ROOT.parent / "shared" / "data" / "psb"
 CATEGORIES = ("chair", "table", "airplane")
@@ -118,16 +119,8 @@ def accuracy(engine: Correspondence, meshes: list, mode: bool | str, seed: int, 
 
 def timing(engine: Correspondence, meshes: list, mode: bool | str, pairs: int) -> tuple[float, float]:
     """-> (seconds of one shape's alignment, of one correspond call), interleaved on the same shapes."""
-    align_s, corr_s = [], []
-    for i in range(pairs):
-        a, b = meshes[i % len(meshes)], meshes[(i + 1) % len(meshes)]
-        t = time.perf_counter()
-        engine.align(a, mode)
-        align_s.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        engine.correspond(a, b)
-        corr_s.append(time.perf_counter() - t)
-    return float(np.median(align_s)), float(np.median(corr_s))
+    pair = lambda i: (meshes[i % len(meshes)], meshes[(i + 1) % len(meshes)])  # noqa: E731
+    return side_by_side(lambda i: engine.align(pair(i)[0], mode), lambda i: engine.correspond(*pair(i)), pairs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from model import Checkpoint, Correspondence, ImplicitCorrespondenceNet, preset, save_checkpoint  # noqa: E402
 from server.client import Client  # noqa: E402
+from benchmarks.timing import side_by_side  # noqa: E402
 
 
 def measure(points: int = 10_000, repeats: int = 5) -> dict[str, float]:
@@ -53,14 +54,8 @@ def measure(points: int = 10_000, repeats: int = 5) -> dict[str, float]:
             with Client(address, timeout=600) as client:
                 client.correspond(src, tgt)  # warm-up both
                 engine.correspond(src, tgt)
-                local, remote = [], []
-                for _ in range(repeats):  # alternate so drift hits both alike
-                    t = time.perf_counter()
-                    engine.correspond(src, tgt)
-                    local.append(time.perf_counter() - t)
-                    t = time.perf_counter()
-                    client.correspond(src, tgt)
-                    remote.append(time.perf_counter() - t)
+                lo, re_ = side_by_side(lambda _: engine.correspond(src, tgt), lambda _: client.correspond(src, tgt),
+                                       repeats)
                 pings = []
                 for _ in range(200):
                     t = time.perf_counter()
@@ -69,7 +64,6 @@ def measure(points: int = 10_000, repeats: int = 5) -> dict[str, float]:
         finally:
             proc.terminate()
             proc.wait(10)
-    lo, re_ = statistics.median(local), statistics.median(remote)
     return {"points": points, "in_process": lo, "through_server": re_, "ratio": re_ / lo,
             "ping_ms": statistics.median(pings)}
 
