@@ -10,11 +10,17 @@ Metrics (targets are all shapes but the first --sources, which lend their labels
   label with the largest summed confidence; per-shape mean IoU over the category's parts,
   a part absent from both prediction and truth counting 1 (ShapeNet-Part convention),
   then the mean;
-* part-centre PCK at 0.05 and 0.10 of the bounding-box diagonal: the target point nearest
-  each part's centroid is matched onto the source and compared with the source point
-  nearest the same part's centroid;
+* PCK at 0.05 and 0.10 of the target's bounding-box diagonal. Shapes with named
+  `keypoints` (the real dev set, training/devset.py): each source's keypoints are mapped
+  onto the target (the source's points matched onto the target, `correspond(target,
+  source)`), the sources' estimates averaged and snapped to the nearest target point, and
+  compared with the target's own keypoint of that name. Shapes without: part centres, the
+  target point nearest each part's centroid matched onto the source and compared with the
+  source point nearest the same part's centroid;
 * AUROC of the confidence for "this part exists on the source" over target points of
-  source-target pairs where the target has a part the source lacks.
+  source-target pairs where the target has a part the source lacks;
+* AUROC of the confidence for "this point's label, from this source, is right" over all
+  target points of all pairs (does a low confidence flag a wrong match?).
 The baseline matches each point to the nearest source point after both shapes are
 normalised (centre, unit diagonal); its "confidence" is minus that distance, and its
 label the majority of the sources' (ties to the nearest).
@@ -46,6 +52,7 @@ class Scores:
     pck10: float
     auroc: float
     per_part_iou: dict[str, float]
+    label_auroc: float = float("nan")
     # raw values behind the summary, for plots (training.report)
     pck_errors: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     confidence_existing: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
@@ -53,7 +60,7 @@ class Scores:
 
     def summary(self) -> dict:
         return {"miou": self.miou, "pck05": self.pck05, "pck10": self.pck10, "auroc": self.auroc,
-                "per_part_iou": self.per_part_iou}
+                "label_auroc": self.label_auroc, "per_part_iou": self.per_part_iou}
 
 
 def shape_miou(pred: np.ndarray, truth: np.ndarray, parts: Iterable[int]) -> tuple[float, dict[int, float]]:
@@ -88,25 +95,44 @@ def _part_keypoints(points: np.ndarray, labels: np.ndarray) -> dict[int, int]:
     return out
 
 
+def _keypoint_errors(target: dict, estimates: dict[str, list[np.ndarray]], tree: cKDTree) -> list[float]:
+    """The sources' estimates of each keypoint on the target, averaged, snapped to the
+    nearest target point -> distances to the target's own keypoints, per unit diagonal."""
+    points = target["surface_points"]
+    diagonal = np.linalg.norm(points.max(0) - points.min(0))
+    errors = []
+    for name, positions in estimates.items():
+        snapped = points[tree.query(np.mean(positions, axis=0))[1]]
+        errors.append(float(np.linalg.norm(snapped - target["keypoints"][name]) / diagonal))
+    return errors
+
+
 def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts: dict[int, str],
              n_sources: int = 3, progress: bool = True) -> dict[str, Scores]:
     """Model and nearest-neighbour scores over targets shapes[n_sources:]."""
     sources, targets = shapes[:n_sources], shapes[n_sources:]
     if not sources or not targets:
         raise ValueError(f"need more than {n_sources} shapes to evaluate, got {len(shapes)}")
+    with_keypoints = all("keypoints" in s for s in shapes)
     src_prep = [engine.prepare(s["surface_points"]) for s in sources]
     src_norm = [_normalised(s["surface_points"]) for s in sources]
     src_tree = [cKDTree(norm) for norm in src_norm]
     src_keys = [_part_keypoints(s["surface_points"], s["surface_labels"]) for s in sources]
+    # each named keypoint of a source as its nearest surface point
+    src_named = [{k: int(cKDTree(s["surface_points"]).query(v)[1]) for k, v in s["keypoints"].items()}
+                 if with_keypoints else {} for s in sources]
     n_labels = 1 + max(max(parts), *(int(s["surface_labels"].max()) for s in sources))
-    acc = {m: {"miou": [], "pck": [], "pos": [], "neg": [], "iou": {p: [] for p in parts}} for m in ("model", "nn")}
+    acc = {m: {"miou": [], "pck": [], "pos": [], "neg": [], "right": [], "wrong": [], "iou": {p: [] for p in parts}}
+           for m in ("model", "nn")}
     for tgt in tqdm(targets, desc="evaluate", unit="shape", disable=not progress):
         tp, tl = tgt["surface_points"], tgt["surface_labels"]
         tn = _normalised(tp)
+        t_tree = cKDTree(tn)
         t_keys = _part_keypoints(tp, tl)
         votes = {m: np.zeros((len(tp), n_labels)) for m in ("model", "nn")}
+        estimates = {m: {} for m in ("model", "nn")}
         tgt_prep = engine.prepare(tp)
-        for s, prep, norm, tree, s_keys in zip(sources, src_prep, src_norm, src_tree, src_keys):
+        for s, prep, norm, tree, s_keys, named in zip(sources, src_prep, src_norm, src_tree, src_keys, src_named):
             sl = s["surface_labels"]
             res = engine.correspond(prep, tgt_prep, source_labels=sl)
             labels, label_conf = engine.labels_from(res, prep, sl)
@@ -121,17 +147,26 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
                 if not exists.all():
                     acc[m]["pos"].append(conf[exists])
                     acc[m]["neg"].append(conf[~exists])
-                # part-centre PCK in the source's normalised frame
-                for p, ti in t_keys.items():
-                    if p in s_keys:
-                        landed = idx[ti]
-                        err = np.linalg.norm(norm[landed] - norm[s_keys[p]])
-                        acc[m]["pck"].append(err)
+                right = known & (lab == tl)
+                acc[m]["right"].append(conf[right])
+                acc[m]["wrong"].append(conf[known & ~right])
+                if not with_keypoints:  # part-centre PCK in the source's normalised frame
+                    for p, ti in t_keys.items():
+                        if p in s_keys:
+                            acc[m]["pck"].append(float(np.linalg.norm(norm[idx[ti]] - norm[s_keys[p]])))
+            if with_keypoints:  # the source's keypoints mapped onto the target
+                shared = [k for k in named if k in tgt["keypoints"]]
+                back = engine.correspond(tgt_prep, prep).mapped
+                for k in shared:
+                    estimates["model"].setdefault(k, []).append(back[named[k]])
+                    estimates["nn"].setdefault(k, []).append(tp[t_tree.query(norm[named[k]])[1]])
         for m in ("model", "nn"):
             miou, ious = shape_miou(votes[m].argmax(axis=1), tl, parts)
             acc[m]["miou"].append(miou)
             for p, v in ious.items():
                 acc[m]["iou"][p].append(v)
+            if with_keypoints:
+                acc[m]["pck"] += _keypoint_errors(tgt, estimates[m], cKDTree(tp))
     out = {}
     for m, a in acc.items():
         pck = np.asarray(a["pck"])
@@ -143,6 +178,7 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
             pck10=100 * float(np.mean(pck < 0.10)) if len(pck) else float("nan"),
             auroc=auroc(pos, neg),
             per_part_iou={parts[p]: 100 * float(np.mean(v)) for p, v in a["iou"].items()},
+            label_auroc=auroc(np.concatenate(a["right"]), np.concatenate(a["wrong"])),
             pck_errors=pck, confidence_existing=pos, confidence_missing=neg,
         )
     return out

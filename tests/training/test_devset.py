@@ -1,0 +1,80 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model import Correspondence, ImplicitCorrespondenceNet, preset
+from training.devset import DEVSET, POINTS, devset_record, face_parts, load_devset, upright_mesh
+from training.devset_build import EXCLUDED, build
+from training.evaluate import _keypoint_errors, evaluate
+from training.families import PART_NAMES
+
+PSB = Path(__file__).resolve().parents[3] / "shared" / "data" / "psb"
+
+
+@pytest.mark.parametrize("category, count, parts", [("chair", 20, {"seat", "back", "leg"}),
+                                                    ("table", 20, {"top", "leg"}),
+                                                    ("airplane", 19, {"body", "wing", "tail", "engine"})])
+def test_the_dev_set_labels_every_point_with_its_categorys_parts(category, count, parts):
+    shapes = load_devset(category, PSB)
+    assert len(shapes) == count
+    entry = devset_record()["categories"][category]
+    assert [s["name"] for s in shapes[:3]] == entry["sources"]
+    names = PART_NAMES[category]
+    seen = set()
+    for s in shapes:
+        assert s["surface_points"].shape == (POINTS, 3) and s["surface_labels"].shape == (POINTS,)
+        assert set(np.unique(s["surface_labels"])) <= set(names)
+        seen |= {names[i] for i in np.unique(s["surface_labels"])}
+        # keypoints lie on the shape (the model frame, diagonal 1)
+        for k, v in s["keypoints"].items():
+            assert np.min(np.linalg.norm(s["surface_points"] - v, axis=1)) < 0.03, (s["name"], k)
+    assert seen == parts
+
+
+def test_chair_keypoints_sit_where_their_names_say():
+    for s in load_devset("chair", PSB):
+        k = s["keypoints"]
+        assert k["foot_front_left"][2] < k["foot_back_left"][2] and k["foot_front_left"][0] < k["foot_front_right"][0]
+        assert k["back_top_left"][1] > k["seat_front_left"][1] > k["foot_front_left"][1]
+        assert k["back_top_left"][2] > k["seat_front_left"][2]  # the back is behind the seat's front (+Z)
+
+
+def test_the_data_file_is_what_the_builder_makes():
+    """The stored segment map and keypoints come from the rule and its recorded
+    corrections (a hand edit of the file without the builder fails here)."""
+    stored = devset_record()["categories"]["table"]
+    assert build(PSB, ["table"])["categories"]["table"] == json.loads(json.dumps(stored))
+    assert "61" not in devset_record()["categories"]["airplane"]["shapes"] and "61" in EXCLUDED
+
+
+def test_a_segment_without_a_part_is_an_error():
+    mesh, segments = upright_mesh(PSB, "chair", "101")
+    shape = devset_record()["categories"]["chair"]["shapes"]["101"]
+    broken = {**shape, "segments": {k: v for k, v in shape["segments"].items() if k != "0"}}
+    with pytest.raises(ValueError, match=r"segments \[0\] have no part"):
+        face_parts(mesh, segments, broken, "chair")
+    with pytest.raises(ValueError, match="no dev set for category 'lamp'"):
+        load_devset("lamp", PSB)
+
+
+def test_keypoint_errors_average_the_sources_then_snap():
+    points = np.array([[0.0, 0, 0], [1, 0, 0], [0.5, 0, 0], [0, 1, 0]])
+    target = {"surface_points": points, "keypoints": {"a": np.array([0.5, 0, 0]), "b": np.array([0.0, 1, 0])}}
+    from scipy.spatial import cKDTree
+
+    # a: the mean of (0,0,0) and (1,0,0) snaps to (0.5,0,0), exact; b: lands on (0,0,0), 1 away
+    errors = _keypoint_errors(target, {"a": [points[0], points[1]], "b": [points[0]]}, cKDTree(points))
+    assert errors == pytest.approx([0.0, 1 / np.sqrt(2)])
+
+
+def test_keypoint_pck_of_a_shape_with_itself_is_perfect_for_the_baseline():
+    torch.manual_seed(0)
+    engine = Correspondence(ImplicitCorrespondenceNet(preset("tiny")), device="cpu")
+    shape = load_devset("chair", PSB, points=400)[3]
+    scores = evaluate(engine, [shape] * 4, PART_NAMES["chair"], n_sources=3, progress=False)
+    assert scores["nn"].pck05 == 100.0 and scores["nn"].miou == 100.0
+    assert len(scores["nn"].pck_errors) == len(shape["keypoints"])
+    assert 0 <= scores["model"].pck05 <= 100
