@@ -57,6 +57,8 @@ class Scores:
     pck_errors: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     confidence_existing: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     confidence_missing: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    confidence_right: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    confidence_wrong: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
 
     def summary(self) -> dict:
         return {"miou": self.miou, "pck05": self.pck05, "pck10": self.pck10, "auroc": self.auroc,
@@ -172,14 +174,16 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
         pck = np.asarray(a["pck"])
         pos = np.concatenate(a["pos"]) if a["pos"] else np.zeros(0)
         neg = np.concatenate(a["neg"]) if a["neg"] else np.zeros(0)
+        right, wrong = np.concatenate(a["right"]), np.concatenate(a["wrong"])
         out[m] = Scores(
             miou=100 * float(np.mean(a["miou"])),
             pck05=100 * float(np.mean(pck < 0.05)) if len(pck) else float("nan"),
             pck10=100 * float(np.mean(pck < 0.10)) if len(pck) else float("nan"),
             auroc=auroc(pos, neg),
             per_part_iou={parts[p]: 100 * float(np.mean(v)) for p, v in a["iou"].items()},
-            label_auroc=auroc(np.concatenate(a["right"]), np.concatenate(a["wrong"])),
+            label_auroc=auroc(right, wrong),
             pck_errors=pck, confidence_existing=pos, confidence_missing=neg,
+            confidence_right=right, confidence_wrong=wrong,
         )
     return out
 
@@ -191,12 +195,12 @@ def procedural_shapes(category: str, count: int, first: int = 1_000_000) -> list
 
 
 def format_table(scores: dict[str, Scores]) -> str:
-    lines = ["| method | mIoU | PCK@0.05 | PCK@0.10 | existence AUROC | " +
+    lines = ["| method | mIoU | PCK@0.05 | PCK@0.10 | existence AUROC | right-label AUROC | " +
              " | ".join(f"IoU {p}" for p in scores["model"].per_part_iou) + " |"]
-    lines.append("|" + " --- |" * (5 + len(scores["model"].per_part_iou)))
+    lines.append("|" + " --- |" * (6 + len(scores["model"].per_part_iou)))
     for name, label in (("model", "model"), ("nn", "nearest neighbour")):
         s = scores[name]
-        lines.append(f"| {label} | {s.miou:.1f} | {s.pck05:.1f} | {s.pck10:.1f} | {s.auroc:.3f} | " +
+        lines.append(f"| {label} | {s.miou:.1f} | {s.pck05:.1f} | {s.pck10:.1f} | {s.auroc:.3f} | {s.label_auroc:.3f} | " +
                      " | ".join(f"{v:.1f}" for v in s.per_part_iou.values()) + " |")
     return "\n".join(lines)
 

@@ -1,12 +1,14 @@
-"""Evaluation report of a checkpoint: a markdown page with the evaluation table (model vs
-nearest neighbour), per-part IoU, and plots of PCK over thresholds, of the confidence on
-existing vs missing parts, and of part labels transferred onto the real PSB meshes
+"""Evaluation report of a checkpoint, real shapes first: the labelled real dev set (PSB
+chairs, tables, airplanes: training/devset.py), then held-out procedural shapes. Each
+part has the evaluation table (model vs nearest neighbour, per-part IoU), PCK over
+thresholds and the confidence; then part labels transferred onto the real meshes
 (needs matplotlib: pip install -e .[docs]).
 
     python -m training.report --category chair [--checkpoint FILE] [--out docs/evaluation]
 
-Writes <out>/<category>.md, <category>_pck.png, <category>_confidence.png,
-<category>_psb.png and <category>.json (the summary figures).
+Writes <out>/<category>.md, <category>_real_pck.png, <category>_real_confidence.png,
+<category>_pck.png, <category>_confidence.png, <category>_psb.png and <category>.json
+(the summary figures: {"real": {"model", "nn"}, "procedural": {"model", "nn"}}).
 """
 from __future__ import annotations
 
@@ -21,11 +23,11 @@ import numpy as np
 
 from model import Correspondence
 
+from .devset import DEFAULT_PSB, devset_record, load_devset
 from .evaluate import Scores, evaluate, format_table, procedural_shapes
 from .families import PART_NAMES
 from .figures import pyplot, transfer_figure
 
-DEFAULT_PSB = Path(__file__).resolve().parents[2] / "shared" / "data" / "psb"
 THRESHOLDS = np.linspace(0.0, 0.25, 51)
 LABELS = {"model": "model", "nn": "nearest neighbour"}
 
@@ -37,14 +39,14 @@ def pck_curve(errors: np.ndarray, thresholds: np.ndarray = THRESHOLDS) -> np.nda
     return 100 * (errors[None, :] < thresholds[:, None]).mean(axis=1)
 
 
-def plot_pck(scores: dict[str, Scores], category: str, out: Path) -> None:
+def plot_pck(scores: dict[str, Scores], title: str, ylabel: str, out: Path) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.6))
     for name, label in LABELS.items():
         ax.plot(THRESHOLDS, pck_curve(scores[name].pck_errors), label=label, lw=2)
     ax.set_xlabel("threshold (fraction of the bounding-box diagonal)")
-    ax.set_ylabel("part centres matched (%)")
-    ax.set_title(f"{category}: PCK over thresholds")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -53,77 +55,97 @@ def plot_pck(scores: dict[str, Scores], category: str, out: Path) -> None:
     plt.close(fig)
 
 
-def plot_confidence(scores: Scores, category: str, out: Path) -> None:
+def plot_confidence(groups: tuple[tuple[np.ndarray, str], tuple[np.ndarray, str]], title: str, empty: str,
+                    out: Path) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.6))
     bins = np.linspace(0, 1, 26)
-    for values, label in ((scores.confidence_existing, "part exists on the source"),
-                          (scores.confidence_missing, "part missing on the source")):
+    for values, label in groups:
         if len(values):
             ax.hist(values, bins=bins, density=True, alpha=0.55, label=f"{label} ({len(values)} points)")
     ax.set_xlabel("confidence")
     ax.set_ylabel("density")
-    ax.set_title(f"{category}: confidence, AUROC {scores.auroc:.3f}")
-    if len(scores.confidence_existing) or len(scores.confidence_missing):
+    ax.set_title(title)
+    if any(len(values) for values, _ in groups):
         ax.legend(fontsize=8)
     else:
-        ax.text(0.5, 0.5, "no pair with a missing part", ha="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, empty, ha="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
 
 
-def report_markdown(category: str, checkpoint: str, scores: dict[str, Scores], n_targets: int, n_sources: int,
-                    seconds: float, psb_figure: bool) -> str:
+def _difference(scores: dict[str, Scores]) -> str:
     model, nn = scores["model"], scores["nn"]
-    lines = [
-        f"# Evaluation: {category}",
-        "",
-        f"Checkpoint `{checkpoint}`, {n_targets} held-out procedural {category} targets (seeds from 1,000,000, "
-        f"never seen in training), labels transferred from {n_sources} labelled sources; "
-        f"{seconds:.0f} s on this machine. Reproduce: "
-        f"`python -m training.report --category {category}`.",
-        "",
-        format_table(scores),
-        "",
-        f"Model minus nearest neighbour: mIoU {model.miou - nn.miou:+.1f}, PCK@0.05 {model.pck05 - nn.pck05:+.1f}, "
-        f"PCK@0.10 {model.pck10 - nn.pck10:+.1f}, AUROC {model.auroc - nn.auroc:+.3f}.",
-        "",
-        "## PCK over thresholds",
-        "",
-        "Each target part centre is matched onto a source and compared with the same part's centre there.",
-        "",
-        f"![PCK over thresholds]({category}_pck.png)",
-        "",
-        "## Confidence on existing vs missing parts",
-        "",
-        "Target points of pairs where the target has a part the source lacks: a point on a part the source "
-        "also has should score high, a point on the missing part low.",
-        "",
-        f"![Confidence histogram]({category}_confidence.png)",
+    return (f"Model minus nearest neighbour: mIoU {model.miou - nn.miou:+.1f}, PCK@0.05 {model.pck05 - nn.pck05:+.1f}, "
+            f"PCK@0.10 {model.pck10 - nn.pck10:+.1f}.")
+
+
+def report_markdown(category: str, checkpoint: str, real: dict[str, Scores] | None, real_counts: tuple[int, int],
+                    procedural: dict[str, Scores], n_targets: int, n_sources: int, seconds: float,
+                    psb_figure: bool) -> str:
+    lines = [f"# Evaluation: {category}", "", f"Checkpoint `{checkpoint}`; {seconds:.0f} s on this machine. "
+             f"Reproduce: `python -m training.report --category {category}`.", "", "## Real shapes", ""]
+    if real is None:
+        lines += ["The real dev set (../shared/data/psb) was not found: no real figures.", ""]
+    else:
+        lines += [
+            f"The real dev set ([devset.md](devset.md)): {real_counts[1]} PSB {category} meshes as 2,500-point "
+            f"clouds, labels and keypoints from {real_counts[0]} labelled sources. mIoU per shape over the "
+            "category's parts (a part absent from both counts 1); PCK: each source's keypoints mapped onto the "
+            "target, the sources' mean snapped to the nearest target point, within 0.05 / 0.10 of the diagonal; "
+            "right-label AUROC: does the confidence rank right labels above wrong ones.", "",
+            format_table(real), "", _difference(real), "",
+            f"![PCK over thresholds, real]({category}_real_pck.png) "
+            f"![Confidence on right and wrong labels, real]({category}_real_confidence.png)", ""]
+    lines += [
+        "## Procedural shapes", "",
+        f"{n_targets} held-out procedural {category} targets (seeds from 1,000,000, never seen in training), "
+        f"labels transferred from {n_sources} labelled sources. PCK here is of part centres: each target part "
+        "centre matched onto a source and compared with the same part's centre there; existence AUROC: "
+        "confidence on points of parts the source has against points of parts it lacks.", "",
+        format_table(procedural), "", _difference(procedural), "",
+        f"![PCK over thresholds]({category}_pck.png) ![Confidence histogram]({category}_confidence.png)",
     ]
     if psb_figure:
-        lines += ["", "## Real meshes", "",
+        lines += ["", "## Transfers onto real meshes", "",
                   "Part labels of a procedural source transferred onto the real PSB meshes "
                   "(grey: confidence below 0.05).", "", f"![Transfer onto PSB meshes]({category}_psb.png)"]
     return "\n".join(lines) + "\n"
 
 
 def write_report(engine: Correspondence, category: str, checkpoint: str, out: Path, count: int = 40,
-                 n_sources: int = 3, psb: Path | None = DEFAULT_PSB, progress: bool = True) -> dict[str, Scores]:
+                 n_sources: int = 3, psb: Path | None = DEFAULT_PSB, progress: bool = True) -> dict[str, dict]:
+    """-> {"real": scores or None, "procedural": scores}."""
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    scores = evaluate(engine, procedural_shapes(category, count), PART_NAMES[category], n_sources, progress)
+    have_psb = psb is not None and (psb / category).is_dir()
+    real, real_counts = None, (0, 0)
+    if have_psb and category in devset_record()["categories"]:
+        shapes = load_devset(category, psb)
+        n_real = len(devset_record()["categories"][category]["sources"])
+        real, real_counts = evaluate(engine, shapes, PART_NAMES[category], n_real, progress), (n_real, len(shapes) - n_real)
+        plot_pck(real, f"{category}, real: PCK over thresholds", "keypoints matched (%)", out / f"{category}_real_pck.png")
+        plot_confidence(((real["model"].confidence_right, "right label"), (real["model"].confidence_wrong, "wrong label")),
+                        f"{category}, real: confidence, AUROC {real['model'].label_auroc:.3f}", "no labels",
+                        out / f"{category}_real_confidence.png")
+    procedural = evaluate(engine, procedural_shapes(category, count), PART_NAMES[category], n_sources, progress)
     seconds = time.perf_counter() - start
-    plot_pck(scores, category, out / f"{category}_pck.png")
-    plot_confidence(scores["model"], category, out / f"{category}_confidence.png")
-    psb_figure = psb is not None and (psb / category).is_dir()
-    if psb_figure:
+    plot_pck(procedural, f"{category}, procedural: PCK over thresholds", "part centres matched (%)",
+             out / f"{category}_pck.png")
+    model = procedural["model"]
+    plot_confidence(((model.confidence_existing, "part exists on the source"),
+                     (model.confidence_missing, "part missing on the source")),
+                    f"{category}, procedural: confidence, AUROC {model.auroc:.3f}", "no pair with a missing part",
+                    out / f"{category}_confidence.png")
+    if have_psb:
         transfer_figure(engine, category, psb, out / f"{category}_psb.png")
-    (out / f"{category}.json").write_text(json.dumps({k: v.summary() for k, v in scores.items()}, indent=2))
-    (out / f"{category}.md").write_text(
-        report_markdown(category, checkpoint, scores, count - n_sources, n_sources, seconds, psb_figure))
-    return scores
+    summary = {"real": real and {k: v.summary() for k, v in real.items()},
+               "procedural": {k: v.summary() for k, v in procedural.items()}}
+    (out / f"{category}.json").write_text(json.dumps(summary, indent=2))
+    (out / f"{category}.md").write_text(report_markdown(category, checkpoint, real, real_counts, procedural,
+                                                        count - n_sources, n_sources, seconds, have_psb))
+    return {"real": real, "procedural": procedural}
 
 
 def main(argv: Iterable[str] | None = None) -> int:
@@ -134,7 +156,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("docs/evaluation"))
     ap.add_argument("--count", type=int, default=40, help="procedural shapes, sources included")
     ap.add_argument("--sources", type=int, default=3)
-    ap.add_argument("--psb", type=Path, default=DEFAULT_PSB, help="real meshes for the transfer picture")
+    ap.add_argument("--psb", type=Path, default=DEFAULT_PSB, help="the PSB meshes: real dev set and transfer picture")
     ap.add_argument("--device", default=None)
     args = ap.parse_args(list(argv) if argv is not None else None)
     try:
@@ -145,7 +167,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(format_table(scores))
+    if scores["real"] is not None:
+        print(f"real dev set:\n{format_table(scores['real'])}")
+    print(f"procedural:\n{format_table(scores['procedural'])}")
     print(f"wrote {args.out / (args.category + '.md')}")
     return 0
 

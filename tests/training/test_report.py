@@ -24,15 +24,21 @@ def test_report_of_the_shipped_chair_model(tmp_path, capsys):
     out = tmp_path / "evaluation"
     assert report_main(["--category", "chair", "--count", "8", "--out", str(out), "--psb", str(PSB)]) == 0
     page = (out / "chair.md").read_text()
-    for name in ("chair_pck.png", "chair_confidence.png", "chair_psb.png"):
+    for name in ("chair_real_pck.png", "chair_real_confidence.png", "chair_pck.png", "chair_confidence.png",
+                 "chair_psb.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert f"]({name})" in page
     summary = json.loads((out / "chair.json").read_text())
-    assert summary["model"]["miou"] > summary["nn"]["miou"]
-    row = next(line for line in page.splitlines() if line.startswith("| model |"))
-    assert f"{summary['model']['miou']:.1f}" in row
-    assert "5 held-out procedural chair targets" in page
-    assert "wrote" in capsys.readouterr().out
+    # real shapes come first, in the page and in the summary
+    assert page.index("## Real shapes") < page.index("## Procedural shapes")
+    rows = [line for line in page.splitlines() if line.startswith("| model |")]
+    assert f"{summary['real']['model']['miou']:.1f}" in rows[0]
+    assert f"{summary['procedural']['model']['miou']:.1f}" in rows[1]
+    assert "17 PSB chair meshes" in page and "5 held-out procedural chair targets" in page
+    for part in ("real", "procedural"):
+        assert summary[part]["model"]["miou"] > summary[part]["nn"]["miou"]
+    out_text = capsys.readouterr().out
+    assert "real dev set:" in out_text and "wrote" in out_text
 
 
 def test_report_without_psb_meshes_skips_the_picture(tmp_path):
@@ -40,8 +46,9 @@ def test_report_without_psb_meshes_skips_the_picture(tmp_path):
     from training.report import write_report
 
     write_report(engine, "chair", "chair.pth", tmp_path, count=5, psb=tmp_path / "missing", progress=False)
-    assert not (tmp_path / "chair_psb.png").exists()
-    assert "Real meshes" not in (tmp_path / "chair.md").read_text()
+    assert not (tmp_path / "chair_psb.png").exists() and not (tmp_path / "chair_real_pck.png").exists()
+    page = (tmp_path / "chair.md").read_text()
+    assert "was not found: no real figures" in page and "Transfers onto real meshes" not in page
 
 
 def test_report_names_a_missing_checkpoint(tmp_path, capsys):
