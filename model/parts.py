@@ -13,6 +13,10 @@ MIN_PART_FRACTION = 0.02
 # A source label is matched as one model part when at least this fraction of it is that
 # branch (and of the branch, that label); "left half" or "painted red" are no parts.
 MIN_LABEL_AGREEMENT = 0.6
+# ... or when it is at least MIN_LABEL_AGREEMENT of a branch that covers at least this
+# fraction of it: f half-finds a real part (an airliner's engines, half of them taken
+# for wing), and the branch it did find tells which part the whole label is.
+MIN_LABEL_COVER = 0.3
 
 
 def presence_of(parts: np.ndarray, n_parts: int) -> np.ndarray:
@@ -55,12 +59,17 @@ class Embedded:
         if labels is None:
             return parts
         guided = parts.copy()
+        branch_size = np.bincount(parts, minlength=self.raw.shape[1])
         for label in np.unique(labels[labels >= 0]):
             mine = labels == label
-            counts = np.bincount(parts[mine])
+            counts = np.bincount(parts[mine], minlength=len(branch_size))
             part = counts.argmax()
-            if counts[part] >= MIN_LABEL_AGREEMENT * max(mine.sum(), np.sum(parts == part)):
+            bulk = np.argmax(counts / np.maximum(branch_size, 1))  # the branch this label is most of
+            if counts[part] >= MIN_LABEL_AGREEMENT * max(mine.sum(), branch_size[part]):
                 guided[mine] = part
+            elif (counts[bulk] >= MIN_LABEL_AGREEMENT * branch_size[bulk]
+                  and counts[bulk] >= MIN_LABEL_COVER * mine.sum()):
+                guided[mine] = bulk
         return guided
 
     def source_presence(self, labels: np.ndarray | None) -> np.ndarray:

@@ -1,0 +1,39 @@
+import numpy as np
+
+from model.parts import Embedded
+
+
+def embedded(parts: np.ndarray, k: int = 4) -> Embedded:
+    raw = np.full((len(parts), k), 0.1)
+    raw[np.arange(len(parts)), parts] = 0.9
+    return Embedded.of(raw)
+
+
+def test_a_label_mostly_one_branch_is_matched_as_that_branch():
+    # label 1: 8 of its 10 samples are branch 2
+    parts = np.array([0] * 20 + [2] * 8 + [0] * 2)
+    labels = np.array([0] * 20 + [1] * 10)
+    guided = embedded(parts).parts(labels)
+    assert (guided[labels == 1] == 2).all() and (guided[labels == 0] == 0).all()
+
+
+def test_a_half_found_part_is_matched_as_the_branch_it_is_the_bulk_of():
+    """An airliner's engines (label 3): f calls 45% of them engine, 55% wing. They are
+    all of the engine branch and a small share of the wing: they are the engine."""
+    parts = np.array([1] * 100 + [1] * 11 + [3] * 9)
+    labels = np.array([1] * 100 + [3] * 20)
+    guided = embedded(parts).parts(labels)
+    assert (guided[labels == 3] == 3).all()
+    assert (guided[labels == 1] == 1).all()
+
+
+def test_a_label_that_is_no_part_guides_nothing():
+    # "the left half": half of every branch
+    parts = np.array([0, 1, 2, 3] * 10)
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1] * 5)
+    assert (embedded(parts).parts(labels) == parts).all()
+    # a stray branch of 2 samples inside a large label does not capture it
+    parts = np.array([0] * 5 + [2] * 2 + [0] * 13)
+    labels = np.array([0] * 5 + [1] * 15)
+    guided = embedded(parts).parts(labels)
+    assert (guided[labels == 1] == 0).all()
