@@ -1,9 +1,10 @@
 """Build the real dev set's data file and contact sheets (training/devset.py reads them).
 
 Each PSB segment gets a part from a rule on the upright mesh (where the segment lies
-against the largest horizontal segment, the body's axis, ...), then the rule's mistakes,
-found on the contact sheets by eye, are corrected in CORRECTIONS below. Keypoints follow
-from the labelled parts: extreme points of a part in named directions (a chair's front
+against the largest horizontal segment, the body's axis, ...), checked by eye on the
+contact sheets: where the rule was wrong the rule was mended, so the file is always what
+this module makes of the meshes (docs/evaluation/devset.md). Keypoints follow from the
+labelled parts: extreme points of a part in named directions (a chair's front
 left foot is the leg point lowest and furthest to the front and left).
 
     python -m training.devset_build                      # -> training/data/psb_devset.json
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from model.geometry import sample_surface
+
 from .devset import DEFAULT_PSB, DEVSET, face_parts, upright_mesh
 from .families import PART_NAMES
 
@@ -29,8 +32,6 @@ NAMES = {"chair": range(101, 121), "table": range(141, 161), "airplane": range(6
 SOURCES = {"chair": ["101", "105", "110"], "table": ["141", "145", "150"], "airplane": ["64", "70", "72"]}
 # Meshes left out, and why.
 EXCLUDED = {"61": "which end is the nose is unclear: a canard, or turned backwards in psb_rotations.json"}
-# Where the rule's part was wrong, by eye on the contact sheets: {mesh: {segment: part}}.
-CORRECTIONS: dict[str, dict[str, str]] = {}
 FOOT_BAND = 0.04  # points this close to the floor (diagonal 1) count as a foot
 TOP_BAND = 0.04
 NARROW = 0.1  # a table piece narrower than this (diagonal 1) is part of a leg, not a beam
@@ -175,8 +176,6 @@ def keypoints(category: str, points: np.ndarray, labels: np.ndarray) -> dict[str
 
 
 def build(psb: Path = DEFAULT_PSB, categories: Iterable[str] = CATEGORIES) -> dict:
-    from model.geometry import sample_surface
-
     record = {"note": "Real dev set: PSB meshes, each segment mapped onto its category's parts, with keypoints "
                       "in the upright model frame (+Y up, front -Z, diagonal 1). Built by "
                       "`python -m training.devset_build`; for measuring only, never trained on.",
@@ -190,7 +189,6 @@ def build(psb: Path = DEFAULT_PSB, categories: Iterable[str] = CATEGORIES) -> di
             rule = RULES[category](stats, floor, ceiling)
             shape = {"segments": {str(s): p for s, p in rule.items()},
                      "splits": chair_splits(stats, rule) if category == "chair" else []}
-            shape["segments"].update(CORRECTIONS.get(name, {}))
             labels = face_parts(mesh, segments, shape, category)
             pts, face, _ = sample_surface(np.asarray(mesh.vertices), np.asarray(mesh.faces), 20000, seed=1)
             keys = keypoints(category, pts, labels[face])

@@ -43,8 +43,8 @@ def test_chair_keypoints_sit_where_their_names_say():
 
 
 def test_the_data_file_is_what_the_builder_makes():
-    """The stored segment map and keypoints come from the rule and its recorded
-    corrections (a hand edit of the file without the builder fails here)."""
+    """The stored segment map and keypoints come from the rule (a hand edit of the file
+    without the builder fails here)."""
     stored = devset_record()["categories"]["table"]
     assert build(PSB, ["table"])["categories"]["table"] == json.loads(json.dumps(stored))
     assert "61" not in devset_record()["categories"]["airplane"]["shapes"] and "61" in EXCLUDED
