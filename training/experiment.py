@@ -3,8 +3,10 @@
     {"name": "chair", "category": "chair", "seed": 123,
      "model":  {"preset": "small", ...ModelConfig fields},
      "losses": {"part": 0.2, ...LossWeights fields},
+     "init":   "model/checkpoints/chair.pth",                (optional: the first phase's weights)
      "data":   {"procedural": [{"family": "chair", "count": 600, "first_seed": 0}],
-                "meshes": [{"folder": "my_chairs/", "rotations": "rotations.json"}], "folder": "data/x"},
+                "meshes": [{"folder": "my_chairs/", "rotations": "rotations.json"}],
+                "artist": [{"category": "chair", "limit": 20}], "folder": "data/x"},
      "train":  {"batch_size": 16, "lr": 1e-3, ...},       (defaults of every phase)
      "phases": [{"stage": 1, "resolution": [16, 32, 64], "epochs": [3, 8, 15]},
                 {"stage": 2, "resolution": 64, "epochs": 6, "lr": 1e-3, "losses": {"part": 1.0}}, ...],
@@ -12,8 +14,10 @@
                 "part_shapes": 0, "calibration_shapes": 16}}
 
 Each phase is one trainer run that starts from the previous phase's last checkpoint
-(the first from a new network) and trains `epochs` epochs, the numbering continuing; a
-list of resolutions (with a list of epochs) is that many phases.  A phase takes any of
+(the first from a new network, or from `init`'s weights, numbering on from its epoch) and
+trains `epochs` epochs, the numbering continuing; a list of resolutions (with a list of
+epochs) is that many phases.  `artist` prepares training.artist's real, unlabelled meshes
+of a category (the first `limit` of them) beside the other samples.  A phase takes any of
 the `train` keys and its own `losses`.  Relative paths are relative to the working
 directory.  This module reads and checks the file and turns it into trainer configs;
 training/run.py runs them.
@@ -25,9 +29,11 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from model.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from model.config import ModelConfig, preset
 from model.losses import LossWeights
 
+from .artist import CATEGORIES as ARTIST_CATEGORIES
 from .families import FAMILIES
 from .trainer import TrainConfig
 
@@ -37,7 +43,7 @@ class ExperimentError(ValueError):
 
 
 TOP = {"name": str, "description": str, "category": str, "seed": int, "model": dict, "losses": dict,
-       "data": dict, "train": dict, "phases": list, "export": dict}
+       "init": str, "data": dict, "train": dict, "phases": list, "export": dict}
 REQUIRED = ("category", "data", "phases")
 # TrainConfig fields an experiment may set per phase; the others it sets itself
 RUN_KEYS = ("batch_size", "lr", "device", "occupancy_points", "surface_points", "augment", "val_fraction",
@@ -97,6 +103,7 @@ def check(exp: dict[str, Any]) -> None:
         if key not in exp:
             raise ExperimentError(f"missing {key!r}")
     model_config(exp)
+    init_checkpoint(exp)
     _check_data(exp["data"])
     if not exp["phases"]:
         raise ExperimentError("'phases' is empty")
@@ -142,10 +149,28 @@ def model_config(exp: dict[str, Any]) -> ModelConfig:
         raise ExperimentError(f"model: {exc}") from None
 
 
+def init_checkpoint(exp: dict[str, Any]) -> Checkpoint | None:
+    """The checkpoint `init` names, whose network must be the experiment's model; None without one."""
+    if "init" not in exp:
+        return None
+    try:
+        ck = load_checkpoint(exp["init"])
+    except CheckpointError as exc:
+        raise ExperimentError(f"init: {exc}") from None
+    model = model_config(exp)
+    changed = [f"{f.name} {getattr(ck.config, f.name)!r} there, {getattr(model, f.name)!r} here"
+               for f in fields(model) if getattr(ck.config, f.name) != getattr(model, f.name)]
+    if changed:
+        raise ExperimentError(f"init: {exp['init']} holds another network than the experiment's 'model' "
+                              f"({'; '.join(changed)}): give 'model' the checkpoint's preset and changes")
+    return ck
+
+
 def _check_data(data: dict[str, Any]) -> None:
-    _keys("data", data, {"folder": str, "procedural": list, "meshes": list})
-    if not (data.get("procedural") or data.get("meshes") or data.get("folder")):
-        raise ExperimentError("data: give 'procedural' shapes, 'meshes' folders or a prepared 'folder'")
+    _keys("data", data, {"folder": str, "procedural": list, "meshes": list, "artist": list})
+    if not (data.get("procedural") or data.get("meshes") or data.get("artist") or data.get("folder")):
+        raise ExperimentError("data: give 'procedural' shapes, 'meshes' folders, 'artist' meshes "
+                              "or a prepared 'folder'")
     for i, src in enumerate(data.get("procedural", [])):
         where = f"data.procedural[{i}]"
         _keys(where, src, {"family": str, "count": int, "first_seed": int, "only_if_empty": bool})
@@ -157,6 +182,18 @@ def _check_data(data: dict[str, Any]) -> None:
         _keys(f"data.meshes[{i}]", src, {"folder": str, "rotations": str})
         if "folder" not in src:
             raise ExperimentError(f"data.meshes[{i}]: missing 'folder'")
+    seen = set()
+    for i, src in enumerate(data.get("artist", [])):
+        where = f"data.artist[{i}]"
+        _keys(where, src, {"category": str, "limit": int})
+        if src.get("category") not in ARTIST_CATEGORIES:
+            raise ExperimentError(f"{where}: 'category' must be one of {list(ARTIST_CATEGORIES)}, "
+                                  f"got {src.get('category')!r}")
+        if src["category"] in seen:
+            raise ExperimentError(f"{where}: the {src['category']} meshes are already given")
+        seen.add(src["category"])
+        if src.get("limit", 1) < 1:
+            raise ExperimentError(f"{where}: 'limit' must be >= 1, got {src['limit']!r}")
 
 
 def _check_export(exp: dict[str, Any], last: Phase) -> None:
@@ -203,12 +240,15 @@ def plan(exp: dict[str, Any], out: Path, **overrides: Any) -> list[Phase]:
         raise
     except ValueError as exc:
         raise ExperimentError(f"train: {str(exc).replace('--', '')}") from None
+    init = init_checkpoint(exp)
     phases: list[Phase] = []
     for i, raw in enumerate(exp["phases"]):
         for stage, resolution, epochs, settings in _expand(f"phases[{i}]", raw):
-            first = phases[-1].config.epoch if phases else 0
+            if phases:
+                first, previous = phases[-1].config.epoch, phases[-1].last_checkpoint
+            else:  # a new network, or init's, whose epoch numbering goes on
+                first, previous = (0, None) if init is None else (init.epoch + 1, Path(exp["init"]))
             number = len(phases) + 1
-            previous = phases[-1].last_checkpoint if phases else None
             try:
                 cfg = replace(base, stage=stage, resolution=resolution, epoch=first + epochs,
                               checkpoint_dir=str(out / f"{number:02d}-stage{stage}-{resolution}"),

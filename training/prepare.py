@@ -17,10 +17,11 @@ import multiprocessing
 import os
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import trimesh
@@ -72,15 +73,31 @@ def read_face_labels(path: Path, n_faces: int) -> np.ndarray | None:
     return labels
 
 
-def winding_inside(vertices: np.ndarray, faces: np.ndarray):
+def winding_inside(vertices: np.ndarray, faces: np.ndarray, band: float = 0.0):
+    """-> inside(points): where the generalized winding number is over 1/2 or, with a
+    `band`, where a point lies within `band` of the surface.  Artists model seats, shells
+    and wings as single-sided sheets, which have no inside by winding numbers; a band gives
+    them the voxels they pass through, as a surface voxelisation (IM-NET's binvox data) does."""
     import igl  # imported here: only mesh preparation needs it
 
     v = np.ascontiguousarray(vertices, dtype=np.float64)
     f = np.ascontiguousarray(faces, dtype=np.int64)
-    return lambda p: igl.fast_winding_number(v, f, np.ascontiguousarray(p, dtype=np.float64)) > 0.5
+
+    def inside(points: np.ndarray) -> np.ndarray:
+        p = np.ascontiguousarray(points, dtype=np.float64)
+        result = igl.fast_winding_number(v, f, p) > 0.5
+        rest = np.flatnonzero(~result)
+        if band > 0 and len(rest):
+            d2 = igl.point_mesh_squared_distance(p[rest], v, f)[0]
+            result[rest[d2 < band**2]] = True
+        return result
+
+    return inside
 
 
-def mesh_sample(path: Path, rotation: np.ndarray | None = None, n_surface: int = 4096, seed: int = 0) -> dict[str, np.ndarray]:
+def mesh_sample(path: Path, rotation: np.ndarray | None = None, n_surface: int = 4096, seed: int = 0,
+                band: float = 0.0) -> dict[str, np.ndarray]:
+    """A mesh file's sample, in the model frame; inside as `winding_inside` with `band`."""
     mesh = load_mesh(path)
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     if rotation is not None:
@@ -90,7 +107,7 @@ def mesh_sample(path: Path, rotation: np.ndarray | None = None, n_surface: int =
     faces = np.asarray(mesh.faces, dtype=np.int64)
     face_labels = read_face_labels(path, len(faces))
     points, face_index, normals = sample_surface(model_vertices, faces, n_surface, seed=seed)
-    sample = make_sample(winding_inside(model_vertices, faces), points, normals, None, seed=seed)
+    sample = make_sample(winding_inside(model_vertices, faces, band), points, normals, None, seed=seed)
     if face_labels is not None:
         # per-mesh segment ids (not consistent across meshes): for evaluation, never as part labels
         sample["segment_ids"] = face_labels[face_index].astype(np.int64)
@@ -140,12 +157,21 @@ def mat_sample(path: Path) -> dict[str, np.ndarray]:
 
 
 def save_sample(path: Path, sample: dict[str, np.ndarray]) -> None:
-    """Atomic write: an interrupted run never leaves a half-written sample behind."""
+    write_atomically(path, lambda tmp: np.savez_compressed(tmp, **sample), suffix=".tmp.npz")
+
+
+def save_json(path: Path, data: Any) -> None:
+    write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
+
+
+def write_atomically(path: Path, write: Callable[[str], Any], suffix: str = ".tmp") -> None:
+    """`write(tmp)` to a new file beside `path`, then renamed over it: an interrupted run
+    never leaves a half-written file behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
-        np.savez_compressed(tmp, **sample)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -173,7 +199,7 @@ def _procedural_one(job: tuple[str, int, str]) -> tuple[str, str | None]:
         return dst, f"{type(exc).__name__}: {exc}"
 
 
-def _run(fn, jobs: list, workers: int | None, desc: str, progress: bool = True) -> list[tuple[str, str]]:
+def run_jobs(fn, jobs: list, workers: int | None, desc: str, progress: bool = True) -> list[tuple[str, str]]:
     """Run fn over jobs in `workers` processes (default: all cores) -> (name, error) failures."""
     failures = []
     if not jobs:
@@ -212,7 +238,7 @@ def add_estimated_normals(files: list[Path], workers: int | None = None,
         with np.load(f) as npz:
             if "estimated_normals" not in npz.files:
                 jobs.append(str(f))
-    return _run(_estimated_normals_one, jobs, workers, "estimate normals", progress)
+    return run_jobs(_estimated_normals_one, jobs, workers, "estimate normals", progress)
 
 
 def prepare_meshes(
@@ -230,7 +256,7 @@ def prepare_meshes(
             done += 1
             continue
         jobs.append((str(p), str(dst), rotations.get(mesh_name(p)), i))
-    failures = _run(_prepare_one, jobs, workers, "prepare")
+    failures = run_jobs(_prepare_one, jobs, workers, "prepare")
     return len(jobs) - len(failures), done, failures
 
 
@@ -249,7 +275,7 @@ def prepare_procedural(
             done += 1
             continue
         jobs.append((category, i, str(dst)))
-    failures = _run(_procedural_one, jobs, workers, f"generate {category}", progress)
+    failures = run_jobs(_procedural_one, jobs, workers, f"generate {category}", progress)
     return len(jobs) - len(failures), done, failures
 
 

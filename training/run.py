@@ -21,9 +21,11 @@ from model.networks import ImplicitCorrespondenceNet
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.losses import LossWeights
 
+from . import artist
 from .cli import add_flags, given, guarded
+from .debian import FetchError
 from .experiment import (EXPORT_FROM, ExperimentError, Phase, data_folder, differences, export_settings,
-                         load_experiment, model_config, plan)
+                         init_checkpoint, load_experiment, model_config, plan)
 from .prepare import prepare_meshes, prepare_procedural
 from .trainer import Trainer, of_stage
 
@@ -74,6 +76,20 @@ def prepare_data(data: dict[str, Any], folder: Path, workers: int | None = None,
         rotations = json.loads(Path(src["rotations"]).read_text())["rotations"] if "rotations" in src else None
         new, old, failures = prepare_meshes(Path(src["folder"]), folder, rotations, workers)
         _report(src["folder"], new, old, failures, folder)
+    for i, src in enumerate(data.get("artist", [])):
+        category = src["category"]
+        try:
+            manifest = artist.run(category, folder, limit=src.get("limit"), workers=workers, progress=progress,
+                                  manifest_name=artist_manifest(category))
+        except FetchError as exc:
+            raise ExperimentError(f"data.artist[{i}]: {exc}") from None
+        counts = manifest["counts"]
+        _report(f"artist {category}", counts["prepared_now"], counts["already_there"], manifest["skipped"], folder)
+
+
+def artist_manifest(category: str) -> str:
+    """The data folder's record of the artist meshes of a category (origins, licences)."""
+    return f"artist-{category}.json"
 
 
 def _report(what: str, new: int, old: int, failures: list, folder: Path) -> None:
@@ -117,16 +133,23 @@ def describe(exp: dict[str, Any], out: Path, phases: list[Phase]) -> str:
     losses = {k: v for k, v in vars(phases[0].config.losses).items() if v != getattr(LossWeights(), k)}
     lines = [f"experiment {exp['name']}: category {exp['category']}, seed {exp.get('seed', 123)}, run folder {out}",
              f"model: preset {exp.get('model', {}).get('preset', 'paper')}"
-             + (f" with {changed}" if changed else "") + f", {n_params / 1e6:.2f}M parameters",
-             f"losses: {losses or 'the defaults'} (phases may change them)",
-             f"data -> {data_folder(exp, out)}:"]
+             + (f" with {changed}" if changed else "") + f", {n_params / 1e6:.2f}M parameters"]
+    init = init_checkpoint(exp)
+    if init is not None:
+        lines.append(f"init: phase 1 starts from {exp['init']} ({init.category}, stage {init.stage} at "
+                     f"{init.resolution}^3, epoch {init.epoch})")
+    lines += [f"losses: {losses or 'the defaults'} (phases may change them)",
+              f"data -> {data_folder(exp, out)}:"]
     for src in exp["data"].get("procedural", []):
         first = src.get("first_seed", 0)
         lines.append(f"  {src['count']} procedural {src['family']} shapes, seeds {first}-{first + src['count'] - 1}"
                      + (" (only into an empty folder)" if src.get("only_if_empty") else ""))
     lines += [f"  meshes of {src['folder']}" + (f", rotations {src['rotations']}" if "rotations" in src else "")
               for src in exp["data"].get("meshes", [])]
-    lines.append(f"phases ({phases[-1].config.epoch} epochs):")
+    lines += [f"  artist {src['category']} meshes (training.artist, cache {artist.DEFAULT_CACHE}), "
+              + (f"the first {src['limit']}" if "limit" in src else "all")
+              + f", manifest {artist_manifest(src['category'])}" for src in exp["data"].get("artist", [])]
+    lines.append(f"phases ({phases[-1].config.epoch - phases[0].first_epoch} epochs):")
     lines += [f"  {p.describe(len(phases))}" + (" [done]" if finished(p) else "") for p in phases]
     settings = export_settings(exp)
     lines.append("export: none" if settings is None else

@@ -1,4 +1,5 @@
-"""training.artist: real artist-made meshes from Debian packages.
+"""training.artist (and its debian, sweethome, flightgear, cleaning modules): real artist-made
+meshes from Debian packages.
 
 The Sweet Home 3D tests read the real `sweethome3d-furniture` package in the cache
 (scripts/fetch_data.sh downloads it) and are skipped only when it is absent.  The
@@ -14,7 +15,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from training import artist
+from training import artist, cleaning, debian, flightgear, sweethome
 from training.samples import POINTS_PER_RESOLUTION, RESOLUTIONS
 
 SAMPLE_KEYS = {"surface_points", "surface_normals", "surface_labels", "labels_present"} | {
@@ -30,13 +31,13 @@ def furniture():
     debs = sorted(artist.DEFAULT_CACHE.glob("sweethome3d-furniture_*.deb"))
     if not debs:
         pytest.skip(f"no sweethome3d-furniture .deb in {artist.DEFAULT_CACHE} (scripts/fetch_data.sh fetches it)")
-    root = artist.extract_deb(debs[-1], artist.DEFAULT_CACHE, artist.KEEP["sweethome3d-furniture"])
-    return root, artist.deb_version(debs[-1])
+    root = debian.extract_deb(debs[-1], artist.DEFAULT_CACHE, artist.KEEP["sweethome3d-furniture"])
+    return root, debian.deb_version(debs[-1])
 
 
 def _job(root, version, catalogue, model):
-    archive = f"{artist.FURNITURE_DIR}/{catalogue}.sh3f"
-    pieces = artist.furniture_catalogue(root / archive, "PluginFurnitureCatalog.properties")
+    archive = f"{sweethome.FURNITURE_DIR}/{catalogue}.sh3f"
+    pieces = sweethome.furniture_catalogue(root / archive, "PluginFurnitureCatalog.properties")
     piece = next(p for p in pieces if p["model"] == model)
     size = [float(piece[k]) for k in ("width", "height", "depth")]
     job = {"name": f"test-{catalogue}-{piece['index']}", "source": "sweethome3d", "category": "chair",
@@ -62,16 +63,16 @@ def test_catalogue_chair_with_model_rotation_comes_out_upright_facing_minus_z(fu
     root, version = furniture
     piece, job = _job(root, version, "Scopia", "/scopia/chair/chair.obj")
     assert piece["name"] == "Chair" and piece["creator"] == "Scopia"
-    assert artist.pick_furniture("chair", piece) == ""
-    rotation = artist.model_rotation(piece["modelRotation"])
+    assert sweethome.pick_furniture("chair", piece) == ""
+    rotation = sweethome.model_rotation(piece["modelRotation"])
     assert np.array_equal(rotation, [[0, 0, -1], [0, 1, 0], [1, 0, 0]])  # row by row, R @ v
-    v, f, _ = artist.load_sweethome(job)
+    v, f, _ = sweethome.load(job)
     _assert_chair_faces_minus_z(v, job["catalogue_size_cm"])
 
     # ... and the same for a chair without a modelRotation
     _, plain = _job(root, version, "BlendSwap-CC-0", "/blendswap-cc-0/oakChair/oakChair.obj")
     assert plain["model_rotation"] is None
-    _assert_chair_faces_minus_z(artist.load_sweethome(plain)[0], plain["catalogue_size_cm"])
+    _assert_chair_faces_minus_z(sweethome.load(plain)[0], plain["catalogue_size_cm"])
 
     # prepared: a training sample with the trainer's keys, unlabelled
     job.update(mesh_dir=str(tmp_path / "meshes"), out=str(tmp_path / "out"))
@@ -89,22 +90,22 @@ def test_catalogue_chair_with_model_rotation_comes_out_upright_facing_minus_z(fu
 
 def test_selection_rules_and_licences(furniture):
     root, _ = furniture
-    assert artist.pick_furniture("chair", {"name": "Bar stool", "tags": ""}) == ""
-    assert artist.pick_furniture("chair", {"name": "Class seat", "tags": "Blend Swap, Chair, School"}) == ""
-    assert "ottoman" in artist.pick_furniture("chair", {"name": "Armchair ottoman", "tags": "Seat"})
-    assert artist.pick_furniture("chair", {"name": "Sofa", "tags": "Couch, Seat"}) is None
-    assert artist.pick_furniture("table", {"name": "Coffee table", "tags": ""}) == ""
-    assert "cabinet" in artist.pick_furniture("table", {"name": "Bedside table", "tags": "Nightstand"})
-    assert artist.pick_furniture("table", {"name": "Tablet", "tags": ""}) is None
-    paragraphs = artist.read_copyright(root / "usr/share/doc/sweethome3d-furniture/copyright")
-    assert artist.licence_for(paragraphs, "Scopia/model")["license"] == "CC-BY-3.0"
-    assert artist.licence_for(paragraphs, "BlendSwap-CC-0/model")["license"] == "CC0"
-    assert artist.licence_for(paragraphs, "KatorLegaz/model")["license"] == "CC-BY-3.0-USA"
+    assert sweethome.pick_furniture("chair", {"name": "Bar stool", "tags": ""}) == ""
+    assert sweethome.pick_furniture("chair", {"name": "Class seat", "tags": "Blend Swap, Chair, School"}) == ""
+    assert "ottoman" in sweethome.pick_furniture("chair", {"name": "Armchair ottoman", "tags": "Seat"})
+    assert sweethome.pick_furniture("chair", {"name": "Sofa", "tags": "Couch, Seat"}) is None
+    assert sweethome.pick_furniture("table", {"name": "Coffee table", "tags": ""}) == ""
+    assert "cabinet" in sweethome.pick_furniture("table", {"name": "Bedside table", "tags": "Nightstand"})
+    assert sweethome.pick_furniture("table", {"name": "Tablet", "tags": ""}) is None
+    paragraphs = debian.read_copyright(root / "usr/share/doc/sweethome3d-furniture/copyright")
+    assert debian.licence_for(paragraphs, "Scopia/model")["license"] == "CC-BY-3.0"
+    assert debian.licence_for(paragraphs, "BlendSwap-CC-0/model")["license"] == "CC0"
+    assert debian.licence_for(paragraphs, "KatorLegaz/model")["license"] == "CC-BY-3.0-USA"
 
 
 def test_properties_reader():
     text = "# comment\nname#1=Caf\\u00e9 chair\nmodel#1 = /a/b.obj\nlong#1=one \\\n    two\nkey\\=x=1\n"
-    props = artist.read_properties(text)
+    props = sweethome.read_properties(text)
     assert props == {"name#1": "Café chair", "model#1": "/a/b.obj", "long#1": "one two", "key=x": "1"}
 
 
@@ -152,25 +153,25 @@ def tiny_airplane_ac() -> str:
 def test_ac3d_through_assimp_nose_to_minus_z(tmp_path):
     path = tmp_path / "tiny.ac"
     path.write_text(tiny_airplane_ac())
-    raw, faces, dropped = artist.read_ac(path)
+    raw, faces, dropped = flightgear.read_ac(path)
     assert dropped == ["propblur"] and len(faces) == 5 * 12
     assert np.isclose(raw[:, 1].max(), 1.5 + 1.0)  # the kid's loc is applied
-    v, f, info = artist.load_flightgear({"file": str(path)})
-    assert np.isclose(np.linalg.det(artist.AC3D_TO_MODEL), 1.0)  # a rotation, not a mirror
+    v, f, info = flightgear.load({"file": str(path)})
+    assert np.isclose(np.linalg.det(flightgear.AC3D_TO_MODEL), 1.0)  # a rotation, not a mirror
     extent = np.ptp(v, axis=0)
     assert 11.9 < extent[0] < 12.1 and extent[1] < 4 and 10.9 < extent[2] < 11.1  # span X, length Z
     nose = v[np.argmin(v[:, 2])]
     fin_top = v[np.argmax(v[:, 1])]
     assert nose[2] < -5.9 and abs(nose[1]) < 0.3  # the nose points to -Z
     assert fin_top[2] > 3.5  # the fin stands at the tail, +Z
-    artist.check_shape(*artist.clean_mesh(v, f)[:2], "airplane")
+    cleaning.check_shape(*cleaning.clean_mesh(v, f)[:2], "airplane")
 
 
 def test_polygons_only_drops_lines_and_fixes_counts():
     text = "\n".join(["numsurf 3", "SURF 0x10", "mat 0", "refs 3", "0 0 0", "1 0 0", "2 0 0",
                       "SURF 0x01", "mat 0", "refs 2", "0 0 0", "1 0 0",
                       "SURF 0x00", "refs 2", "0 0 0", "1 0 0", "kids 0"])
-    out, dropped = artist.polygons_only(text)
+    out, dropped = flightgear.polygons_only(text)
     assert dropped == 2 and out.splitlines()[0] == "numsurf 1" and out.count("SURF") == 1
 
 
@@ -188,13 +189,13 @@ def fake_flightgear_deb(cache):
         "usr/share/doc/flightgear-data-ai/copyright":
             "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
             "Files: *\nCopyright: 1999-2017 Curtis L. Olson\nLicense: GPL-2+\n",
-        f"{artist.AIRCRAFT_DIR}/Tiny/Models/tiny.ac": tiny_airplane_ac(),
-        f"{artist.AIRCRAFT_DIR}/Tiny/Models/lights/light-cone.ac": tiny_airplane_ac(),
-        f"{artist.AIRCRAFT_DIR}/Tiny/tiny.xml": "<PropertyList><author>A. Modeller</author></PropertyList>",
-        f"{artist.AIRCRAFT_DIR}/Coarse/Models/coarse.ac": "\n".join(
+        f"{flightgear.AIRCRAFT_DIR}/Tiny/Models/tiny.ac": tiny_airplane_ac(),
+        f"{flightgear.AIRCRAFT_DIR}/Tiny/Models/lights/light-cone.ac": tiny_airplane_ac(),
+        f"{flightgear.AIRCRAFT_DIR}/Tiny/tiny.xml": "<PropertyList><author>A. Modeller</author></PropertyList>",
+        f"{flightgear.AIRCRAFT_DIR}/Coarse/Models/coarse.ac": "\n".join(
             ['AC3Db', 'MATERIAL "m" rgb 1 1 1  amb 1 1 1  emis 0 0 0  spec 0 0 0  shi 0  trans 0', "OBJECT world",
              "kids 1"] + _ac_object("box", [(0, 0, 0, 4, 1, 3)])) + "\n",
-        f"{artist.AIRCRAFT_DIR}/balloon/Models/balloon.ac": tiny_airplane_ac(),
+        f"{flightgear.AIRCRAFT_DIR}/balloon/Models/balloon.ac": tiny_airplane_ac(),
     }
     data = io.BytesIO()
     with tarfile.open(fileobj=data, mode="w:xz") as tar:
@@ -278,14 +279,14 @@ def test_a_failed_download_says_what_to_do(tmp_path, monkeypatch, capsys):
     assert "apt-get download sweethome3d-furniture` failed (exit 100: E: Unable to locate package" in err
     assert "apt-get update" in err and str(cache) in err
 
-    monkeypatch.setattr(artist.shutil, "which", lambda name: None)
-    with pytest.raises(artist.FetchError, match="apt-get not found"):
-        artist.fetch_deb("sweethome3d", cache)
+    monkeypatch.setattr(debian.shutil, "which", lambda name: None)
+    with pytest.raises(debian.FetchError, match="apt-get not found"):
+        debian.fetch_deb("sweethome3d", cache)
 
 
 def test_a_broken_package_is_reported(tmp_path):
     deb = tmp_path / "flightgear-data-ai_1.0_all.deb"
     deb.write_bytes(b"not an ar archive")
-    with pytest.raises(artist.FetchError, match="not a Debian package"):
-        artist.extract_deb(deb, tmp_path, artist.KEEP["flightgear-data-ai"])
+    with pytest.raises(debian.FetchError, match="not a Debian package"):
+        debian.extract_deb(deb, tmp_path, artist.KEEP["flightgear-data-ai"])
     assert not (tmp_path / "extracted" / "flightgear-data-ai_1.0_all").exists()

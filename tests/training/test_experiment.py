@@ -3,16 +3,19 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from model import Correspondence, load_checkpoint
 from model.config import preset
+from model.networks import ImplicitCorrespondenceNet
+from training import artist
 from training import trainer as trainer_module
 from training.cli import given, stage_parser, with_values
 from training.experiment import ExperimentError, load_experiment, plan
 from training.prepare import prepare_procedural
-from training.run import main as run_main
+from training.run import main as run_main, prepare_data
 from training.trainer import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,6 +123,16 @@ def test_the_shipped_recipes_plan_as_they_were_run():
     (lambda e: e["data"]["procedural"][0].update(family="lamp"), "data.procedural[0]: 'family' must be one of"),
     (lambda e: e["phases"][2].pop("average_last"), "export: 'averaged' needs 'average_last' >= 2"),
     (lambda e: e["export"].update(fit=3), "export: unknown key 'fit'"),
+    (lambda e: e.update(init=3), "experiment: 'init' must be str, got 3"),
+    (lambda e: e.update(init="no/such.pth"), "init: checkpoint not found: no/such.pth"),
+    (lambda e: e["data"].update(artist={"category": "chair"}), "data: 'artist' must be list"),
+    (lambda e: e["data"].update(artist=[{"category": "lamp"}]),
+     "data.artist[0]: 'category' must be one of ['chair', 'table', 'airplane'], got 'lamp'"),
+    (lambda e: e["data"].update(artist=[{"limit": 2}]), "data.artist[0]: 'category' must be one of"),
+    (lambda e: e["data"].update(artist=[{"category": "chair", "count": 2}]), "data.artist[0]: unknown key 'count'"),
+    (lambda e: e["data"].update(artist=[{"category": "chair", "limit": 0}]), "data.artist[0]: 'limit' must be >= 1"),
+    (lambda e: e["data"].update(artist=[{"category": "chair"}, {"category": "chair", "limit": 3}]),
+     "data.artist[1]: the chair meshes are already given"),
 ])
 def test_a_bad_experiment_file_names_its_problem(tmp_path, capsys, change, message):
     exp = json.loads(json.dumps(TINY))
@@ -148,6 +161,81 @@ def test_a_run_folder_of_another_experiment_is_refused(finished_run, tmp_path, c
     (tmp_path / "tiny.json").write_text(json.dumps(exp))
     assert run_main([str(tmp_path / "tiny.json"), "--out", str(out), "--no_progress"]) == 2
     assert "holds a run of another experiment (it differs in phases)" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ init: from a checkpoint
+def _from_checkpoint(init: Path, data: Path, **changes) -> dict:
+    """One stage-3 epoch of the tiny network from `init`, on the samples in `data`."""
+    exp = {**json.loads(json.dumps(TINY)), "name": "finetune", "init": str(init), "data": {"folder": str(data)},
+           "phases": [{"stage": 3, "resolution": 64, "epochs": 1, "lr": 1e-4, "losses": {"part": 1.0}}], **changes}
+    exp.pop("export")
+    return exp
+
+
+def test_init_starts_the_first_phase_from_a_checkpoint_numbering_on(finished_run, tmp_path, capsys):
+    _, done = finished_run
+    init = done / "tiny.pth"  # exported from stage 3, epoch 4
+    (tmp_path / "finetune.json").write_text(json.dumps(_from_checkpoint(init, done / "data")))
+    out = tmp_path / "run"
+    assert run_main([str(tmp_path / "finetune.json"), "--out", str(out), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert f"init: phase 1 starts from {init} (chair, stage 3 at 64^3, epoch 4)" in printed
+    assert "phase 1/1: stage 3 at 64^3, epoch 5," in printed and "phases (1 epochs)" in printed
+
+    assert run_main([str(tmp_path / "finetune.json"), "--out", str(out), "--no_progress"]) == 0
+    assert f"loaded {init} (stage 3, resolution 64, epoch 4)" in capsys.readouterr().out
+    ck = load_checkpoint(out / "01-stage3-64" / "Corr-5.pth")
+    assert (ck.stage, ck.epoch) == (3, 5) and ck.extra["trainer"]["pretrain_model_name"] == str(init)
+    start = load_checkpoint(init).state_dict
+    new = ImplicitCorrespondenceNet(preset("tiny")).state_dict()
+    moved, fresh = (sum(float((a[k] - start[k]).abs().sum()) for k in start if start[k].is_floating_point())
+                    for a in (ck.state_dict, new))
+    assert moved < 0.1 * fresh  # one small step from init's weights, nowhere near a new network
+
+
+def test_init_must_hold_the_experiments_network(finished_run, tmp_path):
+    _, done = finished_run
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(_from_checkpoint(done / "tiny.pth", done / "data",
+                                                model={"preset": "tiny", "f_frequencies": 2})))
+    with pytest.raises(ExperimentError, match=r"init: .*tiny.pth holds another network than the experiment's "
+                                              r"'model' \(f_frequencies 0 there, 2 here\)"):
+        load_experiment(path)
+
+
+# ------------------------------------------------------------------ artist meshes
+def test_artist_meshes_join_the_procedural_samples_unlabelled(tmp_path, capsys):
+    needed = [sorted(artist.DEFAULT_CACHE.glob(f"{p}_*.deb")) for p in artist.PACKAGES["chair"]]
+    if not all(needed):
+        pytest.skip(f"no {' and '.join(artist.PACKAGES['chair'])} .deb in {artist.DEFAULT_CACHE} "
+                    f"(scripts/fetch_data.sh fetches them)")
+    exp = {**json.loads(json.dumps(TINY)), "name": "mixed",
+           "data": {"procedural": [{"family": "chair", "count": 2}], "artist": [{"category": "chair", "limit": 2}]},
+           "phases": [{"stage": 1, "resolution": 16, "epochs": 1}]}
+    exp.pop("export")
+    (tmp_path / "mixed.json").write_text(json.dumps(exp))
+    out = tmp_path / "run"
+    assert run_main([str(tmp_path / "mixed.json"), "--out", str(out), "--dry-run"]) == 0
+    assert "artist chair meshes (training.artist, cache" in capsys.readouterr().out
+    assert run_main([str(tmp_path / "mixed.json"), "--out", str(out), "--no_progress", "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "data, artist chair: 2 prepared, 0 already there, 0 skipped" in printed
+    assert "3 training / 1 validation shapes" in printed  # the four samples, procedural and artist
+    files = sorted((out / "data").glob("*.npz"))
+    unlabelled = []
+    for f in files:
+        with np.load(f) as npz:
+            if (npz["surface_labels"] == -1).all():
+                unlabelled.append(f.stem)
+    assert len(files) == 4 and len(unlabelled) == 2 and all(n.startswith("sh3d-") for n in unlabelled)
+    manifest = json.loads((out / "data" / "artist-chair.json").read_text())
+    assert sorted(s["name"] for s in manifest["shapes"]) == unlabelled
+    history = load_checkpoint(out / "01-stage1-16" / "Corr-0.pth").extra["history"]
+    assert np.isfinite(history[-1]["train_total"]) and np.isfinite(history[-1]["train_part"])
+
+    stamps = [f.stat().st_mtime_ns for f in files]
+    prepare_data(exp["data"], out / "data", workers=1, progress=False)  # a rerun keeps them
+    assert [f.stat().st_mtime_ns for f in sorted((out / "data").glob("*.npz"))] == stamps
 
 
 # ------------------------------------------------------------------ flags from TrainConfig
