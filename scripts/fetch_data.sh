@@ -8,10 +8,16 @@ set -uo pipefail
 cache="$HOME/.cache/implicit-correspondence"
 mkdir -p "$cache"
 cd "$cache" || exit 0
+updated=no
 for package in sweethome3d-furniture sweethome3d; do
     if ! ls "${package}"_*.deb >/dev/null 2>&1; then
         echo "[data] fetching $package into $cache"
-        apt-get download "$package" >/dev/null 2>&1 || echo "[data] apt-get download $package failed: the tests that need it will be skipped"
+        if ! apt-get download "$package" >/dev/null 2>&1 && [ "$updated" = no ]; then
+            # a fresh machine knows no package lists yet
+            apt-get update -qq >/dev/null 2>&1 && updated=yes
+            apt-get download "$package" >/dev/null 2>&1
+        fi
+        ls "${package}"_*.deb >/dev/null 2>&1 || echo "[data] apt-get download $package failed: the tests that need it will be skipped"
     fi
 done
 exit 0
