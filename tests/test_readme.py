@@ -33,7 +33,8 @@ SHORTENED = {
     ".venv/bin/python -m training.train --cate_name chair --preset small":
         "--max_steps_per_epoch 1 --procedural_count 8 --no_progress",
     ".venv/bin/python -m training.evaluate --checkpoint runs/chair/final.pth --procedural chair": "--count 5",
-    ".venv/bin/python -m training.report --category chair --checkpoint runs/chair/final.pth": "--count 5",
+    ".venv/bin/python -m training.report --category chair --checkpoint runs/chair/final.pth":
+        "--count 5 --real_targets 2",
     ".venv/bin/python benchmarks/bench_engine.py": "--points 500 --repeats 1",
 }
 SERVERS = [

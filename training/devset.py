@@ -61,15 +61,16 @@ def face_parts(mesh: trimesh.Trimesh, segments: np.ndarray, shape: dict, categor
 
 
 def load_devset(category: str, psb: Path = DEFAULT_PSB, points: int = POINTS,
-                record: dict | None = None) -> list[dict]:
-    """The category's dev shapes, its sources first: each a dict with `name`,
-    `surface_points` (points, 3), `surface_labels` (points,), `keypoints` {name: (3,)}."""
+                record: dict | None = None, targets: int | None = None) -> list[dict]:
+    """The category's dev shapes, its sources first (then all its targets, or the first
+    `targets`): each a dict with `name`, `surface_points` (points, 3), `surface_labels`
+    (points,), `keypoints` {name: (3,)}."""
     record = record or devset_record()
     if category not in record["categories"]:
         raise ValueError(f"no dev set for category {category!r}; there is {sorted(record['categories'])}")
     entry = record["categories"][category]
     shapes = []
-    for name in entry["sources"] + entry["targets"]:
+    for name in entry["sources"] + entry["targets"][:targets]:
         shape = entry["shapes"][name]
         mesh, segments = upright_mesh(psb, category, name)
         labels = face_parts(mesh, segments, shape, category)

@@ -153,6 +153,8 @@ def init_checkpoint(exp: dict[str, Any]) -> Checkpoint | None:
     """The checkpoint `init` names, whose network must be the experiment's model; None without one."""
     if "init" not in exp:
         return None
+    if not Path(exp["init"]).is_file():
+        raise ExperimentError(f"init: checkpoint not found: {exp['init']} (train the model it names first)")
     try:
         ck = load_checkpoint(exp["init"])
     except CheckpointError as exc:

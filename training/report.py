@@ -115,14 +115,16 @@ def report_markdown(category: str, checkpoint: str, real: dict[str, Scores] | No
 
 
 def write_report(engine: Correspondence, category: str, checkpoint: str, out: Path, count: int = 40,
-                 n_sources: int = 3, psb: Path | None = DEFAULT_PSB, progress: bool = True) -> dict[str, dict]:
-    """-> {"real": scores or None, "procedural": scores}."""
+                 n_sources: int = 3, psb: Path | None = DEFAULT_PSB, progress: bool = True,
+                 real_targets: int | None = None) -> dict[str, dict]:
+    """-> {"real": scores or None, "procedural": scores}; `real_targets`: score only the
+    first that many real targets (default: all)."""
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     have_psb = psb is not None and (psb / category).is_dir()
     real, real_counts = None, (0, 0)
     if have_psb and category in devset_record()["categories"]:
-        shapes = load_devset(category, psb)
+        shapes = load_devset(category, psb, targets=real_targets)
         n_real = len(devset_record()["categories"][category]["sources"])
         real, real_counts = evaluate(engine, shapes, PART_NAMES[category], n_real, progress), (n_real, len(shapes) - n_real)
         plot_pck(real, f"{category}, real: PCK over thresholds", "keypoints matched (%)", out / f"{category}_real_pck.png")
@@ -157,13 +159,17 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=40, help="procedural shapes, sources included")
     ap.add_argument("--sources", type=int, default=3)
     ap.add_argument("--psb", type=Path, default=DEFAULT_PSB, help="the PSB meshes: real dev set and transfer picture")
+    ap.add_argument("--real_targets", type=int, default=None, help="score only the first N real targets")
     ap.add_argument("--device", default=None)
     args = ap.parse_args(list(argv) if argv is not None else None)
     try:
         engine = Correspondence.load(args.checkpoint, device=args.device,
                                      category=args.category if args.checkpoint is None else None)
         name = args.checkpoint or f"model/checkpoints/{args.category}.pth"
-        scores = write_report(engine, args.category, name, args.out, args.count, args.sources, args.psb)
+        if args.real_targets is not None and args.real_targets < 1:
+            raise ValueError(f"--real_targets must be >= 1, got {args.real_targets}")
+        scores = write_report(engine, args.category, name, args.out, args.count, args.sources, args.psb,
+                              real_targets=args.real_targets)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -22,7 +22,8 @@ def test_pck_curve_counts_errors_below_each_threshold():
 
 def test_report_of_the_shipped_chair_model(tmp_path, capsys):
     out = tmp_path / "evaluation"
-    assert report_main(["--category", "chair", "--count", "8", "--out", str(out), "--psb", str(PSB)]) == 0
+    assert report_main(["--category", "chair", "--count", "8", "--real_targets", "4", "--out", str(out),
+                        "--psb", str(PSB)]) == 0
     page = (out / "chair.md").read_text()
     for name in ("chair_real_pck.png", "chair_real_confidence.png", "chair_pck.png", "chair_confidence.png",
                  "chair_psb.png"):
@@ -34,7 +35,7 @@ def test_report_of_the_shipped_chair_model(tmp_path, capsys):
     rows = [line for line in page.splitlines() if line.startswith("| model |")]
     assert f"{summary['real']['model']['miou']:.1f}" in rows[0]
     assert f"{summary['procedural']['model']['miou']:.1f}" in rows[1]
-    assert "17 PSB chair meshes" in page and "5 held-out procedural chair targets" in page
+    assert "4 PSB chair meshes" in page and "5 held-out procedural chair targets" in page
     for part in ("real", "procedural"):
         assert summary[part]["model"]["miou"] > summary[part]["nn"]["miou"]
     out_text = capsys.readouterr().out
@@ -54,3 +55,5 @@ def test_report_without_psb_meshes_skips_the_picture(tmp_path):
 def test_report_names_a_missing_checkpoint(tmp_path, capsys):
     assert report_main(["--checkpoint", str(tmp_path / "nope.pth"), "--out", str(tmp_path)]) == 2
     assert "nope.pth" in capsys.readouterr().err
+    assert report_main(["--real_targets", "0", "--out", str(tmp_path)]) == 2
+    assert "--real_targets must be >= 1" in capsys.readouterr().err
