@@ -36,6 +36,7 @@ SHORTENED = {
     ".venv/bin/python -m training.report --category chair --checkpoint runs/chair/final.pth":
         "--count 5 --real_targets 2",
     ".venv/bin/python benchmarks/bench_engine.py": "--points 500 --repeats 1",
+    ".venv/bin/python -m training.artist --category chair --out data/artist_chair": "--limit 1 --workers 1",
 }
 SERVERS = [
     ".venv/bin/python -m server",
@@ -111,6 +112,7 @@ def test_readme_commands_run(tmp_path, psb_dir):
     assert "nearest neighbour" in out[3]  # the evaluation table
     assert (tmp_path / "docs" / "evaluation" / "chair_pck.png").is_file()
     assert "seconds=" in out[5]
+    assert len(list((tmp_path / "data" / "artist_chair").glob("*.npz"))) == 1
 
     with Server(SERVERS[0], tmp_path) as server:
         assert server.address == "tcp://127.0.0.1:5555"
