@@ -1,4 +1,4 @@
-"""The real labelled dev set: the 60 PSB chairs, tables and airplanes, each mesh's own
+"""The real labelled dev set: 59 PSB chairs, tables and airplanes, each mesh's own
 segments mapped onto its category's parts, with named keypoints. For measuring only:
 nothing here is ever trained on.
 

@@ -162,13 +162,14 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
                 for k in shared:
                     estimates["model"].setdefault(k, []).append(back[named[k]])
                     estimates["nn"].setdefault(k, []).append(tp[t_tree.query(norm[named[k]])[1]])
+        t_raw_tree = cKDTree(tp) if with_keypoints else None
         for m in ("model", "nn"):
             miou, ious = shape_miou(votes[m].argmax(axis=1), tl, parts)
             acc[m]["miou"].append(miou)
             for p, v in ious.items():
                 acc[m]["iou"][p].append(v)
             if with_keypoints:
-                acc[m]["pck"] += _keypoint_errors(tgt, estimates[m], cKDTree(tp))
+                acc[m]["pck"] += _keypoint_errors(tgt, estimates[m], t_raw_tree)
     out = {}
     for m, a in acc.items():
         pck = np.asarray(a["pck"])

@@ -123,9 +123,10 @@ def write_report(engine: Correspondence, category: str, checkpoint: str, out: Pa
     start = time.perf_counter()
     have_psb = psb is not None and (psb / category).is_dir()
     real, real_counts = None, (0, 0)
-    if have_psb and category in devset_record()["categories"]:
-        shapes = load_devset(category, psb, targets=real_targets)
-        n_real = len(devset_record()["categories"][category]["sources"])
+    record = devset_record()
+    if have_psb and category in record["categories"]:
+        shapes = load_devset(category, psb, record=record, targets=real_targets)
+        n_real = len(record["categories"][category]["sources"])
         real, real_counts = evaluate(engine, shapes, PART_NAMES[category], n_real, progress), (n_real, len(shapes) - n_real)
         plot_pck(real, f"{category}, real: PCK over thresholds", "keypoints matched (%)", out / f"{category}_real_pck.png")
         plot_confidence(((real["model"].confidence_right, "right label"), (real["model"].confidence_wrong, "wrong label")),
