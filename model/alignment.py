@@ -97,15 +97,17 @@ def up_to_y(up: np.ndarray) -> np.ndarray:
 
 def up_candidates(points: np.ndarray) -> np.ndarray:
     """Directions that may be the shape's up: a near-uniform spread over the sphere, the
-    principal axes both ways, and the inward normals of the largest convex-hull facets
-    (a chair or table stands on its legs' flat support)."""
+    coordinate axes both ways (a mesh modelled Z-up, or imported Y-up, is off by an axis
+    rotation), the principal axes both ways, and the inward normals of the largest
+    convex-hull facets (a chair or table stands on its legs' flat support)."""
     i = np.arange(SPHERE_UPS) + 0.5
     polar, azimuth = np.arccos(1 - 2 * i / SPHERE_UPS), np.pi * (1 + 5**0.5) * i
     sphere = np.stack([np.cos(azimuth) * np.sin(polar), np.cos(polar), np.sin(azimuth) * np.sin(polar)], 1)
     axes = np.linalg.eigh(np.cov((points - points.mean(0)).T))[1].T
     hull = trimesh.convex.convex_hull(points)
     supports = -hull.facets_normal[np.argsort(-hull.facets_area)[:HULL_UPS]]
-    return np.concatenate([sphere, axes, -axes, supports])
+    coordinate = np.concatenate([np.eye(3), -np.eye(3)])
+    return np.concatenate([sphere, coordinate, axes, -axes, supports])
 
 
 def refine(score, start: np.ndarray, tilt: bool) -> np.ndarray:
