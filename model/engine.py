@@ -151,12 +151,12 @@ class Correspondence:
         run, cal = self.runner, self.calibration
         on_samples = None if source_labels is None else self._labels_on_samples(src, source_labels)
         # the paper's maps under E's codes: target -> source (raw) -> target (cycle)
-        emb_judged = vertex_embedding(run, tgt, tgt.encoder_code, tgt.judged)
+        emb_judged = vertex_embedding(run, tgt, fitted=False)
         raw = run.invert(emb_judged, src.encoder_code)
         emb_back = run.embed(raw, src.encoder_code)
         cycle_dist = np.linalg.norm(run.invert(emb_back, tgt.encoder_code) - tgt.points, axis=1)
         emb_judged = without_absent(emb_judged, tgt.judged.presence)
-        emb_placed = (without_absent(vertex_embedding(run, tgt, tgt.code, tgt.placed), tgt.placed.presence)
+        emb_placed = (without_absent(vertex_embedding(run, tgt, fitted=True), tgt.placed.presence)
                       if tgt.fitted else emb_judged)
         where = self.settings.position_prior * tgt.points + (1.0 - self.settings.position_prior) * raw
         idx = match(src.sample_points, src.placed.embedding, src.placed.parts(on_samples), where, emb_placed,
@@ -213,7 +213,7 @@ class Correspondence:
     def segment(self, points: Any, align: AlignMode = False) -> np.ndarray:
         """Part index (argmax of f's branches, over the parts the shape has) of each point or vertex."""
         prep = self._prepared(points, "points", align)
-        emb = vertex_embedding(self.runner, prep, prep.code, prep.placed)
+        emb = vertex_embedding(self.runner, prep, fitted=True)
         return without_absent(emb, prep.placed.presence).argmax(axis=1).astype(np.int64)
 
     def reconstruct(self, points: Any, resolution: int = 64, align: AlignMode = False) -> ReconstructedMesh:

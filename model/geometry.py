@@ -1,11 +1,10 @@
-"""Frames, surface sampling and nearest-point queries: small functions on numpy arrays."""
+"""Frames and surface sampling: small functions on numpy arrays."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 import trimesh
-from scipy.spatial import cKDTree
 
 
 @dataclass(frozen=True)
@@ -49,52 +48,6 @@ def barycentric(triangles: np.ndarray, points: np.ndarray) -> np.ndarray:
     bary = trimesh.triangles.points_to_barycentric(triangles, points)
     bary = np.clip(np.nan_to_num(bary, nan=1.0 / 3.0), 0.0, 1.0)
     return bary / bary.sum(axis=1, keepdims=True).clip(1e-12)
-
-
-class SurfaceIndex:
-    """Nearest point on a triangle mesh, for many query points at once.
-
-    Exact point-triangle distances, evaluated on candidate faces found through a KD-tree of
-    dense surface samples (plus vertices and centroids, so large triangles are covered).
-    Much faster than an R-tree walk for the near-surface queries correspondence makes.
-    """
-
-    def __init__(self, vertices: np.ndarray, faces: np.ndarray, candidates: int = 8, seed: int = 0):
-        self.vertices = np.asarray(vertices, dtype=np.float64)
-        self.faces = np.asarray(faces, dtype=np.int64)
-        self.triangles = self.vertices[self.faces]
-        n_samples = int(np.clip(4 * len(self.faces), 20_000, 400_000))
-        samples, sample_faces, _ = sample_surface(self.vertices, self.faces, n_samples, seed)
-        centroids = self.triangles.mean(axis=1)
-        corners = self.triangles.reshape(-1, 3)
-        face_ids = np.arange(len(self.faces))
-        # Each sample, centroid and corner stands for the face it lies on.
-        self._face_of = np.concatenate([sample_faces, face_ids, np.repeat(face_ids, 3)])
-        self._tree = cKDTree(np.concatenate([samples, centroids, corners]))
-        self.candidates = candidates
-
-    def query(self, points: np.ndarray, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """-> (closest points (n,3), face index (n,), barycentric coordinates (n,3))."""
-        out_p = np.empty((len(points), 3))
-        out_f = np.empty(len(points), dtype=np.int64)
-        for start in range(0, len(points), chunk):
-            p = points[start : start + chunk]
-            _, idx = self._tree.query(p, k=self.candidates)
-            cand = self._face_of[idx.reshape(-1)]
-            rep = np.repeat(p, self.candidates, axis=0)
-            closest = trimesh.triangles.closest_point(self.triangles[cand], rep)
-            d = ((closest - rep) ** 2).sum(axis=1).reshape(len(p), self.candidates)
-            best = d.argmin(axis=1)
-            rows = np.arange(len(p)) * self.candidates + best
-            out_p[start : start + chunk] = closest[rows]
-            out_f[start : start + chunk] = cand[rows]
-        return out_p, out_f, barycentric(self.triangles[out_f], out_p)
-
-
-def nearest_in_cloud(cloud: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """-> (distance (n,), index into cloud (n,)) of each point's nearest cloud point."""
-    dist, idx = cKDTree(cloud).query(points, k=1)
-    return dist, idx
 
 
 def cube_rotations() -> np.ndarray:

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
 from .alignment import AlignMode, best_rotation
 from .config import ModelConfig
 from .fitting import fit_code, orient_outward
-from .geometry import Frame, SurfaceIndex, barycentric, bounding_frame, nearest_in_cloud, sample_surface
+from .geometry import Frame, barycentric, bounding_frame, sample_surface
 from .normals import estimate_normals, pca_normals
 from .parts import Embedded
 from .runner import Runner
@@ -41,20 +41,23 @@ class PreparedShape:
     placed: Embedded  # f at the samples under `code`
     judged: Embedded  # f at the samples under `encoder_code` (`placed` when not fitted)
     made_with: tuple = field(repr=False)  # the engine settings all of the above depend on
+    # f at the vertices under each code, computed on first use: a target met by several
+    # sources (or segmented, then matched) is embedded once
+    vertex_embeddings: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def fitted(self) -> bool:
         return self.code is not self.encoder_code
 
     @cached_property
-    def surface(self) -> SurfaceIndex | None:
-        """Nearest-point index over the mesh (None for point clouds), built on first use."""
-        return SurfaceIndex(self.points, self.shape.faces) if self.shape.is_mesh else None
+    def _sample_tree(self) -> cKDTree:
+        return cKDTree(self.sample_points)
 
     def distance_to_surface(self, points: np.ndarray) -> np.ndarray:
-        if self.surface is None:
-            return nearest_in_cloud(self.points, points)[0]
-        return np.linalg.norm(points - self.surface.query(points)[0], axis=1)
+        """Distance to the nearest surface sample: within the samples' spacing (about 0.007
+        of the diagonal for a mesh's 20,000) of the exact distance, far below the
+        confidence's surface sigma, and a tenth of the time of exact point-triangle queries."""
+        return self._sample_tree.query(points)[0]
 
 
 def prepare(runner: Runner, cfg: ModelConfig, shape: Shape, align: AlignMode, fit_steps: int, seed: int,
@@ -120,7 +123,13 @@ def fitted_code(runner: Runner, shape: Shape, frame: Frame, code: torch.Tensor, 
     return fit_code(runner.net.embed, code, pts[used], normals, steps, FIT_LR, FIT_OFFSET)
 
 
-def vertex_embedding(runner: Runner, prep: PreparedShape, code: Any, at_samples: Embedded) -> np.ndarray:
-    """f under `code` at the shape's vertices or points (a point cloud's are its samples:
-    reused from `at_samples`)."""
-    return runner.embed(prep.points, code) if prep.shape.is_mesh else at_samples.raw
+def vertex_embedding(runner: Runner, prep: PreparedShape, fitted: bool) -> np.ndarray:
+    """f at the shape's vertices or points under its fitted code (or E's), kept on `prep`
+    (a point cloud's points are its samples: reused from their embeddings)."""
+    code, at_samples = (prep.code, prep.placed) if fitted and prep.fitted else (prep.encoder_code, prep.judged)
+    if not prep.shape.is_mesh:
+        return at_samples.raw
+    key = "fitted" if code is prep.code else "encoder"
+    if key not in prep.vertex_embeddings:
+        prep.vertex_embeddings[key] = runner.embed(prep.points, code)
+    return prep.vertex_embeddings[key]
