@@ -30,7 +30,13 @@ def _split_linear(layer: nn.Linear, per_point: torch.Tensor, per_shape: torch.Te
     n = per_point.shape[-1]
     w_point, w_shape = layer.weight[:, :n], layer.weight[:, n:]
     shape_term = F.linear(per_shape, w_shape, layer.bias)  # (B, H)
-    return F.linear(per_point, w_point) + shape_term.unsqueeze(1)
+    return F.linear(per_point, w_point).add_(shape_term.unsqueeze(1))  # linear's backward needs no output
+
+
+def _leaky_relu(h: torch.Tensor, slope: float) -> torch.Tensor:
+    """In place at inference: on CPU, allocating a fresh (points x width) tensor per layer
+    costs as much as the layer's matmul."""
+    return F.leaky_relu(h, slope) if torch.is_grad_enabled() else F.leaky_relu_(h, slope)
 
 
 class Encoder(nn.Module):
@@ -86,7 +92,7 @@ class PartEmbedding(nn.Module):
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         h = _split_linear(self.layers[0], self.point_features(x), z)
         for layer in self.layers[1:]:
-            h = layer(F.leaky_relu(h, self.slope))
+            h = layer(_leaky_relu(h, self.slope))
         return torch.sigmoid(h)
 
 
@@ -108,12 +114,12 @@ class InverseImplicit(nn.Module):
     def forward(self, o: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         h = _split_linear(self.layers[0], o, z)
         for i, layer in enumerate(self.layers[1:], start=1):
-            h = F.leaky_relu(h, self.slope)
+            h = _leaky_relu(h, self.slope)
             if i == self.skip:
                 h = _split_linear(layer, torch.cat([h, o], dim=-1), z)
             else:
                 h = layer(h)
-        return torch.tanh(self.out(F.leaky_relu(h, self.slope)))
+        return torch.tanh(self.out(_leaky_relu(h, self.slope)))
 
 
 class ImplicitCorrespondenceNet(nn.Module):

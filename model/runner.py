@@ -7,8 +7,18 @@ import torch
 from .networks import ImplicitCorrespondenceNet
 
 
+# Points per forward pass by device: on CPU a chunk whose activations stay in cache runs
+# twice as fast as 16,384 points; a GPU wants large launches.
+CPU_CHUNK = 4096
+GPU_CHUNK = 65536
+
+
 def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_chunk(device: torch.device) -> int:
+    return CPU_CHUNK if device.type == "cpu" else GPU_CHUNK
 
 
 def branch_logits(emb: np.ndarray) -> np.ndarray:
@@ -35,10 +45,11 @@ class Runner:
     on f's own output.
     """
 
-    def __init__(self, net: ImplicitCorrespondenceNet, device: torch.device, chunk: int, part_bias: np.ndarray):
+    def __init__(self, net: ImplicitCorrespondenceNet, device: torch.device, chunk: int | None,
+                 part_bias: np.ndarray):
         self.net = net.to(device).eval()
         self.device = device
-        self.chunk = chunk
+        self.chunk = chunk or default_chunk(device)
         self.part_bias = part_bias
 
     def tensor(self, a: np.ndarray) -> torch.Tensor:

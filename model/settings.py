@@ -67,7 +67,7 @@ class Calibration:
 class Settings:
     """Knobs of an engine that are not the checkpoint's."""
 
-    chunk: int = 16384  # points per forward pass: bounds the memory of a call
+    chunk: int | None = None  # points per forward pass: bounds memory; None: by device (model/runner.py)
     max_points: int = DEFAULT_MAX_POINTS  # largest shape accepted
     seed: int = 0  # surface sampling and subsets: the same input gives the same answer
     # where a target point looks for its match: 1 its own canonical position, 0 g's inverse
@@ -76,6 +76,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         for name, low in (("chunk", 1), ("max_points", 2), ("seed", 0)):
+            if name == "chunk" and self.chunk is None:
+                continue
             value = _integer(name, getattr(self, name))
             if value < low:
                 raise ValueError(f"{name} must be >= {low}, got {value}")
