@@ -114,7 +114,7 @@ class Correspondence:
         align = check_mode(align)
         shape = as_shape(data, name, self.settings.max_points)
         return prepare(self.runner, self.cfg, shape, align, self.calibration.fit_steps, self.settings.seed,
-                       self._made_with)
+                       self._made_with, self.category)
 
     def _prepared(self, data: Any, name: str, align: AlignMode) -> PreparedShape:
         check_mode(align)
@@ -131,7 +131,7 @@ class Correspondence:
         mode = check_mode(mode)
         shape = as_shape(data, "shape", self.settings.max_points)
         enc = encoder_input(shape, bounding_frame(shape.vertices), self.cfg, self.settings.seed)
-        return best_rotation(self.runner, enc, self.settings.seed, mode)
+        return best_rotation(self.runner, enc, self.settings.seed, mode, self.category)
 
     # ------------------------------------------------------------------ operations
     def correspond(self, source: Any, target: Any, align: AlignMode = False,

@@ -61,12 +61,12 @@ class PreparedShape:
 
 
 def prepare(runner: Runner, cfg: ModelConfig, shape: Shape, align: AlignMode, fit_steps: int, seed: int,
-            made_with: tuple) -> PreparedShape:
+            made_with: tuple, category: str = "") -> PreparedShape:
     """Frame, (alignment), code, (fitted code), samples and their embeddings."""
     frame = bounding_frame(shape.vertices)
     enc = encoder_input(shape, frame, cfg, seed)
     if align:
-        frame, enc = aligned(shape, frame, enc, best_rotation(runner, enc, seed, align))
+        frame, enc = aligned(shape, frame, enc, best_rotation(runner, enc, seed, align, category))
     encoder_code = runner.encode(enc)
     code = fitted_code(runner, shape, frame, encoder_code, fit_steps, seed) if fit_steps else encoder_code
     points = frame.to_model(shape.vertices)
