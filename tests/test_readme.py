@@ -1,7 +1,9 @@
 """Every shell command of the README runs, so the README cannot drift from the code.
 
 Commands run as written in a scratch folder (`.venv/bin/python` is this interpreter), with
-the extra flags below where the real thing takes hours; the few run by other tests say where.
+the extra flags below where the real thing takes hours (the training commands on the tiny
+network, which the evaluation and report after them then load); the few run by other
+tests say where.
 """
 import re
 import shlex
@@ -29,9 +31,9 @@ ELSEWHERE = {
 SHORTENED = {
     ".venv/bin/python -m training.prepare --meshes my_chairs/ --out data/my_chairs": "",
     ".venv/bin/python -m training.train_stage1 --cate_name chair --epoch 50 --resolution 16 --batch_size 45 "
-    "--data_dir data/my_chairs": "--max_steps_per_epoch 1 --checkpoint_dir runs/stage1 --no_progress",
+    "--data_dir data/my_chairs": "--max_steps_per_epoch 1 --checkpoint_dir runs/stage1 --no_progress --preset tiny",
     ".venv/bin/python -m training.train --cate_name chair --preset small":
-        "--max_steps_per_epoch 1 --procedural_count 8 --no_progress",
+        "--max_steps_per_epoch 1 --procedural_count 8 --no_progress --preset tiny",
     ".venv/bin/python -m training.evaluate --checkpoint runs/chair/final.pth --procedural chair": "--count 5",
     ".venv/bin/python -m training.report --category chair --checkpoint runs/chair/final.pth":
         "--count 5 --real_targets 2",
