@@ -22,27 +22,28 @@ def point_spacing(cloud: np.ndarray) -> float:
     return float(np.median(cKDTree(cloud).query(cloud, min(5, len(cloud)))[0][:, -1]))
 
 
-def blocked(cloud: np.ndarray, points: np.ndarray, directions: np.ndarray, radius: float,
-            chunk: int = 1024) -> np.ndarray:
-    """Whether the ray from each point along its direction passes within `radius` of a cloud
-    point further than `radius` / 2 along it (the point's own neighbours do not count)."""
+def blocked_both_ways(cloud: np.ndarray, points: np.ndarray, directions: np.ndarray, radius: float,
+                      chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Whether the ray from each point along its direction (and against it) passes within
+    `radius` of a cloud point further than `radius` / 2 along it (the point's own
+    neighbours do not count) -> (forward, backward) bools."""
     # distances along and across each ray from dot products: two matrix products per chunk
-    # instead of a (chunk, cloud, 3) array of offsets
+    # instead of a (chunk, cloud, 3) array of offsets; both rays share the distance across
     cloud_sq = (cloud**2).sum(axis=1)
-    out = np.zeros(len(points), dtype=bool)
+    forward, backward = np.zeros(len(points), dtype=bool), np.zeros(len(points), dtype=bool)
     for i in range(0, len(points), chunk):
         p, d = points[i : i + chunk], directions[i : i + chunk]
         t = d @ cloud.T - (p * d).sum(axis=1, keepdims=True)
-        dist_sq = cloud_sq[None] - 2 * p @ cloud.T + (p**2).sum(axis=1, keepdims=True)
-        out[i : i + chunk] = ((t > radius / 2) & (dist_sq - t**2 < radius**2)).any(axis=1)
-    return out
+        near = cloud_sq[None] - 2 * p @ cloud.T + (p**2).sum(axis=1, keepdims=True) - t**2 < radius**2
+        forward[i : i + chunk] = (near & (t > radius / 2)).any(axis=1)
+        backward[i : i + chunk] = (near & (t < -radius / 2)).any(axis=1)
+    return forward, backward
 
 
 def visible_side(cloud: np.ndarray, points: np.ndarray, normals: np.ndarray) -> np.ndarray:
     """Per point +1 where the ray along its normal escapes the cloud and the opposite ray
     does not, -1 for the reverse, 0 where both or neither escape."""
-    radius = 1.5 * point_spacing(cloud)
-    up, down = blocked(cloud, points, normals, radius), blocked(cloud, points, -normals, radius)
+    up, down = blocked_both_ways(cloud, points, normals, 1.5 * point_spacing(cloud))
     return np.where(down & ~up, 1.0, np.where(up & ~down, -1.0, 0.0))
 
 

@@ -87,9 +87,10 @@ def test_real_chairs_are_segmented_bottom_to_top(chair_engine, psb_dir):
 
 
 def test_shapenet_style_point_clouds(chair_engine, psb_dir):
-    """2,500 surface points per chair, no faces, as ShapeNet part clouds come (+Y up, front -Z)."""
+    """2,500 surface points per chair, no faces, as ShapeNet part clouds come (+Y up, front -Z);
+    every other PSB chair (the meshes themselves: test_real_chairs_are_segmented_bottom_to_top)."""
     ordered, errors = 0, []
-    paths = sorted((psb_dir / "chair").glob("*.off.gz"))
+    paths = sorted((psb_dir / "chair").glob("*.off.gz"))[::2]
     for i, path in enumerate(paths):
         mesh = load_psb_upright(path)
         a = mesh.sample(2500, seed=i)
@@ -105,13 +106,14 @@ def test_shapenet_style_point_clouds(chair_engine, psb_dir):
 
 @pytest.mark.parametrize("category", ["table", "airplane"])
 def test_other_shipped_models(category, psb_dir):
-    """Each shipped model is a finished stage-3 model with calibrated confidence that segments real meshes."""
+    """Each shipped model is a finished stage-3 model with calibrated confidence that segments
+    real meshes (every other PSB mesh: the dev set scores them all, docs/models.md)."""
     if category not in shipped_categories():
         pytest.fail(f"no shipped {category} checkpoint")
     engine = shipped_engine(category)
     info = engine.info()
     assert info["category"] == category and info["stage"] == 3
-    paths = sorted((psb_dir / category).glob("*.off.gz"))
+    paths = sorted((psb_dir / category).glob("*.off.gz"))[::2]
     found = []
     for path in paths:
         mesh = load_psb_upright(path)
