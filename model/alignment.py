@@ -28,6 +28,7 @@ AlignMode = Union[bool, Literal["yaw"]]
 MODES = (False, True, "yaw")
 
 PROBE_POINTS = 1024  # surface points each pose is scored on: enough to rank poses, cheap in a batch
+FULL_PROBE_POINTS = 512  # full mode scores 15 times the poses; as right on the PSB shapes with half the points
 INSIDE = 0.02  # f is asked for 1 this far inside the surface (thin plates are ~0.02-0.04 thick)
 OUTSIDE = 0.02  # and for 0 this far outside, where that spot is free of other surface:
 FREE_SHARE = 0.7  # its nearest surface point at least this share of OUTSIDE away
@@ -43,7 +44,7 @@ UPPER_SHARE = 0.2  # "back": the highest fifth of the surface points
 BACK_WEIGHT = 1.0  # per model unit its centre lies toward +Z from the whole surface's
 BOX_WEIGHT = 0.5  # "box": per unit of footprint area over the smallest footprint rectangle's, less 1
 WIDE_WEIGHT = 0.1  # "wide": per unit of (depth - width) / (depth + width)
-BATCH = 64  # poses per forward pass: bounds memory
+BATCH = 64  # poses normalised at once (E and f see the runner's chunk of points at a time)
 YAW_TURNS = 24  # yaw mode: the full circle in 15 degree steps
 SPHERE_UPS = 32  # full mode: up directions spread over the sphere (about 35 degrees apart)
 HULL_UPS = 4  # full mode: plus the largest flat supports of the convex hull
@@ -71,7 +72,8 @@ def best_rotation(runner: Runner, encoder_input: np.ndarray, seed: int, mode: Al
     points, normals = surface_with_normals(encoder_input)
 
     def score(rotations: np.ndarray) -> np.ndarray:
-        return pose_scores(runner, encoder_input, normals, rotations, seed, POSE_CUES.get(category, ()))
+        probes = PROBE_POINTS if mode == "yaw" else FULL_PROBE_POINTS
+        return pose_scores(runner, encoder_input, normals, rotations, seed, POSE_CUES.get(category, ()), probes)
 
     if mode == "yaw":
         coarse = yaw_rotations(YAW_TURNS)
@@ -145,12 +147,12 @@ def local_moves(step: float, tilt: bool) -> np.ndarray:
 
 
 def pose_scores(runner: Runner, encoder_input: np.ndarray, normals: np.ndarray, rotations: np.ndarray,
-                seed: int, cues: tuple[str, ...] = ()) -> np.ndarray:
+                seed: int, cues: tuple[str, ...] = (), probes: int = PROBE_POINTS) -> np.ndarray:
     """Per pose: how badly f explains the surface under E's code of the shape in that
     pose (inside 1, outside 0), plus the footprint and height hints and the category's
     cue; lower is better."""
     points = encoder_input[:, :3]
-    probe = np.random.default_rng(seed).choice(len(points), min(PROBE_POINTS, len(points)), replace=False)
+    probe = np.random.default_rng(seed).choice(len(points), min(probes, len(points)), replace=False)
     free = outside_is_free(points, normals, probe)
     out = [batch_scores(runner, encoder_input, normals, rotations[i : i + BATCH], probe, free, cues)
            for i in range(0, len(rotations), BATCH)]
@@ -170,10 +172,14 @@ def batch_scores(runner: Runner, encoder_input: np.ndarray, normals: np.ndarray,
     turned_normals = np.einsum("bij,nj->bni", rotations, normals)
     enc = np.concatenate([points, turned_normals], 2) if encoder_input.shape[1] == 6 else points
     p, n = points[:, probe], turned_normals[:, probe]
+    occupancy = lambda x, codes: runner.net.embed(runner.tensor(x), codes).max(-1).values.cpu().numpy()  # noqa: E731
+    inside, outside = np.empty(p.shape[:2]), np.empty(p.shape[:2])
+    step = max(1, runner.chunk // max(enc.shape[1], len(probe)))  # poses per pass: the runner's chunk of points
     with torch.no_grad():
-        codes = runner.net.encode(runner.tensor(enc))
-        inside = runner.net.embed(runner.tensor(p - INSIDE * n), codes).max(-1).values.cpu().numpy()
-        outside = runner.net.embed(runner.tensor(p + OUTSIDE * n), codes).max(-1).values.cpu().numpy()
+        for i in range(0, len(rotations), step):
+            codes = runner.net.encode(runner.tensor(enc[i : i + step]))
+            inside[i : i + step] = occupancy(p[i : i + step] - INSIDE * n[i : i + step], codes)
+            outside[i : i + step] = occupancy(p[i : i + step] + OUTSIDE * n[i : i + step], codes)
     fit = (1 - inside).mean(1) + (outside * free).sum(1) / max(int(free.sum()), 1)
     extent, height = frames
     footprint = extent[:, 0] * extent[:, 2] / (extent**2).sum(1)
