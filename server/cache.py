@@ -37,7 +37,7 @@ def shape_key(arrays: Mapping[str, np.ndarray], prefix: str, category: str | Non
 
 def nbytes(obj: Any, depth: int = 4) -> int:
     """Bytes held in numpy arrays and torch tensors reachable from obj (fields, attributes,
-    tuples), a few levels deep: an estimate of what a cached shape costs."""
+    tuples, dicts), a few levels deep: an estimate of what a cached shape costs."""
     if isinstance(obj, np.ndarray):
         return obj.nbytes
     if hasattr(obj, "element_size") and hasattr(obj, "nelement"):  # a torch tensor, without importing torch
@@ -46,6 +46,8 @@ def nbytes(obj: Any, depth: int = 4) -> int:
         return 0
     if isinstance(obj, (tuple, list)):
         return sum(nbytes(x, depth - 1) for x in obj)
+    if isinstance(obj, dict):  # a prepared shape's vertex embeddings, kept on first use
+        return sum(nbytes(x, depth - 1) for x in obj.values())
     if hasattr(obj, "__dict__"):  # dataclasses (with their cached properties) and plain objects
         return sum(nbytes(v, depth - 1) for v in vars(obj).values())
     if dataclasses.is_dataclass(obj):

@@ -223,3 +223,20 @@ def test_the_cache_keys_shapes_by_their_arrays_and_is_bounded_in_entries_and_byt
     assert made[-1] == 100 and len(made) == 4 and (cache.hits, cache.misses) == (1, 4)
     cache.get("big", make(9_950))  # over the byte bound with anything else: only it stays
     assert len(cache) == 1 and cache.bytes == 9_950
+
+
+def test_a_prepared_shape_counts_what_it_keeps_after_use():
+    """The cache's byte bound sees the vertex embeddings a prepared mesh keeps once it has been matched."""
+    import trimesh
+
+    from model import Correspondence
+    from server.cache import nbytes
+
+    engine = Correspondence.load(category="chair", device="cpu")
+    box = trimesh.creation.box(extents=(0.5, 1.0, 0.5)).subdivide()
+    prep = engine.prepare((np.asarray(box.vertices), np.asarray(box.faces)))
+    before = nbytes(prep)
+    engine.segment(prep)
+    kept = prep.vertex_embeddings["fitted"]
+    assert kept.shape == (len(box.vertices), engine.cfg.n_parts)
+    assert nbytes(prep) == before + kept.nbytes
