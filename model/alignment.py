@@ -3,12 +3,13 @@
 A pose is scored by how well f, under E's code of the shape in that pose, explains the
 shape's surface: occupancy near 1 just inside the surface (against the outward normal)
 and near 0 just outside, plus two weak hints on the pose itself (a compact footprint, and
-surface area that lies high: seats, backs and table tops sit above thin legs). Poses are
-scored in batches: E runs on all rotated point sets at once, f on all their codes.
+surface area that lies high: seats, backs and table tops sit above thin legs), and the
+cues of the engine's category (`POSE_CUES`). Poses are scored in batches: E runs on the
+rotated point sets, f on their codes, a runner's chunk of points at a time.
 
 Modes: `"yaw"` searches the full circle about +Y (shapes known to be upright); `True`
-searches up directions over the sphere (and the shape's flat supports and principal
-axes) times turns about each, then refines the best poses locally.
+searches up directions over the sphere (and the coordinate axes, the shape's flat
+supports and principal axes) times turns about each, then refines the best poses locally.
 Measured figures: docs/model.md, benchmarks/RESULTS.md.
 """
 from __future__ import annotations
@@ -172,7 +173,10 @@ def batch_scores(runner: Runner, encoder_input: np.ndarray, normals: np.ndarray,
     turned_normals = np.einsum("bij,nj->bni", rotations, normals)
     enc = np.concatenate([points, turned_normals], 2) if encoder_input.shape[1] == 6 else points
     p, n = points[:, probe], turned_normals[:, probe]
-    occupancy = lambda x, codes: runner.net.embed(runner.tensor(x), codes).max(-1).values.cpu().numpy()  # noqa: E731
+
+    def occupancy(x: np.ndarray, codes: torch.Tensor) -> np.ndarray:
+        return runner.net.embed(runner.tensor(x), codes).max(-1).values.cpu().numpy()
+
     inside, outside = np.empty(p.shape[:2]), np.empty(p.shape[:2])
     step = max(1, runner.chunk // max(enc.shape[1], len(probe)))  # poses per pass: the runner's chunk of points
     with torch.no_grad():
