@@ -126,10 +126,10 @@ def fitted_code(runner: Runner, shape: Shape, frame: Frame, code: torch.Tensor, 
 def vertex_embedding(runner: Runner, prep: PreparedShape, fitted: bool) -> np.ndarray:
     """f at the shape's vertices or points under its fitted code (or E's), kept on `prep`
     (a point cloud's points are its samples: reused from their embeddings)."""
-    code, at_samples = (prep.code, prep.placed) if fitted and prep.fitted else (prep.encoder_code, prep.judged)
+    key, code, at_samples = (("fitted", prep.code, prep.placed) if fitted and prep.fitted
+                             else ("encoder", prep.encoder_code, prep.judged))
     if not prep.shape.is_mesh:
         return at_samples.raw
-    key = "fitted" if code is prep.code else "encoder"
     if key not in prep.vertex_embeddings:
         prep.vertex_embeddings[key] = runner.embed(prep.points, code)
     return prep.vertex_embeddings[key]
