@@ -179,7 +179,7 @@ def batch_scores(runner: Runner, encoder_input: np.ndarray, normals: np.ndarray,
 
     inside, outside = np.empty(p.shape[:2]), np.empty(p.shape[:2])
     step = max(1, runner.chunk // max(enc.shape[1], len(probe)))  # poses per pass: the runner's chunk of points
-    with torch.no_grad():
+    with torch.no_grad(), runner.precision():
         for i in range(0, len(rotations), step):
             codes = runner.net.encode(runner.tensor(enc[i : i + step]))
             inside[i : i + step] = occupancy(p[i : i + step] - INSIDE * n[i : i + step], codes)

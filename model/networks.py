@@ -29,7 +29,8 @@ def _split_linear(layer: nn.Linear, per_point: torch.Tensor, per_shape: torch.Te
     """layer(concat(per_point, per_shape broadcast)) computed without building the concat."""
     n = per_point.shape[-1]
     w_point, w_shape = layer.weight[:, :n], layer.weight[:, n:]
-    shape_term = F.linear(per_shape, w_shape, layer.bias)  # (B, H)
+    with torch.autocast(per_shape.device.type, enabled=False):  # a fitted code's small steps must reach f
+        shape_term = F.linear(per_shape.float(), w_shape, layer.bias)  # (B, H)
     return F.linear(per_point, w_point).add_(shape_term.unsqueeze(1))  # linear's backward needs no output
 
 
@@ -37,6 +38,14 @@ def _leaky_relu(h: torch.Tensor, slope: float) -> torch.Tensor:
     """In place at inference: on CPU, allocating a fresh (points x width) tensor per layer
     costs as much as the layer's matmul."""
     return F.leaky_relu(h, slope) if torch.is_grad_enabled() else F.leaky_relu_(h, slope)
+
+
+def _full_precision(layer: nn.Linear, h: torch.Tensor) -> torch.Tensor:
+    """The output layer in float32 under a reduced-precision autocast: bfloat16 keeps 8
+    significant bits, too coarse for occupancy near the 0.5 level marching cubes
+    interpolates, and this layer is a tiny share of the work."""
+    with torch.autocast(h.device.type, enabled=False):
+        return layer(h.float())
 
 
 class Encoder(nn.Module):
@@ -91,9 +100,9 @@ class PartEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         h = _split_linear(self.layers[0], self.point_features(x), z)
-        for layer in self.layers[1:]:
+        for layer in self.layers[1:-1]:
             h = layer(_leaky_relu(h, self.slope))
-        return torch.sigmoid(h)
+        return torch.sigmoid(_full_precision(self.layers[-1], _leaky_relu(h, self.slope)))
 
 
 class InverseImplicit(nn.Module):
@@ -119,7 +128,7 @@ class InverseImplicit(nn.Module):
                 h = _split_linear(layer, torch.cat([h, o], dim=-1), z)
             else:
                 h = layer(h)
-        return torch.tanh(self.out(_leaky_relu(h, self.slope)))
+        return torch.tanh(_full_precision(self.out, _leaky_relu(h, self.slope)))
 
 
 class ImplicitCorrespondenceNet(nn.Module):

@@ -120,7 +120,8 @@ def fitted_code(runner: Runner, shape: Shape, frame: Frame, code: torch.Tensor, 
         normals = pca_normals(pts)
     used = np.random.default_rng(seed).permutation(len(pts))[: max(FIT_POINTS // 2, 8)]
     normals = orient_outward(pts[used], normals[used], pts, lambda x: runner.f(x, code).max(axis=1), FIT_OFFSET)
-    return fit_code(runner.net.embed, code, pts[used], normals, steps, FIT_LR, FIT_OFFSET)
+    with runner.precision():
+        return fit_code(runner.net.embed, code, pts[used], normals, steps, FIT_LR, FIT_OFFSET)
 
 
 def vertex_embedding(runner: Runner, prep: PreparedShape, fitted: bool) -> np.ndarray:

@@ -193,3 +193,28 @@ def test_the_sources_labels_tell_which_parts_it_has():
         guided = engine.correspond(prep, tgt["surface_points"], source_labels=src["surface_labels"]).existence
         assert unguided > 0.9 and guided[engines].mean() < 0.5, (unguided, guided[engines].mean())
         assert np.median(guided[~engines]) > 0.9  # the parts the source has still exist
+
+
+def test_bfloat16_agrees_with_float32_on_real_chairs(chair_engine, psb_dir):
+    """CPUs with bfloat16 units run f and g in it (model/runner.py).  The fitted code must
+    still follow float32's (a bfloat16 code would swallow the fit's small steps), and the
+    parts and matches must be float32's."""
+    paths = sorted((psb_dir / "chair").glob("*.off.gz"))[:2]
+    source, target = [load_psb_upright(p) for p in paths]
+    source, target = [(np.asarray(m.vertices), np.asarray(m.faces)) for m in (source, target)]
+    runner, was = chair_engine.runner, chair_engine.runner.bfloat16
+    out = {}
+    try:
+        for bfloat16 in (False, True):
+            runner.bfloat16 = bfloat16
+            prep = chair_engine.prepare(target)
+            out[bfloat16] = (prep.code, prep.encoder_code, chair_engine.segment(target),
+                             chair_engine.correspond(source, target).mapped)
+    finally:
+        runner.bfloat16 = was
+    (code, start, parts, mapped), (code16, _, parts16, mapped16) = out[False], out[True]
+    moved = (code - start).abs().max().item()
+    assert moved > 0.05 and (code16 - code).abs().max().item() < 0.1 * moved
+    assert np.mean(parts16 == parts) > 0.99
+    diagonal = np.linalg.norm(np.ptp(source[0], axis=0))
+    assert np.median(np.linalg.norm(mapped16 - mapped, axis=1)) < 0.01 * diagonal
