@@ -38,11 +38,11 @@ def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.nd
             where = into_part_frame(target_where[mine], target_samples[target_sample_parts == part],
                                     source_points[on_source])
             feat_t = np.concatenate([where, weight * target_emb[mine]], 1)
-            idx[mine] = on_source[cKDTree(feat_s[on_source]).query(feat_t)[1]]
+            idx[mine] = on_source[cKDTree(feat_s[on_source]).query(feat_t, workers=-1)[1]]
     elsewhere = idx < 0  # parts the source lacks: their nearest sample anywhere (low confidence)
     if elsewhere.any():
         idx[elsewhere] = cKDTree(feat_s).query(np.concatenate([target_where[elsewhere],
-                                                              weight * target_emb[elsewhere]], 1))[1]
+                                                              weight * target_emb[elsewhere]], 1), workers=-1)[1]
     return idx
 
 

@@ -29,9 +29,11 @@ def _split_linear(layer: nn.Linear, per_point: torch.Tensor, per_shape: torch.Te
     """layer(concat(per_point, per_shape broadcast)) computed without building the concat."""
     n = per_point.shape[-1]
     w_point, w_shape = layer.weight[:, :n], layer.weight[:, n:]
-    with torch.autocast(per_shape.device.type, enabled=False):  # a fitted code's small steps must reach f
+    # float32 under a bfloat16 autocast: a fitted code's small steps must reach f, and adding
+    # a float32 code term to a bfloat16 product is slower than this whole layer in float32
+    with torch.autocast(per_point.device.type, enabled=False):
         shape_term = F.linear(per_shape.float(), w_shape, layer.bias)  # (B, H)
-    return F.linear(per_point, w_point).add_(shape_term.unsqueeze(1))  # linear's backward needs no output
+        return F.linear(per_point.float(), w_point).add_(shape_term.unsqueeze(1))  # linear's backward needs no output
 
 
 def _leaky_relu(h: torch.Tensor, slope: float) -> torch.Tensor:

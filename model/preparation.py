@@ -57,7 +57,7 @@ class PreparedShape:
         """Distance to the nearest surface sample: within the samples' spacing (about 0.007
         of the diagonal for a mesh's 20,000) of the exact distance, far below the
         confidence's surface sigma, and a tenth of the time of exact point-triangle queries."""
-        return self._sample_tree.query(points)[0]
+        return self._sample_tree.query(points, workers=-1)[0]
 
 
 def prepare(runner: Runner, cfg: ModelConfig, shape: Shape, align: AlignMode, fit_steps: int, seed: int,
