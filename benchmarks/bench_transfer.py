@@ -10,7 +10,7 @@ targets (other PSB chairs, about 20k vertices each), per target.  Two lines:
     one target: seconds=<per target> ratio=<that / in-process correspond> in_process=<s>
     10 targets: seconds=<per target> ratio=<that / in-process correspond> in_process=<s>
 
-    .venv/bin/python benchmarks/bench_transfer.py [--vertices 20000] [--repeats 2] [--targets 10] [--threads 1]
+    .venv/bin/python benchmarks/bench_transfer.py [--vertices 20000] [--repeats 5] [--targets 10] [--threads N]
 
 Both ends run the model with the same number of torch threads (--threads, also given to
 the server as OMP_NUM_THREADS): the server runs it on a worker thread, where OpenMP does
@@ -87,7 +87,7 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def measure(vertices: int = 20_000, repeats: int = 2, n_targets: int = 10, threads: int = 1) -> dict:
+def measure(vertices: int = 20_000, repeats: int = 5, n_targets: int = 10, threads: int = 1) -> dict:
     torch.set_num_threads(threads)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     src, tgt = blender_object("source", chair(SOURCE, vertices)), blender_object("target", chair(TARGET, vertices))
@@ -132,9 +132,10 @@ def prepared(address: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vertices", type=int, default=20_000)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--targets", type=int, default=10)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads at both ends")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                    help="torch threads at both ends (default: the server's own, one per core)")
     args = ap.parse_args()
     r = measure(args.vertices, args.repeats, args.targets, args.threads)
     print(f"# source {r['vertices'][0]} vertices, target {r['vertices'][1]}; {r['targets']} targets of "

@@ -24,13 +24,10 @@ def default_chunk(device: torch.device) -> int:
 
 
 def has_bfloat16_units(device: torch.device) -> bool:
-    """A CPU with bfloat16 matrix instructions (AMX or AVX-512 BF16) runs f and g's hidden
-    layers in bfloat16 at several times float32's speed; elsewhere bfloat16 is emulated
-    and slower."""
-    if device.type != "cpu":
-        return False
-    caps = torch.cpu.get_capabilities()
-    return bool(caps.get("amx_bf16") or caps.get("avx512_bf16"))
+    """A CPU with AMX tiles runs f and g's hidden layers in bfloat16 at several times
+    float32's speed; with AVX-512 BF16 alone a whole correspond is slower than in float32
+    (docs/model.md, Speed), and without either bfloat16 is emulated."""
+    return device.type == "cpu" and bool(torch.cpu.get_capabilities().get("amx_bf16"))
 
 
 def branch_logits(emb: np.ndarray) -> np.ndarray:
@@ -66,8 +63,8 @@ class Runner:
         self.bfloat16 = has_bfloat16_units(device)
 
     def precision(self) -> contextlib.AbstractContextManager:
-        """The context f and g run in: bfloat16 hidden layers where the CPU has units
-        for it (the output layers stay float32: networks.py), float32 elsewhere."""
+        """The context f and g run in: bfloat16 hidden layers where the CPU has AMX (the
+        first and output layers stay float32: networks.py), float32 elsewhere."""
         return torch.autocast("cpu", torch.bfloat16) if self.bfloat16 else contextlib.nullcontext()
 
     def tensor(self, a: np.ndarray) -> torch.Tensor:
