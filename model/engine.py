@@ -102,7 +102,8 @@ class Correspondence:
 
     def info(self) -> dict[str, Any]:
         ck = self.checkpoint
-        return {"category": self.category, "device": str(self.device), "n_parts": self.cfg.n_parts,
+        return {"category": self.category, "device": str(self.device),
+                "precision": "bfloat16" if self.runner.bfloat16 else "float32", "n_parts": self.cfg.n_parts,
                 "config": self.cfg.to_dict(), "stage": ck.stage if ck else None, "epoch": ck.epoch if ck else None,
                 "max_points": self.settings.max_points,
                 **self.calibration.to_dict(), "part_bias": self.runner.part_bias.tolist()}

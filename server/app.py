@@ -182,8 +182,8 @@ class Server:
         poller.register(self.sock, zmq.POLLIN)
         poller.register(self.wake_recv, zmq.POLLIN)
         info = self.engines.default.info()
-        log.info("serving %s on %s (%s, device %s)", info["category"], self.endpoint,
-                 f"stage {info['stage']} epoch {info['epoch']}", info["device"])
+        log.info("serving %s on %s (%s, device %s, %s)", info["category"], self.endpoint,
+                 f"stage {info['stage']} epoch {info['epoch']}", info["device"], info["precision"])
         print(f"ready {self.endpoint}", flush=True)
         try:
             while not self.stopping.is_set():

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 import trimesh
 import zmq
 
@@ -45,6 +46,8 @@ def test_every_op(server):
         assert c.ping()["ok"] is True
         info = c.info()
         assert info["device"] == "cpu" and info["limits"]["max_vertices"] == 50000 and info["model"]["n_parts"] == 8
+        amx = torch.cpu.get_capabilities().get("amx_bf16")  # f and g in bfloat16 only there
+        assert info["model"]["precision"] == ("bfloat16" if amx else "float32")
         assert c.segment(pts(300)).shape == (300,)
         box = trimesh.creation.box().subdivide()
         res = c.correspond(box.vertices, pts(200, 1), source_faces=box.faces, both=True)
