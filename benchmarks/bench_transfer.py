@@ -87,7 +87,8 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def measure(vertices: int = 20_000, repeats: int = 5, n_targets: int = 10, threads: int = 1) -> dict:
+def measure(vertices: int = 20_000, repeats: int = 5, n_targets: int = 10,
+            threads: int = torch.get_num_threads()) -> dict:
     torch.set_num_threads(threads)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     src, tgt = blender_object("source", chair(SOURCE, vertices)), blender_object("target", chair(TARGET, vertices))
