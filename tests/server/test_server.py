@@ -10,6 +10,7 @@ import torch
 import trimesh
 import zmq
 
+from model.runner import has_bfloat16_units
 from server import protocol
 from server.client import Client, ServerError
 
@@ -46,8 +47,7 @@ def test_every_op(server):
         assert c.ping()["ok"] is True
         info = c.info()
         assert info["device"] == "cpu" and info["limits"]["max_vertices"] == 50000 and info["model"]["n_parts"] == 8
-        amx = torch.cpu.get_capabilities().get("amx_bf16")  # f and g in bfloat16 only there
-        assert info["model"]["precision"] == ("bfloat16" if amx else "float32")
+        assert info["model"]["precision"] == ("bfloat16" if has_bfloat16_units(torch.device("cpu")) else "float32")
         assert c.segment(pts(300)).shape == (300,)
         box = trimesh.creation.box().subdivide()
         res = c.correspond(box.vertices, pts(200, 1), source_faces=box.faces, both=True)
