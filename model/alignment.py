@@ -120,7 +120,8 @@ def up_candidates(points: np.ndarray) -> np.ndarray:
     sphere = np.stack([np.cos(azimuth) * np.sin(polar), np.cos(polar), np.sin(azimuth) * np.sin(polar)], 1)
     axes = np.linalg.eigh(np.cov((points - points.mean(0)).T))[1].T
     hull = trimesh.convex.convex_hull(points)
-    supports = -hull.facets_normal[np.argsort(-hull.facets_area)[:HULL_UPS]]
+    facets = hull.facets_normal.reshape(-1, 3)  # (0,) when no two hull faces are coplanar
+    supports = -facets[np.argsort(-np.asarray(hull.facets_area))[:HULL_UPS]]
     coordinate = np.concatenate([np.eye(3), -np.eye(3)])
     return np.concatenate([sphere, coordinate, axes, -axes, supports])
 

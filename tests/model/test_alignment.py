@@ -79,6 +79,15 @@ def test_without_align_the_rotation_is_identity(category):
     assert np.array_equal(engine.prepare(meshes[0]).frame.rotation, np.eye(3))
 
 
+def test_full_mode_on_a_shape_whose_hull_has_no_flat_facets(psb_dir):
+    """The flat supports of the hull are candidate ups; a hull without two coplanar faces
+    (an octahedron here; two of thirty Flightgear airliners' smooth fuselages) has none."""
+    engine = Correspondence.load(category="airplane", device="cpu")
+    octahedron = np.concatenate([np.eye(3), -np.eye(3)]) * [1.0, 0.5, 2.0]
+    rotation = engine.align(octahedron, True)
+    assert np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-6) and np.isclose(np.linalg.det(rotation), 1.0)
+
+
 @pytest.mark.parametrize("bad", ["full", "YAW", 1, 0.5, None, "true"])
 def test_bad_align_values_raise_naming_them(bad, psb_dir):
     engine = Correspondence.load(category="chair", device="cpu")
