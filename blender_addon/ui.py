@@ -113,8 +113,9 @@ class CorrSettings(bpy.types.PropertyGroup):
         ("FILL", "Fill", "Fill from confident neighbours over the mesh"),
         ("MARK", "Mark", "Label -1, grey colour, zero weights"),
         ("LEAVE", "Leave", "Keep the target's existing values")])
-    align: bpy.props.EnumProperty(name="Auto-align", default="OFF", items=[
-        ("YAW", "Turn about Z", "Upright meshes: find the turn about the up axis the model explains best"),
+    align: bpy.props.EnumProperty(name="Auto-align", default="YAW", items=[
+        ("YAW", "Turn about Z", "Upright meshes: turn to the way the model expects them to face, "
+                                "unless they already face it or no turn is clearly better"),
         ("ANY", "Any rotation", "Meshes that may lie on their side or upside down: search any rotation"),
         ("OFF", "Off", "Use the meshes as they face")])
     several_sources: bpy.props.BoolProperty(

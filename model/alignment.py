@@ -51,6 +51,10 @@ SPHERE_UPS = 32  # full mode: up directions spread over the sphere (about 35 deg
 HULL_UPS = 4  # full mode: plus the largest flat supports of the convex hull
 SPHERE_TURNS = 12  # full mode: turns about each up direction (30 degrees)
 KEEP = 3  # full mode: best coarse poses refined
+# The pose a shape arrives in is kept unless another scores this much better: a mesh
+# modelled upright and facing front is the common case, and on poses the score cannot
+# tell apart (a round table's legs, a desk's two long sides) a turn is a guess.
+KEEP_MARGIN = 0.1
 REFINE_STEPS = (10.0, 5.0, 2.5)  # degrees of each refinement round (tilt and turn)
 
 
@@ -77,10 +81,13 @@ def best_rotation(runner: Runner, encoder_input: np.ndarray, seed: int, mode: Al
         return pose_scores(runner, encoder_input, normals, rotations, seed, POSE_CUES.get(category, ()), probes)
 
     if mode == "yaw":
-        coarse = yaw_rotations(YAW_TURNS)
-        return refine(score, coarse[np.argsort(score(coarse))[:1]], tilt=False)
-    coarse = np.concatenate([turned(up_to_y(u), SPHERE_TURNS) for u in up_candidates(points)])
-    return refine(score, coarse[np.argsort(score(coarse))[:KEEP]], tilt=True)
+        coarse = yaw_rotations(YAW_TURNS)  # the first is the identity
+    else:
+        coarse = np.concatenate([np.eye(3)[None], *(turned(up_to_y(u), SPHERE_TURNS) for u in up_candidates(points))])
+    scores = score(coarse)
+    keep = np.argsort(scores)[: 1 if mode == "yaw" else KEEP]
+    best, best_score = refine(score, coarse[keep], scores[keep], tilt=mode is True)
+    return best if scores[0] - best_score > KEEP_MARGIN else np.eye(3)
 
 
 def surface_with_normals(encoder_input: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -126,10 +133,11 @@ def up_candidates(points: np.ndarray) -> np.ndarray:
     return np.concatenate([sphere, coordinate, axes, -axes, supports])
 
 
-def refine(score, start: np.ndarray, tilt: bool) -> np.ndarray:
-    """Local search from each of `start`'s poses: small turns (and tilts) of shrinking
-    size, keeping any that scores better; the best pose found."""
-    best, best_score = start, score(start)
+def refine(score, start: np.ndarray, start_score: np.ndarray, tilt: bool) -> tuple[np.ndarray, float]:
+    """Local search from each of `start`'s poses (scored `start_score`): small turns (and
+    tilts) of shrinking size, keeping any that scores better, a second move of a size only
+    after a first that helped; the best pose found and its score."""
+    best, best_score = start, start_score
     for step in REFINE_STEPS:
         moves = local_moves(step, tilt)
         for _ in range(2):
@@ -139,7 +147,10 @@ def refine(score, start: np.ndarray, tilt: bool) -> np.ndarray:
             better = s[np.arange(len(best)), pick] < best_score
             best = np.where(better[:, None, None], cand.reshape(len(best), len(moves), 3, 3)[np.arange(len(best)), pick], best)
             best_score = np.where(better, s[np.arange(len(best)), pick], best_score)
-    return best[int(np.argmin(best_score))]
+            if not better.any():
+                break
+    i = int(np.argmin(best_score))
+    return best[i], float(best_score[i])
 
 
 def local_moves(step: float, tilt: bool) -> np.ndarray:

@@ -141,7 +141,7 @@ def test_the_category_menu_comes_from_the_server_and_the_log_opens(bpy, chair_se
     items = {i[0]: i[1] for i in ui.category_items(None, bpy.context)}
     assert items == {"DEFAULT": "Server default (chair, chair.pth)", "chair": "chair (chair.pth)"}
     bpy.context.scene.corr.category = "chair"
-    assert ui.options(bpy.context).category == "chair" and ui.options(bpy.context).align is False  # off until the yaw search is reliable
+    assert ui.options(bpy.context).category == "chair" and ui.options(bpy.context).align == "yaw"  # upright meshes, turned about Z
     log = tmp_path / "corr-server.log"
     log.write_text("ready tcp://127.0.0.1:5555\n")
     monkeypatch.setattr(ui.local_server, "log_path", log)
