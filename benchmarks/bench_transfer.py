@@ -4,10 +4,12 @@ From the add-on's gather (real bpy, headless) through a real server on loopback 
 attributes written on the target, on two PSB chairs subdivided to about 20k vertices
 each, against `Correspondence.correspond` of the same pair in this process (both shapes
 prepared, as a first request to the server must).  Each repeat moves both objects a
-little, so the server cannot reuse shapes it prepared before.  Then one source to ten
-targets (other PSB chairs, about 20k vertices each), per target.  Two lines:
+little, so the server cannot reuse shapes it prepared before.  The same with Auto-align
+in yaw mode (the panel's default) at both ends.  Then one source to ten targets (other PSB
+chairs, about 20k vertices each), per target, as they face.  Three lines:
 
     one target: seconds=<per target> ratio=<that / in-process correspond> in_process=<s>
+    one target, Auto-align yaw: seconds=<per target> ratio=<...> in_process=<s>
     10 targets: seconds=<per target> ratio=<that / in-process correspond> in_process=<s>
 
     .venv/bin/python benchmarks/bench_transfer.py [--vertices 20000] [--repeats 5] [--targets 10] [--threads N]
@@ -98,14 +100,15 @@ def measure(vertices: int = 20_000, repeats: int = 5, n_targets: int = 10,
         opts = {"address": address, "timeout": 900.0}
         api.transfer(src, [tgt], **opts)  # warm-up, both ends
         engine.correspond(world_model_frame(src), world_model_frame(tgt))
-        local, remote = [], []
+        local, remote = {False: [], "yaw": []}, {False: [], "yaw": []}
         for i in range(repeats):  # alternate so drift from other load hits both alike
-            for ob in (src, tgt):
-                ob.location.x += 1e-3  # other coordinates: nothing prepared before can be reused
-            bpy.context.view_layer.update()
-            pair = world_model_frame(src), world_model_frame(tgt)
-            local.append(timed(lambda: engine.correspond(*pair)))
-            remote.append(timed(lambda: api.transfer(src, [tgt], **opts)))
+            for align in local:
+                for ob in (src, tgt):
+                    ob.location.x += 1e-3  # other coordinates: nothing prepared before can be reused
+                bpy.context.view_layer.update()
+                pair = world_model_frame(src), world_model_frame(tgt)
+                local[align].append(timed(lambda: engine.correspond(*pair, align=align)))
+                remote[align].append(timed(lambda: api.transfer(src, [tgt], align=align, **opts)))
         one = prepared(address)
         names = [p.name.split(".")[0] for p in sorted(PSB_CHAIRS.glob("*.off.gz"))]
         many = [blender_object(f"t{n}", chair(n, vertices)) for n in names if n != SOURCE][:n_targets]
@@ -117,9 +120,11 @@ def measure(vertices: int = 20_000, repeats: int = 5, n_targets: int = 10,
     finally:
         proc.terminate()
         proc.wait(10)
-    lo = statistics.median(local)
+    lo, lo_yaw = statistics.median(local[False]), statistics.median(local["yaw"])
     return {"vertices": (len(src.data.vertices), len(tgt.data.vertices)), "in_process": lo,
-            "one_target": statistics.median(remote), "one_ratio": statistics.median(remote) / lo,
+            "one_target": statistics.median(remote[False]), "one_ratio": statistics.median(remote[False]) / lo,
+            "yaw_in_process": lo_yaw, "yaw_target": statistics.median(remote["yaw"]),
+            "yaw_ratio": statistics.median(remote["yaw"]) / lo_yaw,
             "targets": len(many), "per_target": per_target, "many_ratio": per_target / lo,
             "many_vertices": int(np.mean([len(o.data.vertices) for o in many])), "cache": cache}
 
@@ -142,6 +147,8 @@ def main() -> None:
     print(f"# source {r['vertices'][0]} vertices, target {r['vertices'][1]}; {r['targets']} targets of "
           f"{r['many_vertices']} vertices on average; {args.threads} torch thread(s) at both ends")
     print(f"one target: seconds={r['one_target']:.3f} ratio={r['one_ratio']:.3f} in_process={r['in_process']:.3f}")
+    print(f"one target, Auto-align yaw: seconds={r['yaw_target']:.3f} ratio={r['yaw_ratio']:.3f} "
+          f"in_process={r['yaw_in_process']:.3f}")
     print(f"{r['targets']} targets: seconds={r['per_target']:.3f} ratio={r['many_ratio']:.3f} "
           f"in_process={r['in_process']:.3f}")
     c = r["cache"]
