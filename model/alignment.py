@@ -39,11 +39,14 @@ HEIGHT_WEIGHT = 0.25  # hint: the shape's surface lies above its bounding-box ce
 # shapes: a chair's back and an airplane's tail fin lift its upper surface toward +Z (true
 # of all 20 PSB chairs and 19 of 20 airplanes); furniture stands square to its smallest
 # footprint rectangle (within 1 degree on 18 of 20 PSB chairs; an airplane's swept wings
-# put that rectangle 15-45 degrees off); a table is wider along X than deep.
-POSE_CUES = {"chair": ("back", "box"), "airplane": ("back",), "table": ("box", "wide")}
+# put that rectangle 15-45 degrees off); a table is wider along X than deep; an airplane's
+# height is its smallest extent.
+POSE_CUES = {"chair": ("back", "box"), "airplane": ("back", "flat"), "table": ("box", "wide")}
 UPPER_SHARE = 0.2  # "back": the highest fifth of the surface points
-BACK_WEIGHT = 1.0  # per model unit its centre lies toward +Z from the whole surface's
+BACK_WEIGHT = 1.0  # per model unit its centre lies toward +Z from the whole surface's,
+BACK_CAP = 0.1  # up to an upright chair's: tilting a shape back lifts it further
 BOX_WEIGHT = 0.5  # "box": per unit of footprint area over the smallest footprint rectangle's, less 1
+FLAT_WEIGHT = 1.0  # "flat": per unit of height (an airplane rolled or pitched is tall)
 WIDE_WEIGHT = 0.1  # "wide": per unit of (depth - width) / (depth + width)
 BATCH = 64  # poses normalised at once (E and f see the runner's chunk of points at a time)
 YAW_TURNS = 24  # yaw mode: the full circle in 15 degree steps
@@ -55,6 +58,10 @@ KEEP = 3  # full mode: best coarse poses refined
 # modelled upright and facing front is the common case, and on poses the score cannot
 # tell apart (a round table's legs, a desk's two long sides) a turn is a guess.
 KEEP_MARGIN = 0.1
+# ...but only where the given pose could be the modelled one: furniture that arrives
+# turned (its footprint's box this much larger than its smallest rectangle) is realigned
+# on the score alone.
+SQUARE_TOLERANCE = 1.03
 REFINE_STEPS = (10.0, 5.0, 2.5)  # degrees of each refinement round (tilt and turn)
 
 
@@ -87,7 +94,17 @@ def best_rotation(runner: Runner, encoder_input: np.ndarray, seed: int, mode: Al
     scores = score(coarse)
     keep = np.argsort(scores)[: 1 if mode == "yaw" else KEEP]
     best, best_score = refine(score, coarse[keep], scores[keep], tilt=mode is True)
-    return best if scores[0] - best_score > KEEP_MARGIN else np.eye(3)
+    margin = KEEP_MARGIN if arrives_square(points, POSE_CUES.get(category, ())) else 0.0
+    return best if scores[0] - best_score > margin else np.eye(3)
+
+
+def arrives_square(points: np.ndarray, cues: tuple[str, ...]) -> bool:
+    """Whether the shape's pose as given may be its modelled one: for furniture, standing
+    square to its smallest footprint rectangle (a turned chair or table visibly is not)."""
+    if "box" not in cues:
+        return True
+    xz = points[:, [0, 2]]
+    return float(np.ptp(xz, axis=0).prod()) <= SQUARE_TOLERANCE * smallest_rectangle(xz)
 
 
 def surface_with_normals(encoder_input: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -167,9 +184,19 @@ def pose_scores(runner: Runner, encoder_input: np.ndarray, normals: np.ndarray, 
     points = encoder_input[:, :3]
     probe = np.random.default_rng(seed).choice(len(points), min(probes, len(points)), replace=False)
     free = outside_is_free(points, normals, probe)
-    out = [batch_scores(runner, encoder_input, normals, rotations[i : i + BATCH], probe, free, cues)
+    outline = hull_vertices(points)
+    out = [batch_scores(runner, encoder_input, normals, rotations[i : i + BATCH], probe, free, cues, outline)
            for i in range(0, len(rotations), BATCH)]
     return np.concatenate(out)
+
+
+def hull_vertices(points: np.ndarray) -> np.ndarray:
+    """Indices of the points on the convex hull: a footprint's outline in any pose is
+    among them."""
+    try:
+        return ConvexHull(points).vertices
+    except QhullError:  # flat or degenerate: every point may be on the outline
+        return np.arange(len(points))
 
 
 def outside_is_free(points: np.ndarray, normals: np.ndarray, probe: np.ndarray) -> np.ndarray:
@@ -180,7 +207,8 @@ def outside_is_free(points: np.ndarray, normals: np.ndarray, probe: np.ndarray) 
 
 
 def batch_scores(runner: Runner, encoder_input: np.ndarray, normals: np.ndarray, rotations: np.ndarray,
-                 probe: np.ndarray, free: np.ndarray, cues: tuple[str, ...] = ()) -> np.ndarray:
+                 probe: np.ndarray, free: np.ndarray, cues: tuple[str, ...] = (),
+                 outline: np.ndarray | None = None) -> np.ndarray:
     points, frames = normalised(np.einsum("bij,nj->bni", rotations, encoder_input[:, :3]))
     turned_normals = np.einsum("bij,nj->bni", rotations, normals)
     enc = np.concatenate([points, turned_normals], 2) if encoder_input.shape[1] == 6 else points
@@ -199,19 +227,24 @@ def batch_scores(runner: Runner, encoder_input: np.ndarray, normals: np.ndarray,
     fit = (1 - inside).mean(1) + (outside * free).sum(1) / max(int(free.sum()), 1)
     extent, height = frames
     footprint = extent[:, 0] * extent[:, 2] / (extent**2).sum(1)
-    return fit + FOOTPRINT_WEIGHT * footprint - HEIGHT_WEIGHT * height + cue_scores(points, extent, cues)
+    return fit + FOOTPRINT_WEIGHT * footprint - HEIGHT_WEIGHT * height + cue_scores(points, extent, cues, outline)
 
 
-def cue_scores(points: np.ndarray, extent: np.ndarray, cues: tuple[str, ...]) -> np.ndarray:
+def cue_scores(points: np.ndarray, extent: np.ndarray, cues: tuple[str, ...],
+               outline: np.ndarray | None = None) -> np.ndarray:
     """Per pose of a batch of normalised point sets (B, n, 3): the category's cues, lower
-    where the pose shows what its canonical pose has."""
+    where the pose shows what its canonical pose has (`outline`: indices of the points
+    the footprint's outline is among, all by default)."""
     out = np.zeros(len(points))
     if "back" in cues:
         top = points[:, :, 1] >= np.quantile(points[:, :, 1], 1 - UPPER_SHARE, axis=1, keepdims=True)
         upper_z = (points[:, :, 2] * top).sum(1) / top.sum(1)
-        out -= BACK_WEIGHT * (upper_z - points[:, :, 2].mean(1))
+        out -= BACK_WEIGHT * np.clip(upper_z - points[:, :, 2].mean(1), -BACK_CAP, BACK_CAP)
     if "box" in cues:
-        out += BOX_WEIGHT * (extent[:, 0] * extent[:, 2] / np.array([smallest_rectangle(p[:, [0, 2]]) for p in points]) - 1)
+        rim = points if outline is None else points[:, outline]
+        out += BOX_WEIGHT * (extent[:, 0] * extent[:, 2] / np.array([smallest_rectangle(p[:, [0, 2]]) for p in rim]) - 1)
+    if "flat" in cues:
+        out += FLAT_WEIGHT * extent[:, 1]
     if "wide" in cues:
         out += WIDE_WEIGHT * (extent[:, 2] - extent[:, 0]) / (extent[:, 2] + extent[:, 0])
     return out
@@ -235,6 +268,7 @@ def normalised(points: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.nda
     unit diagonal, as the engine frames a shape; with each box's extent and the mean
     height of its points."""
     lo, hi = points.min(1, keepdims=True), points.max(1, keepdims=True)
-    out = (points - (lo + hi) / 2) / np.linalg.norm(hi - lo, axis=2, keepdims=True)
-    extent = (hi - lo)[:, 0]
+    diagonal = np.linalg.norm(hi - lo, axis=2, keepdims=True)
+    out = (points - (lo + hi) / 2) / diagonal
+    extent = ((hi - lo) / diagonal)[:, 0]  # of the normalised points
     return out, (extent, out[:, :, 1].mean(1))
