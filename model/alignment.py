@@ -53,6 +53,8 @@ YAW_TURNS = 24  # yaw mode: the full circle in 15 degree steps
 SPHERE_UPS = 32  # full mode: up directions spread over the sphere (about 35 degrees apart)
 HULL_UPS = 4  # full mode: plus the largest flat supports of the convex hull
 SPHERE_TURNS = 12  # full mode: turns about each up direction (30 degrees)
+SCREEN_PROBE_POINTS = 64  # full mode: every coarse pose is first scored on this many points,
+SCREENED = 16  # and the best this many again on FULL_PROBE_POINTS (the same PSB shares as all)
 KEEP = 3  # full mode: best coarse poses refined
 # The pose a shape arrives in is kept unless another scores this much better: a mesh
 # modelled upright and facing front is the common case, and on poses the score cannot
@@ -83,15 +85,18 @@ def best_rotation(runner: Runner, encoder_input: np.ndarray, seed: int, mode: Al
         return np.eye(3)
     points, normals = surface_with_normals(encoder_input)
 
-    def score(rotations: np.ndarray) -> np.ndarray:
-        probes = PROBE_POINTS if mode == "yaw" else FULL_PROBE_POINTS
+    def score(rotations: np.ndarray, probes: int = PROBE_POINTS if mode == "yaw" else FULL_PROBE_POINTS) -> np.ndarray:
         return pose_scores(runner, encoder_input, normals, rotations, seed, POSE_CUES.get(category, ()), probes)
 
     if mode == "yaw":
         coarse = yaw_rotations(YAW_TURNS)  # the first is the identity
+        scores = score(coarse)
     else:
         coarse = np.concatenate([np.eye(3)[None], *(turned(up_to_y(u), SPHERE_TURNS) for u in up_candidates(points))])
-    scores = score(coarse)
+        # a first pass on few points picks the poses worth scoring fully (the identity always is)
+        first = score(coarse, SCREEN_PROBE_POINTS)
+        coarse = coarse[np.unique(np.concatenate([[0], np.argsort(first)[:SCREENED]]))]
+        scores = score(coarse)
     keep = np.argsort(scores)[: 1 if mode == "yaw" else KEEP]
     best, best_score = refine(score, coarse[keep], scores[keep], tilt=mode is True)
     margin = KEEP_MARGIN if arrives_square(points, POSE_CUES.get(category, ())) else 0.0
