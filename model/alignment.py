@@ -41,9 +41,9 @@ HEIGHT_WEIGHT = 0.25  # hint: the shape's surface lies above its bounding-box ce
 # footprint rectangle (within 1 degree on 18 of 20 PSB chairs; an airplane's swept wings
 # put that rectangle 15-45 degrees off); a table is wider along X than deep; an airplane's
 # height is its smallest extent.
-POSE_CUES = {"chair": ("back", "box"), "airplane": ("back", "flat"), "table": ("box", "wide")}
-UPPER_SHARE = 0.2  # "back": the highest fifth of the surface points
-BACK_WEIGHT = 1.0  # per model unit its centre lies toward +Z from the whole surface's,
+POSE_CUES = {"chair": ("back", "box"), "airplane": ("fin", "flat"), "table": ("box", "wide")}
+UPPER_SHARE = {"back": 0.2, "fin": 0.05}  # the highest fifth of a chair's surface points, twentieth of an airplane's
+BACK_WEIGHT = 1.0  # "back", "fin": per model unit that part's centre lies toward +Z from the whole surface's,
 BACK_CAP = 0.1  # up to an upright chair's: tilting a shape back lifts it further
 BOX_WEIGHT = 0.5  # "box": per unit of footprint area over the smallest footprint rectangle's, less 1
 FLAT_WEIGHT = 1.0  # "flat": per unit of height (an airplane rolled or pitched is tall)
@@ -241,8 +241,8 @@ def cue_scores(points: np.ndarray, extent: np.ndarray, cues: tuple[str, ...],
     where the pose shows what its canonical pose has (`outline`: indices of the points
     the footprint's outline is among, all by default)."""
     out = np.zeros(len(points))
-    if "back" in cues:
-        top = points[:, :, 1] >= np.quantile(points[:, :, 1], 1 - UPPER_SHARE, axis=1, keepdims=True)
+    for cue in {"back", "fin"}.intersection(cues):
+        top = points[:, :, 1] >= np.quantile(points[:, :, 1], 1 - UPPER_SHARE[cue], axis=1, keepdims=True)
         upper_z = (points[:, :, 2] * top).sum(1) / top.sum(1)
         out -= BACK_WEIGHT * np.clip(upper_z - points[:, :, 2].mean(1), -BACK_CAP, BACK_CAP)
     if "box" in cues:
