@@ -84,9 +84,10 @@ def best_rotation(runner: Runner, encoder_input: np.ndarray, seed: int, mode: Al
     if mode is False:
         return np.eye(3)
     points, normals = surface_with_normals(encoder_input)
+    cues, outline = POSE_CUES.get(category, ()), hull_vertices(points)
 
     def score(rotations: np.ndarray, probes: int = PROBE_POINTS if mode == "yaw" else FULL_PROBE_POINTS) -> np.ndarray:
-        return pose_scores(runner, encoder_input, normals, rotations, seed, POSE_CUES.get(category, ()), probes)
+        return pose_scores(runner, encoder_input, normals, rotations, seed, cues, probes, outline)
 
     if mode == "yaw":
         coarse = yaw_rotations(YAW_TURNS)  # the first is the identity
@@ -99,13 +100,14 @@ def best_rotation(runner: Runner, encoder_input: np.ndarray, seed: int, mode: Al
         scores = score(coarse)
     keep = np.argsort(scores)[: 1 if mode == "yaw" else KEEP]
     best, best_score = refine(score, coarse[keep], scores[keep], tilt=mode is True)
-    margin = KEEP_MARGIN if arrives_square(points, POSE_CUES.get(category, ())) else 0.0
+    margin = KEEP_MARGIN if arrives_square(points[outline], cues) else 0.0
     return best if scores[0] - best_score > margin else np.eye(3)
 
 
 def arrives_square(points: np.ndarray, cues: tuple[str, ...]) -> bool:
-    """Whether the shape's pose as given may be its modelled one: for furniture, standing
-    square to its smallest footprint rectangle (a turned chair or table visibly is not)."""
+    """Whether the shape (its points, or those on its hull) as given may be in its modelled
+    pose: for furniture, standing square to its smallest footprint rectangle (a turned
+    chair or table visibly is not)."""
     if "box" not in cues:
         return True
     xz = points[:, [0, 2]]
@@ -182,14 +184,14 @@ def local_moves(step: float, tilt: bool) -> np.ndarray:
 
 
 def pose_scores(runner: Runner, encoder_input: np.ndarray, normals: np.ndarray, rotations: np.ndarray,
-                seed: int, cues: tuple[str, ...] = (), probes: int = PROBE_POINTS) -> np.ndarray:
+                seed: int, cues: tuple[str, ...] = (), probes: int = PROBE_POINTS,
+                outline: np.ndarray | None = None) -> np.ndarray:
     """Per pose: how badly f explains the surface under E's code of the shape in that
     pose (inside 1, outside 0), plus the footprint and height hints and the category's
-    cue; lower is better."""
+    cue; lower is better (`outline`: as for `cue_scores`)."""
     points = encoder_input[:, :3]
     probe = np.random.default_rng(seed).choice(len(points), min(probes, len(points)), replace=False)
     free = outside_is_free(points, normals, probe)
-    outline = hull_vertices(points)
     out = [batch_scores(runner, encoder_input, normals, rotations[i : i + BATCH], probe, free, cues, outline)
            for i in range(0, len(rotations), BATCH)]
     return np.concatenate(out)
