@@ -64,6 +64,8 @@ KEEP_MARGIN = 0.1
 # turned (its footprint's box this much larger than its smallest rectangle) is realigned
 # on the score alone.
 SQUARE_TOLERANCE = 1.03
+FEET_LAYER = 0.1  # ...and its feet (its points this share of its height above its lowest) square to theirs
+DIAGONAL = Rotation.from_euler("z", 45, degrees=True).as_matrix()[:2, :2]  # a 45 degree turn of xz points
 REFINE_STEPS = (10.0, 5.0, 2.5)  # degrees of each refinement round (tilt and turn)
 
 
@@ -100,18 +102,24 @@ def best_rotation(runner: Runner, encoder_input: np.ndarray, seed: int, mode: Al
         scores = score(coarse)
     keep = np.argsort(scores)[: 1 if mode == "yaw" else KEEP]
     best, best_score = refine(score, coarse[keep], scores[keep], tilt=mode is True)
-    margin = KEEP_MARGIN if arrives_square(points[outline], cues) else 0.0
+    margin = KEEP_MARGIN if arrives_square(points, outline, cues) else 0.0
     return best if scores[0] - best_score > margin else np.eye(3)
 
 
-def arrives_square(points: np.ndarray, cues: tuple[str, ...]) -> bool:
-    """Whether the shape (its points, or those on its hull) as given may be in its modelled
-    pose: for furniture, standing square to its smallest footprint rectangle (a turned
-    chair or table visibly is not)."""
+def arrives_square(points: np.ndarray, outline: np.ndarray, cues: tuple[str, ...]) -> bool:
+    """Whether the shape as given may be in its modelled pose: for furniture, standing
+    square to its smallest footprint rectangle (a turned chair or table visibly is not),
+    and its feet square or diagonal to theirs (a round table top is square to any turn;
+    its four legs stand on the diagonals or on the axes)."""
     if "box" not in cues:
         return True
-    xz = points[:, [0, 2]]
-    return float(np.ptp(xz, axis=0).prod()) <= SQUARE_TOLERANCE * smallest_rectangle(xz)
+    feet = points[points[:, 1] <= points[:, 1].min() + FEET_LAYER * np.ptp(points[:, 1])][:, [0, 2]]
+    return is_square(points[outline][:, [0, 2]]) and (is_square(feet) or is_square(feet @ DIAGONAL))
+
+
+def is_square(xz: np.ndarray) -> bool:
+    """Whether 2D points stand square to their smallest rectangle (too few to tell: yes)."""
+    return len(xz) < 3 or float(np.ptp(xz, axis=0).prod()) <= SQUARE_TOLERANCE * smallest_rectangle(xz)
 
 
 def surface_with_normals(encoder_input: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
