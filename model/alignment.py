@@ -2,14 +2,15 @@
 
 A pose is scored by how well f, under E's code of the shape in that pose, explains the
 shape's surface: occupancy near 1 just inside the surface (against the outward normal)
-and near 0 just outside, plus two weak hints on the pose itself (a compact footprint, and
-surface area that lies high: seats, backs and table tops sit above thin legs), and the
-cues of the engine's category (`POSE_CUES`). Poses are scored in batches: E runs on the
+and near 0 just outside, plus a weak hint on the pose itself (a compact footprint) and
+the cues of the engine's category (`POSE_CUES`: where its surface lies high or low, a
+chair's back, a table's width and feet, an airplane's fin and flatness). Poses are scored in batches: E runs on the
 rotated point sets, f on their codes, a runner's chunk of points at a time.
 
 Modes: `"yaw"` searches the full circle about +Y (shapes known to be upright); `True`
-searches up directions over the sphere (and the coordinate axes, the shape's flat
-supports and principal axes) times turns about each, then refines the best poses locally.
+first finds the up direction, searching up directions over the sphere (and the
+coordinate axes, the shape's flat supports and principal axes) times turns about each and
+refining the best poses locally, then searches the turn about it as yaw mode does.
 Measured figures: docs/model.md, benchmarks/RESULTS.md.
 """
 from __future__ import annotations
@@ -34,20 +35,28 @@ INSIDE = 0.02  # f is asked for 1 this far inside the surface (thin plates are ~
 OUTSIDE = 0.02  # and for 0 this far outside, where that spot is free of other surface:
 FREE_SHARE = 0.7  # its nearest surface point at least this share of OUTSIDE away
 FOOTPRINT_WEIGHT = 0.25  # hint: a shape is turned to its tightest xz bounding box
-HEIGHT_WEIGHT = 0.25  # hint: the shape's surface lies above its bounding-box centre
 # The category's own cues, where the model's fit tells poses apart too weakly on real
 # shapes: a chair's back and an airplane's tail fin lift its upper surface toward +Z (true
 # of all 20 PSB chairs and 19 of 20 airplanes); furniture stands square to its smallest
 # footprint rectangle (within 1 degree on 18 of 20 PSB chairs; an airplane's swept wings
-# put that rectangle 15-45 degrees off); a table is wider along X than deep; an airplane's
-# height is its smallest extent.
-POSE_CUES = {"chair": ("back", "box"), "airplane": ("fin", "flat"), "table": ("box", "wide")}
+# put that rectangle 15-45 degrees off) and a table's feet stand square (or diagonal) to
+# theirs; a table is wider along X than deep (19 of 20 PSB tables, the 20th square); an
+# airplane's height is its smallest extent; the surface's mean height lies high in a
+# chair's box and a table's (the top: all 20 PSB tables 0.19-0.40 of the height above the
+# centre) and low in an airplane's (its fin rises above wings and body: 19 of 20, -0.09 to -0.32).
+YAW_CUES = ("wide", "feet")  # cues that tell turns about the up axis apart, and are left out while it is sought
+POSE_CUES = {"chair": ("back", "box", "high"), "airplane": ("fin", "flat", "low"),
+             "table": ("box", "wide", "feet", "high")}
+DEFAULT_CUES = ("high",)  # categories without cues of their own
 UPPER_SHARE = {"back": 0.2, "fin": 0.05}  # the highest fifth of a chair's surface points, twentieth of an airplane's
 BACK_WEIGHT = 1.0  # "back", "fin": per model unit that part's centre lies toward +Z from the whole surface's,
 BACK_CAP = 0.1  # up to an upright chair's: tilting a shape back lifts it further
 BOX_WEIGHT = 0.5  # "box": per unit of footprint area over the smallest footprint rectangle's, less 1
 FLAT_WEIGHT = 1.0  # "flat": per unit of height (an airplane rolled or pitched is tall)
-WIDE_WEIGHT = 0.1  # "wide": per unit of (depth - width) / (depth + width)
+WIDE_WEIGHT = 0.5  # "wide": per unit of (depth - width) / (depth + width)
+FEET_WEIGHT = 0.25  # "feet": per unit of the feet's box over their smallest rectangle (or its 45 degree turn's), less 1
+HIGH_WEIGHT = 0.25  # "high": per unit of the surface's mean height over the box's height (from its centre)
+LOW_WEIGHT = 0.25  # "low": the same, the other way
 BATCH = 64  # poses normalised at once (E and f see the runner's chunk of points at a time)
 YAW_TURNS = 24  # yaw mode: the full circle in 15 degree steps
 SPHERE_UPS = 32  # full mode: up directions spread over the sphere (about 35 degrees apart)
@@ -55,7 +64,12 @@ HULL_UPS = 4  # full mode: plus the largest flat supports of the convex hull
 SPHERE_TURNS = 12  # full mode: turns about each up direction (30 degrees)
 SCREEN_PROBE_POINTS = 64  # full mode: every coarse pose is first scored on this many points,
 SCREENED = 16  # and the best this many again on FULL_PROBE_POINTS (the same PSB shares as all)
-KEEP = 3  # full mode: best coarse poses refined
+SCREEN_ENCODER_POINTS = 256  # ...with E seeing this many of its points (4 times cheaper; the same PSB shares)
+# full mode: the best coarse poses refined (the score is sharp: a pose 10 degrees off the
+# truth can rank below wrong ones), each more than DISTINCT degrees from those better
+KEEP = 6
+DISTINCT = 20.0  # (neighbours on the coarse grid are one start)
+FINE_KEEP = 2  # after each refinement step only the best this many go on to the finer ones
 # The pose a shape arrives in is kept unless another scores this much better: a mesh
 # modelled upright and facing front is the common case, and on poses the score cannot
 # tell apart (a round table's legs, a desk's two long sides) a turn is a guess.
@@ -81,29 +95,43 @@ def check_mode(align: object) -> AlignMode:
 def best_rotation(runner: Runner, encoder_input: np.ndarray, seed: int, mode: AlignMode = True,
                   category: str = "") -> np.ndarray:
     """The rotation R (p_model = R p) the model explains the shape best under (with the
-    pose cue of `category`, where POSE_CUES has one)."""
+    pose cues of `category`, where POSE_CUES has them): in full mode the up direction
+    first, then in either mode the turn about it."""
     mode = check_mode(mode)
     if mode is False:
         return np.eye(3)
     points, normals = surface_with_normals(encoder_input)
-    cues, outline = POSE_CUES.get(category, ()), hull_vertices(points)
+    cues, outline = POSE_CUES.get(category, DEFAULT_CUES), hull_vertices(points)
 
-    def score(rotations: np.ndarray, probes: int = PROBE_POINTS if mode == "yaw" else FULL_PROBE_POINTS) -> np.ndarray:
-        return pose_scores(runner, encoder_input, normals, rotations, seed, cues, probes, outline)
+    def score(rotations: np.ndarray, probes: int = PROBE_POINTS, cues: tuple[str, ...] = cues,
+              sample: int | None = None) -> np.ndarray:
+        """Scores of `rotations`; E sees `sample` of its points where given (a cheaper code)."""
+        if sample is None or sample >= len(encoder_input):
+            return pose_scores(runner, encoder_input, normals, rotations, seed, cues, probes, outline)
+        pick = np.random.default_rng(seed).choice(len(encoder_input), sample, replace=False)
+        return pose_scores(runner, encoder_input[pick], normals[pick], rotations, seed, cues, probes,
+                           hull_vertices(points[pick]))
 
-    if mode == "yaw":
-        coarse = yaw_rotations(YAW_TURNS)  # the first is the identity
-        scores = score(coarse)
-    else:
-        coarse = np.concatenate([np.eye(3)[None], *(turned(up_to_y(u), SPHERE_TURNS) for u in up_candidates(points))])
-        # a first pass on few points picks the poses worth scoring fully (the identity always is)
-        first = score(coarse, SCREEN_PROBE_POINTS)
-        coarse = coarse[np.unique(np.concatenate([[0], np.argsort(first)[:SCREENED]]))]
-        scores = score(coarse)
-    keep = np.argsort(scores)[: 1 if mode == "yaw" else KEEP]
-    best, best_score = refine(score, coarse[keep], scores[keep], tilt=mode is True)
+    upright = np.eye(3) if mode == "yaw" else best_up(score, points, tuple(c for c in cues if c not in YAW_CUES))
+    coarse = turned(upright, YAW_TURNS)  # the first is `upright` itself
+    scores = score(coarse)
+    keep = np.argsort(scores)[:1]
+    best, best_score = refine(score, coarse[keep], scores[keep], tilt=False)
+    given = scores[0] if mode == "yaw" else score(np.eye(3)[None])[0]
     margin = KEEP_MARGIN if arrives_square(points, outline, cues) else 0.0
-    return best if scores[0] - best_score > margin else np.eye(3)
+    return best if given - best_score > margin else np.eye(3)
+
+
+def best_up(score, points: np.ndarray, cues: tuple[str, ...]) -> np.ndarray:
+    """Full mode's search over up directions and turns about each (the turn is settled
+    afterwards): a rotation that stands the shape up."""
+    coarse = np.concatenate([np.eye(3)[None], *(turned(up_to_y(u), SPHERE_TURNS) for u in up_candidates(points))])
+    # a first pass on few points picks the poses worth scoring fully (the identity always is)
+    first = score(coarse, SCREEN_PROBE_POINTS, cues, sample=SCREEN_ENCODER_POINTS)
+    coarse = coarse[np.unique(np.concatenate([[0], np.argsort(first)[:SCREENED]]))]
+    scores = score(coarse, FULL_PROBE_POINTS, cues)
+    keep = distinct(coarse, np.argsort(scores), KEEP)
+    return refine(lambda r: score(r, FULL_PROBE_POINTS, cues), coarse[keep], scores[keep], tilt=True)[0]
 
 
 def arrives_square(points: np.ndarray, outline: np.ndarray, cues: tuple[str, ...]) -> bool:
@@ -113,13 +141,13 @@ def arrives_square(points: np.ndarray, outline: np.ndarray, cues: tuple[str, ...
     its four legs stand on the diagonals or on the axes)."""
     if "box" not in cues:
         return True
-    feet = points[points[:, 1] <= points[:, 1].min() + FEET_LAYER * np.ptp(points[:, 1])][:, [0, 2]]
-    return is_square(points[outline][:, [0, 2]]) and (is_square(feet) or is_square(feet @ DIAGONAL))
+    xz = feet(points)
+    return is_square(points[outline][:, [0, 2]]) and (is_square(xz) or is_square(xz @ DIAGONAL))
 
 
 def is_square(xz: np.ndarray) -> bool:
     """Whether 2D points stand square to their smallest rectangle (too few to tell: yes)."""
-    return len(xz) < 3 or float(np.ptp(xz, axis=0).prod()) <= SQUARE_TOLERANCE * smallest_rectangle(xz)
+    return box_over_smallest(xz) <= SQUARE_TOLERANCE
 
 
 def surface_with_normals(encoder_input: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -165,6 +193,19 @@ def up_candidates(points: np.ndarray) -> np.ndarray:
     return np.concatenate([sphere, coordinate, axes, -axes, supports])
 
 
+def distinct(rotations: np.ndarray, order: np.ndarray, count: int) -> np.ndarray:
+    """The first `count` of `order` that are each more than `DISTINCT` degrees from those
+    before them (neighbours on the coarse grid are one start for a refinement)."""
+    kept: list[int] = []
+    for i in order:
+        cos = (np.einsum("kij,ij->k", rotations[kept], rotations[i]) - 1) / 2  # trace(Ra^T Rb) = 1 + 2 cos
+        if not kept or np.degrees(np.arccos(np.clip(cos, -1, 1))).min() > DISTINCT:
+            kept.append(int(i))
+        if len(kept) == count:
+            break
+    return np.array(kept)
+
+
 def refine(score, start: np.ndarray, start_score: np.ndarray, tilt: bool) -> tuple[np.ndarray, float]:
     """Local search from each of `start`'s poses (scored `start_score`): small turns (and
     tilts) of shrinking size, keeping any that scores better, a second move of a size only
@@ -181,6 +222,8 @@ def refine(score, start: np.ndarray, start_score: np.ndarray, tilt: bool) -> tup
             best_score = np.where(better, s[np.arange(len(best)), pick], best_score)
             if not better.any():
                 break
+        survivors = np.argsort(best_score)[:FINE_KEEP]  # the finer steps only polish the leaders
+        best, best_score = best[survivors], best_score[survivors]
     i = int(np.argmin(best_score))
     return best[i], float(best_score[i])
 
@@ -195,7 +238,7 @@ def pose_scores(runner: Runner, encoder_input: np.ndarray, normals: np.ndarray, 
                 seed: int, cues: tuple[str, ...] = (), probes: int = PROBE_POINTS,
                 outline: np.ndarray | None = None) -> np.ndarray:
     """Per pose: how badly f explains the surface under E's code of the shape in that
-    pose (inside 1, outside 0), plus the footprint and height hints and the category's
+    pose (inside 1, outside 0), plus the footprint hint and the category's
     cue; lower is better (`outline`: as for `cue_scores`)."""
     points = encoder_input[:, :3]
     probe = np.random.default_rng(seed).choice(len(points), min(probes, len(points)), replace=False)
@@ -224,7 +267,7 @@ def outside_is_free(points: np.ndarray, normals: np.ndarray, probe: np.ndarray) 
 def batch_scores(runner: Runner, encoder_input: np.ndarray, normals: np.ndarray, rotations: np.ndarray,
                  probe: np.ndarray, free: np.ndarray, cues: tuple[str, ...] = (),
                  outline: np.ndarray | None = None) -> np.ndarray:
-    points, frames = normalised(np.einsum("bij,nj->bni", rotations, encoder_input[:, :3]))
+    points, extent = normalised(np.einsum("bij,nj->bni", rotations, encoder_input[:, :3]))
     turned_normals = np.einsum("bij,nj->bni", rotations, normals)
     enc = np.concatenate([points, turned_normals], 2) if encoder_input.shape[1] == 6 else points
     p, n = points[:, probe], turned_normals[:, probe]
@@ -240,9 +283,8 @@ def batch_scores(runner: Runner, encoder_input: np.ndarray, normals: np.ndarray,
             inside[i : i + step] = occupancy(p[i : i + step] - INSIDE * n[i : i + step], codes)
             outside[i : i + step] = occupancy(p[i : i + step] + OUTSIDE * n[i : i + step], codes)
     fit = (1 - inside).mean(1) + (outside * free).sum(1) / max(int(free.sum()), 1)
-    extent, height = frames
     footprint = extent[:, 0] * extent[:, 2] / (extent**2).sum(1)
-    return fit + FOOTPRINT_WEIGHT * footprint - HEIGHT_WEIGHT * height + cue_scores(points, extent, cues, outline)
+    return fit + FOOTPRINT_WEIGHT * footprint + cue_scores(points, extent, cues, outline)
 
 
 def cue_scores(points: np.ndarray, extent: np.ndarray, cues: tuple[str, ...],
@@ -262,7 +304,27 @@ def cue_scores(points: np.ndarray, extent: np.ndarray, cues: tuple[str, ...],
         out += FLAT_WEIGHT * extent[:, 1]
     if "wide" in cues:
         out += WIDE_WEIGHT * (extent[:, 2] - extent[:, 0]) / (extent[:, 2] + extent[:, 0])
+    if "feet" in cues:
+        out += FEET_WEIGHT * np.array([min(box_over_smallest(xz), box_over_smallest(xz @ DIAGONAL)) - 1
+                                       for xz in map(feet, points)])
+    level = points[:, :, 1].mean(1) / np.maximum(extent[:, 1], 1e-9)  # the surface's mean height over the box's
+    if "high" in cues:
+        out -= HIGH_WEIGHT * level
+    if "low" in cues:
+        out += LOW_WEIGHT * level
     return out
+
+
+def feet(points: np.ndarray) -> np.ndarray:
+    """The xz of the points within `FEET_LAYER` of the height above the lowest."""
+    y = points[:, 1]
+    return points[y <= y.min() + FEET_LAYER * np.ptp(y)][:, [0, 2]]
+
+
+def box_over_smallest(xz: np.ndarray) -> float:
+    """The area of 2D points' axis-aligned box over their smallest rectangle's (1 when too
+    few to tell)."""
+    return float(np.ptp(xz, axis=0).prod()) / smallest_rectangle(xz) if len(xz) >= 3 else 1.0
 
 
 def smallest_rectangle(xy: np.ndarray) -> float:
@@ -278,12 +340,11 @@ def smallest_rectangle(xy: np.ndarray) -> float:
     return max(float((np.ptp(u, axis=1) * np.ptp(v, axis=1)).min()), 1e-12)
 
 
-def normalised(points: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+def normalised(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each of a batch of point sets (B, n, 3) centred on its bounding box and scaled to a
-    unit diagonal, as the engine frames a shape; with each box's extent and the mean
-    height of its points."""
+    unit diagonal, as the engine frames a shape; with each box's extent."""
     lo, hi = points.min(1, keepdims=True), points.max(1, keepdims=True)
     diagonal = np.linalg.norm(hi - lo, axis=2, keepdims=True)
     out = (points - (lo + hi) / 2) / diagonal
     extent = ((hi - lo) / diagonal)[:, 0]  # of the normalised points
-    return out, (extent, out[:, :, 1].mean(1))
+    return out, extent
