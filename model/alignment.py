@@ -141,8 +141,7 @@ def arrives_square(points: np.ndarray, outline: np.ndarray, cues: tuple[str, ...
     its four legs stand on the diagonals or on the axes)."""
     if "box" not in cues:
         return True
-    xz = feet(points)
-    return is_square(points[outline][:, [0, 2]]) and (is_square(xz) or is_square(xz @ DIAGONAL))
+    return is_square(points[outline][:, [0, 2]]) and feet_off_square(points) <= SQUARE_TOLERANCE
 
 
 def is_square(xz: np.ndarray) -> bool:
@@ -305,8 +304,7 @@ def cue_scores(points: np.ndarray, extent: np.ndarray, cues: tuple[str, ...],
     if "wide" in cues:
         out += WIDE_WEIGHT * (extent[:, 2] - extent[:, 0]) / (extent[:, 2] + extent[:, 0])
     if "feet" in cues:
-        out += FEET_WEIGHT * np.array([min(box_over_smallest(xz), box_over_smallest(xz @ DIAGONAL)) - 1
-                                       for xz in map(feet, points)])
+        out += FEET_WEIGHT * (np.array([feet_off_square(p) for p in points]) - 1)
     level = points[:, :, 1].mean(1) / np.maximum(extent[:, 1], 1e-9)  # the surface's mean height over the box's
     if "high" in cues:
         out -= HIGH_WEIGHT * level
@@ -315,10 +313,13 @@ def cue_scores(points: np.ndarray, extent: np.ndarray, cues: tuple[str, ...],
     return out
 
 
-def feet(points: np.ndarray) -> np.ndarray:
-    """The xz of the points within `FEET_LAYER` of the height above the lowest."""
+def feet_off_square(points: np.ndarray) -> float:
+    """How far the feet (the points within `FEET_LAYER` of the height above the lowest)
+    stand off square to their smallest rectangle, or off diagonal to it: the smaller of
+    `box_over_smallest` for their xz as given and turned by 45 degrees."""
     y = points[:, 1]
-    return points[y <= y.min() + FEET_LAYER * np.ptp(y)][:, [0, 2]]
+    xz = points[y <= y.min() + FEET_LAYER * np.ptp(y)][:, [0, 2]]
+    return min(box_over_smallest(xz), box_over_smallest(xz @ DIAGONAL))
 
 
 def box_over_smallest(xz: np.ndarray) -> float:
