@@ -40,10 +40,11 @@ FOOTPRINT_WEIGHT = 0.25  # hint: a shape is turned to its tightest xz bounding b
 # of all 20 PSB chairs and 19 of 20 airplanes); furniture stands square to its smallest
 # footprint rectangle (within 1 degree on 18 of 20 PSB chairs; an airplane's swept wings
 # put that rectangle 15-45 degrees off) and a table's feet stand square (or diagonal) to
-# theirs; a table is wider along X than deep (19 of 20 PSB tables, the 20th square); an
-# airplane's height is its smallest extent; the surface's mean height lies high in a
-# chair's box and a table's (the top: all 20 PSB tables 0.19-0.40 of the height above the
-# centre) and low in an airplane's (its fin rises above wings and body: 19 of 20, -0.09 to -0.32).
+# theirs, four under a round top one per quadrant as under a rectangular one; a table is
+# wider along X than deep (19 of 20 PSB tables, the 20th square); an airplane's height is
+# its smallest extent; the surface's mean height lies high in a chair's box and a table's
+# (the top: all 20 PSB tables 0.19-0.40 of the height above the centre) and low in an
+# airplane's (its fin rises above wings and body: 19 of 20, -0.09 to -0.32).
 YAW_CUES = ("wide", "feet")  # cues that tell turns about the up axis apart, and are left out while it is sought
 POSE_CUES = {"chair": ("back", "box", "high"), "airplane": ("fin", "flat", "low"),
              "table": ("box", "wide", "feet", "high")}
@@ -55,6 +56,7 @@ BOX_WEIGHT = 0.5  # "box": per unit of footprint area over the smallest footprin
 FLAT_WEIGHT = 1.0  # "flat": per unit of height (an airplane rolled or pitched is tall)
 WIDE_WEIGHT = 0.5  # "wide": per unit of (depth - width) / (depth + width)
 FEET_WEIGHT = 0.25  # "feet": per unit of the feet's box over their smallest rectangle (or its 45 degree turn's), less 1
+SQUARE_FEET_WEIGHT = 0.08  # and per unit of that box over the smallest rectangle's, less 1, without the turn
 HIGH_WEIGHT = 0.25  # "high": per unit of the surface's mean height over the box's height (from its centre)
 LOW_WEIGHT = 0.25  # "low": the same, the other way
 BATCH = 64  # poses normalised at once (E and f see the runner's chunk of points at a time)
@@ -304,7 +306,9 @@ def cue_scores(points: np.ndarray, extent: np.ndarray, cues: tuple[str, ...],
     if "wide" in cues:
         out += WIDE_WEIGHT * (extent[:, 2] - extent[:, 0]) / (extent[:, 2] + extent[:, 0])
     if "feet" in cues:
-        out += FEET_WEIGHT * (np.array([feet_off_square(p) for p in points]) - 1)
+        square, diagonal = np.array([[box_over_smallest(xz), box_over_smallest(xz @ DIAGONAL)]
+                                     for xz in map(feet, points)]).T
+        out += FEET_WEIGHT * (np.minimum(square, diagonal) - 1) + SQUARE_FEET_WEIGHT * (square - 1)
     level = points[:, :, 1].mean(1) / np.maximum(extent[:, 1], 1e-9)  # the surface's mean height over the box's
     if "high" in cues:
         out -= HIGH_WEIGHT * level
@@ -314,12 +318,16 @@ def cue_scores(points: np.ndarray, extent: np.ndarray, cues: tuple[str, ...],
 
 
 def feet_off_square(points: np.ndarray) -> float:
-    """How far the feet (the points within `FEET_LAYER` of the height above the lowest)
-    stand off square to their smallest rectangle, or off diagonal to it: the smaller of
-    `box_over_smallest` for their xz as given and turned by 45 degrees."""
-    y = points[:, 1]
-    xz = points[y <= y.min() + FEET_LAYER * np.ptp(y)][:, [0, 2]]
+    """How far the feet stand off square to their smallest rectangle, or off diagonal to
+    it: the smaller of `box_over_smallest` for their xz as given and turned by 45 degrees."""
+    xz = feet(points)
     return min(box_over_smallest(xz), box_over_smallest(xz @ DIAGONAL))
+
+
+def feet(points: np.ndarray) -> np.ndarray:
+    """The xz of the points within `FEET_LAYER` of the height above the lowest."""
+    y = points[:, 1]
+    return points[y <= y.min() + FEET_LAYER * np.ptp(y)][:, [0, 2]]
 
 
 def box_over_smallest(xz: np.ndarray) -> float:
