@@ -63,7 +63,7 @@ BATCH = 64  # poses normalised at once (E and f see the runner's chunk of points
 YAW_TURNS = 24  # yaw mode: the full circle in 15 degree steps
 SPHERE_UPS = 32  # full mode: up directions spread over the sphere (about 35 degrees apart)
 HULL_UPS = 4  # full mode: plus the largest flat supports of the convex hull
-SPHERE_TURNS = 12  # full mode: turns about each up direction (30 degrees)
+SPHERE_TURNS = 8  # full mode: turns about each up direction (45 degrees), and for furniture the 4 square to its footprint
 SCREEN_PROBE_POINTS = 64  # full mode: every coarse pose is first scored on this many points,
 SCREENED = 16  # and the best this many again on FULL_PROBE_POINTS (the same PSB shares as all)
 SCREEN_ENCODER_POINTS = 256  # ...with E seeing this many of its points (4 times cheaper; the same PSB shares)
@@ -127,7 +127,9 @@ def best_rotation(runner: Runner, encoder_input: np.ndarray, seed: int, mode: Al
 def best_up(score, points: np.ndarray, cues: tuple[str, ...]) -> np.ndarray:
     """Full mode's search over up directions and turns about each (the turn is settled
     afterwards): a rotation that stands the shape up."""
-    coarse = np.concatenate([np.eye(3)[None], *(turned(up_to_y(u), SPHERE_TURNS) for u in up_candidates(points))])
+    ups = [up_to_y(u) for u in up_candidates(points)]
+    coarse = np.concatenate([np.eye(3)[None], *(turned(r, SPHERE_TURNS) for r in ups)]
+                            + [squared(r, points) for r in ups if "box" in cues])
     # a first pass on few points picks the poses worth scoring fully (the identity always is)
     first = score(coarse, SCREEN_PROBE_POINTS, cues, sample=SCREEN_ENCODER_POINTS)
     coarse = coarse[np.unique(np.concatenate([[0], np.argsort(first)[:SCREENED]]))]
@@ -338,15 +340,29 @@ def box_over_smallest(xz: np.ndarray) -> float:
 
 def smallest_rectangle(xy: np.ndarray) -> float:
     """Area of the smallest rectangle around 2D points (one side on a convex-hull edge)."""
+    return smallest_rectangle_and_angle(xy)[0]
+
+
+def smallest_rectangle_and_angle(xy: np.ndarray) -> tuple[float, float]:
+    """The smallest rectangle around 2D points: its area and the angle of one of its sides
+    (radians from the first axis toward the second)."""
     try:
         hull = xy[ConvexHull(xy).vertices]
     except QhullError:  # collinear: no area
-        return max(float(np.ptp(xy, axis=0).prod()), 1e-12)
+        return max(float(np.ptp(xy, axis=0).prod()), 1e-12), 0.0
     edge = np.roll(hull, -1, axis=0) - hull
     angle = np.arctan2(edge[:, 1], edge[:, 0])
     c, s = np.cos(angle)[:, None], np.sin(angle)[:, None]
     u, v = hull[:, 0] * c + hull[:, 1] * s, hull[:, 1] * c - hull[:, 0] * s  # (edges, hull points)
-    return max(float((np.ptp(u, axis=1) * np.ptp(v, axis=1)).min()), 1e-12)
+    area = np.ptp(u, axis=1) * np.ptp(v, axis=1)
+    return max(float(area.min()), 1e-12), float(angle[np.argmin(area)])
+
+
+def squared(rotation: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """`rotation` followed by the four turns about +Y that stand the turned points square
+    to their smallest footprint rectangle."""
+    angle = np.degrees(smallest_rectangle_and_angle((points @ rotation.T)[:, [0, 2]])[1])
+    return Rotation.from_euler("y", angle + 90.0 * np.arange(4)[:, None], degrees=True).as_matrix() @ rotation
 
 
 def normalised(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
