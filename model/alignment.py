@@ -63,6 +63,8 @@ BATCH = 64  # poses normalised at once (E and f see the runner's chunk of points
 YAW_TURNS = 24  # yaw mode: the full circle in 15 degree steps
 SPHERE_UPS = 32  # full mode: up directions spread over the sphere (about 35 degrees apart)
 HULL_UPS = 4  # full mode: plus the largest flat supports of the convex hull
+NORMAL_UPS = 3  # and the commonest surface normal directions,
+NORMAL_SPREAD = 10.0  # counting the normals within this many degrees of each
 SPHERE_TURNS = 8  # full mode: turns about each up direction (45 degrees), and for furniture the 4 square to its footprint
 SCREEN_PROBE_POINTS = 64  # full mode: every coarse pose is first scored on this many points,
 SCREENED = 16  # and the best this many again on FULL_PROBE_POINTS (the same PSB shares as all)
@@ -114,7 +116,7 @@ def best_rotation(runner: Runner, encoder_input: np.ndarray, seed: int, mode: Al
         return pose_scores(runner, encoder_input[pick], normals[pick], rotations, seed, cues, probes,
                            hull_vertices(points[pick]))
 
-    upright = np.eye(3) if mode == "yaw" else best_up(score, points, tuple(c for c in cues if c not in YAW_CUES))
+    upright = np.eye(3) if mode == "yaw" else best_up(score, points, normals, tuple(c for c in cues if c not in YAW_CUES))
     coarse = turned(upright, YAW_TURNS)  # the first is `upright` itself
     scores = score(coarse)
     keep = np.argsort(scores)[:1]
@@ -124,10 +126,10 @@ def best_rotation(runner: Runner, encoder_input: np.ndarray, seed: int, mode: Al
     return best if given - best_score > margin else np.eye(3)
 
 
-def best_up(score, points: np.ndarray, cues: tuple[str, ...]) -> np.ndarray:
+def best_up(score, points: np.ndarray, normals: np.ndarray, cues: tuple[str, ...]) -> np.ndarray:
     """Full mode's search over up directions and turns about each (the turn is settled
     afterwards): a rotation that stands the shape up."""
-    ups = [up_to_y(u) for u in up_candidates(points)]
+    ups = [up_to_y(u) for u in up_candidates(points, normals)]
     coarse = np.concatenate([np.eye(3)[None], *(turned(r, SPHERE_TURNS) for r in ups)]
                             + [squared(r, points) for r in ups if "box" in cues])
     # a first pass on few points picks the poses worth scoring fully (the identity always is)
@@ -180,11 +182,12 @@ def up_to_y(up: np.ndarray) -> np.ndarray:
     return Rotation.from_rotvec(axis / s * np.arctan2(s, c)).as_matrix()
 
 
-def up_candidates(points: np.ndarray) -> np.ndarray:
+def up_candidates(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
     """Directions that may be the shape's up: a near-uniform spread over the sphere, the
     coordinate axes both ways (a mesh modelled Z-up, or imported Y-up, is off by an axis
-    rotation), the principal axes both ways, and the inward normals of the largest
-    convex-hull facets (a chair or table stands on its legs' flat support)."""
+    rotation), the principal axes both ways, the inward normals of the largest
+    convex-hull facets (a chair or table stands on its legs' flat support), and the
+    commonest surface normals both ways (a table's top, a chair's seat)."""
     i = np.arange(SPHERE_UPS) + 0.5
     polar, azimuth = np.arccos(1 - 2 * i / SPHERE_UPS), np.pi * (1 + 5**0.5) * i
     sphere = np.stack([np.cos(azimuth) * np.sin(polar), np.cos(polar), np.sin(azimuth) * np.sin(polar)], 1)
@@ -193,7 +196,25 @@ def up_candidates(points: np.ndarray) -> np.ndarray:
     facets = hull.facets_normal.reshape(-1, 3)  # (0,) when no two hull faces are coplanar
     supports = -facets[np.argsort(-np.asarray(hull.facets_area))[:HULL_UPS]]
     coordinate = np.concatenate([np.eye(3), -np.eye(3)])
-    return np.concatenate([sphere, coordinate, axes, -axes, supports])
+    common = common_normals(normals, NORMAL_UPS)
+    return np.concatenate([sphere, coordinate, axes, -axes, supports, common, -common])
+
+
+def common_normals(normals: np.ndarray, count: int) -> np.ndarray:
+    """Up to `count` directions (either way round) that most surface normals lie within
+    `NORMAL_SPREAD` degrees of (their mean), each more than `DISTINCT` degrees from those
+    before it."""
+    unit = normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    near = np.abs(unit @ unit.T) > np.cos(np.radians(NORMAL_SPREAD))
+    density, left, out = near.sum(1), np.ones(len(unit), bool), []
+    for _ in range(count):
+        if not left.any():
+            break
+        i = int(np.argmax(np.where(left, density, -1)))
+        mean = (unit[near[i]] * np.sign(unit[near[i]] @ unit[i])[:, None]).sum(0)  # sampled normals scatter
+        out.append(mean / np.linalg.norm(mean))
+        left &= np.abs(unit @ unit[i]) < np.cos(np.radians(DISTINCT))
+    return np.array(out).reshape(-1, 3)
 
 
 def distinct(rotations: np.ndarray, order: np.ndarray, count: int) -> np.ndarray:
