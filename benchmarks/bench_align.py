@@ -7,7 +7,7 @@ about +Y for mode `yaw`, a uniformly random 3D rotation for mode `True`. A recov
 rotation is right when the shape's up axis is within 15 degrees of +Y and its yaw within
 15 degrees, up to the shape's symmetry: a yaw error counts as a symmetry when the
 upright shape turned by it (or by the nearest of 90/180/270 degrees, within 15) lies on
-itself, Chamfer distance at most `SYMMETRY_FACTOR` times that between two independent
+itself (training/symmetry.py), Chamfer distance at most 1.5 times that between two independent
 samplings of its surface (a square table turned by 90 degrees, a rectangular one by 180).
 Mirror symmetry is no proper rotation, so the upright frame (up and yaw) is what is compared.
 
@@ -22,8 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
-from scipy.spatial.transform import Rotation
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,13 +30,14 @@ from model import Correspondence  # noqa: E402
 from model.geometry import bounding_frame, cube_rotations, sample_surface  # noqa: E402
 from model.preparation import encoder_input  # noqa: E402
 from model.validation import as_shape  # noqa: E402
+from training.evaluate import random_rotation  # noqa: E402
 from training.prepare import load_psb_upright  # noqa: E402
+from training.symmetry import turn_symmetry  # noqa: E402
 from benchmarks.timing import side_by_side  # noqa: E402
 
 PSB = ROOT.parent / "shared" / "data" / "psb"
 CATEGORIES = ("chair", "table", "airplane")
 TOLERANCE = 15.0  # degrees, for the up axis and for the yaw
-SYMMETRY_FACTOR = 1.5  # a turn is a symmetry when the turned surface lies this close to the shape
 SYMMETRY_SAMPLES = 4096
 
 
@@ -47,31 +46,9 @@ def upright_meshes(category: str, count: int) -> list[tuple[np.ndarray, np.ndarr
     return [(np.asarray(m.vertices), np.asarray(m.faces)) for m in map(load_psb_upright, files)]
 
 
-def random_rotation(mode: bool | str, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    if mode == "yaw":
-        return Rotation.from_euler("y", rng.uniform(0, 360), degrees=True).as_matrix()
-    return Rotation.random(random_state=rng.integers(2**31)).as_matrix()
-
-
-def _chamfer(a: np.ndarray, b: np.ndarray) -> float:
-    return float(cKDTree(a).query(b)[0].mean() + cKDTree(b).query(a)[0].mean()) / 2
-
-
-def _normalised(points: np.ndarray) -> np.ndarray:
-    return bounding_frame(points).to_model(points)
-
-
 def symmetry_test(vertices: np.ndarray, faces: np.ndarray):
     """-> is_symmetric(yaw degrees): does the upright shape turned by that yaw lie on itself."""
-    a = sample_surface(vertices, faces, SYMMETRY_SAMPLES, seed=0)[0]
-    floor = _chamfer(_normalised(a), _normalised(sample_surface(vertices, faces, SYMMETRY_SAMPLES, seed=1)[0]))
-
-    def is_symmetric(yaw: float) -> bool:
-        turned = a @ Rotation.from_euler("y", yaw, degrees=True).as_matrix().T
-        return _chamfer(_normalised(a), _normalised(turned)) <= SYMMETRY_FACTOR * floor
-
-    return is_symmetric
+    return turn_symmetry(*(sample_surface(vertices, faces, SYMMETRY_SAMPLES, seed=s)[0] for s in (0, 1)))
 
 
 def pose_error(rotation: np.ndarray, truth: np.ndarray) -> tuple[float, float]:

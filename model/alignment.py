@@ -23,6 +23,7 @@ import trimesh
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 from scipy.spatial.transform import Rotation
 
+from .geometry import chamfer
 from .normals import estimate_normals
 from .runner import Runner
 
@@ -82,6 +83,13 @@ KEEP_MARGIN = 0.1
 # turned (its footprint's box this much larger than its smallest rectangle) is realigned
 # on the score alone.
 SQUARE_TOLERANCE = 1.03
+# ...and where the best pose is the given one turned by a quarter, half or three-quarter
+# turn (within QUARTER_SLACK degrees) that is a symmetry of the shape (it lies on itself:
+# within this many times the Chamfer distance of two samplings), the given pose stays: a
+# round table with four legs comes back as it was, not a quarter turn away. (PSB round
+# tables lie on themselves at 0.95-1.16, a near-square one at 1.35.)
+SYMMETRY_FACTOR = 1.25
+QUARTER_SLACK = 10.0
 FEET_LAYER = 0.1  # ...and its feet (its points this share of its height above its lowest) square to theirs
 DIAGONAL = Rotation.from_euler("z", 45, degrees=True).as_matrix()[:2, :2]  # a 45 degree turn of xz points
 REFINE_STEPS = (10.0, 5.0, 2.5)  # degrees of each refinement round (tilt and turn)
@@ -123,7 +131,20 @@ def best_rotation(runner: Runner, encoder_input: np.ndarray, seed: int, mode: Al
     best, best_score = refine(score, coarse[keep], scores[keep], tilt=False)
     given = scores[0] if mode == "yaw" else score(np.eye(3)[None])[0]
     margin = KEEP_MARGIN if arrives_square(points, outline, cues) else 0.0
-    return best if given - best_score > margin else np.eye(3)
+    return best if given - best_score > margin and not symmetric_quarter_turn(points, best) else np.eye(3)
+
+
+def symmetric_quarter_turn(points: np.ndarray, rotation: np.ndarray) -> bool:
+    """Whether `rotation` is about a quarter, half or three-quarter turn about +Y under which
+    the (centred) points lie on themselves, half of them against the other half as the
+    measure of sampling."""
+    if rotation[1, 1] < np.cos(np.radians(QUARTER_SLACK)):
+        return False
+    degrees = np.degrees(np.arctan2(rotation[0, 2], rotation[0, 0])) % 90
+    if QUARTER_SLACK < degrees < 90 - QUARTER_SLACK or abs(np.trace(rotation) - 3) < 1e-9:
+        return False
+    half, other = points[0::2], points[1::2]
+    return chamfer(half, half @ rotation.T) <= SYMMETRY_FACTOR * chamfer(half, other)
 
 
 def best_up(score, points: np.ndarray, normals: np.ndarray, cues: tuple[str, ...]) -> np.ndarray:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import trimesh
+from scipy.spatial import cKDTree
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,11 @@ def barycentric(triangles: np.ndarray, points: np.ndarray) -> np.ndarray:
     bary = trimesh.triangles.points_to_barycentric(triangles, points)
     bary = np.clip(np.nan_to_num(bary, nan=1.0 / 3.0), 0.0, 1.0)
     return bary / bary.sum(axis=1, keepdims=True).clip(1e-12)
+
+
+def chamfer(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean nearest-point distance between two point sets, both ways, averaged."""
+    return float(cKDTree(a).query(b)[0].mean() + cKDTree(b).query(a)[0].mean()) / 2
 
 
 def cube_rotations() -> np.ndarray:

@@ -2,6 +2,7 @@
 
     python -m training.evaluate --checkpoint runs/chair/final.pth --procedural chair --count 60
     python -m training.evaluate --checkpoint Corr-52.pth --data data/chair_test
+    python -m training.evaluate --devset table --turned yaw   # targets turned, auto-aligned
 
 Metrics (targets are all shapes but the first --sources, which lend their labels):
 * label-transfer mIoU: each source lends each target point the label of its match (the
@@ -24,6 +25,13 @@ Metrics (targets are all shapes but the first --sources, which lend their labels
 The baseline matches each point to the nearest source point after both shapes are
 normalised (centre, unit diagonal); its "confidence" is minus that distance, and its
 label the majority of the sources' (ties to the nearest).
+
+With `--turned yaw` (or `any`) each target is first turned by a seeded random yaw about +Y
+(or a random 3D rotation), keypoints with it, and every shape is prepared with
+auto-alignment in that mode (`align="yaw"` or `True`): the figures a user gets from
+shapes that arrive in any pose, beside the baseline under the same turns. Keypoints are
+then named up to each target's turn symmetry (training/symmetry.py): a rectangular
+table turned back by half a turn has its front-left foot where its back-right was.
 """
 from __future__ import annotations
 
@@ -37,12 +45,16 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 from scipy.stats import rankdata
+from scipy.spatial.transform import Rotation
 from tqdm import tqdm
 
 from model import Correspondence
+from model.alignment import AlignMode
 
+from .devset import devset_record, load_devset
 from .families import PART_NAMES, sample_shape
 from .samples import assembly_sample
+from .symmetry import keypoint_renamings
 
 
 @dataclass
@@ -99,24 +111,55 @@ def _part_keypoints(points: np.ndarray, labels: np.ndarray) -> dict[int, int]:
 
 def _keypoint_errors(target: dict, estimates: dict[str, list[np.ndarray]], tree: cKDTree) -> list[float]:
     """The sources' estimates of each keypoint on the target, averaged, snapped to the
-    nearest target point -> distances to the target's own keypoints, per unit diagonal."""
+    nearest target point -> distances to the target's own keypoints, per unit diagonal.
+    A target with `keypoint_renamings` (training/symmetry.py) is scored under the one
+    that fits the estimates best: a symmetric table's keypoints are named up to its turns."""
     points = target["surface_points"]
     diagonal = np.linalg.norm(points.max(0) - points.min(0))
-    errors = []
-    for name, positions in estimates.items():
-        snapped = points[tree.query(np.mean(positions, axis=0))[1]]
-        errors.append(float(np.linalg.norm(snapped - target["keypoints"][name]) / diagonal))
-    return errors
+    snapped = {name: points[tree.query(np.mean(positions, axis=0))[1]] for name, positions in estimates.items()}
+    best = None
+    for renaming in target.get("keypoint_renamings", [{name: name for name in snapped}]):
+        errors = [float(np.linalg.norm(at - target["keypoints"][renaming[name]]) / diagonal)
+                  for name, at in snapped.items()]
+        if best is None or sum(errors) < sum(best):
+            best = errors
+    return best
+
+
+def random_rotation(mode: AlignMode, seed: int) -> np.ndarray:
+    """A seeded random turn about +Y (mode "yaw") or 3D rotation (True)."""
+    rng = np.random.default_rng(seed)
+    if mode == "yaw":
+        return Rotation.from_euler("y", rng.uniform(0, 360), degrees=True).as_matrix()
+    return Rotation.random(random_state=rng.integers(2**31)).as_matrix()
+
+
+def named_up_to_symmetry(shapes: list[dict], n_sources: int) -> list[dict]:
+    """The shapes with each upright target's `keypoint_renamings` under its turn symmetries."""
+    return list(shapes[:n_sources]) + [
+        {**shape, "keypoint_renamings": keypoint_renamings(shape["surface_points"], shape["keypoints"])}
+        for shape in shapes[n_sources:]]
+
+
+def turned_targets(shapes: list[dict], n_sources: int, mode: AlignMode, seed: int = 0) -> list[dict]:
+    """The shapes with each target (and its keypoints) turned by `random_rotation(mode, seed + i)`."""
+    out = list(shapes[:n_sources])
+    for i, shape in enumerate(shapes[n_sources:]):
+        r = random_rotation(mode, seed + i)
+        out.append({**shape, "surface_points": shape["surface_points"] @ r.T,
+                    **({"keypoints": {k: r @ v for k, v in shape["keypoints"].items()}} if "keypoints" in shape else {})})
+    return out
 
 
 def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts: dict[int, str],
-             n_sources: int = 3, progress: bool = True) -> dict[str, Scores]:
-    """Model and nearest-neighbour scores over targets shapes[n_sources:]."""
+             n_sources: int = 3, progress: bool = True, align: AlignMode = False) -> dict[str, Scores]:
+    """Model and nearest-neighbour scores over targets shapes[n_sources:], every shape
+    prepared with auto-alignment `align`."""
     sources, targets = shapes[:n_sources], shapes[n_sources:]
     if not sources or not targets:
         raise ValueError(f"need more than {n_sources} shapes to evaluate, got {len(shapes)}")
     with_keypoints = all("keypoints" in s for s in shapes)
-    src_prep = [engine.prepare(s["surface_points"]) for s in sources]
+    src_prep = [engine.prepare(s["surface_points"], align=align) for s in sources]
     src_norm = [_normalised(s["surface_points"]) for s in sources]
     src_tree = [cKDTree(norm) for norm in src_norm]
     src_keys = [_part_keypoints(s["surface_points"], s["surface_labels"]) for s in sources]
@@ -133,7 +176,7 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
         t_keys = _part_keypoints(tp, tl)
         votes = {m: np.zeros((len(tp), n_labels)) for m in ("model", "nn")}
         estimates = {m: {} for m in ("model", "nn")}
-        tgt_prep = engine.prepare(tp)
+        tgt_prep = engine.prepare(tp, align=align)
         for s, prep, norm, tree, s_keys, named in zip(sources, src_prep, src_norm, src_tree, src_keys, src_named):
             sl = s["surface_labels"]
             res = engine.correspond(prep, tgt_prep, source_labels=sl)
@@ -213,8 +256,12 @@ def main(argv: Iterable[str] | None = None) -> int:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", type=Path, help="folder of .npz samples with consistent part labels")
     src.add_argument("--procedural", metavar="CATEGORY", help="generate held-out shapes of a family")
+    src.add_argument("--devset", metavar="CATEGORY", help="the real labelled dev set (PSB, training/devset.py)")
     ap.add_argument("--count", type=int, default=60, help="procedural shapes (sources included)")
-    ap.add_argument("--sources", type=int, default=3, help="labelled source shapes")
+    ap.add_argument("--sources", type=int, default=None,
+                    help="labelled source shapes (default 3; the dev set's own for --devset)")
+    ap.add_argument("--turned", choices=("yaw", "any"), default=None,
+                    help="turn each target by a seeded random yaw or 3D rotation and auto-align every shape")
     ap.add_argument("--device", default=None)
     ap.add_argument("--fit_steps", type=int, default=None,
                     help="steps fitting each shape's code to its surface (default: the engine's; 0: E's code as is)")
@@ -222,23 +269,35 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = ap.parse_args(list(argv) if argv is not None else None)
     try:
         fit = {} if args.fit_steps is None else {"fit_steps": args.fit_steps}
+        named = args.procedural or args.devset
         engine = Correspondence.load(args.checkpoint, device=args.device,
-                                     category=args.procedural if args.checkpoint is None else None, **fit)
-        category = args.procedural or engine.category
+                                     category=named if args.checkpoint is None else None, **fit)
+        category = named or engine.category
         if category not in PART_NAMES:
             raise ValueError(f"no part names known for category {category!r}")
+        n_sources = 3 if args.sources is None else args.sources
         if args.procedural:
             shapes = procedural_shapes(args.procedural, args.count)
+        elif args.devset:
+            shapes = load_devset(args.devset)
+            if args.sources is None:
+                n_sources = len(devset_record()["categories"][args.devset]["sources"])
         else:
             files = sorted(args.data.glob("*.npz"))
             if not files:
                 raise ValueError(f"no .npz samples in {args.data}")
             shapes = [dict(np.load(f)) for f in files]
-        scores = evaluate(engine, shapes, PART_NAMES[category], args.sources)
+        align = {None: False, "yaw": "yaw", "any": True}[args.turned]
+        if align and all("keypoints" in shape for shape in shapes):
+            shapes = named_up_to_symmetry(shapes, n_sources)
+        if align:
+            shapes = turned_targets(shapes, n_sources, align)
+        scores = evaluate(engine, shapes, PART_NAMES[category], n_sources, align=align)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{category}: {len(shapes) - args.sources} targets, {args.sources} labelled sources")
+    turned = f", targets turned ({args.turned}) and auto-aligned" if align else ""
+    print(f"{category}: {len(shapes) - n_sources} targets, {n_sources} labelled sources{turned}")
     print(format_table(scores))
     if args.json:
         args.json.write_text(json.dumps({k: v.summary() for k, v in scores.items()}, indent=2))
