@@ -44,8 +44,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy.spatial import cKDTree
-from scipy.stats import rankdata
 from scipy.spatial.transform import Rotation
+from scipy.stats import rankdata
 from tqdm import tqdm
 
 from model import Correspondence
