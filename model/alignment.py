@@ -45,10 +45,13 @@ FOOTPRINT_WEIGHT = 0.25  # hint: a shape is turned to its tightest xz bounding b
 # wider along X than deep (19 of 20 PSB tables, the 20th square); an airplane's height is
 # its smallest extent; the surface's mean height lies high in a chair's box and a table's
 # (the top: all 20 PSB tables 0.19-0.40 of the height above the centre) and low in an
-# airplane's (its fin rises above wings and body: 19 of 20, -0.09 to -0.32).
-YAW_CUES = ("wide", "feet")  # cues that tell turns about the up axis apart, and are left out while it is sought
+# airplane's (its fin rises above wings and body: 19 of 20, -0.09 to -0.32); a desk's
+# surface at mid height (modesty panel, drawers, shelves) lies toward its back, its knee
+# space toward the front (Sweet Home 3D desks 0.03-0.28 of the depth; PSB tables within
+# 0.05 but for the drafting table 154).
+YAW_CUES = ("wide", "feet", "knee")  # cues that tell turns about the up axis apart, and are left out while it is sought
 POSE_CUES = {"chair": ("back", "box", "high"), "airplane": ("fin", "flat", "low"),
-             "table": ("box", "wide", "feet", "high")}
+             "table": ("box", "wide", "feet", "high", "knee")}
 DEFAULT_CUES = ("high",)  # categories without cues of their own
 UPPER_SHARE = {"back": 0.2, "fin": 0.05}  # the highest fifth of a chair's surface points, twentieth of an airplane's
 BACK_WEIGHT = 1.0  # "back", "fin": per model unit that part's centre lies toward +Z from the whole surface's,
@@ -60,6 +63,8 @@ FEET_WEIGHT = 0.25  # "feet": per unit of the feet's box over their smallest rec
 SQUARE_FEET_WEIGHT = 0.08  # and per unit of that box over the smallest rectangle's, less 1, without the turn
 HIGH_WEIGHT = 0.25  # "high": per unit of the surface's mean height over the box's height (from its centre)
 LOW_WEIGHT = 0.25  # "low": the same, the other way
+KNEE_WEIGHT = 0.25  # "knee": per unit of depth the surface between these shares of the height lies toward +Z
+KNEE_BAND = (0.15, 0.75)
 BATCH = 64  # poses normalised at once (E and f see the runner's chunk of points at a time)
 YAW_TURNS = 24  # yaw mode: the full circle in 15 degree steps
 SPHERE_UPS = 32  # full mode: up directions spread over the sphere (about 35 degrees apart)
@@ -353,6 +358,12 @@ def cue_scores(points: np.ndarray, extent: np.ndarray, cues: tuple[str, ...],
         square, diagonal = np.array([[box_over_smallest(xz), box_over_smallest(xz @ DIAGONAL)]
                                      for xz in map(feet, points)]).T
         out += FEET_WEIGHT * (np.minimum(square, diagonal) - 1) + SQUARE_FEET_WEIGHT * (square - 1)
+    if "knee" in cues:
+        y, z = points[:, :, 1], points[:, :, 2]
+        share = (y - y.min(1, keepdims=True)) / np.maximum(extent[:, 1:2], 1e-9)
+        band = (share > KNEE_BAND[0]) & (share < KNEE_BAND[1])
+        band_z = (z * band).sum(1) / np.maximum(band.sum(1), 1)
+        out -= KNEE_WEIGHT * (band_z - (z.max(1) + z.min(1)) / 2) / np.maximum(extent[:, 2], 1e-9)
     level = points[:, :, 1].mean(1) / np.maximum(extent[:, 1], 1e-9)  # the surface's mean height over the box's
     if "high" in cues:
         out -= HIGH_WEIGHT * level
