@@ -146,7 +146,7 @@ def symmetric_quarter_turn(points: np.ndarray, rotation: np.ndarray) -> bool:
     if rotation[1, 1] < np.cos(np.radians(QUARTER_SLACK)):
         return False
     degrees = np.degrees(np.arctan2(rotation[0, 2], rotation[0, 0])) % 90
-    if QUARTER_SLACK < degrees < 90 - QUARTER_SLACK or abs(np.trace(rotation) - 3) < 1e-9:
+    if QUARTER_SLACK < degrees < 90 - QUARTER_SLACK:
         return False
     half, other = points[0::2], points[1::2]
     return chamfer(half, half @ rotation.T) <= SYMMETRY_FACTOR * chamfer(half, other)
