@@ -260,6 +260,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=60, help="procedural shapes (sources included)")
     ap.add_argument("--sources", type=int, default=None,
                     help="labelled source shapes (default 3; the dev set's own for --devset)")
+    ap.add_argument("--targets", type=int, default=None, help="--devset: score only its first N targets")
     ap.add_argument("--turned", choices=("yaw", "any"), default=None,
                     help="turn each target by a seeded random yaw or 3D rotation and auto-align every shape")
     ap.add_argument("--device", default=None)
@@ -279,7 +280,9 @@ def main(argv: Iterable[str] | None = None) -> int:
         if args.procedural:
             shapes = procedural_shapes(args.procedural, args.count)
         elif args.devset:
-            shapes = load_devset(args.devset)
+            if args.targets is not None and args.targets < 1:
+                raise ValueError(f"--targets must be >= 1, got {args.targets}")
+            shapes = load_devset(args.devset, targets=args.targets)
             if args.sources is None:
                 n_sources = len(devset_record()["categories"][args.devset]["sources"])
         else:

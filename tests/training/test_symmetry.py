@@ -54,3 +54,16 @@ def test_chairs_turned_by_a_yaw_score_as_upright_once_auto_aligned():
     upright = evaluate(engine, shapes, PART_NAMES["chair"], progress=False)["model"]
     aligned = evaluate(engine, turned, PART_NAMES["chair"], progress=False, align="yaw")["model"]
     assert aligned.miou > upright.miou - 2 and aligned.pck10 >= upright.pck10 - 10, (aligned, upright)
+
+
+def test_the_cli_scores_the_dev_set_turned_and_refuses_a_category_without_one(capsys):
+    from training.evaluate import main
+
+    assert main(["--devset", "chair", "--turned", "yaw", "--targets", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "chair: 2 targets, 3 labelled sources, targets turned (yaw) and auto-aligned" in out
+    assert "| model |" in out and "| nearest neighbour |" in out
+    assert main(["--devset", "lamp"]) == 2
+    assert "lamp" in capsys.readouterr().err
+    assert main(["--devset", "chair", "--targets", "0"]) == 2
+    assert "--targets must be >= 1" in capsys.readouterr().err
