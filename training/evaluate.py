@@ -54,7 +54,7 @@ from model.alignment import AlignMode
 from .devset import devset_record, load_devset
 from .families import PART_NAMES, sample_shape
 from .samples import assembly_sample
-from .symmetry import keypoint_renamings
+from .symmetry import keypoint_renamings, yaw
 
 
 @dataclass
@@ -130,7 +130,7 @@ def random_rotation(mode: AlignMode, seed: int) -> np.ndarray:
     """A seeded random turn about +Y (mode "yaw") or 3D rotation (True)."""
     rng = np.random.default_rng(seed)
     if mode == "yaw":
-        return Rotation.from_euler("y", rng.uniform(0, 360), degrees=True).as_matrix()
+        return yaw(rng.uniform(0, 360))
     return Rotation.random(random_state=rng.integers(2**31)).as_matrix()
 
 

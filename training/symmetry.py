@@ -27,10 +27,11 @@ def turn_symmetry(a: np.ndarray, b: np.ndarray) -> Callable[[float], bool]:
     def normalised(points: np.ndarray) -> np.ndarray:
         return bounding_frame(points).to_model(points)
 
-    floor = chamfer(normalised(a), normalised(b))
+    upright = normalised(a)
+    floor = chamfer(upright, normalised(b))
 
     def is_symmetric(degrees: float) -> bool:
-        return chamfer(normalised(a), normalised(a @ yaw(degrees).T)) <= SYMMETRY_FACTOR * floor
+        return chamfer(upright, normalised(a @ yaw(degrees).T)) <= SYMMETRY_FACTOR * floor
 
     return is_symmetric
 
