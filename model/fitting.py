@@ -18,6 +18,11 @@ import torch
 
 from .normals import visible_side
 
+# Points per forward and backward pass of a fitting step: on CPU a 512-point chunk's
+# activations stay in cache, and a step over 2,048 points runs 1.2 times as fast as in
+# two 1,024-point passes (docs/model.md, Speed).  The gradient is the same sum.
+FIT_CHUNK = 512
+
 
 def orient_outward(points: np.ndarray, normals: np.ndarray, cloud: np.ndarray,
                    occupancy: Callable[[np.ndarray], np.ndarray], offset: float) -> np.ndarray:
@@ -42,12 +47,16 @@ def fit_code(embed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], code: 
     p = torch.as_tensor(points, dtype=torch.float32, device=device)
     n = torch.as_tensor(normals, dtype=torch.float32, device=device)
     n = n / n.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    inside, outside = (p - offset * n)[None], (p + offset * n)[None]
+    x = torch.cat([p - offset * n, p + offset * n])[None]  # inside, then outside
+    occupied = torch.cat([torch.ones(len(p)), torch.zeros(len(p))]).to(device)[None]
+    chunk = FIT_CHUNK if device.type == "cpu" else len(x[0])
     z = code.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
     with torch.enable_grad():
         for _ in range(steps):
-            loss = ((embed(inside, z).max(-1).values - 1) ** 2).mean() + (embed(outside, z).max(-1).values ** 2).mean()
-            z.grad = torch.autograd.grad(loss, z)[0]  # the code's gradient only: f stays untouched
+            # the mean squared error inside plus that outside; the code's gradient only: f stays untouched
+            z.grad = sum(torch.autograd.grad(((embed(x[:, i : i + chunk], z).max(-1).values
+                                               - occupied[:, i : i + chunk]) ** 2).sum() / max(len(p), 1), z)[0]
+                         for i in range(0, x.shape[1], chunk))
             opt.step()
     return z.detach()

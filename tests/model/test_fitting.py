@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from model import Correspondence
+from model import Correspondence, fitting
 from model.fitting import fit_code, orient_outward
 from model.normals import pca_normals
 from training.evaluate import auroc, procedural_shapes, shape_miou
@@ -64,6 +64,17 @@ def test_the_fit_lowers_its_loss_and_leaves_the_network_alone(engines, tables):
     fitted = fit_code(plain.net.embed, prep.code, points, normals, steps=30)
     assert loss(fitted) < 0.95 * loss(prep.code)  # measured with the shipped table: 0.359 -> 0.283
     assert all(p.grad is None and torch.equal(p, w) for p, w in zip(plain.net.parameters(), weights))
+
+
+def test_the_fit_in_chunks_takes_the_steps_of_one_pass(engines, tables, monkeypatch):
+    plain, _ = engines
+    prep = plain.prepare(tables[0]["surface_points"])
+    points, normals = prep.points[:1000], tables[0]["surface_normals"][:1000]  # chunks of 512: a ragged last one
+    chunked = fit_code(plain.net.embed, prep.code, points, normals, steps=10)
+    monkeypatch.setattr(fitting, "FIT_CHUNK", 1 << 20)
+    whole = fit_code(plain.net.embed, prep.code, points, normals, steps=10)
+    assert torch.allclose(chunked, whole, atol=1e-4)
+    assert float((whole - prep.code).abs().max()) > 1e-2  # the steps moved the code
 
 
 def test_fitted_codes_segment_unseen_airplanes_better():
