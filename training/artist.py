@@ -41,7 +41,7 @@ import numpy as np
 from tqdm import tqdm
 
 from model.geometry import bounding_frame
-from model.meshio import write_ply
+from model.meshio import load_mesh, write_ply
 
 from . import flightgear, sweethome
 from .cleaning import Skip, check_shape, clean_mesh
@@ -74,6 +74,7 @@ def run(category: str, out: Path, cache: Path = DEFAULT_CACHE, limit: int | None
         raise ValueError(f"--out {out} exists and is not a folder")
     t0 = time.perf_counter()
     every, excluded, sources = collect(category, cache)
+    every, excluded = held_out(category, every, excluded)
     jobs = every[:limit] if limit is not None else every
     mesh_dir = _mesh_dir(cache, category)
     out.mkdir(parents=True, exist_ok=True)
@@ -131,22 +132,41 @@ def collect(category: str, cache: Path) -> tuple[list[dict], list[dict], dict]:
     return jobs, excluded, {"packages": packages, "catalogues": catalogues}
 
 
+def held_out(category: str, jobs: list[dict], excluded: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The real dev set's meshes (training/devset_sh3d.py) moved from the jobs to the
+    left-out models: they are for measuring only."""
+    from .devset_sh3d import dev_names
+
+    dev = set(dev_names(category))
+    reason = "in the real dev set (training/data/sh3d_devset.json): never trained on"
+    return ([j for j in jobs if j["name"] not in dev],
+            excluded + [{**j, "reason": reason} for j in jobs if j["name"] in dev])
+
+
+def artist_mesh(category: str, name: str, cache: Path = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One model of the category's packages by name, oriented and cleaned (model frame),
+    from the cache or built into it -> (vertices, faces, record)."""
+    every, _, _ = collect(category, cache)
+    job = next((j for j in every if j["name"] == name), None)
+    if job is None:
+        raise ValueError(f"no {category} model named {name!r} in {', '.join(PACKAGES[category])}")
+    job["mesh_dir"] = str(_mesh_dir(cache, category))
+    record, fresh = cached_mesh(job)
+    if fresh:
+        save_json(Path(job["mesh_dir"]) / f"{name}.json", record)
+    mesh = load_mesh(Path(job["mesh_dir"]) / record["mesh"])
+    return np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64), record
+
+
 def prepare_one(job: dict) -> tuple[str, str | None]:
     """One model: cached oriented PLY + record, and its sample in job['out'] -> (name, why skipped)."""
     name, cache = job["name"], Path(job["mesh_dir"])
     ply, record_path, npz = cache / f"{name}.ply", cache / f"{name}.json", Path(job["out"]) / f"{name}.npz"
-    origin = {k: v for k, v in job.items() if k not in ("file", "mesh_dir", "out")}
+    origin = _origin(job)
     t0 = time.perf_counter()
     try:
-        record = _read_record(record_path)
-        fresh = record is None or "skipped" in record or not ply.is_file()
-        if fresh:  # (re)build the oriented mesh, and so the sample too
-            v, f, stats = oriented_mesh(job)
-            v = bounding_frame(v).to_model(v)
-            cache.mkdir(parents=True, exist_ok=True)
-            write_ply(ply, v, f)
-            record = {**origin, "pipeline": PIPELINE, "mesh": ply.name, **stats}
-        if fresh or not npz.is_file():
+        record, fresh = cached_mesh(job)
+        if fresh or not npz.is_file():  # a rebuilt mesh needs its sample rebuilt too
             # single-sided sheets (seats, shells, wings) are solid within BAND; surface labels -1
             sample = mesh_sample(ply, seed=zlib.crc32(name.encode()) & 0x7FFFFFFF, band=BAND)
             inside = float(sample["occ_values_64"].mean())
@@ -164,6 +184,26 @@ def prepare_one(job: dict) -> tuple[str, str | None]:
         reason = f"failed: {type(exc).__name__}: {exc}"
         save_json(record_path, {**origin, "pipeline": PIPELINE, "skipped": reason, "retry": True})
         return name, reason
+
+
+def cached_mesh(job: dict) -> tuple[dict, bool]:
+    """The job's oriented, cleaned mesh as a PLY in job['mesh_dir'] (model frame), built
+    unless a current one is there -> (its record, whether it was built now).  Raises Skip
+    for a model the checks refuse."""
+    cache = Path(job["mesh_dir"])
+    ply, record_path = cache / f"{job['name']}.ply", cache / f"{job['name']}.json"
+    record = _read_record(record_path)
+    if record is not None and "skipped" not in record and ply.is_file():
+        return record, False
+    v, f, stats = oriented_mesh(job)
+    v = bounding_frame(v).to_model(v)
+    cache.mkdir(parents=True, exist_ok=True)
+    write_ply(ply, v, f)
+    return {**_origin(job), "pipeline": PIPELINE, "mesh": ply.name, **stats}, True
+
+
+def _origin(job: dict) -> dict:
+    return {k: v for k, v in job.items() if k not in ("file", "mesh_dir", "out")}
 
 
 def oriented_mesh(job: dict) -> tuple[np.ndarray, np.ndarray, dict]:

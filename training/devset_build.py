@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -204,9 +204,11 @@ def build(psb: Path = DEFAULT_PSB, categories: Iterable[str] = CATEGORIES) -> di
 VIEWS = {"chair": ((18, -60), (18, 120)), "table": ((18, -60), (18, 120)), "airplane": ((80, -90), (15, -60))}
 
 
-def contact_sheet(record: dict, category: str, out: Path, psb: Path = DEFAULT_PSB) -> None:
+def contact_sheet(record: dict, category: str, out: Path, psb: Path = DEFAULT_PSB,
+                  meshes: Callable[[str], tuple] | None = None) -> None:
     """Every dev mesh of a category coloured by part, its keypoints as black dots, in two
-    views (furniture: front-left and back-right; airplanes: from above and front-left)."""
+    views (furniture: front-left and back-right; airplanes: from above and front-left).
+    `meshes(name)` -> (mesh, per-face parts); default: the PSB meshes and their record."""
     from .figures import PART_COLORS, pyplot
     from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 
@@ -217,8 +219,11 @@ def contact_sheet(record: dict, category: str, out: Path, psb: Path = DEFAULT_PS
     rows = (2 * len(names) + cols - 1) // cols
     fig = plt.figure(figsize=(3 * cols, 3.2 * rows))
     for i, name in enumerate(names):
-        mesh, segments = upright_mesh(psb, category, name)
-        labels = face_parts(mesh, segments, entry["shapes"][name], category)
+        if meshes is None:
+            mesh, segments = upright_mesh(psb, category, name)
+            labels = face_parts(mesh, segments, entry["shapes"][name], category)
+        else:
+            mesh, labels = meshes(name)
         keys = np.array(list(entry["shapes"][name]["keypoints"].values())).reshape(-1, 3)
         tri = np.asarray(mesh.vertices)[mesh.faces]
         normal = mesh.face_normals

@@ -3,6 +3,7 @@
     python -m training.evaluate --checkpoint runs/chair/final.pth --procedural chair --count 60
     python -m training.evaluate --checkpoint Corr-52.pth --data data/chair_test
     python -m training.evaluate --devset table --turned yaw   # targets turned, auto-aligned
+    python -m training.evaluate --devset chair --set sh3d     # Sweet Home 3D chairs
 
 Metrics (targets are all shapes but the first --sources, which lend their labels):
 * label-transfer mIoU: each source lends each target point the label of its match (the
@@ -52,6 +53,7 @@ from model import Correspondence
 from model.alignment import AlignMode
 
 from .devset import devset_record, load_devset
+from .devset_sh3d import DEVSET_SH3D, load_sh3d_devset
 from .families import PART_NAMES, sample_shape
 from .samples import assembly_sample
 from .symmetry import keypoint_renamings, yaw
@@ -256,7 +258,10 @@ def main(argv: Iterable[str] | None = None) -> int:
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--data", type=Path, help="folder of .npz samples with consistent part labels")
     src.add_argument("--procedural", metavar="CATEGORY", help="generate held-out shapes of a family")
-    src.add_argument("--devset", metavar="CATEGORY", help="the real labelled dev set (PSB, training/devset.py)")
+    src.add_argument("--devset", metavar="CATEGORY", help="a real labelled dev set (--set)")
+    ap.add_argument("--set", choices=("psb", "sh3d"), default="psb",
+                    help="--devset: PSB meshes (training/devset.py, default) or Sweet Home 3D chairs "
+                         "(training/devset_sh3d.py)")
     ap.add_argument("--count", type=int, default=60, help="procedural shapes (sources included)")
     ap.add_argument("--sources", type=int, default=None,
                     help="labelled source shapes (default 3; the dev set's own for --devset)")
@@ -282,9 +287,13 @@ def main(argv: Iterable[str] | None = None) -> int:
         elif args.devset:
             if args.targets is not None and args.targets < 1:
                 raise ValueError(f"--targets must be >= 1, got {args.targets}")
-            shapes = load_devset(args.devset, targets=args.targets)
+            if args.set == "sh3d":
+                shapes = load_sh3d_devset(args.devset, targets=args.targets)
+            else:
+                shapes = load_devset(args.devset, targets=args.targets)
             if args.sources is None:
-                n_sources = len(devset_record()["categories"][args.devset]["sources"])
+                record = json.loads(DEVSET_SH3D.read_text()) if args.set == "sh3d" else devset_record()
+                n_sources = len(record["categories"][args.devset]["sources"])
         else:
             files = sorted(args.data.glob("*.npz"))
             if not files:
