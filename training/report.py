@@ -1,5 +1,6 @@
 """Evaluation report of a checkpoint, real shapes first: the labelled real dev set (PSB
-chairs, tables, airplanes: training/devset.py), then held-out procedural shapes. Each
+chairs, tables, airplanes: training/devset.py; for chairs also the Sweet Home 3D chairs of
+training/devset_sh3d.py), then held-out procedural shapes. Each
 part has the evaluation table (model vs nearest neighbour, per-part IoU), PCK over
 thresholds and the confidence; then part labels transferred onto the real meshes
 (needs matplotlib: pip install -e .[docs]).
@@ -8,7 +9,7 @@ thresholds and the confidence; then part labels transferred onto the real meshes
 
 Writes <out>/<category>.md, <category>_real_pck.png, <category>_real_confidence.png,
 <category>_pck.png, <category>_confidence.png, <category>_psb.png and <category>.json
-(the summary figures: {"real": {"model", "nn"}, "procedural": {"model", "nn"}}).
+(the summary figures: {"real": {"model", "nn"}, "real_sh3d": ..., "procedural": {"model", "nn"}}).
 """
 from __future__ import annotations
 
@@ -23,7 +24,10 @@ import numpy as np
 
 from model import Correspondence
 
+from .debian import FetchError
 from .devset import DEFAULT_PSB, devset_record, load_devset
+from .devset_sh3d import SOURCES as SH3D_SOURCES
+from .devset_sh3d import dev_names, load_sh3d_devset
 from .evaluate import Scores, evaluate, format_table, procedural_shapes
 from .families import PART_NAMES
 from .figures import pyplot, transfer_figure
@@ -83,7 +87,9 @@ def _difference(scores: dict[str, Scores]) -> str:
 
 def report_markdown(category: str, checkpoint: str, real: dict[str, Scores] | None, real_counts: tuple[int, int],
                     procedural: dict[str, Scores], n_targets: int, n_sources: int, seconds: float,
-                    psb_figure: bool) -> str:
+                    psb_figure: bool, sh3d: tuple[dict[str, Scores] | None, str] = (None, "")) -> str:
+    """The report page; `sh3d`: the Sweet Home 3D dev set's scores and a line on them
+    (or None and why there are none, or "" where the category has no such set)."""
     lines = [f"# Evaluation: {category}", "", f"Checkpoint `{checkpoint}`; {seconds:.0f} s on this machine. "
              f"Reproduce: `python -m training.report --category {category}`.", "", "## Real shapes", ""]
     if real is None:
@@ -98,6 +104,11 @@ def report_markdown(category: str, checkpoint: str, real: dict[str, Scores] | No
             format_table(real), "", _difference(real), "",
             f"![PCK over thresholds, real]({category}_real_pck.png) "
             f"![Confidence on right and wrong labels, real]({category}_real_confidence.png)", ""]
+    sh3d_scores, sh3d_line = sh3d
+    if sh3d_line:
+        lines += [f"### Sweet Home 3D {category}s", "", sh3d_line, ""]
+        if sh3d_scores is not None:
+            lines += [format_table(sh3d_scores), "", _difference(sh3d_scores), ""]
     lines += [
         "## Procedural shapes", "",
         f"{n_targets} held-out procedural {category} targets (seeds from 1,000,000, never seen in training), "
@@ -132,6 +143,7 @@ def write_report(engine: Correspondence, category: str, checkpoint: str, out: Pa
         plot_confidence(((real["model"].confidence_right, "right label"), (real["model"].confidence_wrong, "wrong label")),
                         f"{category}, real: confidence, AUROC {real['model'].label_auroc:.3f}", "no labels",
                         out / f"{category}_real_confidence.png")
+    sh3d = sh3d_section(engine, category, progress, real_targets)
     procedural = evaluate(engine, procedural_shapes(category, count), PART_NAMES[category], n_sources, progress)
     seconds = time.perf_counter() - start
     plot_pck(procedural, f"{category}, procedural: PCK over thresholds", "part centres matched (%)",
@@ -144,11 +156,29 @@ def write_report(engine: Correspondence, category: str, checkpoint: str, out: Pa
     if have_psb:
         transfer_figure(engine, category, psb, out / f"{category}_psb.png")
     summary = {"real": real and {k: v.summary() for k, v in real.items()},
+               "real_sh3d": sh3d[0] and {k: v.summary() for k, v in sh3d[0].items()},
                "procedural": {k: v.summary() for k, v in procedural.items()}}
     (out / f"{category}.json").write_text(json.dumps(summary, indent=2))
     (out / f"{category}.md").write_text(report_markdown(category, checkpoint, real, real_counts, procedural,
-                                                        count - n_sources, n_sources, seconds, have_psb))
-    return {"real": real, "procedural": procedural}
+                                                        count - n_sources, n_sources, seconds, have_psb, sh3d))
+    return {"real": real, "real_sh3d": sh3d[0], "procedural": procedural}
+
+
+def sh3d_section(engine: Correspondence, category: str, progress: bool,
+                 targets: int | None) -> tuple[dict[str, Scores] | None, str]:
+    """The Sweet Home 3D dev set's scores and the line that introduces them; (None, why)
+    where its packages cannot be had; (None, "") for a category without one."""
+    if not dev_names(category):
+        return None, ""
+    try:
+        shapes = load_sh3d_devset(category, targets=targets)
+    except (ValueError, FetchError) as exc:
+        return None, f"Not measured: {exc}"
+    n_sources = len(SH3D_SOURCES[category])
+    return (evaluate(engine, shapes, PART_NAMES[category], n_sources, progress),
+            f"The harder real set ([devset.md](devset.md)): {len(shapes) - n_sources} artist-made Sweet Home 3D "
+            f"{category}s (armchairs, swivel, tub and shell chairs), labels and keypoints from {n_sources} "
+            "labelled sources, scored as above.")
 
 
 def main(argv: Iterable[str] | None = None) -> int:
@@ -176,6 +206,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         return 2
     if scores["real"] is not None:
         print(f"real dev set:\n{format_table(scores['real'])}")
+    if scores["real_sh3d"] is not None:
+        print(f"Sweet Home 3D dev set:\n{format_table(scores['real_sh3d'])}")
     print(f"procedural:\n{format_table(scores['procedural'])}")
     print(f"wrote {args.out / (args.category + '.md')}")
     return 0
