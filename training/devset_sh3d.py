@@ -46,9 +46,10 @@ EXCLUDED = {
                         "a stool: no back"),
         **dict.fromkeys(["sh3d-blendswap-cc-0-winchesterArmchair", "sh3d-default-armchair",
                          "sh3d-default-armchair2", "sh3d-blendswap-cc-by-fotel", "sh3d-blendswap-cc-by-leaf-chair",
-                         "sh3d-scopia-armchair1", "sh3d-default-chair2"],
+                         "sh3d-scopia-armchair1", "sh3d-default-chair2", "sh3d-blendswap-cc-by-chair4"],
                         "the rule's seat, arms or back are wrong on the contact sheet"),
         "sh3d-blendswap-cc-by-classSeat": "a writing desk joined to the seat",
+        "sh3d-blendswap-cc-by-foldingChair": "side rails run from the seat's front up to the back: arm or back is open",
         "sh3d-scopia-baby-high-chair": "a tray in front of the seat",
         "sh3d-scopia-ryokanChair": "a floor chair: no legs",
     },
@@ -58,6 +59,9 @@ BIN = 0.01  # height bins (diagonal 1) of the seat search
 STRONG = 0.3  # a height bin with this share of the largest bin's flat area is a surface of the seat
 CUSHION = 12  # bins: the seat's top is the highest strong level this far above the largest
 SEAT_BODY = 15  # bins: the seat's underside is the highest strong level this far below its top
+ARM_REACH = 0.3  # of the seat's depth: how far in front of the back an arm reaches
+ARM_AREA = 0.01  # of the surface: the least area of an arm's reach
+ARM_HEIGHT = 0.04  # an armrest's reach stands this far above the seat (a cafe chair's frame does not)
 
 
 def chair_faces(mesh: trimesh.Trimesh) -> np.ndarray:
@@ -67,7 +71,8 @@ def chair_faces(mesh: trimesh.Trimesh) -> np.ndarray:
     The seat is the height where the middle of the chair's width has the most horizontal
     area: its top the highest such level within a cushion's thickness, its underside the
     next below.  Below the underside is leg (a swivel base, a sofa's plinth); above the
-    top, at the sides and in front of the back's front, arm; the rest above is back.
+    top, at a side and in front of the back's front, arm, where something on that side
+    reaches well forward; the rest above is back.
     """
     c, n, area = mesh.triangles_center, mesh.face_normals, mesh.area_faces
     lo, hi = mesh.bounds
@@ -85,6 +90,7 @@ def chair_faces(mesh: trimesh.Trimesh) -> np.ndarray:
     bottom = bins[below.max()] if len(below) else top - 0.04
     seat = flat & (np.abs(c[:, 1] - (top - BIN / 2)) < 0.03)
     x0, x1 = np.percentile(c[seat, 0], [2, 98]) if seat.any() else (lo[0], hi[0])
+    z0, z1 = np.percentile(c[seat, 2], [2, 98]) if seat.any() else (lo[2], hi[2])
     mid_seat, half = (x0 + x1) / 2, (x1 - x0) / 2
     above = c[:, 1] > top + 0.01
     central = above & (np.abs(c[:, 0] - mid_seat) < 0.5 * half)
@@ -92,7 +98,14 @@ def chair_faces(mesh: trimesh.Trimesh) -> np.ndarray:
     parts = np.zeros(len(c), np.int64)  # seat
     parts[c[:, 1] < bottom - 0.01] = 2
     parts[above] = 1
-    parts[above & (np.abs(c[:, 0] - mid_seat) > 0.6 * half) & (c[:, 2] < back_front - 0.02)] = 3
+    for sign in (-1.0, 1.0):
+        # a side with an arm: something there, well above the seat, reaches well in front
+        # of the back (back posts stand a little in front of the slats, an armrest runs
+        # toward the seat's front)
+        side = above & (sign * (c[:, 0] - mid_seat) > 0.6 * half) & (c[:, 2] < back_front - 0.02)
+        reach = side & (c[:, 2] < back_front - ARM_REACH * (z1 - z0)) & (c[:, 1] > top + ARM_HEIGHT)
+        if area[reach].sum() > ARM_AREA * mesh.area:
+            parts[side] = 3
     return parts
 
 
