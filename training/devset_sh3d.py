@@ -58,7 +58,8 @@ FLAT = 0.7  # |normal . up| above this: a face is horizontal
 BIN = 0.01  # height bins (diagonal 1) of the seat search
 STRONG = 0.3  # a height bin with this share of the largest bin's flat area is a surface of the seat
 CUSHION = 12  # bins: the seat's top is the highest strong level this far above the largest
-SEAT_BODY = 15  # bins: the seat's underside is the highest strong level this far below its top
+SEAT_BODY = 15  # bins: the seat's underside is the next strong surface at most this far below its top
+THIN_SEAT = 0.03  # a seat with no underside in sight reaches this far below its top surface
 ARM_REACH = 0.3  # of the seat's depth: how far in front of the back an arm reaches
 ARM_AREA = 0.01  # of the surface: the least area of an arm's reach
 ARM_HEIGHT = 0.04  # an armrest's reach stands this far above the seat (a cafe chair's frame does not)
@@ -70,7 +71,7 @@ def chair_faces(mesh: trimesh.Trimesh) -> np.ndarray:
 
     The seat is the height where the middle of the chair's width has the most horizontal
     area: its top the highest such level within a cushion's thickness, its underside the
-    next below.  Below the underside is leg (a swivel base, a sofa's plinth); above the
+    next surface below.  Below the underside is leg (a swivel base, a sofa's plinth); above the
     top, at a side and in front of the back's front, arm, where something on that side
     reaches well forward; the rest above is back.
     """
@@ -86,8 +87,12 @@ def chair_faces(mesh: trimesh.Trimesh) -> np.ndarray:
     strong = np.flatnonzero(hist >= STRONG * hist[peak])
     top_bin = strong[(strong >= peak) & (strong <= peak + CUSHION)].max()
     top = bins[top_bin] + BIN
-    below = strong[(strong < top_bin - 1) & (strong >= top_bin - SEAT_BODY)]
-    bottom = bins[below.max()] if len(below) else top - 0.04
+    # levels in a row are one surface (a dished seat spans several bins); the underside is
+    # the next surface down, all of it
+    runs = np.split(strong, np.flatnonzero(np.diff(strong) > 1) + 1)
+    top_run = next(r for r in runs if top_bin in r)
+    under = [r for r in runs if r.max() < top_run.min() and r.max() >= top_bin - SEAT_BODY]
+    bottom = bins[under[-1].min()] if under else bins[top_run.min()] - THIN_SEAT
     seat = flat & (np.abs(c[:, 1] - (top - BIN / 2)) < 0.03)
     x0, x1 = np.percentile(c[seat, 0], [2, 98]) if seat.any() else (lo[0], hi[0])
     z0, z1 = np.percentile(c[seat, 2], [2, 98]) if seat.any() else (lo[2], hi[2])

@@ -28,9 +28,10 @@ def test_the_rule_finds_a_procedural_chairs_parts():
             continue
         mesh = trimesh.Trimesh(bounding_frame(v).to_model(v), f, process=False)
         agree.append(np.sum(mesh.area_faces * (devset_sh3d.chair_faces(mesh) == parts)) / mesh.area)
-    # measured: 0.80 of the area on average, 0.67 at worst (the generator's parts overlap:
-    # its back posts run down into the seat, its legs up into it)
-    assert np.mean(agree) > 0.75 and np.min(agree) > 0.5
+    # measured: 0.96 of the area on average, 0.84 at worst (the generator's parts overlap:
+    # its back posts run down into the seat, its legs up into it); 0.80 and 0.67 when the
+    # underside was taken at the seat top's lower edge
+    assert np.mean(agree) > 0.9 and np.min(agree) > 0.75
 
 
 def test_dev_meshes_never_reach_training():
