@@ -6,9 +6,12 @@ from scipy.spatial import cKDTree
 
 from .runner import biased
 
-# Floor of a part's spread in its frame, so a flat part (a plate's thickness) does not
+# Floor of a part's extent in its frame, so a flat part (a plate's thickness) does not
 # blow positions up.
 PART_SPREAD_FLOOR = 0.01
+# Percentile of a part's samples taken as its end on each axis: a few stray samples (a
+# neighbouring part's boundary) move no end.
+PART_EXTENT = 2.0
 
 
 def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.ndarray,
@@ -48,9 +51,13 @@ def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.nd
 
 def into_part_frame(points: np.ndarray, part_here: np.ndarray, part_there: np.ndarray) -> np.ndarray:
     """Points of a part moved into the frame of the same part on another shape: per axis,
-    the part's mean and spread here become its mean and spread there, so that a wider
-    table top or a longer wing is matched by relative position within the part."""
+    the part's extent here (between its PART_EXTENT and 100 - PART_EXTENT percentiles)
+    becomes its extent there, so that a wider table top or a longer wing is matched by
+    relative position within the part, and its ends meet (a mean and spread would move
+    with where the part's mass lies: a slatted back against a solid one)."""
     if len(part_here) < 2 or len(part_there) < 2:
         return points
-    scale = np.maximum(part_there.std(0), PART_SPREAD_FLOOR) / np.maximum(part_here.std(0), PART_SPREAD_FLOOR)
-    return (points - part_here.mean(0)) * scale + part_there.mean(0)
+    lo_here, hi_here = np.percentile(part_here, [PART_EXTENT, 100 - PART_EXTENT], axis=0)
+    lo_there, hi_there = np.percentile(part_there, [PART_EXTENT, 100 - PART_EXTENT], axis=0)
+    scale = np.maximum(hi_there - lo_there, PART_SPREAD_FLOOR) / np.maximum(hi_here - lo_here, PART_SPREAD_FLOOR)
+    return (points - (lo_here + hi_here) / 2) * scale + (lo_there + hi_there) / 2

@@ -1,0 +1,25 @@
+"""Part frames of the match: a part's ends meet the other part's ends."""
+import numpy as np
+
+from model.matching import into_part_frame
+
+
+def test_a_slatted_back_meets_a_solid_backs_corners():
+    rng = np.random.default_rng(0)
+    # the same 0.4 x 0.5 back: solid here, five thin slats there (their mass at the slats,
+    # a mean and spread of x other than the solid back's)
+    solid = np.c_[rng.uniform(-0.2, 0.2, 4000), rng.uniform(0.3, 0.8, 4000), np.zeros(4000)]
+    slats = np.c_[rng.choice([-0.2, -0.19, 0.0, 0.19, 0.2], 4000) + rng.normal(0, 0.003, 4000),
+                  rng.uniform(0.3, 0.8, 4000), np.zeros(4000)]
+    corners = np.array([[-0.2, 0.8, 0.0], [0.2, 0.8, 0.0], [0.0, 0.3, 0.0]])
+    moved = into_part_frame(corners, solid, slats)
+    assert np.abs(moved - corners).max() < 0.02, moved
+
+
+def test_a_narrow_part_is_stretched_onto_a_wide_one_and_flat_parts_stay_finite():
+    rng = np.random.default_rng(1)
+    narrow = np.c_[rng.uniform(-0.1, 0.1, 2000), np.zeros(2000), rng.uniform(-0.3, 0.3, 2000)]
+    wide = np.c_[rng.uniform(-0.4, 0.4, 2000), np.full(2000, 0.5), rng.uniform(-0.3, 0.3, 2000)]
+    moved = into_part_frame(np.array([[0.1, 0.0, 0.3]]), narrow, wide)
+    assert np.allclose(moved, [[0.4, 0.5, 0.3]], atol=0.02)  # the flat y axis: only shifted
+    assert np.array_equal(into_part_frame(moved, narrow[:1], wide), moved)  # one sample: no frame
