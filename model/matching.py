@@ -51,13 +51,15 @@ def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.nd
 
 def into_part_frame(points: np.ndarray, part_here: np.ndarray, part_there: np.ndarray) -> np.ndarray:
     """Points of a part moved into the frame of the same part on another shape: per axis,
-    the part's extent here (between its PART_EXTENT and 100 - PART_EXTENT percentiles)
-    becomes its extent there, so that a wider table top or a longer wing is matched by
-    relative position within the part, and its ends meet (a mean and spread would move
-    with where the part's mass lies: a slatted back against a solid one)."""
+    the part's centre of mass here goes to its centre there, and its extent here (between
+    its PART_EXTENT and 100 - PART_EXTENT percentiles) is scaled to its extent there, so
+    that a wider table top or a longer wing is matched by relative position within the
+    part.  Scaled by the spread instead, a slatted back's corners would fall short of a
+    solid back's; centred between its ends instead, an airplane's part centres would move
+    (docs/model.md, *Correspondence*)."""
     if len(part_here) < 2 or len(part_there) < 2:
         return points
     lo_here, hi_here = np.percentile(part_here, [PART_EXTENT, 100 - PART_EXTENT], axis=0)
     lo_there, hi_there = np.percentile(part_there, [PART_EXTENT, 100 - PART_EXTENT], axis=0)
     scale = np.maximum(hi_there - lo_there, PART_SPREAD_FLOOR) / np.maximum(hi_here - lo_here, PART_SPREAD_FLOOR)
-    return (points - (lo_here + hi_here) / 2) * scale + (lo_there + hi_there) / 2
+    return (points - part_here.mean(0)) * scale + part_there.mean(0)

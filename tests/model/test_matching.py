@@ -23,3 +23,11 @@ def test_a_narrow_part_is_stretched_onto_a_wide_one_and_flat_parts_stay_finite()
     moved = into_part_frame(np.array([[0.1, 0.0, 0.3]]), narrow, wide)
     assert np.allclose(moved, [[0.4, 0.5, 0.3]], atol=0.02)  # the flat y axis: only shifted
     assert np.array_equal(into_part_frame(moved, narrow[:1], wide), moved)  # one sample: no frame
+
+
+def test_a_parts_centre_of_mass_lands_on_the_others():
+    rng = np.random.default_rng(2)
+    # a part whose mass lies near one end (a wing's root), against one spread evenly
+    here = np.c_[np.minimum(rng.exponential(0.2, 3000), 1.0), rng.uniform(0, 0.1, 3000), np.zeros(3000)]
+    there = np.c_[rng.uniform(0, 1, 3000), rng.uniform(0, 0.1, 3000), np.zeros(3000)]
+    assert np.allclose(into_part_frame(here.mean(0)[None], here, there), there.mean(0), atol=1e-9)
