@@ -28,6 +28,7 @@ Reruns skip finished shapes; every file is written atomically.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import shutil
 import sys
@@ -146,16 +147,21 @@ def held_out(category: str, jobs: list[dict], excluded: list[dict]) -> tuple[lis
 def artist_mesh(category: str, name: str, cache: Path = DEFAULT_CACHE) -> tuple[np.ndarray, np.ndarray, dict]:
     """One model of the category's packages by name, oriented and cleaned (model frame),
     from the cache or built into it -> (vertices, faces, record)."""
-    every, _, _ = collect(category, cache)
-    job = next((j for j in every if j["name"] == name), None)
+    job = _jobs_by_name(category, cache).get(name)
     if job is None:
         raise ValueError(f"no {category} model named {name!r} in {', '.join(PACKAGES[category])}")
-    job["mesh_dir"] = str(_mesh_dir(cache, category))
+    job = {**job, "mesh_dir": str(_mesh_dir(cache, category))}
     record, fresh = cached_mesh(job)
     if fresh:
         save_json(Path(job["mesh_dir"]) / f"{name}.json", record)
     mesh = load_mesh(Path(job["mesh_dir"]) / record["mesh"])
     return np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int64), record
+
+
+@functools.lru_cache(maxsize=4)
+def _jobs_by_name(category: str, cache: Path) -> dict[str, dict]:
+    """The category's models by name, read from its packages once per process."""
+    return {job["name"]: job for job in collect(category, cache)[0]}
 
 
 def prepare_one(job: dict) -> tuple[str, str | None]:

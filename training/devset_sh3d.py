@@ -75,24 +75,10 @@ def chair_faces(mesh: trimesh.Trimesh) -> np.ndarray:
     top, at a side and in front of the back's front, arm, where something on that side
     reaches well forward; the rest above is back.
     """
-    c, n, area = mesh.triangles_center, mesh.face_normals, mesh.area_faces
+    c, area = mesh.triangles_center, mesh.area_faces
     lo, hi = mesh.bounds
-    height, width, mid_x = hi[1] - lo[1], hi[0] - lo[0], (lo[0] + hi[0]) / 2
-    flat = np.abs(n[:, 1]) > FLAT
-    middle = flat & (np.abs(c[:, 0] - mid_x) < 0.25 * width)
-    search = middle & (c[:, 1] > lo[1] + 0.15 * height) & (c[:, 1] < lo[1] + 0.8 * height)
-    bins = np.arange(lo[1], hi[1] + BIN, BIN)
-    hist = np.convolve(np.histogram(c[search, 1], bins, weights=area[search])[0], [0.25, 0.5, 0.25], "same")
-    peak = int(np.argmax(hist))
-    strong = np.flatnonzero(hist >= STRONG * hist[peak])
-    top_bin = strong[(strong >= peak) & (strong <= peak + CUSHION)].max()
-    top = bins[top_bin] + BIN
-    # levels in a row are one surface (a dished seat spans several bins); the underside is
-    # the next surface down, all of it
-    runs = np.split(strong, np.flatnonzero(np.diff(strong) > 1) + 1)
-    top_run = next(r for r in runs if top_bin in r)
-    under = [r for r in runs if r.max() < top_run.min() and r.max() >= top_bin - SEAT_BODY]
-    bottom = bins[under[-1].min()] if under else bins[top_run.min()] - THIN_SEAT
+    flat = np.abs(mesh.face_normals[:, 1]) > FLAT
+    top, bottom = seat_levels(mesh, flat)
     seat = flat & (np.abs(c[:, 1] - (top - BIN / 2)) < 0.03)
     x0, x1 = np.percentile(c[seat, 0], [2, 98]) if seat.any() else (lo[0], hi[0])
     z0, z1 = np.percentile(c[seat, 2], [2, 98]) if seat.any() else (lo[2], hi[2])
@@ -112,6 +98,28 @@ def chair_faces(mesh: trimesh.Trimesh) -> np.ndarray:
         if area[reach].sum() > ARM_AREA * mesh.area:
             parts[side] = 3
     return parts
+
+
+def seat_levels(mesh: trimesh.Trimesh, flat: np.ndarray) -> tuple[float, float]:
+    """(top, underside) heights of an upright chair's seat; `flat`: its horizontal faces."""
+    c, area = mesh.triangles_center, mesh.area_faces
+    lo, hi = mesh.bounds
+    height, width, mid_x = hi[1] - lo[1], hi[0] - lo[0], (lo[0] + hi[0]) / 2
+    middle = flat & (np.abs(c[:, 0] - mid_x) < 0.25 * width)
+    search = middle & (c[:, 1] > lo[1] + 0.15 * height) & (c[:, 1] < lo[1] + 0.8 * height)
+    bins = np.arange(lo[1], hi[1] + BIN, BIN)
+    hist = np.convolve(np.histogram(c[search, 1], bins, weights=area[search])[0], [0.25, 0.5, 0.25], "same")
+    peak = int(np.argmax(hist))
+    strong = np.flatnonzero(hist >= STRONG * hist[peak])
+    top_bin = strong[(strong >= peak) & (strong <= peak + CUSHION)].max()
+    top = bins[top_bin] + BIN
+    # levels in a row are one surface (a dished seat spans several bins); the underside is
+    # the next surface down, all of it
+    runs = np.split(strong, np.flatnonzero(np.diff(strong) > 1) + 1)
+    top_run = next(r for r in runs if top_bin in r)
+    under = [r for r in runs if r.max() < top_run.min() and r.max() >= top_bin - SEAT_BODY]
+    bottom = bins[under[-1].min()] if under else bins[top_run.min()] - THIN_SEAT
+    return float(top), float(bottom)
 
 
 RULES = {"chair": chair_faces}

@@ -52,6 +52,7 @@ from tqdm import tqdm
 from model import Correspondence
 from model.alignment import AlignMode
 
+from .debian import FetchError
 from .devset import devset_record, load_devset
 from .devset_sh3d import DEVSET_SH3D, load_sh3d_devset
 from .families import PART_NAMES, sample_shape
@@ -305,7 +306,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         if align:
             shapes = turned_targets(shapes, n_sources, align)
         scores = evaluate(engine, shapes, PART_NAMES[category], n_sources, align=align)
-    except ValueError as exc:
+    except (ValueError, FetchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     turned = f", targets turned ({args.turned}) and auto-aligned" if align else ""

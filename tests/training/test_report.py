@@ -51,7 +51,8 @@ def test_report_without_psb_meshes_skips_the_picture(tmp_path):
     engine = Correspondence.load(category="chair", device="cpu")
     from training.report import write_report
 
-    write_report(engine, "chair", "chair.pth", tmp_path, count=5, psb=tmp_path / "missing", progress=False)
+    write_report(engine, "chair", "chair.pth", tmp_path, count=5, psb=tmp_path / "missing", progress=False,
+                 real_targets=1)
     assert not (tmp_path / "chair_psb.png").exists() and not (tmp_path / "chair_real_pck.png").exists()
     page = (tmp_path / "chair.md").read_text()
     assert "was not found: no real figures" in page and "Transfers onto real meshes" not in page
