@@ -73,8 +73,13 @@ def load_devset(category: str, psb: Path = DEFAULT_PSB, points: int = POINTS,
     for name in entry["sources"] + entry["targets"][:targets]:
         shape = entry["shapes"][name]
         mesh, segments = upright_mesh(psb, category, name)
-        labels = face_parts(mesh, segments, shape, category)
-        pts, face, _ = sample_surface(np.asarray(mesh.vertices), np.asarray(mesh.faces), points, seed=SAMPLE_SEED)
-        shapes.append({"name": name, "surface_points": pts, "surface_labels": labels[face],
-                       "keypoints": {k: np.asarray(v, dtype=np.float64) for k, v in shape["keypoints"].items()}})
+        shapes.append(dev_shape(name, mesh, face_parts(mesh, segments, shape, category), shape["keypoints"], points))
     return shapes
+
+
+def dev_shape(name: str, mesh: trimesh.Trimesh, face_labels: np.ndarray, keypoints: dict, points: int) -> dict:
+    """A labelled dev mesh as the evaluation takes it: `points` surface samples (seed
+    SAMPLE_SEED) with their faces' labels, and the named keypoints as arrays."""
+    pts, face, _ = sample_surface(np.asarray(mesh.vertices), np.asarray(mesh.faces), points, seed=SAMPLE_SEED)
+    return {"name": name, "surface_points": pts, "surface_labels": face_labels[face],
+            "keypoints": {k: np.asarray(v, dtype=np.float64) for k, v in keypoints.items()}}

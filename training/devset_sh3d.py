@@ -26,7 +26,7 @@ import trimesh
 
 from model.geometry import sample_surface
 
-from .devset import POINTS, SAMPLE_SEED
+from .devset import POINTS, dev_shape
 from .devset_build import keypoints
 from .families import PART_NAMES
 
@@ -201,10 +201,7 @@ def load_sh3d_devset(category: str, cache: Path | None = None, points: int = POI
         if len(mesh.faces) != shape["faces"]:
             raise ValueError(f"{name}: the mesh has {len(mesh.faces)} faces, the dev set {shape['faces']}: "
                              f"rebuild it with `python -m training.devset_sh3d`")
-        parts = decode_runs(shape["parts"])
-        pts, face, _ = sample_surface(np.asarray(mesh.vertices), np.asarray(mesh.faces), points, seed=SAMPLE_SEED)
-        shapes.append({"name": name, "surface_points": pts, "surface_labels": parts[face],
-                       "keypoints": {k: np.asarray(v, dtype=np.float64) for k, v in shape["keypoints"].items()}})
+        shapes.append(dev_shape(name, mesh, decode_runs(shape["parts"]), shape["keypoints"], points))
     return shapes
 
 
