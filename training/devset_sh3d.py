@@ -139,12 +139,17 @@ def decode_runs(text: str) -> np.ndarray:
     return np.concatenate([np.full(k, v, np.int64) for v, k in runs]) if runs else np.zeros(0, np.int64)
 
 
+def sh3d_record(path: Path = DEVSET_SH3D) -> dict:
+    """The data file: {"note", "categories": {category: {"sources", "targets", "shapes", ...}}}."""
+    return json.loads(path.read_text())
+
+
 def dev_names(category: str, path: Path = DEVSET_SH3D) -> list[str]:
     """The category's dev meshes (names as training.artist gives them); none if the file
     has no such category."""
     if not path.is_file():
         return []
-    entry = json.loads(path.read_text())["categories"].get(category)
+    entry = sh3d_record(path)["categories"].get(category)
     return [] if entry is None else entry["sources"] + entry["targets"]
 
 
@@ -190,7 +195,7 @@ def load_sh3d_devset(category: str, cache: Path | None = None, points: int = POI
     into the cache by training.artist where missing)."""
     from .artist import DEFAULT_CACHE
 
-    record = json.loads(path.read_text())
+    record = sh3d_record(path)
     if category not in record["categories"]:
         raise ValueError(f"no Sweet Home 3D dev set for category {category!r}; there is {sorted(record['categories'])}")
     entry = record["categories"][category]

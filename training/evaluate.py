@@ -54,7 +54,7 @@ from model.alignment import AlignMode
 
 from .debian import FetchError
 from .devset import devset_record, load_devset
-from .devset_sh3d import DEVSET_SH3D, load_sh3d_devset
+from .devset_sh3d import load_sh3d_devset, sh3d_record
 from .families import PART_NAMES, sample_shape
 from .samples import assembly_sample
 from .symmetry import keypoint_renamings, yaw
@@ -293,7 +293,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             else:
                 shapes = load_devset(args.devset, targets=args.targets)
             if args.sources is None:
-                record = json.loads(DEVSET_SH3D.read_text()) if args.set == "sh3d" else devset_record()
+                record = sh3d_record() if args.set == "sh3d" else devset_record()
                 n_sources = len(record["categories"][args.devset]["sources"])
         else:
             files = sorted(args.data.glob("*.npz"))

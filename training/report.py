@@ -26,8 +26,7 @@ from model import Correspondence
 
 from .debian import FetchError
 from .devset import DEFAULT_PSB, devset_record, load_devset
-from .devset_sh3d import SOURCES as SH3D_SOURCES
-from .devset_sh3d import dev_names, load_sh3d_devset
+from .devset_sh3d import dev_names, load_sh3d_devset, sh3d_record
 from .evaluate import Scores, evaluate, format_table, procedural_shapes
 from .families import PART_NAMES
 from .figures import pyplot, transfer_figure
@@ -174,7 +173,7 @@ def sh3d_section(engine: Correspondence, category: str, progress: bool,
         shapes = load_sh3d_devset(category, targets=targets)
     except (ValueError, FetchError) as exc:
         return None, f"Not measured: {exc}"
-    n_sources = len(SH3D_SOURCES[category])
+    n_sources = len(sh3d_record()["categories"][category]["sources"])
     return (evaluate(engine, shapes, PART_NAMES[category], n_sources, progress),
             f"The harder real set ([devset.md](devset.md)): {len(shapes) - n_sources} artist-made Sweet Home 3D "
             f"{category}s (armchairs, swivel, tub and shell chairs), labels and keypoints from {n_sources} "
