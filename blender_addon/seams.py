@@ -8,6 +8,8 @@ for first among the source triangles around where they landed, where the seam ru
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .inpaint import most_common
@@ -79,11 +81,17 @@ def closest_on_triangles(p: np.ndarray, tri: np.ndarray) -> tuple[np.ndarray, np
     return best_d, best_b
 
 
+class IslandUVs(NamedTuple):
+    uv: np.ndarray  # (L, 2) target corner UVs
+    island: np.ndarray  # (L,) the source island of each corner's polygon; -1: none decided
+    moved: np.ndarray  # (L,) bool: corners moved onto their polygon's island
+
+
 def corner_uvs(uv: np.ndarray, source_vertices: np.ndarray, source_triangles: np.ndarray,
                source_triangle_loops: np.ndarray, face: np.ndarray, bary: np.ndarray,
                loop_vertices: np.ndarray, loop_polygons: np.ndarray, vertex_uv: np.ndarray | None = None,
-               trusted: np.ndarray | None = None) -> np.ndarray:
-    """(L,) target corner UVs with each target polygon on one source island.
+               trusted: np.ndarray | None = None) -> IslandUVs:
+    """Target corner UVs with each target polygon on one source island.
 
     uv: (Ls, 2) source corner UVs; face, bary: the correspondence per target vertex;
     loop_vertices, loop_polygons: vertex and polygon of each target corner; vertex_uv:
@@ -97,9 +105,13 @@ def corner_uvs(uv: np.ndarray, source_vertices: np.ndarray, source_triangles: np
     trusted = np.ones(len(face), bool) if trusted is None else np.asarray(trusted, bool)
     loop_island = np.where(trusted[loop_vertices] & (loop_polygons >= 0), island[face[loop_vertices]], -1)
     chosen = _majority(loop_polygons, loop_island)
-    wrong = np.flatnonzero((loop_island >= 0) & (loop_island != chosen[loop_polygons]))
+    loop_chosen = np.where(loop_polygons >= 0, chosen[np.maximum(loop_polygons, 0)], -1) if len(chosen) else \
+        np.full(len(out), -1)
+    wrong = np.flatnonzero((loop_island >= 0) & (loop_island != loop_chosen))
+    moved = np.zeros(len(out), bool)
+    moved[wrong] = True
     if len(wrong) == 0:
-        return out.astype(np.asarray(uv).dtype)
+        return IslandUVs(out.astype(np.asarray(uv).dtype), loop_chosen, moved)
     ring = _triangle_ring(source_triangles, len(source_vertices))
     landed = point_values(source_vertices, source_triangles, face, bary)
     for loop in wrong:
@@ -111,7 +123,7 @@ def corner_uvs(uv: np.ndarray, source_vertices: np.ndarray, source_triangles: np
         d, b = closest_on_triangles(landed[v], source_vertices[source_triangles[cand]])
         k = int(np.argmin(d))
         out[loop] = (uv[source_triangle_loops[cand[k]]] * b[k][:, None]).sum(0)
-    return out.astype(np.asarray(uv).dtype)
+    return IslandUVs(out.astype(np.asarray(uv).dtype), loop_chosen, moved)
 
 
 def _majority(groups: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import inpaint, interpolate, labels, seams
+from . import conformal, inpaint, interpolate, labels, seams
 
 FILL_MODES = ("LEAVE", "MARK", "FILL")
 FLOAT_TYPES = {"FLOAT", "FLOAT2", "FLOAT_VECTOR", "FLOAT_COLOR", "BYTE_COLOR", "QUATERNION"}
@@ -116,8 +116,11 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
     values, keep = resolve(values, confident, fill, target.edges, vote=not blend, mark=_mark_value(ch))
     values = values.astype(ch.values.dtype, copy=False)
     if ch.kind == "uv" and ch.domain == "CORNER":  # per target corner, one source UV island per polygon
-        values = seams.corner_uvs(ch.values, source.vertices, source.triangles, source.triangle_loops, face, bary,
+        placed = seams.corner_uvs(ch.values, source.vertices, source.triangles, source.triangle_loops, face, bary,
                                   target.loop_vertices, loop_polygons(target), vertex_uv=values, trusted=confident)
+        pull = np.where(placed.moved, conformal.MOVED_WEIGHT, 1.0) * confident[target.loop_vertices]
+        values = conformal.relax(target.vertices, target.triangles, target.triangle_loops, placed.uv, placed.island,
+                                 pull).astype(ch.values.dtype)
         keep = None if keep is None else expand_to_corners(keep, target.loop_vertices)
     if ch.kind == "labels":
         return label_writes(values, keep)

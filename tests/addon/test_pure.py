@@ -110,13 +110,23 @@ def test_target_writes_fill_modes(fill):
 
 def test_corner_channel_and_bad_reply():
     src = tgt = arrays()
-    uv = transfer.Channel("UVMap", "uv", "CORNER", "FLOAT2", np.arange(12, dtype=np.float32).reshape(6, 2))
-    (w,) = [w for w in transfer.target_writes(src, tgt, identity_corr([1] * 4), [uv]) if w.name == "UVMap"]
-    # every source triangle is its own UV island: target triangle 1 (vertices 0, 2, 3) lands
-    # two corners on source triangle 0, so vertex 3 takes triangle 0's UV nearest to it
-    # (the midpoint of the diagonal) instead of triangle 1's
+    # each source triangle is its own UV island, laid out as its (x, y) / 2: triangle 1's beside triangle 0's
+    xy = src.vertices[src.triangles.ravel(), :2] / 2
+    uv = transfer.Channel("UVMap", "uv", "CORNER", "FLOAT2", (xy + np.repeat([[0, 0], [0.5, 0]], 3, 0)).astype(np.float32))
+    # target triangle 1 (vertices 0, 2, 3) lands two corners on source triangle 0, so vertex 3
+    # takes triangle 0's UV nearest to where it landed (the midpoint of the diagonal)
     mid = (uv.values[0] + uv.values[2]) / 2
-    assert w.domain == "CORNER" and np.allclose(w.values, uv.values[[0, 1, 2, 0, 2]].tolist() + [mid])
+    corr = identity_corr([1] * 4)
+    placed = seams.corner_uvs(uv.values, src.vertices, src.triangles, src.triangle_loops, corr["source_face"],
+                              corr["source_bary"], tgt.loop_vertices, transfer.loop_polygons(tgt))
+    assert np.allclose(placed.uv, uv.values[[0, 1, 2, 0, 2]].tolist() + [mid])
+    assert placed.island.tolist() == [0] * 6 and placed.moved.tolist() == [False] * 5 + [True]
+    # written: that corner, collinear with the other two and lightly held, moves toward where the
+    # triangle's shape puts it, (0, 0.5)
+    (w,) = [w for w in transfer.target_writes(src, tgt, corr, [uv]) if w.name == "UVMap"]
+    assert w.domain == "CORNER" and w.values.dtype == np.float32
+    assert np.linalg.norm(w.values[5] - [0, 0.5]) < 0.9 * np.linalg.norm(mid - [0, 0.5])
+    assert (w.values >= -0.05).all() and (w.values <= 0.55).all()  # on island 0's part of the atlas
     with pytest.raises(ValueError, match="covers 3 vertices"):
         bad = identity_corr([1] * 4)
         bad["source_face"] = bad["source_face"][:3]
@@ -164,7 +174,7 @@ def test_a_target_polygon_across_a_source_seam_stays_on_one_island():
     loop_vertices = t_quads.ravel()
     loop_polygons = np.repeat(np.arange(len(t_quads)), 4)
     naive = interpolate.corner_values(uv, s_loops, face, bary)[loop_vertices]
-    out = seams.corner_uvs(uv, sv, st, s_loops, face, bary, loop_vertices, loop_polygons)
+    out = seams.corner_uvs(uv, sv, st, s_loops, face, bary, loop_vertices, loop_polygons).uv
 
     def spans_the_atlas(u):
         per_polygon = u[:, 0].reshape(-1, 4)
