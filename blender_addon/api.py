@@ -80,6 +80,7 @@ class TransferChoice:
     attributes: Sequence[str] = field(default_factory=tuple)
     threshold: float = 0.5
     fill: str = "FILL"  # LEAVE, MARK or FILL (from confident neighbours)
+    materials: bool = False  # the source's material slots, each target polygon the one it lands on
 
 
 @dataclass
@@ -139,6 +140,8 @@ class TransferPlan:
             labels = mesh_data.read_labels(obj, ev) if c.labels and not self.preview else None
             channels = [] if self.preview else self._channels(obj, group_names)
             out.append(Source(obj, mesh_data.gather(obj, ev), labels, channels))
+        if len(out) > 1 and c.materials and not self.preview:
+            _shared_material_slots(out)
         if len(out) > 1 and c.labels and not self.preview:
             have = {s.obj.name for s in out if s.labels is not None}
             if have and len(have) != len(out):
@@ -157,6 +160,8 @@ class TransferPlan:
         if group_names is None or group_names:
             channels += mesh_data.read_vertex_groups(src, None if group_names is None else list(group_names), ev)
         channels += [mesh_data.read_attribute(src, name, "attribute", ev) for name in c.attributes]
+        if c.materials:
+            channels.append(mesh_data.read_materials(src, ev))
         return channels
 
     def _wants_parts(self, src: Source) -> bool:
@@ -224,6 +229,16 @@ class TransferPlan:
             keep_rotation(obj, per_source[0].get("target_rotation"))
 
 
+def _shared_material_slots(sources: list[Source]) -> None:
+    """Several sources' materials as one list of slots (each material once, in source order),
+    so that every target polygon can take its material from whichever source it follows."""
+    channels = [next(ch for ch in s.channels if ch.kind == "material") for s in sources]
+    names = tuple(dict.fromkeys(n for ch in channels for n in ch.names))
+    for ch in channels:
+        ch.values = np.array([names.index(n) for n in ch.names], np.int32)[ch.values]
+        ch.names = names
+
+
 def keep_rotation(obj: bpy.types.Object, model_rotation: np.ndarray | None) -> None:
     if model_rotation is None:
         return
@@ -275,14 +290,16 @@ def transfer_attributes(source: bpy.types.Object | None = None, targets: Iterabl
                         sources: Sequence[bpy.types.Object] | None = None, labels: bool = True,
                         color: str = "", uv_map: str = "", vertex_groups: Sequence[str] | None = (),
                         attributes: Sequence[str] = (), threshold: float = 0.5, fill: str = "FILL",
-                        preview: bool = False, **options: Any) -> dict[str, Any]:
+                        materials: bool = False, preview: bool = False, **options: Any) -> dict[str, Any]:
     """Correspond the source (or each of `sources`) to each target and carry the chosen
     attributes; returns a per-target report.  `targets` may be a collection's objects: the
-    sources and objects that are not meshes are skipped.  `preview`: write only `corr_color`."""
+    sources and objects that are not meshes are skipped.  `materials`: the targets take the
+    source's material slots, each polygon the material it lands on.  `preview`: write only
+    `corr_color`."""
     if (source is None) == (sources is None):
         raise ValueError("give either a source or sources=[...]")
     opts = Options(**options)
-    choice = TransferChoice(labels, color, uv_map, vertex_groups, tuple(attributes), threshold, fill)
+    choice = TransferChoice(labels, color, uv_map, vertex_groups, tuple(attributes), threshold, fill, materials)
     return run(TransferPlan([source] if source is not None else sources, targets, choice, opts, preview), opts)
 
 

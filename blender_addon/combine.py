@@ -1,7 +1,7 @@
 """One target from several sources: part labels voted with confidence weights (as
 training/evaluate.py's vote), every other value taken from the source that matches each
-target vertex best (per polygon for corner values, so a polygon's UVs come from one
-source).  Plain numpy: tests call it without bpy.
+target vertex best (per polygon for corner and face values, so a polygon's UVs and material
+come from one source).  Plain numpy: tests call it without bpy.
 """
 from __future__ import annotations
 
@@ -35,7 +35,10 @@ def target_writes(matches: list[Match], target: tx.MeshArrays, threshold: float 
     winner = np.stack([m.corr["confidence"] for m in matches]).argmax(axis=0)
     per_source = [tx.target_writes(m.source, target, m.corr, [c for c in m.channels if c.kind != "labels"],
                                    threshold, fill) for m in matches]
-    pick = {len(target.vertices): winner, len(target.loop_vertices): polygon_winners(winner, target)}
+    poly, corner_winner = tx.loop_polygons(target), polygon_winners(winner, target)
+    face_winner = np.zeros(max(target.polygons, int(poly.max(initial=-1)) + 1), winner.dtype)
+    face_winner[poly[poly >= 0]] = corner_winner[poly >= 0]
+    pick = {"POINT": winner, "CORNER": corner_winner, "FACE": face_winner}
     writes = [_picked(ws, pick) for ws in zip(*per_source)]
     writes.append(tx.Write("corr_source_object", "attribute", "POINT", "INT", winner.astype(np.int32)))
     labelled = [(m, c) for m in matches for c in m.channels if c.kind == "labels"]
@@ -59,20 +62,20 @@ def polygon_winners(winner: np.ndarray, target: tx.MeshArrays) -> np.ndarray:
     return out
 
 
-def _picked(ws: tuple[tx.Write, ...], pick: dict[int, np.ndarray]) -> tx.Write:
-    """One write from the same write of each source: element i from source pick[n][i]."""
+def _picked(ws: tuple[tx.Write, ...], pick: dict[str, np.ndarray]) -> tx.Write:
+    """One write from the same write of each source: element i from source pick[domain][i]."""
     first = ws[0]
     for w in ws[1:]:
         if (w.name, w.domain, w.data_type) != (first.name, first.domain, first.data_type):
             raise ValueError(f"the sources differ in {first.name!r}: {first.domain} {first.data_type} on one, "
                              f"{w.name!r} {w.domain} {w.data_type} on another")
     n = len(first.values)
-    choose, rows = pick[n], np.arange(n)
+    choose, rows = pick[first.domain], np.arange(n)
     values = np.stack([w.values for w in ws])[choose, rows]
     keeps = [w.keep for w in ws]
     keep = None if all(k is None for k in keeps) else np.stack(
         [np.zeros(n, bool) if k is None else k for k in keeps])[choose, rows]
-    return tx.Write(first.name, first.kind, first.domain, first.data_type, values, keep)
+    return tx.Write(first.name, first.kind, first.domain, first.data_type, values, keep, first.names)
 
 
 def voted_labels(labelled: list[tuple[Match, tx.Channel]], target: tx.MeshArrays, threshold: float, fill: str

@@ -56,6 +56,7 @@ def gather(obj: bpy.types.Object, evaluated: bool = False) -> MeshArrays:
         triangle_polygons=_get(tris, "polygon_index", 1, np.int64),
         loop_vertices=_get(mesh.loops, "vertex_index", 1, np.int64),
         edges=_get(mesh.edges, "vertices", 2, np.int64),
+        polygons=len(mesh.polygons),
     )
 
 
@@ -79,6 +80,15 @@ def read_labels(obj: bpy.types.Object, evaluated: bool = False) -> Channel | Non
     if attr is None or attr.domain not in DOMAINS or attr.data_type != "INT":
         return None
     return Channel("part_label", "labels", attr.domain, "INT", _get(attr.data, "value", 1, np.int32))
+
+
+def read_materials(obj: bpy.types.Object, evaluated: bool = False) -> Channel:
+    """The object's material slots (by material name) and each polygon's slot."""
+    names = tuple(slot.material.name if slot.material else "" for slot in obj.material_slots)
+    if not any(names):
+        raise ValueError(f"{obj.name!r} has no materials to transfer")
+    index = _get(mesh_of(obj, evaluated).polygons, "material_index", 1, np.int32)
+    return Channel("material_index", "material", "FACE", "INT", np.minimum(index, len(names) - 1), names)
 
 
 def read_vertex_groups(obj: bpy.types.Object, names=None, evaluated: bool = False) -> list[Channel]:
@@ -112,6 +122,13 @@ def _checked(obj: bpy.types.Object, w: Write) -> Write:
         keep = None if keep is None else expand_to_corners(keep, loop_vertices)
     if w.kind == "vertex_group":
         key, width = "value", 1
+    elif w.kind == "material":
+        key, width = "material_index", 1
+        missing = sorted({n for n in w.names if n and n not in bpy.data.materials})
+        if missing:
+            raise ValueError(f"materials {', '.join(missing)} for {obj.name!r} are no longer in the file")
+        if len(values) and (values.min() < 0 or values.max() >= max(len(w.names), 1)):
+            raise ValueError(f"material slots for {obj.name!r} out of range")
     else:
         key, width, _ = LAYOUT[w.data_type]
     n = _size(mesh, w.domain)
@@ -119,7 +136,7 @@ def _checked(obj: bpy.types.Object, w: Write) -> Write:
         raise ValueError(f"{w.name!r} for {obj.name!r}: {values.shape} values for {n} {w.domain.lower()} elements")
     if values.dtype.kind == "f" and not np.isfinite(values).all():
         raise ValueError(f"{w.name!r} for {obj.name!r} has non-finite values")
-    return Write(w.name, w.kind, w.domain, w.data_type, values, keep)
+    return Write(w.name, w.kind, w.domain, w.data_type, values, keep, w.names)
 
 
 def write_all(plan: list[tuple[bpy.types.Object, list[Write]]]) -> None:
@@ -129,7 +146,7 @@ def write_all(plan: list[tuple[bpy.types.Object, list[Write]]]) -> None:
     try:
         for obj, writes in checked:
             for w in writes:
-                undo.append(_write_vertex_group(obj, w) if w.kind == "vertex_group" else _write_attribute(obj, w))
+                undo.append(WRITERS.get(w.kind, _write_attribute)(obj, w))
             obj.data.update()
     except Exception:
         for restore in reversed(undo):
@@ -187,6 +204,27 @@ def _write_vertex_group(obj, w: Write):
         else:
             _set_weights(obj.vertex_groups[w.name], old)
     return restore
+
+
+def _write_materials(obj, w: Write):
+    """The target's material slots become the source's; each polygon takes its slot."""
+    mesh = obj.data
+    old_materials = list(mesh.materials)
+    old_index = _get(mesh.polygons, "material_index", 1, np.int32)
+    mesh.materials.clear()
+    for name in w.names:
+        mesh.materials.append(bpy.data.materials[name] if name else None)
+    mesh.polygons.foreach_set("material_index", np.asarray(w.values, np.int32))
+
+    def restore():
+        mesh.materials.clear()
+        for m in old_materials:
+            mesh.materials.append(m)
+        mesh.polygons.foreach_set("material_index", old_index)
+    return restore
+
+
+WRITERS = {"vertex_group": _write_vertex_group, "material": _write_materials}  # the rest: _write_attribute
 
 
 def _set_weights(group, weights: np.ndarray) -> None:

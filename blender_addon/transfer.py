@@ -29,17 +29,20 @@ class MeshArrays:
     triangle_polygons: np.ndarray  # (T,) polygon of each triangle
     loop_vertices: np.ndarray  # (L,) vertex of each corner
     edges: np.ndarray  # (E, 2)
+    polygons: int = 0  # polygon count (0: as many as triangle_polygons names)
 
 
 @dataclass
 class Channel:
-    """One source attribute to carry.  kind: "attribute", "color", "uv", "vertex_group", "labels"."""
+    """One source attribute to carry.  kind: "attribute", "color", "uv", "vertex_group",
+    "labels" or "material" (per polygon, an index into `names`, the material slots)."""
 
     name: str
     kind: str
     domain: str  # "POINT", "CORNER" or "FACE" (Blender attribute domains)
     data_type: str  # Blender attribute data type, e.g. "FLOAT_COLOR", "INT", "FLOAT2"
     values: np.ndarray
+    names: tuple[str, ...] = ()  # a material channel's slots: material names
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Write:
     data_type: str
     values: np.ndarray
     keep: np.ndarray | None = None  # (V,) bool on points; None: write every value
+    names: tuple[str, ...] = ()  # a material write's slots, replacing the target's
 
 
 def target_writes(source: MeshArrays, target: MeshArrays, corr: dict[str, np.ndarray], channels: list[Channel],
@@ -109,6 +113,8 @@ def values_at(ch: Channel, source: MeshArrays, face: np.ndarray, bary: np.ndarra
 
 
 def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, confident, fill) -> list[Write]:
+    if ch.kind == "material":
+        return [material_write(ch, source, target, face, confident)]
     blend = blends(ch)
     values = values_at(ch, source, face, bary)
     if ch.kind == "labels":
@@ -119,8 +125,11 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
         placed = seams.corner_uvs(ch.values, source.vertices, source.triangles, source.triangle_loops, face, bary,
                                   target.loop_vertices, loop_polygons(target), vertex_uv=values, trusted=confident)
         pull = np.where(placed.moved, conformal.MOVED_WEIGHT, 1.0) * confident[target.loop_vertices]
+        landed = ~placed.moved[target.triangle_loops] & confident[target.triangles]
+        metric = conformal.source_metric(source.vertices, source.triangles, source.triangle_loops, ch.values,
+                                         face[target.triangles], landed)
         values = conformal.relax(target.vertices, target.triangles, target.triangle_loops, placed.uv, placed.island,
-                                 pull).astype(ch.values.dtype)
+                                 pull, metric).astype(ch.values.dtype)
         keep = None if keep is None else expand_to_corners(keep, target.loop_vertices)
     if ch.kind == "labels":
         return label_writes(values, keep)
@@ -128,6 +137,20 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
     # rest lands on its points (a face value has no one place on a vertex-wise map).
     domain = "CORNER" if ch.domain == "CORNER" else "POINT"
     return [Write(ch.name, ch.kind, domain, ch.data_type, values, keep)]
+
+
+def material_write(ch: Channel, source: MeshArrays, target: MeshArrays, face: np.ndarray,
+                   confident: np.ndarray) -> Write:
+    """The source's material slots for the target, and for each target polygon the material
+    of the source polygons most of its corners land on (its confident corners, where it has any)."""
+    landed = ch.values[source.triangle_polygons[face]]  # per target vertex
+    poly = loop_polygons(target)
+    corner = np.flatnonzero(poly >= 0)
+    vertex = target.loop_vertices[corner]
+    n_polygons = max(target.polygons, int(poly.max(initial=-1)) + 1)
+    votes = np.zeros((n_polygons, max(len(ch.names), int(ch.values.max(initial=0)) + 1)))
+    np.add.at(votes, (poly[corner], landed[vertex]), np.where(confident[vertex], 1.0, 1e-3))
+    return Write("material_index", "material", "FACE", "INT", votes.argmax(axis=1).astype(np.int32), names=ch.names)
 
 
 def labels_per_element(source: MeshArrays, ch: Channel) -> np.ndarray:

@@ -107,6 +107,8 @@ class CorrSettings(bpy.types.PropertyGroup):
     color_attribute: bpy.props.StringProperty(name="Colour", description="Colour attribute of the source to transfer")
     uv_map: bpy.props.StringProperty(name="UV map", description="UV map of the source to transfer")
     vertex_groups: bpy.props.BoolProperty(name="Vertex groups", description="Transfer all vertex-group weights")
+    materials: bpy.props.BoolProperty(name="Materials", description="Give the targets the source's materials, "
+                                                                   "each polygon the one it lands on")
     attributes: bpy.props.StringProperty(name="Attributes", description="Other attribute names, comma separated")
     threshold: bpy.props.FloatProperty(name="Confidence threshold", default=0.5, min=0.0, max=1.0)
     fill: bpy.props.EnumProperty(name="Below threshold", default="FILL", items=[
@@ -130,7 +132,7 @@ def transfer_choice(context) -> api.TransferChoice:
         labels=s.transfer_labels, color=s.color_attribute, uv_map=s.uv_map,
         vertex_groups=None if s.vertex_groups else (),
         attributes=tuple(a.strip() for a in s.attributes.split(",") if a.strip()),
-        threshold=s.threshold, fill=s.fill)
+        threshold=s.threshold, fill=s.fill, materials=s.materials)
 
 
 # ---------------------------------------------------------------------- operators
@@ -384,6 +386,7 @@ class CORR_PT_panel(bpy.types.Panel):
         if src is not None and src.type == "MESH":
             box.prop_search(s, "color_attribute", src.data, "color_attributes")
             box.prop_search(s, "uv_map", src.data, "uv_layers")
+        box.prop(s, "materials")
         box.prop(s, "vertex_groups")
         box.prop(s, "attributes")
         box.prop(s, "threshold")

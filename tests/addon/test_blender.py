@@ -126,7 +126,9 @@ def test_transfer_to_copies_of_itself(bpy):
     loop_tris = np.array([t.loops[:] for t in me.loop_triangles])
     uv_src = np.stack([height[loop_v], world[loop_v, 0]], 1)
     expected_uv = (uv_src[loop_tris[f_plain]] * bary[..., None]).sum(1)[loop_v]
-    assert np.allclose(uv_t, expected_uv, atol=1e-5)
+    # then relaxed (blender_addon/conformal.py): on a copy, nearer the source's own UVs than as matched
+    relaxed, matched = np.abs(uv_t - uv_src).max(1), np.abs(expected_uv - uv_src).max(1)
+    assert np.median(relaxed) < np.median(matched) and np.quantile(relaxed, 0.95) < np.quantile(matched, 0.95)
     # and the model maps each part of a chair onto itself: transferred height follows the real one
     assert np.corrcoef(temp_t, height)[0, 1] > 0.8
     w = np.zeros(n)

@@ -1,5 +1,6 @@
 """Transferred UVs relaxed toward a conformal map (blender_addon/conformal.py), bpy-free."""
 import numpy as np
+import pytest
 
 from blender_addon import conformal
 
@@ -71,3 +72,25 @@ def test_charts_move_apart_and_undecided_corners_stay():
         v, u = triangles.ravel()[sel], out[sel]
         for vertex in np.unique(v)[:20]:
             assert np.ptp(u[v == vertex], axis=0).max() < 1e-12
+
+
+def test_a_texture_the_source_stretches_is_stretched_alike():
+    # the source's UVs squeeze x by 3 (a planar projection down a slope, say): the relaxed
+    # target keeps that shape instead of making it conformal
+    verts, triangles, loops, truth = bent_sheet()
+    truth = truth * [1 / 3, 1]
+    rng = np.random.default_rng(2)
+    noisy = truth + rng.normal(scale=0.005, size=(len(verts), 2))[triangles.ravel()]
+    faces = np.repeat(np.arange(len(triangles))[:, None], 3, 1)  # the target is the source: each on its own
+    metric = conformal.source_metric(verts, triangles, loops, truth, faces, np.ones(faces.shape, bool))
+    chart, pull = np.zeros(len(noisy), np.int64), np.ones(len(noisy))
+    followed = conformal.relax(verts, triangles, loops, noisy, chart, pull, metric)
+    conformal_only = conformal.relax(verts, triangles, loops, noisy, chart, pull)
+    assert np.median(stretch(verts, triangles, loops, followed)) == pytest.approx(3, rel=0.1)
+    assert np.abs(followed - truth).mean() < 0.6 * np.abs(noisy - truth).mean()
+    assert np.abs(followed - truth).mean() < 0.6 * np.abs(conformal_only - truth).mean()
+    # squeezed past MAX_ANISOTROPY (a projection along the surface): not followed, left as matched
+    flat = truth * [1e-3, 1]
+    metric = conformal.source_metric(verts, triangles, loops, flat, faces, np.ones(faces.shape, bool))
+    assert np.isnan(metric).all()
+    assert np.allclose(conformal.relax(verts, triangles, loops, flat, chart, pull, metric), flat)

@@ -100,7 +100,7 @@ def stretch(ob) -> np.ndarray:
 def test_uvs_travel_between_real_textured_chairs(bpy):
     src, tgt = textured_chair(bpy, SOURCE), textured_chair(bpy, TARGET)
     tgt.data.uv_layers.remove(tgt.data.uv_layers["UVMap"])  # the target's own UVs: replaced by the transfer
-    api.transfer(src, [tgt], uv_map="UVMap", labels=False)
+    api.transfer(src, [tgt], uv_map="UVMap", labels=False, materials=True)
     share, s_stretch, t_stretch = one_island_share(src, tgt), stretch(src), stretch(tgt)
     print(f"texture transfer {SOURCE} -> {TARGET}: {share:.3f} of target polygons land on one source island; "
           f"stretch median {np.median(t_stretch):.1f} (source {np.median(s_stretch):.2f}), "
@@ -112,3 +112,7 @@ def test_uvs_travel_between_real_textured_chairs(bpy):
     assert share > 0.5
     assert np.median(t_stretch) < 1.5 and np.mean(t_stretch < 4) > 0.75
     assert np.median(s_stretch) < 1.5  # the metric itself: the source's own UVs barely stretch
+    # the source's materials (cherry wood, woven cane) with its texture, each on the polygons it lands on
+    assert [m.name for m in tgt.data.materials] == [m.name for m in src.data.materials]
+    index = np.array([p.material_index for p in tgt.data.polygons])
+    assert np.bincount(index, minlength=len(src.data.materials)).min() > 0.05 * len(index)

@@ -147,3 +147,48 @@ def test_the_category_menu_comes_from_the_server_and_the_log_opens(bpy, chair_se
     monkeypatch.setattr(ui.local_server, "log_path", log)
     assert bpy.ops.corr.server_log() == {"FINISHED"}
     assert bpy.data.texts[log.name].as_string().startswith("ready")
+
+
+def polygon_heights(ob):
+    m = np.array(ob.matrix_world)
+    return (np.array([p.center for p in ob.data.polygons]) @ m[:3, :3].T + m[:3, 3])[:, 2]
+
+
+def material_halves(bpy, ob, low, high):
+    """Two material slots: `high` on the upper half of the chair's polygons, `low` below."""
+    for name in (low, high):
+        ob.data.materials.append(bpy.data.materials.get(name) or bpy.data.materials.new(name))
+    z = polygon_heights(ob)
+    ob.data.polygons.foreach_set("material_index", (z > (z.min() + z.max()) / 2).astype(np.int32))
+
+
+def slots(ob):
+    return [m.name for m in ob.data.materials]
+
+
+def used(ob, where):
+    index = np.array([p.material_index for p in ob.data.polygons])[where]
+    return np.array(slots(ob))[index]
+
+
+def test_materials_follow_the_match_from_one_or_several_sources(bpy):
+    a, b = psb_object(bpy, "chair", "101", "a"), psb_object(bpy, "chair", "105", "b")
+    material_halves(bpy, a, "wood", "cloth")
+    material_halves(bpy, b, "steel", "cloth")
+    one, two = psb_object(bpy, "chair", "110", "one"), psb_object(bpy, "chair", "110", "two")
+    one.data.materials.append(bpy.data.materials.new("own"))
+    api.transfer(a, [one], labels=False, materials=True, threshold=0.0)
+    assert slots(one) == ["wood", "cloth"]  # the target's own slot is replaced
+    z = polygon_heights(one)
+    top, bottom = z > np.quantile(z, 0.8), z < np.quantile(z, 0.2)
+    assert np.mean(used(one, top) == "cloth") > 0.9 and np.mean(used(one, bottom) == "wood") > 0.9
+    # several sources: one list of slots, each polygon's material from the source it follows
+    api.transfer(sources=[a, b], targets=[two], labels=False, materials=True, threshold=0.0)
+    assert slots(two) == ["wood", "cloth", "steel"]
+    assert np.mean(used(two, top) == "cloth") > 0.9
+    assert np.isin(used(two, bottom), ["wood", "steel"]).mean() > 0.9 and len(set(used(two, bottom))) == 2
+    # a source without materials: a clear error, and the target keeps what it had
+    bare = psb_object(bpy, "chair", "103", "bare")
+    with pytest.raises(ValueError, match="'bare' has no materials to transfer"):
+        api.transfer(bare, [one], labels=False, materials=True)
+    assert slots(one) == ["wood", "cloth"]
