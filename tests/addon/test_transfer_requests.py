@@ -192,3 +192,25 @@ def test_materials_follow_the_match_from_one_or_several_sources(bpy):
     with pytest.raises(ValueError, match="'bare' has no materials to transfer"):
         api.transfer(bare, [one], labels=False, materials=True)
     assert slots(one) == ["wood", "cloth"]
+
+
+def test_a_failed_write_puts_the_materials_back(bpy):
+    from blender_addon import mesh_data
+    from blender_addon.transfer import Write
+
+    tgt = psb_object(bpy, "chair", "103", "tgt")
+    material_halves(bpy, tgt, "oak", "linen")
+    tgt.data.uv_layers.new(name="UVMap")
+    before = np.array([p.material_index for p in tgt.data.polygons])
+    other = bpy.data.materials.new("steel")
+    n = len(tgt.data.polygons)
+    writes = [Write("material_index", "material", "FACE", "INT", np.zeros(n, np.int32), names=(other.name,)),
+              # fails while writing, after the materials: a point attribute named like the UV map
+              Write("UVMap", "attribute", "POINT", "FLOAT", np.zeros(len(tgt.data.vertices), np.float32))]
+    with pytest.raises(ValueError, match="already has 'UVMap'"):
+        mesh_data.write_all([(tgt, writes)])
+    assert slots(tgt) == ["oak", "linen"]
+    assert np.array_equal([p.material_index for p in tgt.data.polygons], before)
+    with pytest.raises(ValueError, match="no longer in the file"):
+        mesh_data.write_all([(tgt, [Write("material_index", "material", "FACE", "INT", np.zeros(n, np.int32),
+                                          names=("gone",))])])
