@@ -39,6 +39,9 @@ from tests.addon.test_blender import attr  # noqa: E402
 from tests.addon.test_texture import one_island_share, stretch, textured_chair, uv_triangles  # noqa: E402
 from tests.server.conftest import ServerProcess  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "scripts"))
+from demo import grid_material  # noqa: E402
+
 CHECKPOINT = ROOT / "model" / "checkpoints" / "chair.pth"
 PAIRS = [("antiqueChair", "chair"), ("antiqueChair", "oakChair"), ("antiqueChair", "chairWithCushion"),
          ("chairWithCushion", "chair"), ("chair", "antiqueChair"), ("osakaChair", "chairWithCushion"),
@@ -108,17 +111,6 @@ def measure() -> dict[bool, np.ndarray]:
                   f"against the source: median {np.median(d):6.2f}, under 2 {np.mean(d < 2):.2f}  "
                   f"({len(tgt.data.vertices)} vertices, {seconds:.2f} s)", flush=True)
     return {k: np.array(v) for k, v in rows.items()}
-
-
-def grid_material() -> bpy.types.Material:
-    image = bpy.data.images.new("grid", 1024, 1024)
-    image.generated_type = "COLOR_GRID"
-    mat = bpy.data.materials.new("grid")
-    mat.use_nodes = True
-    tex = mat.node_tree.nodes.new("ShaderNodeTexImage")
-    tex.image = image
-    mat.node_tree.nodes.active = tex
-    return mat
 
 
 def show_textures(ob: bpy.types.Object) -> None:

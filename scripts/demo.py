@@ -60,6 +60,11 @@ def texture_source(ob: bpy.types.Object) -> None:
     lo, hi = co.min(0), co.max(0)
     uv = np.stack([(co[:, 0] - lo[0]) / (hi - lo)[0], (co[:, 2] - lo[2]) / (hi - lo)[2]], 1)
     me.uv_layers.new(name="UVMap").data.foreach_set("uv", uv[loop_v].ravel())
+    me.materials.append(grid_material())
+
+
+def grid_material() -> bpy.types.Material:
+    """A material showing Blender's generated colour grid (active: Workbench draws it)."""
     image = bpy.data.images.new("grid", 1024, 1024)
     image.generated_type = "COLOR_GRID"
     mat = bpy.data.materials.new("grid")
@@ -68,7 +73,7 @@ def texture_source(ob: bpy.types.Object) -> None:
     tex.image = image
     mat.node_tree.links.new(tex.outputs["Color"], mat.node_tree.nodes["Principled BSDF"].inputs["Base Color"])
     mat.node_tree.nodes.active = tex
-    me.materials.append(mat)
+    return mat
 
 
 def render(path: Path, color_type: str) -> None:
