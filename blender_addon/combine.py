@@ -36,7 +36,7 @@ def target_writes(matches: list[Match], target: tx.MeshArrays, threshold: float 
     per_source = [tx.target_writes(m.source, target, m.corr, [c for c in m.channels if c.kind != "labels"],
                                    threshold, fill) for m in matches]
     poly, corner_winner = tx.loop_polygons(target), polygon_winners(winner, target)
-    face_winner = np.zeros(max(target.polygons, int(poly.max(initial=-1)) + 1), winner.dtype)
+    face_winner = np.zeros(tx.polygon_count(target), winner.dtype)
     face_winner[poly[poly >= 0]] = corner_winner[poly >= 0]
     pick = {"POINT": winner, "CORNER": corner_winner, "FACE": face_winner}
     writes = [_picked(ws, pick) for ws in zip(*per_source)]

@@ -105,8 +105,9 @@ def corner_uvs(uv: np.ndarray, source_vertices: np.ndarray, source_triangles: np
     trusted = np.ones(len(face), bool) if trusted is None else np.asarray(trusted, bool)
     loop_island = np.where(trusted[loop_vertices] & (loop_polygons >= 0), island[face[loop_vertices]], -1)
     chosen = _majority(loop_polygons, loop_island)
-    loop_chosen = np.where(loop_polygons >= 0, chosen[np.maximum(loop_polygons, 0)], -1) if len(chosen) else \
-        np.full(len(out), -1)
+    loop_chosen = np.full(len(out), -1)
+    in_polygon = loop_polygons >= 0
+    loop_chosen[in_polygon] = chosen[loop_polygons[in_polygon]]
     wrong = np.flatnonzero((loop_island >= 0) & (loop_island != loop_chosen))
     moved = np.zeros(len(out), bool)
     moved[wrong] = True

@@ -121,15 +121,8 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
         confident = confident & ~labels.slivers(ch.values, values)  # on vertex counts
     values, keep = resolve(values, confident, fill, target.edges, vote=not blend, mark=_mark_value(ch))
     values = values.astype(ch.values.dtype, copy=False)
-    if ch.kind == "uv" and ch.domain == "CORNER":  # per target corner, one source UV island per polygon
-        placed = seams.corner_uvs(ch.values, source.vertices, source.triangles, source.triangle_loops, face, bary,
-                                  target.loop_vertices, loop_polygons(target), vertex_uv=values, trusted=confident)
-        pull = np.where(placed.moved, conformal.MOVED_WEIGHT, 1.0) * confident[target.loop_vertices]
-        landed = ~placed.moved[target.triangle_loops] & confident[target.triangles]
-        metric = conformal.source_metric(source.vertices, source.triangles, source.triangle_loops, ch.values,
-                                         face[target.triangles], landed)
-        values = conformal.relax(target.vertices, target.triangles, target.triangle_loops, placed.uv, placed.island,
-                                 pull, metric).astype(ch.values.dtype)
+    if ch.kind == "uv" and ch.domain == "CORNER":
+        values = transferred_uvs(ch, source, target, face, bary, values, confident)
         keep = None if keep is None else expand_to_corners(keep, target.loop_vertices)
     if ch.kind == "labels":
         return label_writes(values, keep)
@@ -137,6 +130,20 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
     # rest lands on its points (a face value has no one place on a vertex-wise map).
     domain = "CORNER" if ch.domain == "CORNER" else "POINT"
     return [Write(ch.name, ch.kind, domain, ch.data_type, values, keep)]
+
+
+def transferred_uvs(ch: Channel, source: MeshArrays, target: MeshArrays, face: np.ndarray, bary: np.ndarray,
+               vertex_uv: np.ndarray, confident: np.ndarray) -> np.ndarray:
+    """(L, 2) target corner UVs: each polygon on one source UV island (seams.py), then each
+    chart relaxed so the texture keeps the shape it has on the source (conformal.py)."""
+    placed = seams.corner_uvs(ch.values, source.vertices, source.triangles, source.triangle_loops, face, bary,
+                              target.loop_vertices, loop_polygons(target), vertex_uv=vertex_uv, trusted=confident)
+    pull = np.where(placed.moved, conformal.MOVED_WEIGHT, 1.0) * confident[target.loop_vertices]
+    landed = ~placed.moved[target.triangle_loops] & confident[target.triangles]
+    metric = conformal.source_metric(source.vertices, source.triangles, source.triangle_loops, ch.values,
+                                     face[target.triangles], landed)
+    return conformal.relax(target.vertices, target.triangles, target.triangle_loops, placed.uv, placed.island,
+                           pull, metric).astype(ch.values.dtype)
 
 
 def material_write(ch: Channel, source: MeshArrays, target: MeshArrays, face: np.ndarray,
@@ -147,8 +154,7 @@ def material_write(ch: Channel, source: MeshArrays, target: MeshArrays, face: np
     poly = loop_polygons(target)
     corner = np.flatnonzero(poly >= 0)
     vertex = target.loop_vertices[corner]
-    n_polygons = max(target.polygons, int(poly.max(initial=-1)) + 1)
-    votes = np.zeros((n_polygons, max(len(ch.names), int(ch.values.max(initial=0)) + 1)))
+    votes = np.zeros((polygon_count(target), max(len(ch.names), int(ch.values.max(initial=0)) + 1)))
     np.add.at(votes, (poly[corner], landed[vertex]), np.where(confident[vertex], 1.0, 1e-3))
     return Write("material_index", "material", "FACE", "INT", votes.argmax(axis=1).astype(np.int32), names=ch.names)
 
@@ -193,6 +199,10 @@ def loop_polygons(mesh: MeshArrays) -> np.ndarray:
     out = np.full(len(mesh.loop_vertices), -1, dtype=np.int64)
     out[mesh.triangle_loops.ravel()] = np.repeat(mesh.triangle_polygons, 3)
     return out
+
+
+def polygon_count(mesh: MeshArrays) -> int:
+    return max(mesh.polygons, int(mesh.triangle_polygons.max(initial=-1)) + 1)
 
 
 def expand_to_corners(values: np.ndarray, loop_vertices: np.ndarray) -> np.ndarray:
