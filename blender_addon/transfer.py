@@ -133,7 +133,7 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
 
 
 def transferred_uvs(ch: Channel, source: MeshArrays, target: MeshArrays, face: np.ndarray, bary: np.ndarray,
-               vertex_uv: np.ndarray, confident: np.ndarray) -> np.ndarray:
+                    vertex_uv: np.ndarray, confident: np.ndarray) -> np.ndarray:
     """(L, 2) target corner UVs: each polygon on one source UV island (seams.py), then each
     chart relaxed so the texture keeps the shape it has on the source (conformal.py)."""
     placed = seams.corner_uvs(ch.values, source.vertices, source.triangles, source.triangle_loops, face, bary,
