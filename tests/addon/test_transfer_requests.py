@@ -187,6 +187,16 @@ def test_materials_follow_the_match_from_one_or_several_sources(bpy):
     assert slots(two) == ["wood", "cloth", "steel"]
     assert np.mean(used(two, top) == "cloth") > 0.9
     assert np.isin(used(two, bottom), ["wood", "steel"]).mean() > 0.9 and len(set(used(two, bottom))) == 2
+    # the panel's Materials box
+    three = psb_object(bpy, "chair", "110", "three")
+    for ob in (one, two, b):
+        ob.select_set(False)
+    for ob in (a, three):
+        ob.select_set(True)
+    bpy.context.view_layer.objects.active = a
+    bpy.context.scene.corr.transfer_labels, bpy.context.scene.corr.materials = False, True
+    assert bpy.ops.corr.transfer() == {"FINISHED"}
+    assert slots(three) == ["wood", "cloth"]
     # a source without materials: a clear error, and the target keeps what it had
     bare = psb_object(bpy, "chair", "103", "bare")
     with pytest.raises(ValueError, match="'bare' has no materials to transfer"):
