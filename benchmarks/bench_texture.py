@@ -54,25 +54,28 @@ ROWS = {"as they come": f"As they come: the source ({FIGURE_SOURCE}), then three
         "grid relaxed": "The same, relaxed so that the texture keeps the shape it has on the source (the add-on's Transfer)"}
 
 
-def plain(vertices, triangles, triangle_loops, uv, chart, pull, metric=None):
-    """The relaxation left out: the transferred UVs as they are."""
-    return uv
+def transfer_uvs(src: bpy.types.Object, targets: list[bpy.types.Object], relaxed: bool, **options) -> float:
+    """The source's UVMap onto the targets (their own UVMap dropped), with or without the
+    relaxation -> seconds."""
+    for tgt in targets:
+        if "UVMap" in tgt.data.uv_layers:
+            tgt.data.uv_layers.remove(tgt.data.uv_layers["UVMap"])
+    relax = transfer.conformal.relax
+    if not relaxed:
+        transfer.conformal.relax = lambda vertices, triangles, triangle_loops, uv, *rest: uv
+    try:
+        t = time.perf_counter()
+        api.transfer(src, targets, uv_map="UVMap", labels=False, **options)
+        return time.perf_counter() - t
+    finally:
+        transfer.conformal.relax = relax
 
 
 def transferred(source: str, target: str, relaxed: bool) -> tuple[bpy.types.Object, bpy.types.Object, float]:
     """A fresh scene with the pair imported, the source's UVMap transferred -> (source, target, seconds)."""
     bpy.ops.wm.read_factory_settings(use_empty=True)
     src, tgt = textured_chair(bpy, source), textured_chair(bpy, target)
-    if "UVMap" in tgt.data.uv_layers:
-        tgt.data.uv_layers.remove(tgt.data.uv_layers["UVMap"])
-    relax = transfer.conformal.relax
-    transfer.conformal.relax = relax if relaxed else plain
-    try:
-        t = time.perf_counter()
-        api.transfer(src, [tgt], uv_map="UVMap", labels=False)
-        return src, tgt, time.perf_counter() - t
-    finally:
-        transfer.conformal.relax = relax
+    return src, tgt, transfer_uvs(src, [tgt], relaxed)
 
 
 def distortion(src: bpy.types.Object, tgt: bpy.types.Object) -> np.ndarray:
@@ -170,15 +173,7 @@ def figure(out: Path) -> None:
                 if step.startswith("grid"):
                     src.data.materials.clear()
                     src.data.materials.append(grid_material())
-                for tgt in targets:
-                    if "UVMap" in tgt.data.uv_layers:
-                        tgt.data.uv_layers.remove(tgt.data.uv_layers["UVMap"])
-                relax = transfer.conformal.relax
-                transfer.conformal.relax = plain if step == "grid as matched" else relax
-                try:
-                    api.transfer(src, targets, uv_map="UVMap", labels=False, materials=True)
-                finally:
-                    transfer.conformal.relax = relax
+                transfer_uvs(src, targets, relaxed=step != "grid as matched", materials=True)
                 show_textures(src)
             parts.append(Path(tmp) / f"{len(parts)}.png")
             row(obs, parts[-1])

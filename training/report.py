@@ -26,7 +26,7 @@ from model import Correspondence
 
 from .debian import FetchError
 from .devset import DEFAULT_PSB, devset_record, load_devset
-from .devset_sh3d import dev_names, load_sh3d_devset, sh3d_record
+from .devset_sh3d import load_sh3d_devset, sh3d_record
 from .evaluate import Scores, evaluate, format_table, procedural_shapes
 from .families import PART_NAMES
 from .figures import pyplot, transfer_figure
@@ -167,13 +167,14 @@ def sh3d_section(engine: Correspondence, category: str, progress: bool,
                  targets: int | None) -> tuple[dict[str, Scores] | None, str]:
     """The Sweet Home 3D dev set's scores and the line that introduces them; (None, why)
     where its packages cannot be had; (None, "") for a category without one."""
-    if not dev_names(category):
+    entry = sh3d_record()["categories"].get(category)
+    if entry is None:
         return None, ""
     try:
         shapes = load_sh3d_devset(category, targets=targets)
     except (ValueError, FetchError) as exc:
         return None, f"Not measured: {exc}"
-    n_sources = len(sh3d_record()["categories"][category]["sources"])
+    n_sources = len(entry["sources"])
     return (evaluate(engine, shapes, PART_NAMES[category], n_sources, progress),
             f"The harder real set ([devset.md](devset.md)): {len(shapes) - n_sources} artist-made Sweet Home 3D "
             f"{category}s (armchairs, swivel, tub and shell chairs), labels and keypoints from {n_sources} "
