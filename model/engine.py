@@ -22,7 +22,7 @@ from .geometry import bounding_frame
 from .matching import match
 from .networks import ImplicitCorrespondenceNet
 from .parts import without_absent
-from .preparation import PreparedShape, encoder_input, prepare, vertex_embedding
+from .preparation import PreparedShape, cloud_areas, encoder_input, prepare, vertex_embedding
 from .reconstruction import ReconstructedMesh, occupancy_surface
 from .runner import Runner, default_device
 from .settings import Calibration, Settings, split_settings
@@ -131,7 +131,7 @@ class Correspondence:
         p_model = R @ p_centred, the rotation `prepare` puts in the shape's frame."""
         mode = check_mode(mode)
         shape = as_shape(data, "shape", self.settings.max_points)
-        enc = encoder_input(shape, bounding_frame(shape.vertices), self.cfg, self.settings.seed)
+        enc = encoder_input(shape, bounding_frame(shape.vertices), self.cfg, self.settings.seed, cloud_areas(shape))
         return best_rotation(self.runner, enc, self.settings.seed, mode, self.category)
 
     # ------------------------------------------------------------------ operations
@@ -161,7 +161,8 @@ class Correspondence:
                       if tgt.fitted else emb_judged)
         where = self.settings.position_prior * tgt.points + (1.0 - self.settings.position_prior) * raw
         idx = match(src.sample_points, src.placed.embedding, src.placed.parts(on_samples), where, emb_placed,
-                    tgt.sample_points, tgt.placed.embedding.argmax(1), cal.embedding_weight, run.part_bias)
+                    tgt.sample_points, tgt.placed.embedding.argmax(1), cal.embedding_weight, run.part_bias,
+                    src.placed.weights, tgt.placed.weights)
         # A part the source lacks has no source point with its embedding: the match (and
         # g's round trip) land on another part's.
         src_presence = src.judged.source_presence(on_samples)

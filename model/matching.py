@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
+from .density import weighted_mean, weighted_percentiles
 from .runner import biased
 
 # Floor of a part's extent in its frame, so a flat part (a plate's thickness) does not
@@ -16,7 +17,8 @@ PART_EXTENT = 2.0
 
 def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.ndarray,
           target_where: np.ndarray, target_emb: np.ndarray, target_samples: np.ndarray,
-          target_sample_parts: np.ndarray, weight: float, part_bias: np.ndarray) -> np.ndarray:
+          target_sample_parts: np.ndarray, weight: float, part_bias: np.ndarray,
+          source_areas: np.ndarray | None = None, target_areas: np.ndarray | None = None) -> np.ndarray:
     """(M,) index of each target point's match among the source samples.
 
     The nearest source sample in the joint space of canonical position and `weight` x part
@@ -26,7 +28,8 @@ def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.nd
     apart: left and right legs share an embedding).  The position is first moved into the
     source part's frame (`into_part_frame`), so a narrow table top's corner meets a wide
     one's corner.  Embeddings come with the part offsets, which decide the parts; positions
-    within a part are placed by f's own embedding.
+    within a part are placed by f's own embedding.  `source_areas` and `target_areas` (a
+    point cloud's, per sample; None: equal) weigh the samples in the part frames.
     """
     part_t, part_f = target_emb.argmax(1), source_emb.argmax(1)
     source_emb, target_emb = biased(source_emb, -part_bias), biased(target_emb, -part_bias)
@@ -38,8 +41,10 @@ def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.nd
             on_source = np.flatnonzero(part_f == part)
         if len(on_source):
             mine = part_t == part
-            where = into_part_frame(target_where[mine], target_samples[target_sample_parts == part],
-                                    source_points[on_source])
+            here = target_sample_parts == part
+            where = into_part_frame(target_where[mine], target_samples[here], source_points[on_source],
+                                    None if target_areas is None else target_areas[here],
+                                    None if source_areas is None else source_areas[on_source])
             feat_t = np.concatenate([where, weight * target_emb[mine]], 1)
             idx[mine] = on_source[cKDTree(feat_s[on_source]).query(feat_t, workers=-1)[1]]
     elsewhere = idx < 0  # parts the source lacks: their nearest sample anywhere (low confidence)
@@ -49,17 +54,28 @@ def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.nd
     return idx
 
 
-def into_part_frame(points: np.ndarray, part_here: np.ndarray, part_there: np.ndarray) -> np.ndarray:
+def into_part_frame(points: np.ndarray, part_here: np.ndarray, part_there: np.ndarray,
+                    areas_here: np.ndarray | None = None, areas_there: np.ndarray | None = None) -> np.ndarray:
     """Points of a part moved into the frame of the same part on another shape: per axis,
     the part's centre of mass here goes to its centre there, and its extent here (between
     its PART_EXTENT and 100 - PART_EXTENT percentiles) is scaled to its extent there, so
     that a wider table top or a longer wing is matched by relative position within the
     part.  Scaled by the spread instead, a slatted back's corners would fall short of a
     solid back's; centred between its ends instead, an airplane's part centres would move
-    (docs/model.md, *Correspondence*)."""
+    (docs/model.md, *Correspondence*).  Samples with `areas` count by them (a point
+    cloud's, so that its dense spots do not pull the frame)."""
     if len(part_here) < 2 or len(part_there) < 2:
         return points
-    lo_here, hi_here = np.percentile(part_here, [PART_EXTENT, 100 - PART_EXTENT], axis=0)
-    lo_there, hi_there = np.percentile(part_there, [PART_EXTENT, 100 - PART_EXTENT], axis=0)
+    (lo_here, hi_here), centre_here = _extent_and_centre(part_here, areas_here)
+    (lo_there, hi_there), centre_there = _extent_and_centre(part_there, areas_there)
     scale = np.maximum(hi_there - lo_there, PART_SPREAD_FLOOR) / np.maximum(hi_here - lo_here, PART_SPREAD_FLOOR)
-    return (points - part_here.mean(0)) * scale + part_there.mean(0)
+    return (points - centre_here) * scale + centre_there
+
+
+def _extent_and_centre(samples: np.ndarray, areas: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """A part's ends per axis (its PART_EXTENT and 100 - PART_EXTENT percentiles) and its
+    centre of mass, each sample counted by its area where given."""
+    ends = [PART_EXTENT, 100 - PART_EXTENT]
+    if areas is None:
+        return np.percentile(samples, ends, axis=0), samples.mean(0)
+    return weighted_percentiles(samples, areas, ends), weighted_mean(samples, areas)

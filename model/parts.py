@@ -19,9 +19,11 @@ MIN_LABEL_AGREEMENT = 0.6
 MIN_LABEL_COVER = 0.3
 
 
-def presence_of(parts: np.ndarray, n_parts: int) -> np.ndarray:
-    """(k,) the fraction of the points whose part is each branch."""
-    return np.bincount(parts, minlength=n_parts) / max(len(parts), 1)
+def presence_of(parts: np.ndarray, n_parts: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """(k,) the fraction of the points (or of their `weights`: a point cloud's areas) whose
+    part is each branch."""
+    counts = np.bincount(parts, weights, minlength=n_parts)
+    return counts / max(counts.sum(), 1e-12) if len(parts) else counts
 
 
 def present(presence: np.ndarray) -> np.ndarray:
@@ -41,11 +43,12 @@ class Embedded:
     raw: np.ndarray  # (S, k) f (with the part offsets)
     presence: np.ndarray  # (k,) fraction of the surface whose argmax branch is each branch
     embedding: np.ndarray  # (S, k) raw with the branches of absent parts zeroed
+    weights: np.ndarray | None = None  # (S,) the area each sample stands for (point clouds); None: equal
 
     @classmethod
-    def of(cls, raw: np.ndarray) -> "Embedded":
-        presence = presence_of(raw.argmax(axis=1), raw.shape[1])
-        return cls(raw, presence, without_absent(raw, presence))
+    def of(cls, raw: np.ndarray, weights: np.ndarray | None = None) -> "Embedded":
+        presence = presence_of(raw.argmax(axis=1), raw.shape[1], weights)
+        return cls(raw, presence, without_absent(raw, presence), weights)
 
     def parts(self, labels: np.ndarray | None = None) -> np.ndarray:
         """The branch each sample is matched as.
@@ -59,16 +62,18 @@ class Embedded:
         if labels is None:
             return parts
         guided = parts.copy()
-        branch_size = np.bincount(parts, minlength=self.raw.shape[1])
+        weights = np.ones(len(parts)) if self.weights is None else self.weights
+        branch_size = np.bincount(parts, weights, minlength=self.raw.shape[1])
         for label in np.unique(labels[labels >= 0]):
             mine = labels == label
-            counts = np.bincount(parts[mine], minlength=len(branch_size))
+            size = weights[mine].sum()
+            counts = np.bincount(parts[mine], weights[mine], minlength=len(branch_size))
             part = counts.argmax()
-            bulk = np.argmax(counts / np.maximum(branch_size, 1))  # the branch this label is most of
-            if counts[part] >= MIN_LABEL_AGREEMENT * max(mine.sum(), branch_size[part]):
+            bulk = np.argmax(counts / np.maximum(branch_size, 1e-12))  # the branch this label is most of
+            if counts[part] >= MIN_LABEL_AGREEMENT * max(size, branch_size[part]):
                 guided[mine] = part
             elif (counts[bulk] >= MIN_LABEL_AGREEMENT * branch_size[bulk]
-                  and counts[bulk] >= MIN_LABEL_COVER * mine.sum()):
+                  and counts[bulk] >= MIN_LABEL_COVER * size):
                 guided[mine] = bulk
         return guided
 
@@ -78,4 +83,4 @@ class Embedded:
         is no engine its labels know of); without, where f's branches win."""
         if labels is None:
             return self.presence
-        return presence_of(self.parts(labels), self.raw.shape[1])
+        return presence_of(self.parts(labels), self.raw.shape[1], self.weights)

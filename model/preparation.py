@@ -12,6 +12,7 @@ from scipy.spatial import cKDTree
 
 from .alignment import AlignMode, best_rotation
 from .config import ModelConfig
+from .density import farthest_points, uneven_areas
 from .fitting import fit_code, orient_outward
 from .geometry import Frame, barycentric, bounding_frame, sample_surface
 from .normals import estimate_normals, pca_normals
@@ -35,7 +36,8 @@ class PreparedShape:
     points: np.ndarray  # vertices (or points) in the model frame
     code: torch.Tensor  # (1, C) places the parts: fitted to the surface unless fit_steps is 0
     encoder_code: torch.Tensor  # E's code: judges the match (g was trained on E's codes)
-    sample_points: np.ndarray  # (S, 3) area-uniform surface samples (a point cloud's own points)
+    sample_points: np.ndarray  # (S, 3) area-uniform surface samples (a point cloud's own points,
+    # weighted by their areas in `placed` and `judged`)
     sample_face: np.ndarray | None  # (S,) face of each sample, meshes only
     sample_bary: np.ndarray | None  # (S, 3)
     placed: Embedded  # f at the samples under `code`
@@ -64,38 +66,52 @@ def prepare(runner: Runner, cfg: ModelConfig, shape: Shape, align: AlignMode, fi
             made_with: tuple, category: str = "") -> PreparedShape:
     """Frame, (alignment), code, (fitted code), samples and their embeddings."""
     frame = bounding_frame(shape.vertices)
-    enc = encoder_input(shape, frame, cfg, seed)
+    areas = cloud_areas(shape)
+    enc = encoder_input(shape, frame, cfg, seed, areas)
     if align:
         frame, enc = aligned(shape, frame, enc, best_rotation(runner, enc, seed, align, category))
     encoder_code = runner.encode(enc)
-    code = fitted_code(runner, shape, frame, encoder_code, fit_steps, seed) if fit_steps else encoder_code
+    code = fitted_code(runner, shape, frame, encoder_code, fit_steps, seed, areas) if fit_steps else encoder_code
     points = frame.to_model(shape.vertices)
     if shape.is_mesh:
         samples, face, _ = sample_surface(points, shape.faces, MATCH_SAMPLES, seed=seed)
         bary = barycentric(points[shape.faces[face]], samples)
     else:
         samples, face, bary = points, None, None
-    judged = Embedded.of(runner.embed(samples, encoder_code))
-    placed = Embedded.of(runner.embed(samples, code)) if fit_steps else judged
+    judged = Embedded.of(runner.embed(samples, encoder_code), areas)
+    placed = Embedded.of(runner.embed(samples, code), areas) if fit_steps else judged
     return PreparedShape(shape, frame, points, code, encoder_code, samples, face, bary, placed, judged, made_with)
 
 
-def encoder_input(shape: Shape, frame: Frame, cfg: ModelConfig, seed: int) -> np.ndarray:
+def cloud_areas(shape: Shape) -> np.ndarray | None:
+    """The area each point of an uneven point cloud stands for (model/density.py); None
+    for a mesh or an even cloud."""
+    return None if shape.is_mesh else uneven_areas(shape.vertices)
+
+
+def encoder_input(shape: Shape, frame: Frame, cfg: ModelConfig, seed: int,
+                  areas: np.ndarray | None = None) -> np.ndarray:
     """The fixed-size surface sample E sees, in the unrotated model frame: (n, 3) points,
-    or (n, 6) points and normals estimated from `NORMAL_CLOUD` of them, as in training."""
+    or (n, 6) points and normals estimated from `NORMAL_CLOUD` of them, as in training.
+    An uneven point cloud's points (with `areas`) are taken evenly (`farthest_points`): E
+    was trained on area-uniform samples, and a cloud dense in places reads as another shape."""
     n = cfg.encoder_points
     cloud = NORMAL_CLOUD if cfg.encoder_normals else n
     if shape.is_mesh:
         pts = sample_surface(shape.vertices, shape.faces, cloud, seed=seed)[0]
-    elif len(shape.vertices) > cloud:
-        pts = shape.vertices[np.random.default_rng(seed).choice(len(shape.vertices), cloud, replace=False)]
+        pick = np.random.default_rng(seed).permutation(len(pts))[:n]
+    elif areas is not None:
+        pts = shape.vertices[farthest_points(shape.vertices, cloud, seed, areas)]
+        pick = farthest_points(pts, n, seed)
     else:
         pts = shape.vertices
+        if len(pts) > cloud:
+            pts = pts[np.random.default_rng(seed).choice(len(pts), cloud, replace=False)]
+        pick = np.random.default_rng(seed).permutation(len(pts))[:n]
     pts = frame.to_model(pts)
     if not cfg.encoder_normals:
         return pts
     normals = estimate_normals(pts)
-    pick = np.random.default_rng(seed).permutation(len(pts))[:n]
     return np.concatenate([pts[pick], normals[pick]], axis=1)
 
 
@@ -109,8 +125,11 @@ def aligned(shape: Shape, frame: Frame, enc: np.ndarray, rotation: np.ndarray) -
     return new, np.concatenate([points, normals], axis=1)
 
 
-def fitted_code(runner: Runner, shape: Shape, frame: Frame, code: torch.Tensor, steps: int, seed: int) -> torch.Tensor:
-    """E's code fitted to the shape's surface (model/fitting.py)."""
+def fitted_code(runner: Runner, shape: Shape, frame: Frame, code: torch.Tensor, steps: int, seed: int,
+                areas: np.ndarray | None = None) -> torch.Tensor:
+    """E's code fitted to the shape's surface (model/fitting.py); an uneven point cloud's points
+    enter the loss with chances by their `areas`, as area-uniform samples would."""
+    count = max(FIT_POINTS // 2, 8)
     if shape.is_mesh:
         pts, _, normals = sample_surface(shape.vertices, shape.faces, FIT_POINTS, seed=seed)
         pts, normals = frame.to_model(pts), normals @ frame.rotation.T
@@ -118,7 +137,11 @@ def fitted_code(runner: Runner, shape: Shape, frame: Frame, code: torch.Tensor, 
         pick = np.random.default_rng(seed).permutation(len(shape.vertices))[:FIT_POINTS]
         pts = frame.to_model(shape.vertices[pick])
         normals = pca_normals(pts)
-    used = np.random.default_rng(seed).permutation(len(pts))[: max(FIT_POINTS // 2, 8)]
+    if areas is None:
+        used = np.random.default_rng(seed).permutation(len(pts))[:count]
+    else:
+        used = np.random.default_rng(seed).choice(len(pts), min(count, len(pts)), replace=False,
+                                                  p=areas[pick] / areas[pick].sum())
     normals = orient_outward(pts[used], normals[used], pts, lambda x: runner.f(x, code).max(axis=1), FIT_OFFSET)
     with runner.precision():
         return fit_code(runner.net.embed, code, pts[used], normals, steps, FIT_LR, FIT_OFFSET)
