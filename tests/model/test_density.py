@@ -3,7 +3,7 @@ dense in places as the same shape."""
 import numpy as np
 import pytest
 
-from model.density import farthest_points, point_areas, weighted_percentiles
+from model.density import farthest_points, point_areas, uneven_areas, weighted_percentiles
 from model.matching import into_part_frame
 
 
@@ -34,6 +34,15 @@ def test_point_areas_undo_the_density():
     share = areas[dense].sum() / areas.sum()  # the dense strip is a tenth of the square
     assert 0.06 < share < 0.15, share
     assert np.array_equal(point_areas(points[:5]), np.ones(5))
+
+
+def test_only_an_uneven_cloud_is_weighted():
+    points, _ = uneven_square()
+    assert uneven_areas(points) is not None
+    even = np.random.default_rng(4).uniform(0, 1, (30000, 3)) * [1, 0, 1]  # judged on a probe of 20,000
+    assert uneven_areas(even) is None
+    strip = np.random.default_rng(5).uniform(0, 1, (40000, 3)) * [0.1, 0, 1]  # 14 times as dense there
+    assert uneven_areas(np.concatenate([even, strip])) is not None
 
 
 def test_weighted_percentiles():
