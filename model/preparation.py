@@ -36,8 +36,8 @@ class PreparedShape:
     points: np.ndarray  # vertices (or points) in the model frame
     code: torch.Tensor  # (1, C) places the parts: fitted to the surface unless fit_steps is 0
     encoder_code: torch.Tensor  # E's code: judges the match (g was trained on E's codes)
-    sample_points: np.ndarray  # (S, 3) area-uniform surface samples (a point cloud's own points,
-    # weighted by their areas in `placed` and `judged`)
+    sample_points: np.ndarray  # (S, 3) area-uniform surface samples (a point cloud's own points;
+    # an uneven cloud's weighted by their areas in `placed` and `judged`)
     sample_face: np.ndarray | None  # (S,) face of each sample, meshes only
     sample_bary: np.ndarray | None  # (S, 3)
     placed: Embedded  # f at the samples under `code`
