@@ -1,7 +1,7 @@
 """Point clouds dense in places, in one run: the Sweet Home 3D dev chairs sampled evenly
 (2,500 area-uniform points, as the dev sets are) and per face (each face as likely as any
-other, so the points crowd where the artist's mesh is finely tessellated: their areas'
-90th percentile 7-317 times the 10th), scored by training/evaluate.py's protocol. Beside
+other, so the points crowd where the artist's mesh is finely tessellated: weighed by
+area, 0.08-0.58 of them count), scored by training/evaluate.py's protocol. Beside
 the engine (an uneven cloud read by each point's area, model/density.py) it scores the
 engine reading every point alike, and nearest neighbour, and prints each uneven figure as
 a share of the even one.
