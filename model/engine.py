@@ -142,7 +142,9 @@ class Correspondence:
         `source_labels` (optional; per source point, vertex or face, -1 for unlabelled) are
         the source's own part labels: a label that mostly coincides with one model part is
         matched as that part, all of it (model/parts.py), which mends the model's
-        segmentation of the source before anything lands on it.
+        segmentation of the source before anything lands on it.  With labels, a target point
+        close to a part boundary takes whichever part's match is nearer (model/matching.py,
+        `close_calls`): the labels decide close calls.
 
         Fitted codes place the match (they draw the part boundaries where the shapes have
         them); E's codes, on which g was trained, judge it: under fitted codes g's round
@@ -162,7 +164,7 @@ class Correspondence:
         where = self.settings.position_prior * tgt.points + (1.0 - self.settings.position_prior) * raw
         idx = match(src.sample_points, src.placed.embedding, src.placed.parts(on_samples), where, emb_placed,
                     tgt.sample_points, tgt.placed.embedding.argmax(1), cal.embedding_weight, run.part_bias,
-                    src.placed.weights, tgt.placed.weights)
+                    src.placed.weights, tgt.placed.weights, close_calls=on_samples is not None)
         # A part the source lacks has no source point with its embedding: the match (and
         # g's round trip) land on another part's.
         src_presence = src.judged.source_presence(on_samples)

@@ -13,12 +13,15 @@ PART_SPREAD_FLOOR = 0.01
 # Percentile of a part's samples taken as its end on each axis: a few stray samples (a
 # neighbouring part's boundary) move no end.
 PART_EXTENT = 2.0
+# Two strongest branches of a target point this close make it a close call (`match`).
+CLOSE_CALL = 0.1
 
 
 def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.ndarray,
           target_where: np.ndarray, target_emb: np.ndarray, target_samples: np.ndarray,
           target_sample_parts: np.ndarray, weight: float, part_bias: np.ndarray,
-          source_areas: np.ndarray | None = None, target_areas: np.ndarray | None = None) -> np.ndarray:
+          source_areas: np.ndarray | None = None, target_areas: np.ndarray | None = None,
+          close_calls: bool = False) -> np.ndarray:
     """(M,) index of each target point's match among the source samples.
 
     The nearest source sample in the joint space of canonical position and `weight` x part
@@ -30,23 +33,36 @@ def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.nd
     one's corner.  Embeddings come with the part offsets, which decide the parts; positions
     within a part are placed by f's own embedding.  `source_areas` and `target_areas` (a
     point cloud's, per sample; None: equal) weigh the samples in the part frames.
+
+    With `close_calls`, a target point whose two strongest branches lie within CLOSE_CALL
+    of each other is matched in both parts and keeps the nearer match: the source decides
+    which side of a part boundary the point is on.  That serves label transfer and costs
+    keypoints where parts meet (docs/evaluation/devset.md), so the engine does it only when
+    the source's labels are given.
     """
-    part_t, part_f = target_emb.argmax(1), source_emb.argmax(1)
+    order = np.argsort(-target_emb, axis=1)[:, :2]
+    part_t, part_f = order[:, 0], source_emb.argmax(1)
+    strongest = np.take_along_axis(target_emb, order, axis=1)
+    runner_up = np.where(close_calls & (strongest[:, 0] - strongest[:, 1] < CLOSE_CALL), order[:, 1], -1)
     source_emb, target_emb = biased(source_emb, -part_bias), biased(target_emb, -part_bias)
     feat_s = np.concatenate([source_points, weight * source_emb], 1)
     idx = np.full(len(target_where), -1)
-    for part in np.unique(part_t):
+    best = np.full(len(target_where), np.inf)
+    for part in np.unique(np.r_[part_t, runner_up[runner_up >= 0]]):
         on_source = np.flatnonzero(source_parts == part)
         if not len(on_source):  # labels put no whole label there: f's samples of the part
             on_source = np.flatnonzero(part_f == part)
         if len(on_source):
-            mine = part_t == part
+            mine = np.flatnonzero((part_t == part) | (runner_up == part))
             here = target_sample_parts == part
             where = into_part_frame(target_where[mine], target_samples[here], source_points[on_source],
                                     None if target_areas is None else target_areas[here],
                                     None if source_areas is None else source_areas[on_source])
             feat_t = np.concatenate([where, weight * target_emb[mine]], 1)
-            idx[mine] = on_source[cKDTree(feat_s[on_source]).query(feat_t, workers=-1)[1]]
+            dist, nearest = cKDTree(feat_s[on_source]).query(feat_t, workers=-1)
+            nearer = dist < best[mine]
+            best[mine[nearer]] = dist[nearer]
+            idx[mine[nearer]] = on_source[nearest[nearer]]
     elsewhere = idx < 0  # parts the source lacks: their nearest sample anywhere (low confidence)
     if elsewhere.any():
         idx[elsewhere] = cKDTree(feat_s).query(np.concatenate([target_where[elsewhere],

@@ -1,7 +1,7 @@
-"""Part frames of the match: a part's ends meet the other part's ends."""
+"""The match: a part's ends meet the other part's ends; labels decide close calls."""
 import numpy as np
 
-from model.matching import into_part_frame
+from model.matching import CLOSE_CALL, into_part_frame, match
 
 
 def test_a_slatted_back_meets_a_solid_backs_corners():
@@ -31,3 +31,24 @@ def test_a_parts_centre_of_mass_lands_on_the_others():
     here = np.c_[np.minimum(rng.exponential(0.2, 3000), 1.0), rng.uniform(0, 0.1, 3000), np.zeros(3000)]
     there = np.c_[rng.uniform(0, 1, 3000), rng.uniform(0, 0.1, 3000), np.zeros(3000)]
     assert np.allclose(into_part_frame(here.mean(0)[None], here, there), there.mean(0), atol=1e-9)
+
+
+def test_labels_decide_close_calls_and_leave_clear_ones_alone():
+    # two parts stacked along y on both shapes: a seat (part 0, y < 0) under a back (part 1)
+    rng = np.random.default_rng(3)
+    samples = np.c_[rng.uniform(-0.2, 0.2, 2000), rng.uniform(-0.5, 0.5, 2000), rng.uniform(-0.2, 0.2, 2000)]
+    parts = (samples[:, 1] > 0).astype(int)
+    emb = np.eye(2)[parts]
+    # three target points just above the boundary, in the back: f calls them seat, by
+    # margins of 0.05 (close), 0.05 and 0.5 (clear)
+    where = np.array([[0.0, 0.03, 0.0], [0.1, 0.05, 0.1], [0.0, 0.04, 0.0]])
+    margin = np.array([0.5 * CLOSE_CALL, 0.5 * CLOSE_CALL, 5 * CLOSE_CALL])
+    target_emb = np.c_[0.5 + margin / 2, 0.5 - margin / 2]
+
+    def matched_parts(close_calls):
+        idx = match(samples, emb, parts, where, target_emb, samples, parts, 0.1, np.zeros(2),
+                    close_calls=close_calls)
+        return parts[idx]
+
+    assert matched_parts(False).tolist() == [0, 0, 0]  # the argmax decides alone
+    assert matched_parts(True).tolist() == [1, 1, 0]  # the nearer match, where the call is close
