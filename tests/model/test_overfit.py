@@ -1,6 +1,6 @@
 """Overfit the whole pipeline (stages 1-3) on three chairs of different topology, then
 check that correspondence means something: label transfer beats nearest neighbour, and
-confidence is low on the arms that only one chair has.  About 100 s on 2 CPU cores."""
+confidence is low on the arms that only one chair has.  About 60 s on 2 CPU cores."""
 import numpy as np
 import pytest
 import torch
@@ -13,7 +13,7 @@ from training.loop import make_batch, make_optimizer, train_step
 from training.samples import assembly_sample
 
 ARM = 3
-SCHEDULE = ((1, 1500), (2, 1500), (3, 300))
+SCHEDULE = ((1, 750), (2, 750), (3, 150))
 
 
 def shapes():
