@@ -14,7 +14,7 @@ PART_SPREAD_FLOOR = 0.01
 # neighbouring part's boundary) move no end.
 PART_EXTENT = 2.0
 # Two strongest branches of a target point this close make it a close call (`match`).
-CLOSE_CALL = 0.1
+CLOSE_CALL = 0.2
 
 
 def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.ndarray,
