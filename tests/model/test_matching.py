@@ -40,7 +40,7 @@ def test_labels_decide_close_calls_and_leave_clear_ones_alone():
     parts = (samples[:, 1] > 0).astype(int)
     emb = np.eye(2)[parts]
     # three target points a little above the boundary, in the back: f calls them seat, by
-    # margins of 0.05 (close), 0.05 and 0.5 (clear)
+    # half CLOSE_CALL (two close calls) and by five times it (a clear one)
     where = np.array([[0.0, 0.08, 0.0], [0.1, 0.1, 0.1], [0.0, 0.08, 0.0]])
     margin = np.array([0.5 * CLOSE_CALL, 0.5 * CLOSE_CALL, 5 * CLOSE_CALL])
     target_emb = np.c_[0.5 + margin / 2, 0.5 - margin / 2]

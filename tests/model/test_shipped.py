@@ -168,7 +168,7 @@ def test_the_sources_own_labels_guide_the_match():
     assert guided.mean() > plain.mean() + 0.02, (plain, guided)
     assert np.sum(guided >= plain - 0.01) >= len(targets) - 2, (plain, guided)
     # labels that cut across the model's parts (halves of the table) mend no part: the match
-    # is as with no label at all (labels still decide close calls, as every label does)
+    # is as with no label at all (with labels given, close calls go to the nearer match either way)
     halves = (points[:, 0] > np.median(points[:, 0])).astype(int)
     tp = targets[0]["surface_points"]
     assert np.array_equal(engine.correspond(prep, tp, source_labels=halves).source_index,
