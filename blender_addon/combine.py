@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import labels
 from . import transfer as tx
 from .inpaint import most_common
 
@@ -87,7 +86,7 @@ def voted_labels(labelled: list[tuple[Match, tx.Channel]], target: tx.MeshArrays
     for m, ch in labelled:
         values = tx.values_at(ch, m.source, m.corr["source_face"], m.corr["source_bary"]).astype(np.int64)
         got.append(values)
-        conf.append(np.where(labels.slivers(ch.values, values), 0.0, m.corr["confidence"]))
+        conf.append(np.where(tx.label_slivers(ch, m.source, target, values), 0.0, m.corr["confidence"]))
     got, conf = np.stack(got), np.stack(conf)
     known = got >= 0  # -1: unlabelled source points lend nothing
     votes = np.zeros((len(target.vertices), int(got.max(initial=0)) + 1))

@@ -112,13 +112,30 @@ def values_at(ch: Channel, source: MeshArrays, face: np.ndarray, bary: np.ndarra
     raise ValueError(f"{ch.name!r}: cannot carry attributes of domain {ch.domain}")
 
 
+def element_areas(domain: str, mesh: MeshArrays, count: int) -> np.ndarray:
+    """The surface each of a mesh's `count` points, corners or polygons stands for."""
+    if domain == "POINT":
+        return labels.vertex_areas(mesh.vertices, mesh.triangles)
+    thirds = np.repeat(labels.face_areas(mesh.vertices, mesh.triangles) / 3, 3)
+    if domain == "CORNER":
+        return np.bincount(mesh.triangle_loops.reshape(-1), weights=thirds, minlength=count)
+    return np.bincount(np.repeat(mesh.triangle_polygons, 3), weights=thirds, minlength=count)
+
+
+def label_slivers(ch: Channel, source: MeshArrays, target: MeshArrays, values: np.ndarray) -> np.ndarray:
+    """Target vertices whose transferred label lands on a sliver (model/labels.py), shares
+    by area on both meshes: an artist's low-poly leg beside a dense cushion is no sliver."""
+    return labels.slivers(ch.values, values, source_areas=element_areas(ch.domain, source, len(ch.values)),
+                          target_areas=labels.vertex_areas(target.vertices, target.triangles))
+
+
 def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, confident, fill) -> list[Write]:
     if ch.kind == "material":
         return [material_write(ch, source, target, face, confident)]
     blend = blends(ch)
     values = values_at(ch, source, face, bary)
     if ch.kind == "labels":
-        confident = confident & ~labels.slivers(ch.values, values)  # on vertex counts
+        confident = confident & ~label_slivers(ch, source, target, values)
     values, keep = resolve(values, confident, fill, target.edges, vote=not blend, mark=_mark_value(ch))
     values = values.astype(ch.values.dtype, copy=False)
     if ch.kind == "uv" and ch.domain == "CORNER":

@@ -189,18 +189,22 @@ class Correspondence:
                         align: AlignMode = False) -> tuple[np.ndarray, np.ndarray]:
         """Labels per target point from per-point (or, for meshes, per-vertex or per-face)
         source labels -> (labels (M,), confidence (M,)); see `labels_from`."""
-        src = self._prepared(source, "source", align)
-        return self.labels_from(self.correspond(src, target, align, source_labels), src, source_labels)
+        src, tgt = self._prepared(source, "source", align), self._prepared(target, "target", align)
+        return self.labels_from(self.correspond(src, tgt, align, source_labels), src, source_labels, tgt)
 
-    def labels_from(self, result: CorrespondenceResult, source: PreparedShape,
-                    source_labels: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Per target point of `result` (from `correspond(source, ...)`), the label of its
+    def labels_from(self, result: CorrespondenceResult, source: PreparedShape, source_labels: Any,
+                    target: PreparedShape | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Per target point of `result` (from `correspond(source, target)`), the label of its
         match and the confidence in that label: 0 where the label lands on a sliver of the
-        target (model/labels.py `slivers`), for a fill or another source to decide."""
+        target (model/labels.py `slivers`), for a fill or another source to decide.  Pass
+        the prepared `target` when it is a mesh or an uneven cloud: slivers are judged by
+        the area its points stand for, not their count."""
         labels, per_face = self._label_layout(source, source_labels)
         out = labelling.labels_at(labels, per_face, source.shape.faces, result.source_face, result.source_bary,
                                   result.source_index)
-        sliver = labelling.slivers(self._labels_on_samples(source, source_labels), out)
+        sliver = labelling.slivers(self._labels_on_samples(source, source_labels), out,
+                                   source_areas=source.placed.weights,
+                                   target_areas=None if target is None else target.point_areas)
         return out, np.where(sliver, 0.0, result.confidence)
 
     @staticmethod

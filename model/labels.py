@@ -32,9 +32,13 @@ def nearest_corner(triangles: np.ndarray, face: np.ndarray, bary: np.ndarray) ->
     return np.asarray(triangles)[face, np.asarray(bary).argmax(axis=1)]
 
 
-def slivers(source_labels: np.ndarray, target_labels: np.ndarray, min_share: float = MIN_LABEL_SHARE) -> np.ndarray:
+def slivers(source_labels: np.ndarray, target_labels: np.ndarray, min_share: float = MIN_LABEL_SHARE,
+            source_areas: np.ndarray | None = None, target_areas: np.ndarray | None = None) -> np.ndarray:
     """(M,) bool: target points whose label covers less than `min_share` of its share of
-    the source (shares are counts: pass labels at area-uniform samples, or vertices).
+    the source.  A share is of the surface: each element (vertex, face, point) counts
+    with its area where `*_areas` are given (`vertex_areas`, `face_areas`), else as one,
+    which is right for area-uniform samples only (a low-poly leg on a finely tessellated
+    chair holds few vertices but much surface).
 
     Such points keep their label but should be treated as unmatched: a fill from
     confident neighbours or another source decides them.
@@ -42,9 +46,30 @@ def slivers(source_labels: np.ndarray, target_labels: np.ndarray, min_share: flo
     source_labels, target_labels = np.asarray(source_labels), np.asarray(target_labels)
     values, inverse = np.unique(np.concatenate([source_labels, target_labels]), return_inverse=True)
     n = len(source_labels)
-    share_source = np.bincount(inverse[:n], minlength=len(values)) / max(n, 1)
-    share_target = np.bincount(inverse[n:], minlength=len(values)) / max(len(target_labels), 1)
+    share_source = _shares(inverse[:n], len(values), source_areas)
+    share_target = _shares(inverse[n:], len(values), target_areas)
     return (share_target < min_share * share_source)[inverse[n:]]
+
+
+def _shares(index: np.ndarray, count: int, areas: np.ndarray | None) -> np.ndarray:
+    weights = None if areas is None else np.asarray(areas, dtype=np.float64)
+    if weights is not None and not weights.sum() > 0:  # no faces to weigh by: count
+        weights = None
+    totals = np.bincount(index, weights=weights, minlength=count)
+    return totals / max(float(totals.sum()), 1e-300)
+
+
+def face_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(F,) area of each triangle."""
+    v = np.asarray(vertices, dtype=np.float64)[np.asarray(faces, dtype=np.int64).reshape(-1, 3)]
+    return 0.5 * np.linalg.norm(np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0]), axis=1)
+
+
+def vertex_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(V,) the surface each vertex stands for: a third of each triangle it is a corner of
+    (0 for a vertex on no face)."""
+    corners = np.asarray(faces, dtype=np.int64).reshape(-1)
+    return np.bincount(corners, weights=np.repeat(face_areas(vertices, faces) / 3, 3), minlength=len(vertices))
 
 
 def label_layout(labels: np.ndarray, n_vertices: int, n_faces: int | None, name: str = "source_labels"

@@ -15,6 +15,7 @@ from .config import ModelConfig
 from .density import farthest_points, uneven_areas
 from .fitting import fit_code, orient_outward
 from .geometry import Frame, barycentric, bounding_frame, sample_surface
+from .labels import vertex_areas
 from .normals import estimate_normals, pca_normals
 from .parts import Embedded
 from .runner import Runner
@@ -54,6 +55,14 @@ class PreparedShape:
     @cached_property
     def _sample_tree(self) -> cKDTree:
         return cKDTree(self.sample_points)
+
+    @cached_property
+    def point_areas(self) -> np.ndarray | None:
+        """The surface each of `points` stands for: a mesh's vertex areas, an uneven cloud's
+        point areas; None for an even cloud (each point alike)."""
+        if self.shape.is_mesh:
+            return vertex_areas(self.points, self.shape.faces)
+        return self.placed.weights
 
     def distance_to_surface(self, points: np.ndarray) -> np.ndarray:
         """Distance to the nearest surface sample: within the samples' spacing (about 0.007

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from model.labels import GREY, label_colors, nearest_corner, slivers
+from model.labels import GREY, face_areas, label_colors, nearest_corner, slivers, vertex_areas
 from model.meshio import read_mesh, write_ply
 
 from .client import DEFAULT_ADDRESS, Client, ServerError
@@ -102,8 +102,10 @@ def _run(client: Client, args: argparse.Namespace) -> int:
     else:
         labels, per_face = given if given is not None else (res["source_parts"], False)
         target_labels = labels[face] if per_face else labels[nearest_corner(sf, face, bary)]
-        # labels on a sliver of the target are stray matches (the engine's rule, on element counts)
-        conf = np.where(slivers(labels, target_labels), 0.0, conf)
+        # labels on a sliver of the target are stray matches (the engine's rule, by area)
+        source_areas = face_areas(sv, sf) if per_face else vertex_areas(sv, sf)
+        conf = np.where(slivers(labels, target_labels, source_areas=source_areas,
+                                target_areas=vertex_areas(tv, tf)), 0.0, conf)
         matched = conf >= args.threshold
         colors = part_colors(np.where(matched, target_labels, -1))
         write_ply(args.out, tv, tf, colors, part_label=target_labels, corr_confidence=conf, corr_source_face=face)

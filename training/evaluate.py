@@ -183,7 +183,7 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
         for s, prep, norm, tree, s_keys, named in zip(sources, src_prep, src_norm, src_tree, src_keys, src_named):
             sl = s["surface_labels"]
             res = engine.correspond(prep, tgt_prep, source_labels=sl)
-            labels, label_conf = engine.labels_from(res, prep, sl)
+            labels, label_conf = engine.labels_from(res, prep, sl, tgt_prep)
             dist, nn_idx = tree.query(tn)
             # existence AUROC, per pair where the target has a part the source lacks
             exists = np.isin(tl, sl)

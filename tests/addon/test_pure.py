@@ -214,6 +214,28 @@ def test_labels_landing_on_a_sliver_are_left_to_the_fill():
     assert not labels.slivers(source, np.full(10, 7)).any()  # a label the source lacks is not judged here
 
 
+def test_slivers_are_shares_of_the_surface_not_of_the_vertex_count():
+    import trimesh
+
+    dense = trimesh.creation.box().subdivide().subdivide().subdivide()  # 386 vertices
+    coarse = trimesh.creation.box().apply_translation((3, 0, 0))  # 8 vertices, as much surface
+    both = trimesh.util.concatenate([dense, coarse])
+    v, f = np.asarray(both.vertices), np.asarray(both.faces)
+    source = np.repeat([0, 1], [50, 50])  # two parts of one size
+    target = (np.arange(len(v)) >= len(dense.vertices)).astype(np.int64)  # the coarse box takes label 1
+    assert labels.slivers(source, target)[target == 1].all()  # 8 of 394 vertices: 2%
+    areas = labels.vertex_areas(v, f)
+    assert np.isclose(areas.sum(), both.area) and np.isclose(areas[target == 1].sum(), 6.0)
+    assert not labels.slivers(source, target, target_areas=areas).any()
+    assert np.allclose(labels.face_areas(v, f).sum(), both.area)
+    # a source whose label 1 is 2% of the vertices but half the surface judges 2% of a target as a sliver
+    assert labels.slivers(target, np.repeat([0, 1], [98, 2]), source_areas=areas)[-2:].all()
+    # the add-on's per-corner and per-polygon areas add up to the mesh's
+    mesh = arrays()
+    for domain, count in (("POINT", 4), ("CORNER", 6), ("FACE", 2)):
+        assert np.isclose(transfer.element_areas(domain, mesh, count).sum(), 1.0)
+
+
 def test_the_add_on_shares_the_engines_label_rule_without_torch():
     import subprocess
     import sys

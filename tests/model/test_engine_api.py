@@ -223,3 +223,21 @@ def test_labels_landing_on_a_sliver_of_the_target_get_no_confidence(engine, stra
         assert np.all(conf[:strays] == 0) and np.array_equal(conf[strays:], res.confidence[strays:])
     else:
         assert np.array_equal(conf, res.confidence)
+
+
+def test_slivers_on_a_mesh_target_are_judged_by_area(engine):
+    dense = trimesh.creation.box().subdivide().subdivide().subdivide()
+    coarse = trimesh.creation.box().apply_translation((3, 0, 0))  # a low-poly part, as much surface
+    both = trimesh.util.concatenate([dense, coarse])
+    v, f = np.asarray(both.vertices), np.asarray(both.faces)
+    prep, tgt = engine.prepare(rng_points(1000)), engine.prepare((v, f))
+    labels = (np.arange(1000) >= 700).astype(np.int64)  # label 1 covers 30% of the source
+    res = engine.correspond(prep, tgt)
+    on_coarse = np.arange(len(v)) >= len(dense.vertices)  # 8 of 394 vertices, half the surface
+    forced = dataclasses.replace(res, source_index=np.where(on_coarse, 900, 100))
+    assert np.all(engine.labels_from(forced, prep, labels)[1][on_coarse] == 0)  # by count: a sliver
+    out, conf = engine.labels_from(forced, prep, labels, tgt)
+    assert np.array_equal(out, on_coarse.astype(np.int64)) and np.array_equal(conf, res.confidence)
+    guided = engine.correspond(prep, tgt, source_labels=labels)  # transfer_labels weighs by area too
+    assert np.array_equal(engine.transfer_labels(prep, labels, (v, f))[1],
+                          engine.labels_from(guided, prep, labels, tgt)[1])
