@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from .labels import face_areas
+
 DEFAULT_MAX_POINTS = 5_000_000
 
 
@@ -65,9 +67,7 @@ def as_shape(data: Any, name: str = "shape", max_points: int = DEFAULT_MAX_POINT
         return Shape(as_points(data, name, max_points))
     v = as_points(vertices, f"{name} vertices", max_points)
     f = as_faces(faces, len(v), f"{name} faces")
-    tri = v[f]
-    area = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1).sum() / 2
-    if not area > 0:
+    if not face_areas(v, f).sum() > 0:
         raise ValueError(f"{name}: degenerate mesh, its faces have zero total area")
     return Shape(v, f)
 
