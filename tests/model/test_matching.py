@@ -25,6 +25,34 @@ def test_a_narrow_part_is_stretched_onto_a_wide_one_and_flat_parts_stay_finite()
     assert np.array_equal(into_part_frame(moved, narrow[:1], wide), moved)  # one sample: no frame
 
 
+def _disc(rng, n, radius, y=0.0):
+    r, a = radius * np.sqrt(rng.uniform(0, 1, n)), rng.uniform(0, 2 * np.pi, n)
+    return np.c_[r * np.cos(a), np.full(n, y), r * np.sin(a)]
+
+
+def test_a_round_tops_rim_meets_a_square_tops_rim():
+    rng = np.random.default_rng(4)
+    round_top = _disc(rng, 4000, 0.4)
+    square_top = np.c_[rng.uniform(-0.4, 0.4, 4000), np.zeros(4000), rng.uniform(-0.4, 0.4, 4000)]
+    rim = 0.4 * np.array([[np.cos(a), 0.0, np.sin(a)] for a in np.radians([45, 135, -60, 0])])
+    moved = into_part_frame(rim, round_top, square_top)
+    # the 45 degree rim points on the corners, each on the square's outline, none inside it
+    assert np.allclose(moved[:2], [[0.4, 0.0, 0.4], [-0.4, 0.0, 0.4]], atol=0.04), moved
+    assert np.allclose(np.abs(moved[:, [0, 2]]).max(axis=1), 0.4, atol=0.03), moved
+    back = into_part_frame(np.array([[0.4, 0.0, 0.4], [0.0, 0.0, -0.4]]), square_top, round_top)
+    assert np.allclose(np.hypot(back[:, 0], back[:, 2]), 0.4, atol=0.03), back  # and back onto the rim
+
+
+def test_only_horizontal_plates_are_stretched_in_plan():
+    rng = np.random.default_rng(5)
+    # the same discs and square, 0.3 tall: no plates, so per axis alone (a 45 degree rim
+    # point stays at 0.707 of the corner)
+    round_post = _disc(rng, 4000, 0.4) + np.c_[np.zeros(4000), rng.uniform(0, 0.3, 4000), np.zeros(4000)]
+    square_post = np.c_[rng.uniform(-0.4, 0.4, 4000), rng.uniform(0, 0.3, 4000), rng.uniform(-0.4, 0.4, 4000)]
+    rim = np.array([[0.4 * np.cos(np.pi / 4), 0.15, 0.4 * np.sin(np.pi / 4)]])
+    assert np.allclose(into_part_frame(rim, round_post, square_post)[0, [0, 2]], 0.4 * np.cos(np.pi / 4), atol=0.03)
+
+
 def test_a_parts_centre_of_mass_lands_on_the_others():
     rng = np.random.default_rng(2)
     # a part whose mass lies near one end (a wing's root), against one spread evenly
