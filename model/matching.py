@@ -17,15 +17,9 @@ PART_EXTENT = 2.0
 CLOSE_CALL = 0.2
 # A part whose height is under this fraction of its width and of its depth, on both
 # shapes, is a horizontal plate (a table top, a seat): its outline in plan decides where
-# its corners are, so a round top's rim meets a square top's rim (`_plan_stretch`).
+# its corners are, so a round top's rim reaches a square top's corners (`_plan_stretch`).
 # Airplane wings, with their dihedral, stay above it.
 PLATE_FLATNESS = 0.15
-# Two plates are stretched only when one has corners and the other has none: when their
-# cornerness (reach toward the diagonals over reach along the axes, in the unit frame:
-# about 1.41 for a rectangle, 1.0 for a disc or an oval) differs by more than this factor,
-# halfway on a log scale.  Between two alike outlines the frame per axis fits already, and
-# the sectors would only add their noise at sharp corners.
-CORNERNESS_GAP = 2 ** 0.25
 # Plan directions (10-degree sectors about the part's centre) in which a plate's reach is
 # measured.
 PLAN_SECTORS = 36
@@ -33,7 +27,7 @@ PLAN_SECTORS = 36
 # the fewest samples that give a sector a reach at all.
 PLAN_REACH = 98.0
 PLAN_MIN_SAMPLES = 3
-# The reach there may be at most this many times the reach here, or this many times less.
+# A plate is stretched at most this many times in any direction.
 PLAN_STRETCH_LIMIT = 2.0
 
 
@@ -100,8 +94,8 @@ def into_part_frame(points: np.ndarray, part_here: np.ndarray, part_there: np.nd
     solid back's; centred between its ends instead, an airplane's part centres would move
     (docs/model.md, *Correspondence*).  Samples with `areas` count by them (a point
     cloud's, so that its dense spots do not pull the frame).  A horizontal plate on both
-    shapes is then stretched in plan, direction by direction, from its reach here to its
-    reach there (`_plan_stretch`)."""
+    shapes is then stretched in plan, direction by direction, out to the other's reach
+    (`_plan_stretch`)."""
     if len(part_here) < 2 or len(part_there) < 2:
         return points
     (lo_here, hi_here), centre_here = _extent_and_centre(part_here, areas_here)
@@ -110,10 +104,8 @@ def into_part_frame(points: np.ndarray, part_here: np.ndarray, part_there: np.nd
     span_there = np.maximum(hi_there - lo_there, PART_SPREAD_FLOOR)
     where = (points - centre_here) / span_here
     if _is_plate(span_here) and _is_plate(span_there):
-        reach_here = _plan_reach((part_here - centre_here) / span_here)
-        reach_there = _plan_reach((part_there - centre_there) / span_there)
-        if abs(np.log(_cornerness(reach_here) / _cornerness(reach_there))) > np.log(CORNERNESS_GAP):
-            where = where * _plan_stretch(where, reach_here, reach_there)
+        where = where * _plan_stretch(where, _plan_reach((part_here - centre_here) / span_here),
+                                      _plan_reach((part_there - centre_there) / span_there))
     return where * span_there + centre_there
 
 
@@ -123,10 +115,15 @@ def _is_plate(span: np.ndarray) -> bool:
 
 def _plan_stretch(where: np.ndarray, reach_here: np.ndarray, reach_there: np.ndarray) -> np.ndarray:
     """(n, 3) factors on x and z that move points of a plate (`where`, in its unit frame)
-    from its reach here to its reach there, in each point's plan direction: per axis alone,
-    a round top's rim at 45 degrees would land inside a square top, short of its corner."""
+    out to the other plate's reach, in each point's plan direction, where it reaches
+    further than this one: per axis alone, a round top's rim at 45 degrees would land
+    inside a square top, short of its corner, and match a point of its middle.  Where the
+    other reaches less (a square top's corner against a round top), the point is left
+    beyond its outline and matched at its rim all the same; pulled in, it would be placed
+    by the direction in the unit frame, which on an oval is not the direction of its
+    corner."""
     ratio = reach_there / reach_here
-    ratio = np.where(np.isfinite(ratio), np.clip(ratio, 1 / PLAN_STRETCH_LIMIT, PLAN_STRETCH_LIMIT), 1.0)
+    ratio = np.where(np.isfinite(ratio), np.clip(ratio, 1.0, PLAN_STRETCH_LIMIT), 1.0)
     factor = ratio[_sector(where)]
     return np.stack([factor, np.ones_like(factor), factor], axis=1)
 
@@ -141,17 +138,6 @@ def _plan_reach(samples: np.ndarray) -> np.ndarray:
         if inside.sum() >= PLAN_MIN_SAMPLES:
             reach[s] = np.percentile(distance[inside], PLAN_REACH)
     return reach
-
-
-def _cornerness(reach: np.ndarray) -> float:
-    """A plate's mean reach in the sectors within 10 degrees of a diagonal over that within
-    10 degrees of an axis (NaN where it has none there)."""
-    angle = (np.arange(PLAN_SECTORS) + 0.5) / PLAN_SECTORS * 2 * np.pi - np.pi
-    twice = np.abs(np.sin(2 * angle))
-    diagonal, axis = reach[twice > np.cos(np.radians(20))], reach[twice < np.sin(np.radians(20))]
-    if not (np.isfinite(diagonal).any() and np.isfinite(axis).any()):
-        return np.nan
-    return float(np.nanmean(diagonal) / np.nanmean(axis))
 
 
 def _sector(where: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The match: a part's ends meet the other part's ends; labels decide close calls."""
 import numpy as np
 
+from model import matching
 from model.matching import CLOSE_CALL, into_part_frame, match
 
 
@@ -30,7 +31,7 @@ def _disc(rng, n, radius, y=0.0):
     return np.c_[r * np.cos(a), np.full(n, y), r * np.sin(a)]
 
 
-def test_a_round_tops_rim_meets_a_square_tops_rim():
+def test_a_round_tops_rim_reaches_a_square_tops_corners(monkeypatch):
     rng = np.random.default_rng(4)
     round_top = _disc(rng, 4000, 0.4)
     square_top = np.c_[rng.uniform(-0.4, 0.4, 4000), np.zeros(4000), rng.uniform(-0.4, 0.4, 4000)]
@@ -39,8 +40,13 @@ def test_a_round_tops_rim_meets_a_square_tops_rim():
     # the 45 degree rim points on the corners, each on the square's outline, none inside it
     assert np.allclose(moved[:2], [[0.4, 0.0, 0.4], [-0.4, 0.0, 0.4]], atol=0.04), moved
     assert np.allclose(np.abs(moved[:, [0, 2]]).max(axis=1), 0.4, atol=0.03), moved
-    back = into_part_frame(np.array([[0.4, 0.0, 0.4], [0.0, 0.0, -0.4]]), square_top, round_top)
-    assert np.allclose(np.hypot(back[:, 0], back[:, 2]), 0.4, atol=0.03), back  # and back onto the rim
+    # the other way, a corner is not pulled in: it stays beyond the rim, where the rim's
+    # nearest sample is the one at 45 degrees
+    corner = np.array([[0.4, 0.0, 0.4]])
+    moved = into_part_frame(corner, square_top, round_top)
+    monkeypatch.setattr(matching, "PLATE_FLATNESS", 0.0)  # no part is a plate: per axis alone
+    assert np.allclose(moved, into_part_frame(corner, square_top, round_top))
+    assert np.hypot(moved[0, 0], moved[0, 2]) > 0.5
 
 
 def test_only_horizontal_plates_are_stretched_in_plan():
