@@ -1,8 +1,8 @@
 """Keypoints with and without the plan stretch of horizontal plates, side by side in one run.
 
 `model.matching.into_part_frame` stretches a part that is a horizontal plate on both shapes
-(a table top, a seat) in plan, direction by direction, so that a round top's rim meets a
-square top's rim.  This scores the real dev sets (training/evaluate.py's protocol: 3
+(a table top, a seat) in plan, direction by direction, so that a round top's rim reaches
+a square top's corners.  This scores the real dev sets (training/evaluate.py's protocol: 3
 sources, their estimates averaged and snapped) with the stretch and without it
 (PLATE_FLATNESS set to 0: no part is a plate); on the chair sets also the keypoints where
 parts meet (benchmarks/bench_joints.py):

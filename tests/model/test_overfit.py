@@ -1,9 +1,8 @@
 """Overfit the whole pipeline (stages 1-3) on three chairs of different topology, with part
 supervision as the shipped models are trained, then check that correspondence means
 something: label transfer beats nearest neighbour, and confidence is low on the arms that
-only one chair has.  About 60 s on 2 CPU cores.  (Without part supervision whether f gives
-the arms a branch of their own is chance, and the arms' AUROC fell from 0.77 to 0.41 on
-another CPU.)"""
+only one chair has.  About 60 s on 2 CPU cores.  (Without part supervision, whether f gives
+the arms a branch of their own is left to chance, and the test's outcome with it.)"""
 import numpy as np
 import pytest
 import torch
