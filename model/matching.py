@@ -15,19 +15,14 @@ PART_SPREAD_FLOOR = 0.01
 PART_EXTENT = 2.0
 # Two strongest branches of a target point this close make it a close call (`match`).
 CLOSE_CALL = 0.2
-# A part whose height is under this fraction of its width and of its depth, on both
-# shapes, is a horizontal plate (a table top, a seat): its outline in plan decides where
-# its corners are, so a round top's rim reaches a square top's corners (`_plan_stretch`).
-# Airplane wings, with their dihedral, stay above it.
-PLATE_FLATNESS = 0.15
-# Plan directions (10-degree sectors about the part's centre) in which a plate's reach is
-# measured.
+# Plan directions (10-degree sectors about the part's centre) in which a part's reach is
+# measured (`_plan_stretch`).
 PLAN_SECTORS = 36
 # Percentile of the samples' distances from the centre taken as the reach in a sector, and
 # the fewest samples that give a sector a reach at all.
 PLAN_REACH = 98.0
 PLAN_MIN_SAMPLES = 3
-# A plate is stretched at most this many times in any direction.
+# A part is stretched at most this many times in any direction.
 PLAN_STRETCH_LIMIT = 2.0
 
 
@@ -93,9 +88,8 @@ def into_part_frame(points: np.ndarray, part_here: np.ndarray, part_there: np.nd
     part.  Scaled by the spread instead, a slatted back's corners would fall short of a
     solid back's; centred between its ends instead, an airplane's part centres would move
     (docs/model.md, *Correspondence*).  Samples with `areas` count by them (a point
-    cloud's, so that its dense spots do not pull the frame).  A horizontal plate on both
-    shapes is then stretched in plan, direction by direction, out to the other's reach
-    (`_plan_stretch`)."""
+    cloud's, so that its dense spots do not pull the frame).  The part is then stretched in
+    plan, direction by direction, out to the other's reach (`_plan_stretch`)."""
     if len(part_here) < 2 or len(part_there) < 2:
         return points
     (lo_here, hi_here), centre_here = _extent_and_centre(part_here, areas_here)
@@ -103,19 +97,14 @@ def into_part_frame(points: np.ndarray, part_here: np.ndarray, part_there: np.nd
     span_here = np.maximum(hi_here - lo_here, PART_SPREAD_FLOOR)
     span_there = np.maximum(hi_there - lo_there, PART_SPREAD_FLOOR)
     where = (points - centre_here) / span_here
-    if _is_plate(span_here) and _is_plate(span_there):
-        where = where * _plan_stretch(where, _plan_reach((part_here - centre_here) / span_here),
-                                      _plan_reach((part_there - centre_there) / span_there))
+    where = where * _plan_stretch(where, _plan_reach((part_here - centre_here) / span_here),
+                                  _plan_reach((part_there - centre_there) / span_there))
     return where * span_there + centre_there
 
 
-def _is_plate(span: np.ndarray) -> bool:
-    return bool(span[1] < PLATE_FLATNESS * min(span[0], span[2]))
-
-
 def _plan_stretch(where: np.ndarray, reach_here: np.ndarray, reach_there: np.ndarray) -> np.ndarray:
-    """(n, 3) factors on x and z that move points of a plate (`where`, in its unit frame)
-    out to the other plate's reach, in each point's plan direction, where it reaches
+    """(n, 3) factors on x and z that move points of a part (`where`, in its unit frame)
+    out to the other part's reach, in each point's plan direction, where it reaches
     further than this one: per axis alone, a round top's rim at 45 degrees would land
     inside a square top, short of its corner, and match a point of its middle.  Where the
     other reaches less (a square top's corner against a round top), the point is left

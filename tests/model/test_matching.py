@@ -44,19 +44,24 @@ def test_a_round_tops_rim_reaches_a_square_tops_corners(monkeypatch):
     # nearest sample is the one at 45 degrees
     corner = np.array([[0.4, 0.0, 0.4]])
     moved = into_part_frame(corner, square_top, round_top)
-    monkeypatch.setattr(matching, "PLATE_FLATNESS", 0.0)  # no part is a plate: per axis alone
+    monkeypatch.setattr(matching, "PLAN_STRETCH_LIMIT", 1.0)  # no stretch: per axis alone
     assert np.allclose(moved, into_part_frame(corner, square_top, round_top))
     assert np.hypot(moved[0, 0], moved[0, 2]) > 0.5
 
 
-def test_only_horizontal_plates_are_stretched_in_plan():
+def test_the_plan_stretch_leaves_heights_alone_and_pulls_nothing_in(monkeypatch):
     rng = np.random.default_rng(5)
-    # the same discs and square, 0.3 tall: no plates, so per axis alone (a 45 degree rim
-    # point stays at 0.707 of the corner)
+    # a round post against a square one, 0.3 tall: the rim at 45 degrees goes out to the
+    # corner edge, at its own height; the square's corner is not pulled in to the rim
     round_post = _disc(rng, 4000, 0.4) + np.c_[np.zeros(4000), rng.uniform(0, 0.3, 4000), np.zeros(4000)]
     square_post = np.c_[rng.uniform(-0.4, 0.4, 4000), rng.uniform(0, 0.3, 4000), rng.uniform(-0.4, 0.4, 4000)]
-    rim = np.array([[0.4 * np.cos(np.pi / 4), 0.15, 0.4 * np.sin(np.pi / 4)]])
-    assert np.allclose(into_part_frame(rim, round_post, square_post)[0, [0, 2]], 0.4 * np.cos(np.pi / 4), atol=0.03)
+    rim = np.array([[0.4 * np.cos(np.pi / 4), 0.25, 0.4 * np.sin(np.pi / 4)]])
+    corner = np.array([[0.4, 0.05, 0.4]])
+    out, back = into_part_frame(rim, round_post, square_post), into_part_frame(corner, square_post, round_post)
+    monkeypatch.setattr(matching, "PLAN_STRETCH_LIMIT", 1.0)
+    assert np.allclose(out[:, 1], into_part_frame(rim, round_post, square_post)[:, 1])
+    assert np.allclose(out[0, [0, 2]], 0.4, atol=0.04), out
+    assert np.allclose(back, into_part_frame(corner, square_post, round_post))
 
 
 def test_a_parts_centre_of_mass_lands_on_the_others():

@@ -1,13 +1,13 @@
-"""Keypoints with and without the plan stretch of horizontal plates, side by side in one run.
+"""Labels and keypoints with and without the plan stretch of the match, side by side in one run.
 
-`model.matching.into_part_frame` stretches a part that is a horizontal plate on both shapes
-(a table top, a seat) in plan, direction by direction, so that a round top's rim reaches
-a square top's corners.  This scores the real dev sets (training/evaluate.py's protocol: 3
-sources, their estimates averaged and snapped) with the stretch and without it
-(PLATE_FLATNESS set to 0: no part is a plate); on the chair sets also the keypoints where
-parts meet (benchmarks/bench_joints.py):
+`model.matching.into_part_frame` stretches each part in plan, direction by direction, out
+to where the same part of the other shape reaches further, so that a round top's rim
+reaches a square top's corners.  This scores the real dev sets (training/evaluate.py's
+protocol: 3 sources, their estimates averaged and snapped) with the stretch and without it
+(PLAN_STRETCH_LIMIT set to 1); on the chair sets also the keypoints where parts meet
+(benchmarks/bench_joints.py):
 
-    .venv/bin/python benchmarks/bench_plates.py [--sets table,airplane,chair,sh3d]
+    .venv/bin/python benchmarks/bench_plan.py [--sets table,airplane,chair,sh3d]
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from training.devset_sh3d import load_sh3d_devset  # noqa: E402
 from training.evaluate import evaluate  # noqa: E402
 from training.families import PART_NAMES  # noqa: E402
 
-FLATNESS = matching.PLATE_FLATNESS
+LIMIT = matching.PLAN_STRETCH_LIMIT
 
 
 def main() -> int:
@@ -46,10 +46,10 @@ def main() -> int:
         for kind, posed in kinds.items():
             start = time.perf_counter()
             scores = []
-            for flatness in (FLATNESS, 0.0):
-                matching.PLATE_FLATNESS = flatness
+            for limit in (LIMIT, 1.0):
+                matching.PLAN_STRETCH_LIMIT = limit
                 scores.append(evaluate(engine, posed, PART_NAMES[category], 3, progress=False)["model"])
-            matching.PLATE_FLATNESS = FLATNESS
+            matching.PLAN_STRETCH_LIMIT = LIMIT
             on, off = scores
             print(f"| {kind} | {len(posed) - 3} | {time.perf_counter() - start:.0f} | {on.miou:.1f} / {off.miou:.1f} | "
                   f"{on.pck05:.1f} / {off.pck05:.1f} | {on.pck10:.1f} / {off.pck10:.1f} |", flush=True)
