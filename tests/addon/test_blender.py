@@ -5,6 +5,7 @@ import pytest
 from blender_addon.client import ServerError
 
 from .conftest import psb_object
+from ..conftest import child_env
 
 pytestmark = pytest.mark.usefixtures("scene")
 
@@ -201,7 +202,6 @@ def test_undo_restores_the_meshes(bpy):
 
 
 def test_the_documented_batch_script(bpy, chair_server, tmp_path):
-    import os
     import subprocess
     import sys
 
@@ -212,7 +212,7 @@ def test_the_documented_batch_script(bpy, chair_server, tmp_path):
     psb_object(bpy, "chair", "110", "Other")
     scene_file = tmp_path / "scene.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(scene_file))
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CORR_SERVER_ADDRESS": chair_server.address, "OMP_NUM_THREADS": "1"}
+    env = child_env(CORR_SERVER_ADDRESS=chair_server.address, OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, str(ROOT / "docs/examples/batch_transfer.py"), "--", str(scene_file),
                           "Source", "Target.*"], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -1,4 +1,3 @@
-import os
 import socket
 import subprocess
 import sys
@@ -9,6 +8,7 @@ import pytest
 import torch
 
 from model import Checkpoint, ImplicitCorrespondenceNet, preset, save_checkpoint
+from ..conftest import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,7 +26,7 @@ class ServerProcess:
         self.address = f"tcp://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "server", "--bind", bind or self.address, "--checkpoint", str(checkpoint),
                "--device", "cpu", "--log-level", "WARNING", *args]
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **(env or {})}
+        env = child_env(OMP_NUM_THREADS="1", **(env or {}))
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
     def wait_ready(self, timeout: float = 60) -> "ServerProcess":

@@ -1,4 +1,3 @@
-import os
 import socket
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from training.cli import stage_main
 from training.prepare import prepare_procedural
 from training.train import main as train_main
 from training.trainer import TrainConfig, Trainer, labelled_mious
+from ..conftest import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -171,7 +171,7 @@ def _free_port():
 
 
 def test_two_process_distributed_training(data, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = child_env(OMP_NUM_THREADS="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
            "--master_port", str(_free_port()), "-m", "training.train_stage2", "--cate_name", "chair",
            "--data_dir", str(data), "--checkpoint_dir", str(tmp_path), "--preset", "tiny", "--epoch", "2",
