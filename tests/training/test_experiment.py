@@ -1,6 +1,7 @@
 """Experiments as files (training/experiment.py, training/run.py) and the flags made from TrainConfig."""
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,18 @@ def test_the_shipped_recipes_plan_as_they_were_run():
     airplane, last = schedule("airplane")
     assert airplane == start + [(2, 64, 38, 43, 1e-3, 1.0), (3, 64, 44, 99, 1e-4, 1.0)]
     assert last.average_last == 3 and last.model.encoder_normals and last.batch_size == 16
+
+
+@pytest.mark.parametrize("name", ["chair", "table"])
+def test_the_paper_network_recipes_differ_from_the_shipped_in_the_network_alone(name):
+    shipped = plan(load_experiment(ROOT / "experiments" / f"{name}.json"), Path("runs") / name)
+    paper = plan(load_experiment(ROOT / "experiments" / f"{name}_paper.json"), Path("runs") / name)
+    assert len(paper) == len(shipped)
+    for p, s in zip(paper, shipped):
+        assert p.config.model == preset("paper").with_(f_frequencies=s.config.model.f_frequencies,
+                                                        encoder_normals=s.config.model.encoder_normals)
+        assert replace(p.config, model=s.config.model, cate_name=s.config.cate_name) == s.config
+        assert p.first_epoch == s.first_epoch
 
 
 @pytest.mark.parametrize("change,message", [
