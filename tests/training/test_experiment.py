@@ -111,8 +111,9 @@ def test_the_shipped_recipes_plan_as_they_were_run():
 
 @pytest.mark.parametrize("name", ["chair", "table"])
 def test_the_paper_network_recipes_differ_from_the_shipped_in_the_network_alone(name):
-    shipped = plan(load_experiment(ROOT / "experiments" / f"{name}.json"), Path("runs") / name)
-    paper = plan(load_experiment(ROOT / "experiments" / f"{name}_paper.json"), Path("runs") / name)
+    shipped_exp, paper_exp = (load_experiment(ROOT / "experiments" / f"{n}.json") for n in (name, f"{name}_paper"))
+    assert all(paper_exp[k] == shipped_exp[k] for k in ("category", "seed", "losses", "data", "train", "export"))
+    shipped, paper = (plan(e, Path("runs") / name) for e in (shipped_exp, paper_exp))
     assert len(paper) == len(shipped)
     for p, s in zip(paper, shipped):
         assert p.config.model == preset("paper").with_(f_frequencies=s.config.model.f_frequencies,
