@@ -4,8 +4,8 @@ import pytest
 
 from blender_addon.client import ServerError
 
-from .conftest import psb_object
 from ..conftest import child_env
+from .conftest import psb_object
 
 pytestmark = pytest.mark.usefixtures("scene")
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from model import Checkpoint, ImplicitCorrespondenceNet, preset, save_checkpoint
+
 from ..conftest import child_env
 
 ROOT = Path(__file__).resolve().parents[2]

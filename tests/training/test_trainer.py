@@ -12,6 +12,7 @@ from training.cli import stage_main
 from training.prepare import prepare_procedural
 from training.train import main as train_main
 from training.trainer import TrainConfig, Trainer, labelled_mious
+
 from ..conftest import child_env
 
 ROOT = Path(__file__).resolve().parents[2]
