@@ -19,6 +19,11 @@ Metrics (targets are all shapes but the first --sources, which lend their labels
   compared with the target's own keypoint of that name. Shapes without: part centres, the
   target point nearest each part's centroid matched onto the source and compared with the
   source point nearest the same part's centroid;
+* with keypoints, also PCK at 0.05 and 0.10 of the target's bounding radius (the largest
+  distance of its points from its bounding-box centre, about half the diagonal), each
+  keypoint taken as its nearest target point: KeypointNet's and PDC's keypoint
+  evaluation, and most likely the held-out ShapeNet figures' (docs/models.md, *Real
+  shapes first*);
 * AUROC of the confidence for "this part exists on the source" over target points of
   source-target pairs where the target has a part the source lacks;
 * AUROC of the confidence for "this point's label, from this source, is right" over all
@@ -68,8 +73,11 @@ class Scores:
     auroc: float
     per_part_iou: dict[str, float]
     label_auroc: float = float("nan")
+    pck05_radius: float = float("nan")  # keypoints only: thresholds in units of the bounding radius
+    pck10_radius: float = float("nan")
     # raw values behind the summary, for plots (training.report)
     pck_errors: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    pck_errors_radius: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     confidence_existing: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     confidence_missing: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     confidence_right: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
@@ -77,7 +85,12 @@ class Scores:
 
     def summary(self) -> dict:
         return {"miou": self.miou, "pck05": self.pck05, "pck10": self.pck10, "auroc": self.auroc,
-                "label_auroc": self.label_auroc, "per_part_iou": self.per_part_iou}
+                "label_auroc": self.label_auroc, "pck05_radius": self.pck05_radius,
+                "pck10_radius": self.pck10_radius, "per_part_iou": self.per_part_iou}
+
+
+def _pck(errors: np.ndarray, threshold: float) -> float:
+    return 100 * float(np.mean(errors < threshold)) if len(errors) else float("nan")
 
 
 def shape_miou(pred: np.ndarray, truth: np.ndarray, parts: Iterable[int]) -> tuple[float, dict[int, float]]:
@@ -112,18 +125,30 @@ def _part_keypoints(points: np.ndarray, labels: np.ndarray) -> dict[int, int]:
     return out
 
 
-def _keypoint_errors(target: dict, estimates: dict[str, list[np.ndarray]], tree: cKDTree) -> list[float]:
+def diagonal_per_radius(points: np.ndarray) -> float:
+    """A shape's bounding-box diagonal over its bounding radius (the largest distance of
+    its points from the box's centre): turns errors per unit diagonal into per unit radius."""
+    lo, hi = points.min(0), points.max(0)
+    return float(np.linalg.norm(hi - lo) / np.linalg.norm(points - (lo + hi) / 2, axis=1).max())
+
+
+def _keypoint_errors(target: dict, estimates: dict[str, list[np.ndarray]], tree: cKDTree,
+                     on_cloud: bool = False) -> list[float]:
     """The sources' estimates of each keypoint on the target, averaged, snapped to the
     nearest target point -> distances to the target's own keypoints, per unit diagonal.
+    `on_cloud`: each keypoint of the target taken as its nearest target point, as
+    KeypointNet's keypoints are points of the cloud (the dev set's lie on the surface,
+    0.016-0.019 of the bounding radius from the nearest of 2,500 points, median).
     A target with `keypoint_renamings` (training/symmetry.py) is scored under the one
     that fits the estimates best: a symmetric table's keypoints are named up to its turns."""
     points = target["surface_points"]
     diagonal = np.linalg.norm(points.max(0) - points.min(0))
     snapped = {name: points[tree.query(np.mean(positions, axis=0))[1]] for name, positions in estimates.items()}
+    truth = ({name: points[tree.query(at)[1]] for name, at in target["keypoints"].items()} if on_cloud
+             else target["keypoints"])
     best = None
     for renaming in target.get("keypoint_renamings", [{name: name for name in snapped}]):
-        errors = [float(np.linalg.norm(at - target["keypoints"][renaming[name]]) / diagonal)
-                  for name, at in snapped.items()]
+        errors = [float(np.linalg.norm(at - truth[renaming[name]]) / diagonal) for name, at in snapped.items()]
         if best is None or sum(errors) < sum(best):
             best = errors
     return best
@@ -170,7 +195,7 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
     src_named = [{k: int(cKDTree(s["surface_points"]).query(v)[1]) for k, v in s["keypoints"].items()}
                  if with_keypoints else {} for s in sources]
     n_labels = 1 + max(max(parts), *(int(s["surface_labels"].max()) for s in sources))
-    acc = {m: {"miou": [], "pck": [], "pos": [], "neg": [], "right": [], "wrong": [], "iou": {p: [] for p in parts}}
+    acc = {m: {"miou": [], "pck": [], "pck_radius": [], "pos": [], "neg": [], "right": [], "wrong": [], "iou": {p: [] for p in parts}}
            for m in ("model", "nn")}
     for tgt in tqdm(targets, desc="evaluate", unit="shape", disable=not progress):
         tp, tl = tgt["surface_points"], tgt["surface_labels"]
@@ -216,20 +241,22 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
                 acc[m]["iou"][p].append(v)
             if with_keypoints:
                 acc[m]["pck"] += _keypoint_errors(tgt, estimates[m], t_raw_tree)
+                acc[m]["pck_radius"] += [e * diagonal_per_radius(tp)
+                                         for e in _keypoint_errors(tgt, estimates[m], t_raw_tree, on_cloud=True)]
     out = {}
     for m, a in acc.items():
-        pck = np.asarray(a["pck"])
+        pck, pck_radius = np.asarray(a["pck"]), np.asarray(a["pck_radius"])
         pos = np.concatenate(a["pos"]) if a["pos"] else np.zeros(0)
         neg = np.concatenate(a["neg"]) if a["neg"] else np.zeros(0)
         right, wrong = np.concatenate(a["right"]), np.concatenate(a["wrong"])
         out[m] = Scores(
             miou=100 * float(np.mean(a["miou"])),
-            pck05=100 * float(np.mean(pck < 0.05)) if len(pck) else float("nan"),
-            pck10=100 * float(np.mean(pck < 0.10)) if len(pck) else float("nan"),
+            pck05=_pck(pck, 0.05), pck10=_pck(pck, 0.10),
+            pck05_radius=_pck(pck_radius, 0.05), pck10_radius=_pck(pck_radius, 0.10),
             auroc=auroc(pos, neg),
             per_part_iou={parts[p]: 100 * float(np.mean(v)) for p, v in a["iou"].items()},
             label_auroc=auroc(right, wrong),
-            pck_errors=pck, confidence_existing=pos, confidence_missing=neg,
+            pck_errors=pck, pck_errors_radius=pck_radius, confidence_existing=pos, confidence_missing=neg,
             confidence_right=right, confidence_wrong=wrong,
         )
     return out
@@ -242,13 +269,19 @@ def procedural_shapes(category: str, count: int, first: int = 1_000_000) -> list
 
 
 def format_table(scores: dict[str, Scores]) -> str:
-    lines = ["| method | mIoU | PCK@0.05 | PCK@0.10 | existence AUROC | right-label AUROC | " +
-             " | ".join(f"IoU {p}" for p in scores["model"].per_part_iou) + " |"]
-    lines.append("|" + " --- |" * (6 + len(scores["model"].per_part_iou)))
+    """Markdown table, model above nearest neighbour; the PCK at the bounding radius's
+    scale (r) only where keypoints gave it."""
+    radius = not np.isnan(scores["model"].pck05_radius)
+    parts = scores["model"].per_part_iou
+    lines = ["| method | mIoU | PCK@0.05 | PCK@0.10 | " + ("PCK@0.05r | PCK@0.10r | " if radius else "") +
+             "existence AUROC | right-label AUROC | " + " | ".join(f"IoU {p}" for p in parts) + " |"]
+    lines.append("|" + " --- |" * (6 + 2 * radius + len(parts)))
     for name, label in (("model", "model"), ("nn", "nearest neighbour")):
         s = scores[name]
-        lines.append(f"| {label} | {s.miou:.1f} | {s.pck05:.1f} | {s.pck10:.1f} | {s.auroc:.3f} | {s.label_auroc:.3f} | " +
-                     " | ".join(f"{v:.1f}" for v in s.per_part_iou.values()) + " |")
+        cells = [label, f"{s.miou:.1f}", f"{s.pck05:.1f}", f"{s.pck10:.1f}"]
+        cells += [f"{s.pck05_radius:.1f}", f"{s.pck10_radius:.1f}"] if radius else []
+        cells += [f"{s.auroc:.3f}", f"{s.label_auroc:.3f}"] + [f"{v:.1f}" for v in s.per_part_iou.values()]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

@@ -80,8 +80,10 @@ def plot_confidence(groups: tuple[tuple[np.ndarray, str], tuple[np.ndarray, str]
 
 def _difference(scores: dict[str, Scores]) -> str:
     model, nn = scores["model"], scores["nn"]
+    radius = ("" if np.isnan(model.pck05_radius) else
+              f", PCK@0.05r {model.pck05_radius - nn.pck05_radius:+.1f}, PCK@0.10r {model.pck10_radius - nn.pck10_radius:+.1f}")
     return (f"Model minus nearest neighbour: mIoU {model.miou - nn.miou:+.1f}, PCK@0.05 {model.pck05 - nn.pck05:+.1f}, "
-            f"PCK@0.10 {model.pck10 - nn.pck10:+.1f}.")
+            f"PCK@0.10 {model.pck10 - nn.pck10:+.1f}{radius}.")
 
 
 def report_markdown(category: str, checkpoint: str, real: dict[str, Scores] | None, real_counts: tuple[int, int],
@@ -99,7 +101,10 @@ def report_markdown(category: str, checkpoint: str, real: dict[str, Scores] | No
             f"clouds, labels and keypoints from {real_counts[0]} labelled sources. mIoU per shape over the "
             "category's parts (a part absent from both counts 1); PCK: each source's keypoints mapped onto the "
             "target, the sources' mean snapped to the nearest target point, within 0.05 / 0.10 of the diagonal; "
-            "right-label AUROC: does the confidence rank right labels above wrong ones.", "",
+            "PCK@0.05r / 0.10r: the same within 0.05 / 0.10 of the bounding radius (the largest distance from "
+            "the bounding-box centre, about half the diagonal), each keypoint taken as its nearest target point, "
+            "as KeypointNet and PDC measure it (the scale of the held-out ShapeNet figures in "
+            "[models.md](../models.md)); right-label AUROC: does the confidence rank right labels above wrong ones.", "",
             format_table(real), "", _difference(real), "",
             f"![PCK over thresholds, real]({category}_real_pck.png) "
             f"![Confidence on right and wrong labels, real]({category}_real_confidence.png)", ""]

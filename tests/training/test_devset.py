@@ -8,7 +8,7 @@ import torch
 from model import Correspondence, ImplicitCorrespondenceNet, preset
 from training.devset import DEVSET, POINTS, devset_record, face_parts, load_devset, upright_mesh
 from training.devset_build import EXCLUDED, build
-from training.evaluate import _keypoint_errors, evaluate
+from training.evaluate import _keypoint_errors, diagonal_per_radius, evaluate, format_table
 from training.families import PART_NAMES
 
 PSB = Path(__file__).resolve().parents[3] / "shared" / "data" / "psb"
@@ -68,6 +68,18 @@ def test_keypoint_errors_average_the_sources_then_snap():
     # a: the mean of (0,0,0) and (1,0,0) snaps to (0.5,0,0), exact; b: lands on (0,0,0), 1 away
     errors = _keypoint_errors(target, {"a": [points[0], points[1]], "b": [points[0]]}, cKDTree(points))
     assert errors == pytest.approx([0.0, 1 / np.sqrt(2)])
+    # on the cloud, the truth of b is its nearest point: (0,1,0) itself, and a moves to (0.5,0,0)
+    target["keypoints"] = {"a": np.array([0.45, 0.02, 0]), "b": np.array([0.0, 0.9, 0])}
+    assert _keypoint_errors(target, {"a": [points[0], points[1]], "b": [points[3]]}, cKDTree(points),
+                            on_cloud=True) == [0.0, 0.0]
+
+
+def test_diagonal_per_radius_is_two_for_a_box_and_more_for_a_shape_short_of_its_corners():
+    corners = np.array([[x, y, z] for x in (0, 2) for y in (0, 1) for z in (0, 3)], dtype=float)
+    assert diagonal_per_radius(corners) == pytest.approx(2.0)
+    # a diamond's farthest points are its tips, half an edge of the box from the centre
+    diamond = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], dtype=float)
+    assert diagonal_per_radius(diamond) == pytest.approx(np.sqrt(12))
 
 
 def test_keypoint_pck_of_a_shape_with_itself_is_perfect_for_the_baseline():
@@ -77,4 +89,7 @@ def test_keypoint_pck_of_a_shape_with_itself_is_perfect_for_the_baseline():
     scores = evaluate(engine, [shape] * 4, PART_NAMES["chair"], n_sources=3, progress=False)
     assert scores["nn"].pck05 == 100.0 and scores["nn"].miou == 100.0
     assert len(scores["nn"].pck_errors) == len(shape["keypoints"])
+    assert scores["nn"].pck05_radius == 100.0
+    assert len(scores["model"].pck_errors_radius) == len(shape["keypoints"])
+    assert "PCK@0.05r" in format_table(scores)
     assert 0 <= scores["model"].pck05 <= 100
