@@ -7,6 +7,8 @@ from scipy.spatial import cKDTree
 from .density import weighted_mean, weighted_percentiles
 from .runner import biased
 
+# The model frame's up axis (+Y).
+UP = 1
 # Floor of a part's extent in its frame, so a flat part (a plate's thickness) does not
 # blow positions up.
 PART_SPREAD_FLOOR = 0.01
@@ -81,25 +83,47 @@ def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.nd
 
 def into_part_frame(points: np.ndarray, part_here: np.ndarray, part_there: np.ndarray,
                     areas_here: np.ndarray | None = None, areas_there: np.ndarray | None = None) -> np.ndarray:
-    """Points of a part moved into the frame of the same part on another shape: per axis,
-    the part's centre of mass here goes to its centre there, and its extent here (between
-    its PART_EXTENT and 100 - PART_EXTENT percentiles) is scaled to its extent there, so
-    that a wider table top or a longer wing is matched by relative position within the
-    part.  Scaled by the spread instead, a slatted back's corners would fall short of a
-    solid back's; centred between its ends instead, an airplane's part centres would move
-    (docs/model.md, *Correspondence*).  Samples with `areas` count by them (a point
-    cloud's, so that its dense spots do not pull the frame).  The part is then stretched in
-    plan, direction by direction, out to the other's reach (`_plan_stretch`)."""
+    """Points of a part moved into the frame of the same part on another shape: its centre
+    of mass here goes to its centre there and its ends (its PART_EXTENT and 100 -
+    PART_EXTENT percentiles) to the ends there, per axis (`_half_spans`), so that a wider
+    table top or a longer wing is matched by relative position within the part.  Scaled by
+    the spread instead, a slatted back's corners would fall short of a solid back's;
+    centred between its ends instead, an airplane's part centres would move (docs/model.md,
+    *Correspondence*).  Samples with `areas` count by them (a point cloud's, so that its
+    dense spots do not pull the frame).  The part is then stretched in plan, direction by
+    direction, out to the other's reach (`_plan_stretch`)."""
     if len(part_here) < 2 or len(part_there) < 2:
         return points
-    (lo_here, hi_here), centre_here = _extent_and_centre(part_here, areas_here)
-    (lo_there, hi_there), centre_there = _extent_and_centre(part_there, areas_there)
-    span_here = np.maximum(hi_here - lo_here, PART_SPREAD_FLOOR)
-    span_there = np.maximum(hi_there - lo_there, PART_SPREAD_FLOOR)
-    where = (points - centre_here) / span_here
-    where = where * _plan_stretch(where, _plan_reach((part_here - centre_here) / span_here),
-                                  _plan_reach((part_there - centre_there) / span_there))
-    return where * span_there + centre_there
+    ends_here, centre_here = _extent_and_centre(part_here, areas_here)
+    ends_there, centre_there = _extent_and_centre(part_there, areas_there)
+    spans_here, spans_there = _half_spans(ends_here, centre_here), _half_spans(ends_there, centre_there)
+    where = _to_unit(points - centre_here, spans_here)
+    where = where * _plan_stretch(where, _plan_reach(_to_unit(part_here - centre_here, spans_here)),
+                                  _plan_reach(_to_unit(part_there - centre_there, spans_there)))
+    return centre_there + _from_unit(where, spans_there)
+
+
+def _half_spans(ends: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A part's reach below and above its centre on each axis.  In plan, half its extent
+    either way: a part's centre of mass lies near its middle there.  In height, from the
+    centre to each end, so that both ends and the centre meet theirs: a swivel base's mass
+    is at its foot, a back's often by its top rail, and scaled about the centre by the
+    whole extent their feet and tops would land short (docs/model.md, *Correspondence*)."""
+    (lo, hi), half = ends, np.maximum(ends[1] - ends[0], PART_SPREAD_FLOOR) / 2
+    below, above = half.copy(), half.copy()
+    below[UP] = max(centre[UP] - lo[UP], PART_SPREAD_FLOOR / 2)
+    above[UP] = max(hi[UP] - centre[UP], PART_SPREAD_FLOOR / 2)
+    return below, above
+
+
+def _to_unit(offsets: np.ndarray, spans: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    below, above = spans
+    return np.where(offsets < 0, offsets / below, offsets / above)
+
+
+def _from_unit(where: np.ndarray, spans: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    below, above = spans
+    return np.where(where < 0, where * below, where * above)
 
 
 def _plan_stretch(where: np.ndarray, reach_here: np.ndarray, reach_there: np.ndarray) -> np.ndarray:

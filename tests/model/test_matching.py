@@ -26,6 +26,20 @@ def test_a_narrow_part_is_stretched_onto_a_wide_one_and_flat_parts_stay_finite()
     assert np.array_equal(into_part_frame(moved, narrow[:1], wide), moved)  # one sample: no frame
 
 
+def test_a_base_heavy_at_its_foot_meets_four_legs_at_both_ends_and_its_centre():
+    rng = np.random.default_rng(2)
+    # a swivel base (a wide star at the floor, a thin column up to 0.4) against four legs
+    # of even mass from the floor to 0.4: their centres of mass sit at other heights
+    star = np.c_[rng.uniform(-0.3, 0.3, 3000), rng.uniform(0.0, 0.04, 3000), rng.uniform(-0.3, 0.3, 3000)]
+    column = np.c_[rng.normal(0, 0.01, 600), rng.uniform(0.04, 0.4, 600), rng.normal(0, 0.01, 600)]
+    base = np.r_[star, column]
+    legs = np.c_[rng.choice([-0.25, 0.25], 4000), rng.uniform(0.0, 0.4, 4000), rng.choice([-0.25, 0.25], 4000)]
+    foot, top = np.array([[0.3, 0.0, 0.3]]), np.array([[0.0, 0.4, 0.0]])
+    assert into_part_frame(foot, base, legs)[0, 1] < 0.02  # the foot on the floor, not up the leg
+    assert abs(into_part_frame(top, base, legs)[0, 1] - 0.4) < 0.02  # the top at the top
+    assert np.allclose(into_part_frame(base.mean(0)[None], base, legs), legs.mean(0), atol=1e-9)
+
+
 def _disc(rng, n, radius, y=0.0):
     r, a = radius * np.sqrt(rng.uniform(0, 1, n)), rng.uniform(0, 2 * np.pi, n)
     return np.c_[r * np.cos(a), np.full(n, y), r * np.sin(a)]
