@@ -195,8 +195,8 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
     src_named = [{k: int(cKDTree(s["surface_points"]).query(v)[1]) for k, v in s["keypoints"].items()}
                  if with_keypoints else {} for s in sources]
     n_labels = 1 + max(max(parts), *(int(s["surface_labels"].max()) for s in sources))
-    acc = {m: {"miou": [], "pck": [], "pck_radius": [], "pos": [], "neg": [], "right": [], "wrong": [], "iou": {p: [] for p in parts}}
-           for m in ("model", "nn")}
+    acc = {m: {"miou": [], "pck": [], "pck_radius": [], "pos": [], "neg": [], "right": [], "wrong": [],
+               "iou": {p: [] for p in parts}} for m in ("model", "nn")}
     for tgt in tqdm(targets, desc="evaluate", unit="shape", disable=not progress):
         tp, tl = tgt["surface_points"], tgt["surface_labels"]
         tn = _normalised(tp)
