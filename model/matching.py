@@ -107,8 +107,9 @@ def _half_spans(ends: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.nd
     """A part's reach below and above its centre on each axis.  In plan, half its extent
     either way: a part's centre of mass lies near its middle there.  In height, from the
     centre to each end, so that both ends and the centre meet theirs: a swivel base's mass
-    is at its foot, a back's often by its top rail, and scaled about the centre by the
-    whole extent their feet and tops would land short (docs/model.md, *Correspondence*)."""
+    is at its foot, four legs' at mid-height, and scaled about the centre by the whole
+    extent the base's foot would land partway up the legs (docs/model.md, *Heights scaled
+    on each side*)."""
     (lo, hi), half = ends, np.maximum(ends[1] - ends[0], PART_SPREAD_FLOOR) / 2
     below, above = half.copy(), half.copy()
     below[UP] = max(centre[UP] - lo[UP], PART_SPREAD_FLOOR / 2)
