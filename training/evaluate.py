@@ -241,7 +241,8 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
                 acc[m]["iou"][p].append(v)
             if with_keypoints:
                 acc[m]["pck"] += _keypoint_errors(tgt, estimates[m], t_raw_tree)
-                acc[m]["pck_radius"] += [e * diagonal_per_radius(tp)
+                per_radius = diagonal_per_radius(tp)
+                acc[m]["pck_radius"] += [e * per_radius
                                          for e in _keypoint_errors(tgt, estimates[m], t_raw_tree, on_cloud=True)]
     out = {}
     for m, a in acc.items():
