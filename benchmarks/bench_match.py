@@ -1,0 +1,70 @@
+"""The match's settings at the bounding radius's scale, side by side in one run.
+
+Keypoints that must land within 0.05 of a shape's bounding radius (about 0.025 of its
+diagonal; KeypointNet's and PDC's scale) are where the shipped match was tuned on
+2026-12-04 (docs/models.md, *Real shapes first*).  This scores the real dev sets
+(training/evaluate.py's protocol: 3 sources, their estimates averaged and snapped) with
+the shipped match, with heights scaled about the centre by the whole extent as before
+(`model.matching._half_spans` symmetric on every axis), and with the engine's default
+embedding weight of 0.5 instead of the checkpoint's own:
+
+    .venv/bin/python benchmarks/bench_match.py [--sets chair,sh3d,table,airplane]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from model import Correspondence, matching  # noqa: E402
+from training.devset import load_devset  # noqa: E402
+from training.devset_sh3d import load_sh3d_devset  # noqa: E402
+from training.evaluate import evaluate  # noqa: E402
+from training.families import PART_NAMES  # noqa: E402
+
+SHIPPED_HALF_SPANS = matching._half_spans
+DEFAULT_WEIGHT = 0.5
+
+
+def symmetric_half_spans(ends: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Half the extent either side of the centre on every axis: the frames before 2026-12-04."""
+    half = np.maximum(ends[1] - ends[0], matching.PART_SPREAD_FLOOR) / 2
+    return half, half.copy()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sets", default="chair,sh3d,table,airplane")
+    args = ap.parse_args()
+    print("model: shipped / heights scaled about the centre / embedding weight 0.5; "
+          "PCK@0.05r and 0.10r: within 0.05 and 0.10 of the bounding radius")
+    print("| set | targets | seconds | weight shipped | mIoU | PCK@0.05r | PCK@0.10r |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name in args.sets.split(","):
+        category = "chair" if name == "sh3d" else name
+        shipped = Correspondence.load(category=category, device="cpu")
+        default = Correspondence.load(category=category, device="cpu", embedding_weight=DEFAULT_WEIGHT)
+        shapes = load_sh3d_devset("chair") if name == "sh3d" else load_devset(category)
+        start = time.perf_counter()
+        scores = []
+        for engine, half_spans in ((shipped, SHIPPED_HALF_SPANS), (shipped, symmetric_half_spans),
+                                   (default, SHIPPED_HALF_SPANS)):
+            matching._half_spans = half_spans
+            try:
+                scores.append(evaluate(engine, shapes, PART_NAMES[category], 3, progress=False)["model"])
+            finally:
+                matching._half_spans = SHIPPED_HALF_SPANS
+        cells = [" / ".join(f"{getattr(s, m):.1f}" for s in scores) for m in ("miou", "pck05_radius", "pck10_radius")]
+        print(f"| {name} | {len(shapes) - 3} | {time.perf_counter() - start:.0f} | "
+              f"{shipped.calibration.embedding_weight} | " + " | ".join(cells) + " |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
