@@ -56,6 +56,7 @@ from tqdm import tqdm
 
 from model import Correspondence
 from model.alignment import AlignMode
+from model.geometry import bounding_frame
 
 from .debian import FetchError
 from .devset import devset_record, load_devset
@@ -128,8 +129,8 @@ def _part_keypoints(points: np.ndarray, labels: np.ndarray) -> dict[int, int]:
 def diagonal_per_radius(points: np.ndarray) -> float:
     """A shape's bounding-box diagonal over its bounding radius (the largest distance of
     its points from the box's centre): turns errors per unit diagonal into per unit radius."""
-    lo, hi = points.min(0), points.max(0)
-    return float(np.linalg.norm(hi - lo) / np.linalg.norm(points - (lo + hi) / 2, axis=1).max())
+    box = bounding_frame(points)
+    return float(box.scale / np.linalg.norm(points - box.center, axis=1).max())
 
 
 def _keypoint_errors(target: dict, estimates: dict[str, list[np.ndarray]], tree: cKDTree,
