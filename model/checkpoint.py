@@ -6,7 +6,6 @@ a checkpoint can never run code.  Everything besides tensors is plain Python dat
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import torch
 
 from .config import ModelConfig
+from .files import write_atomically
 from .networks import ImplicitCorrespondenceNet
 
 FORMAT = "implicit-correspondence-checkpoint"
@@ -61,15 +61,7 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> None:
         "optimizer": ckpt.optimizer,
         "extra": ckpt.extra,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Checkpoint:

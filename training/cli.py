@@ -128,6 +128,9 @@ def stage_main(stage: int, argv: Iterable[str] | None = None) -> int:
 
     def work() -> int:
         cfg = with_values(TrainConfig(stage=stage), given(args))
+        if cfg.pretrain_model_name and not cfg.pretrain_model:
+            print(f"note: --pretrain_model_name {cfg.pretrain_model_name} is ignored without --pretrain_model TRUE: "
+                  f"new weights", file=sys.stderr)
         if stage > 1 and not (cfg.pretrain_model or cfg.resume):
             print(f"note: stage {stage} usually starts from the previous stage "
                   f"(--pretrain_model TRUE --pretrain_model_name Corr-<epoch>.pth)", file=sys.stderr)

@@ -8,6 +8,7 @@ from tqdm import tqdm
 
 from .families import FAMILIES
 from .prepare import prepare_procedural
+from .samples import load_sample
 
 
 class ShapeDataset:
@@ -21,8 +22,7 @@ class ShapeDataset:
         self.names = [f.stem for f in files]
         samples = []
         for f in tqdm(files, desc="load samples", unit="shape", leave=False, disable=not progress or len(files) < 200):
-            with np.load(f) as npz:
-                samples.append({k: npz[k] for k in npz.files})
+            samples.append(load_sample(f))
         order = np.random.default_rng(seed).permutation(len(samples))
         n_val = int(round(len(samples) * val_fraction)) if len(samples) > 2 else 0
         self.val_ids = sorted(order[:n_val].tolist())

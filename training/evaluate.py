@@ -62,7 +62,7 @@ from .debian import FetchError
 from .devset import devset_record, load_devset
 from .devset_sh3d import load_sh3d_devset, sh3d_record
 from .families import PART_NAMES, sample_shape
-from .samples import assembly_sample
+from .samples import assembly_sample, load_sample
 from .symmetry import keypoint_renamings, yaw
 
 
@@ -270,6 +270,21 @@ def procedural_shapes(category: str, count: int, first: int = 1_000_000) -> list
             for i in range(count)]
 
 
+def labelled_samples(folder: Path) -> list[dict[str, np.ndarray]]:
+    """The samples of a folder, each with part labels: unlabelled ones (meshes prepared
+    without labels) would score as if every part were missing."""
+    files = sorted(folder.glob("*.npz"))
+    if not files:
+        raise ValueError(f"no .npz samples in {folder}")
+    shapes = [load_sample(f, ("surface_points", "surface_labels")) for f in files]
+    unlabelled = [f.name for f, shape in zip(files, shapes) if not (shape["surface_labels"] >= 0).any()]
+    if unlabelled:
+        raise ValueError(f"{len(unlabelled)} of {len(files)} samples in {folder} have no part labels "
+                         f"(first {unlabelled[0]}); evaluation transfers labels between shapes and needs "
+                         f"them on every one")
+    return shapes
+
+
 def format_table(scores: dict[str, Scores]) -> str:
     """Markdown table, model above nearest neighbour; the PCK at the bounding radius's
     scale (r) only where keypoints gave it."""
@@ -318,6 +333,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         if category not in PART_NAMES:
             raise ValueError(f"no part names known for category {category!r}")
         n_sources = 3 if args.sources is None else args.sources
+        if n_sources < 1:
+            raise ValueError(f"--sources must be >= 1, got {n_sources}")
         if args.procedural:
             shapes = procedural_shapes(args.procedural, args.count)
         elif args.devset:
@@ -331,10 +348,7 @@ def main(argv: Iterable[str] | None = None) -> int:
                 record = sh3d_record() if args.set == "sh3d" else devset_record()
                 n_sources = len(record["categories"][args.devset]["sources"])
         else:
-            files = sorted(args.data.glob("*.npz"))
-            if not files:
-                raise ValueError(f"no .npz samples in {args.data}")
-            shapes = [dict(np.load(f)) for f in files]
+            shapes = labelled_samples(args.data)
         align = {None: False, "yaw": "yaw", "any": True}[args.turned]
         if align and all("keypoints" in shape for shape in shapes):
             shapes = named_up_to_symmetry(shapes, n_sources)

@@ -33,6 +33,8 @@ import numpy as np
 from model.checkpoint import Checkpoint, CheckpointError, load_checkpoint, save_checkpoint
 from model.settings import Calibration
 
+from .families import FAMILIES
+
 CALIBRATION_SEEDS = 3_000_000  # apart from training (0...) and the evaluation seeds (1_000_000..., 2_000_000...)
 
 
@@ -111,6 +113,10 @@ def export(src: Path, dst: Path, calibration_shapes: int = 16, fit_steps: int = 
     if part_shapes < 0:
         raise ValueError(f"--part_shapes must be >= 0, got {part_shapes}")
     ck = load_checkpoint(src)
+    if (calibration_shapes or part_shapes) and ck.category not in FAMILIES:
+        raise ValueError(f"{src} is a {ck.category!r} model, and calibration draws held-out shapes from a "
+                         f"procedural family ({', '.join(sorted(FAMILIES))}): pass --calibration_shapes 0 "
+                         f"(and no --part_shapes) to export it with the engine's default confidence")
     ck.optimizer = None
     bias = {"part_bias": calibrate_parts(ck, part_shapes, fit_steps)} if part_shapes else {}
     confidence = calibrate(ck, calibration_shapes, **weight, **bias) if calibration_shapes else {}
@@ -124,7 +130,8 @@ def export(src: Path, dst: Path, calibration_shapes: int = 16, fit_steps: int = 
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m training.export", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("source", type=Path)
     ap.add_argument("destination", type=Path)
     ap.add_argument("--calibration_shapes", type=int, default=16, help="0: keep the engine's default sigmas")

@@ -16,8 +16,7 @@ import json
 import multiprocessing
 import os
 import sys
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import trimesh
 from tqdm import tqdm
 
+from model.files import write_atomically
 from model.geometry import bounding_frame, sample_surface
 from model.meshio import load_mesh
 from model.normals import estimate_normals
@@ -164,27 +164,18 @@ def save_json(path: Path, data: Any) -> None:
     write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
 
 
-def write_atomically(path: Path, write: Callable[[str], Any], suffix: str = ".tmp") -> None:
-    """`write(tmp)` to a new file beside `path`, then renamed over it: an interrupted run
-    never leaves a half-written file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _prepare_one(job: tuple[str, str, list | None, int]) -> tuple[str, str | None]:
     src, dst, rotation, seed = job
     try:
         path = Path(src)
         sample = mat_sample(path) if path.suffix.lower() == ".mat" else mesh_sample(path, rotation, seed=seed)
+        if not sample["occ_values_64"].any():
+            raise ValueError("encloses no volume: no 64^3 sample is inside it (a single sheet or a few "
+                             "triangles), so there is no occupancy to learn")
         save_sample(Path(dst), sample)
         return src, None
+    except ValueError as exc:  # what is wrong with the file; the messages name it
+        return src, str(exc).removeprefix(f"{src}: ")
     except Exception as exc:  # report, skip, carry on
         return src, f"{type(exc).__name__}: {exc}"
 
@@ -242,13 +233,19 @@ def add_estimated_normals(files: list[Path], workers: int | None = None,
 
 
 def prepare_meshes(
-    meshes: Path, out: Path, rotations: dict[str, list] | None = None, workers: int | None = None
+    meshes: Path, out: Path, rotations: dict[str, np.ndarray] | None = None, workers: int | None = None,
+    progress: bool = True
 ) -> tuple[int, int, list[tuple[str, str]]]:
     """-> (prepared now, already there, failures)."""
     paths = find_meshes(meshes)
     if not paths:
         raise ValueError(f"no meshes ({', '.join(MESH_SUFFIXES)}) under {meshes}")
+    _refuse_shared_names(paths, meshes)
     rotations = rotations or {}
+    unused = sorted(set(rotations) - {mesh_name(p) for p in paths})
+    if unused:
+        print(f"warning: --rotations names {len(unused)} mesh(es) not found under {meshes}: "
+              f"{', '.join(unused[:5])}{' ...' if len(unused) > 5 else ''}", file=sys.stderr)
     jobs, done = [], 0
     for i, p in enumerate(paths):
         dst = out / f"{mesh_name(p)}.npz"
@@ -256,8 +253,43 @@ def prepare_meshes(
             done += 1
             continue
         jobs.append((str(p), str(dst), rotations.get(mesh_name(p)), i))
-    failures = run_jobs(_prepare_one, jobs, workers, "prepare")
+    failures = run_jobs(_prepare_one, jobs, workers, "prepare", progress)
     return len(jobs) - len(failures), done, failures
+
+
+def _refuse_shared_names(paths: list[Path], root: Path) -> None:
+    """Samples (and --rotations keys) are named by the file name alone: two meshes of one
+    name in different folders would write one sample."""
+    seen: dict[str, Path] = {}
+    for p in paths:
+        other = seen.setdefault(mesh_name(p), p)
+        if other is not p:
+            raise ValueError(f"two meshes are both named {mesh_name(p)!r} ({other.relative_to(root)} and "
+                             f"{p.relative_to(root)}): samples are named by the file name alone; rename one")
+
+
+def load_rotations(path: Path) -> dict[str, np.ndarray]:
+    """A --rotations file: JSON {"rotations": {mesh name: 3x3 matrix}}."""
+    try:
+        table = json.loads(path.read_text())["rotations"]
+    except FileNotFoundError:
+        raise ValueError(f"--rotations {path}: no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"--rotations {path}: not JSON ({exc})") from None
+    except (KeyError, TypeError):
+        raise ValueError(f'--rotations {path}: expected {{"rotations": {{mesh name: 3x3 matrix}}}}') from None
+    if not isinstance(table, dict):
+        raise ValueError(f'--rotations {path}: "rotations" must map mesh names to 3x3 matrices')
+    out = {}
+    for name, matrix in table.items():
+        try:
+            m = np.asarray(matrix, dtype=np.float64)
+        except (TypeError, ValueError):
+            m = np.zeros(0)
+        if m.shape != (3, 3) or not np.isfinite(m).all():
+            raise ValueError(f"--rotations {path}: {name!r} is not a 3x3 matrix of numbers")
+        out[name] = m
+    return out
 
 
 def prepare_procedural(
@@ -294,9 +326,9 @@ def main(argv: Iterable[str] | None = None) -> int:
         if args.meshes:
             if not args.meshes.is_dir():
                 raise ValueError(f"--meshes {args.meshes} is not a folder")
-            rotations = json.loads(args.rotations.read_text())["rotations"] if args.rotations else None
+            rotations = load_rotations(args.rotations) if args.rotations else None
             if rotations is None and args.meshes.resolve().parent.name == "psb":
-                rotations = json.loads(PSB_ROTATIONS.read_text())["rotations"]
+                rotations = load_rotations(PSB_ROTATIONS)
                 print(f"using the PSB orientations in {PSB_ROTATIONS}")
             new, old, failures = prepare_meshes(args.meshes, args.out, rotations, args.workers)
         else:
@@ -304,7 +336,13 @@ def main(argv: Iterable[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: the finished samples are kept; the same command goes on from them", file=sys.stderr)
+        return 130
     print(f"{new} prepared, {old} already there, {len(failures)} skipped -> {args.out}")
+    if failures and not new and not old:
+        print("error: no sample could be made (the reasons are above)", file=sys.stderr)
+        return 1
     return 0
 
 

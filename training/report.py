@@ -5,9 +5,11 @@ part has the evaluation table (model vs nearest neighbour, per-part IoU), PCK ov
 thresholds and the confidence; then part labels transferred onto the real meshes
 (needs matplotlib: pip install -e .[docs]).
 
-    python -m training.report --category chair [--checkpoint FILE] [--out docs/evaluation]
+    python -m training.report --category chair [--checkpoint FILE] [--out FOLDER]
 
-Writes <out>/<category>.md, <category>_real_pck.png, <category>_real_confidence.png,
+Writes, in --out (default: docs/evaluation for a shipped model, a folder `report` beside
+any other checkpoint, so that a report of one's own model never overwrites the shipped
+models' pages), <category>.md, <category>_real_pck.png, <category>_real_confidence.png,
 <category>_pck.png, <category>_confidence.png, <category>_psb.png and <category>.json
 (the summary figures: {"real": {"model", "nn"}, "real_sh3d": ..., "procedural": {"model", "nn"}}).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from collections.abc import Iterable
@@ -88,11 +91,14 @@ def _difference(scores: dict[str, Scores]) -> str:
 
 def report_markdown(category: str, checkpoint: str, real: dict[str, Scores] | None, real_counts: tuple[int, int],
                     procedural: dict[str, Scores], n_targets: int, n_sources: int, seconds: float,
-                    psb_figure: bool, sh3d: tuple[dict[str, Scores] | None, str] = (None, "")) -> str:
+                    psb_figure: bool, sh3d: tuple[dict[str, Scores] | None, str] = (None, ""),
+                    command: str = "") -> str:
     """The report page; `sh3d`: the Sweet Home 3D dev set's scores and a line on them
-    (or None and why there are none, or "" where the category has no such set)."""
+    (or None and why there are none, or "" where the category has no such set);
+    `command`: the command line that made it (default: the shipped model's)."""
+    command = command or f"python -m training.report --category {category}"
     lines = [f"# Evaluation: {category}", "", f"Checkpoint `{checkpoint}`; {seconds:.0f} s on this machine. "
-             f"Reproduce: `python -m training.report --category {category}`.", "", "## Real shapes", ""]
+             f"Reproduce: `{command}`.", "", "## Real shapes", ""]
     if real is None:
         lines += ["The real dev set (../shared/data/psb) was not found: no real figures.", ""]
     else:
@@ -131,9 +137,12 @@ def report_markdown(category: str, checkpoint: str, real: dict[str, Scores] | No
 
 def write_report(engine: Correspondence, category: str, checkpoint: str, out: Path, count: int = 40,
                  n_sources: int = 3, psb: Path | None = DEFAULT_PSB, progress: bool = True,
-                 real_targets: int | None = None) -> dict[str, dict]:
+                 real_targets: int | None = None, command: str = "") -> dict[str, dict]:
     """-> {"real": scores or None, "procedural": scores}; `real_targets`: score only the
-    first that many real targets (default: all)."""
+    first that many real targets (default: all); `command`: the command line, for the page."""
+    if n_sources < 1 or count <= n_sources:
+        raise ValueError(f"need at least one labelled source and more procedural shapes than sources "
+                         f"(--count {count}, --sources {n_sources})")
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     have_psb = psb is not None and (psb / category).is_dir()
@@ -164,7 +173,8 @@ def write_report(engine: Correspondence, category: str, checkpoint: str, out: Pa
                "procedural": {k: v.summary() for k, v in procedural.items()}}
     (out / f"{category}.json").write_text(json.dumps(summary, indent=2))
     (out / f"{category}.md").write_text(report_markdown(category, checkpoint, real, real_counts, procedural,
-                                                        count - n_sources, n_sources, seconds, have_psb, sh3d))
+                                                        count - n_sources, n_sources, seconds, have_psb, sh3d,
+                                                        command))
     return {"real": real, "real_sh3d": sh3d[0], "procedural": procedural}
 
 
@@ -191,21 +201,26 @@ def main(argv: Iterable[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--category", default="chair", choices=sorted(PART_NAMES))
     ap.add_argument("--checkpoint", default=None, help="checkpoint file (default: the shipped one)")
-    ap.add_argument("--out", type=Path, default=Path("docs/evaluation"))
+    ap.add_argument("--out", type=Path, default=None,
+                    help="folder for the page (default: docs/evaluation for a shipped model, else "
+                         "'report' beside the checkpoint)")
     ap.add_argument("--count", type=int, default=40, help="procedural shapes, sources included")
     ap.add_argument("--sources", type=int, default=3)
     ap.add_argument("--psb", type=Path, default=DEFAULT_PSB, help="the PSB meshes: real dev set and transfer picture")
     ap.add_argument("--real_targets", type=int, default=None, help="score only the first N real targets")
     ap.add_argument("--device", default=None)
-    args = ap.parse_args(list(argv) if argv is not None else None)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = ap.parse_args(argv)
+    out = args.out or (Path("docs/evaluation") if args.checkpoint is None else Path(args.checkpoint).parent / "report")
     try:
         engine = Correspondence.load(args.checkpoint, device=args.device,
                                      category=args.category if args.checkpoint is None else None)
         name = args.checkpoint or f"model/checkpoints/{args.category}.pth"
         if args.real_targets is not None and args.real_targets < 1:
             raise ValueError(f"--real_targets must be >= 1, got {args.real_targets}")
-        scores = write_report(engine, args.category, name, args.out, args.count, args.sources, args.psb,
-                              real_targets=args.real_targets)
+        scores = write_report(engine, args.category, name, out, args.count, args.sources, args.psb,
+                              real_targets=args.real_targets,
+                              command=" ".join(["python -m training.report", *map(shlex.quote, argv)]))
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -214,7 +229,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     if scores["real_sh3d"] is not None:
         print(f"Sweet Home 3D dev set:\n{format_table(scores['real_sh3d'])}")
     print(f"procedural:\n{format_table(scores['procedural'])}")
-    print(f"wrote {args.out / (args.category + '.md')}")
+    print(f"wrote {out / (args.category + '.md')}")
     return 0
 
 

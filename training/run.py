@@ -26,7 +26,7 @@ from .cli import add_flags, given, guarded
 from .debian import FetchError
 from .experiment import (EXPORT_FROM, ExperimentError, Phase, data_folder, differences, export_settings,
                          init_checkpoint, load_experiment, model_config, plan)
-from .prepare import prepare_meshes, prepare_procedural
+from .prepare import load_rotations, prepare_meshes, prepare_procedural
 from .trainer import Trainer, of_stage
 
 
@@ -73,8 +73,8 @@ def prepare_data(data: dict[str, Any], folder: Path, workers: int | None = None,
                                                 src.get("first_seed", 0), progress)
         _report(f"{src['count']} procedural {src['family']}", new, old, failures, folder)
     for src in data.get("meshes", []):
-        rotations = json.loads(Path(src["rotations"]).read_text())["rotations"] if "rotations" in src else None
-        new, old, failures = prepare_meshes(Path(src["folder"]), folder, rotations, workers)
+        rotations = load_rotations(Path(src["rotations"])) if "rotations" in src else None
+        new, old, failures = prepare_meshes(Path(src["folder"]), folder, rotations, workers, progress)
         _report(src["folder"], new, old, failures, folder)
     for i, src in enumerate(data.get("artist", [])):
         category = src["category"]

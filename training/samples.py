@@ -15,7 +15,9 @@ bounding-box centre, bounding-box diagonal 1.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -25,6 +27,24 @@ from .primitives import Assembly
 
 RESOLUTIONS = (16, 32, 64)
 POINTS_PER_RESOLUTION = {16: 4096, 32: 8192, 64: 16384}
+# What training reads of every sample.
+TRAINING_KEYS = ("surface_points", "surface_normals",
+                 *(f"occ_{kind}_{r}" for r in RESOLUTIONS for kind in ("points", "values")))
+
+
+def load_sample(path: Path, keys: Iterable[str] = TRAINING_KEYS) -> dict[str, np.ndarray]:
+    """A sample file's arrays; a ValueError naming the file where it cannot be read or
+    lacks any of `keys`."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            sample = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: not a readable sample ({exc})") from None
+    missing = [k for k in keys if k not in sample]
+    if missing:
+        raise ValueError(f"{path}: not a whole sample (no {', '.join(missing)}); "
+                         f"prepare it again with `python -m training.prepare`")
+    return sample
 
 
 def occupancy_samples(

@@ -99,6 +99,15 @@ class TrainConfig:
             raise ValueError(f"--epoch must be >= 1, got {self.epoch}")
         if self.average_last < 0:
             raise ValueError(f"--average_last must be >= 0, got {self.average_last}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"--val_fraction must be at least 0 and below 1, got {self.val_fraction}")
+        for name in ("procedural_count", "occupancy_points", "surface_points"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps_per_epoch < 0:
+            raise ValueError(f"--max_steps_per_epoch must be >= 0 (0: all), got {self.max_steps_per_epoch}")
+        if self.device and not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+            raise ValueError(f"--device must be cpu or cuda (or cuda:N), got {self.device!r}")
 
     @property
     def data_path(self) -> Path:
@@ -185,12 +194,26 @@ class Trainer:
                 return path
         return None
 
+    def _refuse_to_overwrite(self, start: int) -> None:
+        """A new run must not redo (and so overwrite, then delete) epochs of a run of the same
+        stage and resolution already in the folder: that is what --resume is for."""
+        held = None if self.cfg.resume else self._latest_own_checkpoint()
+        if held is not None and _epoch_of(held) >= start:
+            raise ValueError(
+                f"{self.dir} already holds a stage {self.cfg.stage} run at {self.cfg.resolution}^3 up to epoch "
+                f"{_epoch_of(held)} ({held.name}): continue it with --resume, or give another --checkpoint_dir")
+
     # ------------------------------------------------------------------ loop
     def run(self) -> Path | None:
         """Train to `cfg.epoch`; returns the final checkpoint path (None on other ranks)."""
         cfg = self.cfg
         net, opt, start, history = self._initial_state()
+        self._refuse_to_overwrite(start)
         if self.is_main:
+            if cfg.data_dir and not any(cfg.data_path.glob("*.npz")):
+                raise FileNotFoundError(
+                    f"--data_dir {cfg.data_dir}: no samples (.npz) there; prepare them with `python -m "
+                    f"training.prepare`, or leave --data_dir out to train on procedural shapes in data/{cfg.cate_name}")
             ensure_data(cfg.cate_name, cfg.data_path, cfg.procedural_count, cfg.progress)
             if net.cfg.encoder_normals:
                 failures = add_estimated_normals(sorted(cfg.data_path.glob("*.npz")), progress=cfg.progress)

@@ -53,3 +53,16 @@ def test_the_sources_vote_on_each_label():
     unlabelled = evaluate(engine, [shape(-1), shape(-1), shape(1), shape(1)], {0: "a", 1: "b"}, n_sources=3,
                           progress=False)
     assert unlabelled["nn"].miou == 100.0
+
+
+def test_cli_refuses_samples_without_part_labels(tmp_path, capsys):
+    from training.prepare import prepare_procedural
+    prepare_procedural("chair", 4, tmp_path, workers=1, progress=False)
+    first = sorted(tmp_path.glob("*.npz"))[0]
+    sample = dict(np.load(first))
+    sample["surface_labels"][:] = -1  # as meshes prepared without labels are
+    np.savez(first, **sample)
+    assert evaluate_main(["--data", str(tmp_path), "--sources", "1"]) == 2
+    assert f"1 of 4 samples in {tmp_path} have no part labels (first {first.name})" in capsys.readouterr().err
+    assert evaluate_main(["--procedural", "chair", "--count", "4", "--sources", "0"]) == 2
+    assert "--sources must be >= 1" in capsys.readouterr().err

@@ -38,3 +38,12 @@ def test_export_sets_part_offsets_on_held_out_shapes(tmp_path, capsys):
     assert bias[4:] == [0.0] * (len(bias) - 4)  # only the chair's four parts are set
     assert Correspondence.load(dst, device="cpu").info()["part_bias"] == bias
     assert export_main([str(src), str(dst), "--part_shapes", "-1"]) == 2
+
+
+def test_a_model_of_ones_own_category_is_told_how_to_export(tmp_path, capsys):
+    src, dst = tmp_path / "final.pth", tmp_path / "mine.pth"
+    save_checkpoint(src, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "lamp"))
+    assert export_main([str(src), str(dst)]) == 2
+    assert "--calibration_shapes 0" in capsys.readouterr().err and not dst.exists()
+    assert export_main([str(src), str(dst), "--calibration_shapes", "0"]) == 0
+    assert load_checkpoint(dst).category == "lamp"

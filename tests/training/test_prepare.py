@@ -1,4 +1,5 @@
 import gzip
+import os
 import shutil
 
 import numpy as np
@@ -114,3 +115,53 @@ def test_quiet_generation_and_loading(tmp_path, capfd):
     assert "generate" not in err and "estimate normals" not in err, err
     prepare_procedural("table", 3, tmp_path, workers=1)  # the default shows the bar
     assert "generate table" in capfd.readouterr().err
+
+
+def test_meshes_of_one_name_rotations_and_sheets(tmp_path, capsys):
+    meshes = tmp_path / "in"
+    for sub in ("a", "b"):
+        (meshes / sub).mkdir(parents=True)
+        trimesh.creation.box().export(meshes / sub / "chair.ply")
+    with pytest.raises(ValueError, match="both named 'chair'"):
+        prepare_meshes(meshes, tmp_path / "out", workers=1)
+    shutil.rmtree(meshes / "b")
+    trimesh.Trimesh([[0, 0, 0], [1, 0, 0], [0, 1, 0]], [[0, 1, 2]]).export(meshes / "sheet.obj")
+    new, old, failures = prepare_meshes(meshes, tmp_path / "out", workers=1)
+    assert (new, old) == (1, 0)
+    assert [(f[0].split("/")[-1], "encloses no volume" in f[1]) for f in failures] == [("sheet.obj", True)]
+    assert not (tmp_path / "out" / "sheet.npz").exists()
+    for text, message in (("{", "not JSON"), ('{"turns": {}}', "expected"),
+                          ('{"rotations": {"chair": [[1, 0], [0, 1]]}}', "not a 3x3 matrix")):
+        (tmp_path / "r.json").write_text(text)
+        assert prepare_main(["--meshes", str(meshes), "--out", str(tmp_path / "o2"), "--rotations",
+                             str(tmp_path / "r.json")]) == 2
+        assert message in capsys.readouterr().err
+    assert prepare_main(["--meshes", str(meshes), "--out", str(tmp_path / "o2"), "--rotations",
+                         str(tmp_path / "missing.json")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_a_run_where_every_mesh_fails_exits_nonzero(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "empty.off").write_text("")
+    assert prepare_main(["--meshes", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--workers", "1"]) == 1
+    assert "no sample could be made" in capsys.readouterr().err
+
+
+def test_samples_are_readable_by_others_and_a_broken_one_is_named(tmp_path):
+    from training.samples import load_sample
+    prepare_main(["--procedural", "chair", "--count", "1", "--out", str(tmp_path), "--workers", "1"])
+    (path,) = tmp_path.glob("*.npz")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # as open() makes them, not mkstemp's 0600
+    assert set(load_sample(path)) >= {"surface_points", "occ_values_64"}
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="junk.npz: not a readable sample"):
+        load_sample(junk)
+    part = dict(np.load(path))
+    del part["occ_values_16"]
+    np.savez(tmp_path / "part.npz", **part)
+    with pytest.raises(ValueError, match="part.npz: not a whole sample .no occ_values_16"):
+        load_sample(tmp_path / "part.npz")

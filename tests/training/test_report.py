@@ -3,8 +3,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from model import Correspondence
+from model import Checkpoint, Correspondence, ImplicitCorrespondenceNet, preset, save_checkpoint
 from training.report import THRESHOLDS, main as report_main, pck_curve
 
 PSB = Path(__file__).resolve().parents[3] / "shared" / "data" / "psb"
@@ -63,3 +64,17 @@ def test_report_names_a_missing_checkpoint(tmp_path, capsys):
     assert "nope.pth" in capsys.readouterr().err
     assert report_main(["--real_targets", "0", "--out", str(tmp_path)]) == 2
     assert "--real_targets must be >= 1" in capsys.readouterr().err
+    assert report_main(["--count", "3", "--out", str(tmp_path)]) == 2  # refused before any work
+    assert "--count 3, --sources 3" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_report_of_ones_own_checkpoint_goes_beside_it_and_says_how_it_was_made(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "run" / "final.pth"
+    save_checkpoint(path, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "chair"))
+    args = ["--category", "chair", "--checkpoint", str(path), "--count", "5", "--real_targets", "1",
+            "--psb", str(tmp_path / "no_psb")]
+    assert report_main(args) == 0
+    page = (tmp_path / "run" / "report" / "chair.md").read_text()
+    assert f"Reproduce: `python -m training.report {' '.join(args)}`" in page

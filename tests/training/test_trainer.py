@@ -199,3 +199,31 @@ def test_encoder_normals_flag_widens_a_pretrained_e_and_gives_the_samples_normal
         with np.load(f) as npz:
             n = npz["estimated_normals"]
             assert n.shape == npz["surface_points"].shape and np.allclose(np.linalg.norm(n, axis=1), 1, atol=1e-4)
+
+
+def test_a_new_run_refuses_to_overwrite_a_run_of_its_stage(data, tmp_path, capsys):
+    common = ["--cate_name", "chair", "--data_dir", str(data), "--checkpoint_dir", str(tmp_path), "--preset", "tiny",
+              "--batch_size", "3", "--no_progress", "--occupancy_points", "256"]
+    assert stage_main(1, common + ["--epoch", "2"]) == 0
+    before = weights(tmp_path / "Corr-1.pth")
+    assert stage_main(1, common + ["--epoch", "3"]) == 2  # would start again at epoch 0
+    assert "--resume" in capsys.readouterr().err
+    assert all(torch.equal(before[k], v) for k, v in weights(tmp_path / "Corr-1.pth").items())
+    # going on from the run's own last epoch, as the paper's flags do, is allowed
+    assert stage_main(1, common + ["--epoch", "3", "--pretrain_model", "TRUE", "--pretrain_model_name", "Corr-1.pth"]) == 0
+    assert load_checkpoint(tmp_path / "Corr-2.pth").epoch == 2
+
+
+def test_a_named_data_folder_without_samples_is_an_error_not_procedural_shapes(tmp_path, capsys):
+    args = ["--cate_name", "chair", "--data_dir", str(tmp_path / "typo"), "--checkpoint_dir", str(tmp_path / "run"),
+            "--preset", "tiny", "--epoch", "1", "--no_progress"]
+    assert stage_main(1, args) == 2
+    assert "no samples" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize("flag,value", [("--val_fraction", "1.5"), ("--max_steps_per_epoch", "-1"),
+                                        ("--device", "gpu"), ("--procedural_count", "0")])
+def test_out_of_range_options_are_refused_by_name(flag, value, tmp_path, capsys):
+    assert stage_main(1, ["--checkpoint_dir", str(tmp_path), flag, value]) == 2
+    assert flag in capsys.readouterr().err
