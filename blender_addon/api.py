@@ -123,6 +123,10 @@ class TransferPlan:
             raise ValueError(f"the confidence threshold must be in [0, 1], got {choice.threshold}")
         if choice.fill not in tx.FILL_MODES:
             raise ValueError(f"fill must be one of {tx.FILL_MODES}, got {choice.fill!r}")
+        clash = sorted({choice.color, choice.uv_map, *choice.attributes} & set(tx.OWN_NAMES))
+        if clash and not preview:
+            raise ValueError(f"{', '.join(map(repr, clash))}: the transfer writes its own results under that name; "
+                             f"copy the attribute under another name to carry it over")
         self.choice, self.options, self.preview = choice, options, preview
         self.label = "Preview" if preview else "Transfer"
         self.targets = targets

@@ -12,6 +12,10 @@ from typing import Any, Callable
 
 from .client import Client, ServerError
 
+# Seconds a server gets to answer a ping before the request: one that is not there is
+# told at once, not after the request's own timeout (minutes, for a long transfer).
+REACH_TIMEOUT = 5.0
+
 
 class Progress:
     """What `work` reports (`progress(fraction, text)`) and is asked: `stop_requested`, set
@@ -66,6 +70,13 @@ class Job:
         client = Client(self.address, timeout=self.timeout)
         client.cancel = self.cancel_event
         try:
+            try:
+                client.ping(timeout=REACH_TIMEOUT)
+            except ServerError as exc:
+                if exc.code != "timeout":
+                    raise
+                raise ServerError("timeout", f"no server answers at {self.address} (within {REACH_TIMEOUT:g} s): "
+                                             "start one, or check the address") from None
             self.result = self.work(client, self.progress)
         except Exception as exc:  # reported on the main thread
             self.error = exc

@@ -131,6 +131,7 @@ def _checked(obj: bpy.types.Object, w: Write) -> Write:
             raise ValueError(f"material slots for {obj.name!r} out of range")
     else:
         key, width, _ = LAYOUT[w.data_type]
+        _check_replaceable(obj, w)
     n = _size(mesh, w.domain)
     if values.shape[0] != n or values.size != n * width:
         raise ValueError(f"{w.name!r} for {obj.name!r}: {values.shape} values for {n} {w.domain.lower()} elements")
@@ -154,14 +155,29 @@ def write_all(plan: list[tuple[bpy.types.Object, list[Write]]]) -> None:
         raise
 
 
+def _check_replaceable(obj, w: Write) -> None:
+    """An attribute of the name but another type or domain is replaced, and put back should
+    a later write fail: refused, before anything is written, where it could not be."""
+    attr = obj.data.attributes.get(w.name)
+    if attr is None or (attr.domain == w.domain and attr.data_type == w.data_type):
+        return
+    if w.kind == "uv" or w.name in obj.data.uv_layers:
+        raise ValueError(f"{obj.name!r} already has {w.name!r} as {attr.data_type} on {attr.domain}")
+    if attr.data_type not in LAYOUT or attr.domain not in DOMAINS:
+        raise ValueError(f"{obj.name!r} already has {w.name!r} as {attr.data_type} on {attr.domain}, "
+                         f"which this cannot replace: rename it")
+
+
 def _write_attribute(obj, w: Write):
     mesh = obj.data
     key, width, dtype = LAYOUT[w.data_type]
     attr = mesh.attributes.get(w.name)
+    replaced = None  # (type, domain, a colour attribute, values) of one of another type, for the undo
     if attr is not None and (attr.domain != w.domain or attr.data_type != w.data_type):
-        if w.kind == "uv" or w.name in mesh.uv_layers:
-            raise ValueError(f"{obj.name!r} already has {w.name!r} as {attr.data_type} on {attr.domain}")
-        mesh.attributes.remove(attr)  # replaced by the new type; its old values cannot be kept
+        old_key, old_width, old_dtype = LAYOUT[attr.data_type]
+        replaced = (attr.data_type, attr.domain, w.name in mesh.color_attributes,
+                    _get(attr.data, old_key, old_width, old_dtype))
+        mesh.attributes.remove(attr)
         attr = None
     old = None if attr is None else _get(attr.data, key, width, dtype)
     if attr is None:
@@ -182,6 +198,10 @@ def _write_attribute(obj, w: Write):
             mesh.attributes.remove(mesh.attributes[w.name])
         else:
             mesh.attributes[w.name].data.foreach_set(key, old.ravel())
+        if replaced is not None:
+            data_type, domain, is_color, values = replaced
+            back = (mesh.color_attributes if is_color else mesh.attributes).new(w.name, data_type, domain)
+            back.data.foreach_set(LAYOUT[data_type][0], values.ravel())
     return restore
 
 

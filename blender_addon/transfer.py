@@ -58,6 +58,12 @@ class Write:
     names: tuple[str, ...] = ()  # a material write's slots, replacing the target's
 
 
+# What a transfer writes of its own: a channel carried under one of these names would
+# overwrite it, or be overwritten.
+OWN_NAMES = ("part_label", "part_color", "corr_confidence", "corr_source_face", "corr_source_bary", "corr_color",
+             "corr_source_object")
+
+
 def target_writes(source: MeshArrays, target: MeshArrays, corr: dict[str, np.ndarray], channels: list[Channel],
                   threshold: float = 0.5, fill: str = "FILL") -> list[Write]:
     """The attributes to write on `target` for a correspondence `corr` from `source`."""

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import bpy
 
 from . import api
-from .client import DEFAULT_ADDRESS, Client, ServerError, default_address
+from .client import Client, ServerError, default_address
 from .jobs import Job, describe
 from .local_server import LocalServer
 
@@ -85,7 +85,8 @@ def _redraw() -> None:
 class CorrPreferences(bpy.types.AddonPreferences):
     bl_idname = PACKAGE
 
-    address: bpy.props.StringProperty(name="Server address", default=DEFAULT_ADDRESS)
+    # CORR_SERVER_ADDRESS, where Blender was started with it, is the default (docs/blender.md)
+    address: bpy.props.StringProperty(name="Server address", default=default_address())
     python: bpy.props.StringProperty(
         name="Server Python", subtype="FILE_PATH",
         description="Interpreter with the project installed (torch etc.), used by 'Start local server'")

@@ -142,6 +142,8 @@ class Server:
                  parent_pid: int | None = None, cache: PreparedCache | None = None):
         """`key`: the shared secret (--secret); with it every message both ways is signed.
         `cache`: prepared shapes kept between requests (server/cache.py)."""
+        if urlparse(bind).scheme not in ("tcp", "ipc", "inproc"):
+            raise ValueError(f"--bind {bind!r} is not a ZeroMQ endpoint such as tcp://127.0.0.1:5555")
         if not is_loopback(bind) and not key:
             raise ValueError(f"{bind} is not a loopback address: binding it needs --secret")
         self.bind = bind
@@ -155,7 +157,9 @@ class Server:
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
         # bytes: every value a float64, plus header and signature; zmq drops bigger messages unread
-        self.sock.setsockopt(zmq.MAXMSGSIZE, max_elements * 8 + protocol.MAX_HEADER_BYTES + 1024)
+        # (the client checks against `info`'s max_message_bytes before sending one)
+        self.max_message_bytes = max_elements * 8 + protocol.MAX_HEADER_BYTES + 1024
+        self.sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
         self.endpoint = self._bind(bind)
         self.wake_recv = self.ctx.socket(zmq.PULL)
         self.wake_recv.bind(f"inproc://wake-{id(self)}")
@@ -238,7 +242,8 @@ class Server:
         return self.session.reply(request_id, op, model=info, categories=self.engines.served(),
                                   checkpoints=self.engines.checkpoint_names(), device=info["device"],
                                   cache={k: v for k, v in self.cache.stats().items() if k.startswith("max_")},
-                                  limits={"max_vertices": self.max_vertices, "queue_per_client": self.queue_limit})
+                                  limits={"max_vertices": self.max_vertices, "queue_per_client": self.queue_limit,
+                                          "max_message_bytes": self.max_message_bytes})
 
     def _dispatch(self) -> None:
         """Hand the next job to the worker, round-robin over clients."""

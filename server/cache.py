@@ -31,7 +31,7 @@ def shape_key(arrays: Mapping[str, np.ndarray], prefix: str, category: str | Non
             continue
         arr = np.ascontiguousarray(arr)
         h.update(f"{name}:{arr.dtype.str}:{arr.shape}".encode())
-        h.update(memoryview(arr).cast("B"))
+        h.update(arr.tobytes() if arr.size == 0 else memoryview(arr).cast("B"))  # an empty one is the engine's to refuse
     return h.hexdigest()
 
 

@@ -46,8 +46,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--address", default=DEFAULT_ADDRESS)
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a reply")
     ap.add_argument("--category", default=None)
-    ap.add_argument("--align", nargs="?", const="any", default="off", choices=sorted(ALIGN),
-                    help="auto-align: yaw (upright shapes, turned about the up axis) or any rotation (--align alone)")
+    ap.add_argument("--align", default="off", choices=sorted(ALIGN),
+                    help="auto-align: yaw (upright shapes, turned about the up axis) or any (any rotation)")
     sub = ap.add_subparsers(dest="command", required=True)
     sub.add_parser("ping")
     sub.add_parser("info")

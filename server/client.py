@@ -26,6 +26,9 @@ from . import protocol
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 REPLY_MAX_ELEMENTS = 1 << 31  # replies are about as big as what was sent; this only stops nonsense
+# A request bigger than this is first checked against the server's limit (`info`): ZeroMQ
+# drops a message over it unread, which would look like a server that is down.
+CHECK_SIZE_ABOVE = 1 << 20
 
 
 class ServerError(RuntimeError):
@@ -49,6 +52,7 @@ class Client:
         self._prefix = os.urandom(4).hex()
         self.sock: zmq.Socket | None = None
         self.cancel: threading.Event | None = None
+        self._server_limit: int | None = None
 
     def _socket(self) -> zmq.Socket:
         if self.sock is None:
@@ -69,6 +73,7 @@ class Client:
         A request that protocol.OPS refuses raises ProtocolError (a ValueError) before sending."""
         request_id = f"{self._prefix}-{next(self._ids)}"
         frames = self.session.request(op, request_id, arrays, **params)  # checked against protocol.OPS here
+        self._check_size(op, sum(len(f) for f in frames))
         sock = self._socket()
         sock.send_multipart([b"", *frames])
         deadline = timeout if timeout is not None else self.timeout
@@ -95,6 +100,16 @@ class Client:
             except protocol.ProtocolError as exc:
                 raise ServerError(exc.code, f"reply from {self.address}: {exc}") from None
             return reply, out
+
+    def _check_size(self, op: str, size: int) -> None:
+        if size <= CHECK_SIZE_ABOVE:
+            return
+        if self._server_limit is None:
+            self._server_limit = int(self.info().get("limits", {}).get("max_message_bytes", 0))
+        if self._server_limit and size > self._server_limit:
+            raise ServerError("too_large", f"the {op} request is {size / 1e6:.0f} MB, over the server's limit of "
+                                           f"{self._server_limit / 1e6:.0f} MB: send fewer vertices, or start the "
+                                           f"server with a larger --max-vertices")
 
     def _wait(self, sock: zmq.Socket, give_up: float) -> bool:
         """Poll until a reply is there (True), or the deadline passes or a cancel fires (False)."""

@@ -147,7 +147,7 @@ OPS: dict[str, Op] = {
 
 
 def op_spec(op: Any) -> Op:
-    if op not in OPS:
+    if not isinstance(op, str) or op not in OPS:
         raise ProtocolError("unknown_op", f"unknown op {op!r}; ops are {', '.join(OPS)}")
     return OPS[op]
 

@@ -32,5 +32,6 @@ report = api.transfer(
     threshold=0.5, fill="FILL",  # below 0.5: fill from confident neighbours
 )
 for name, r in report.items():
-    print(f"{name}: mean confidence {r['mean_confidence']:.2f}, {r['below_threshold']} vertices filled")
+    print(f"{name}: mean confidence {r['mean_confidence']:.2f}, {r['below_threshold']} vertices below the threshold "
+          "(filled from confident neighbours where the mesh connects them)")
 bpy.ops.wm.save_as_mainfile(filepath=bpy.data.filepath.replace(".blend", "_transferred.blend") or "transferred.blend")

@@ -204,7 +204,18 @@ def test_materials_follow_the_match_from_one_or_several_sources(bpy):
     assert slots(one) == ["wood", "cloth"]
 
 
-def test_a_failed_write_puts_the_materials_back(bpy):
+def _failing_write(monkeypatch, n_vertices):
+    """A last write that fails while writing (as a full disk or a bpy error would), after the others."""
+    from blender_addon import mesh_data
+    from blender_addon.transfer import Write
+
+    def boom(obj, w):
+        raise RuntimeError("the write failed")
+    monkeypatch.setitem(mesh_data.WRITERS, "boom", boom)
+    return Write("late", "boom", "POINT", "FLOAT", np.zeros(n_vertices, np.float32))
+
+
+def test_a_failed_write_puts_the_materials_back(bpy, monkeypatch):
     from blender_addon import mesh_data
     from blender_addon.transfer import Write
 
@@ -215,12 +226,55 @@ def test_a_failed_write_puts_the_materials_back(bpy):
     other = bpy.data.materials.new("steel")
     n = len(tgt.data.polygons)
     writes = [Write("material_index", "material", "FACE", "INT", np.zeros(n, np.int32), names=(other.name,)),
-              # fails while writing, after the materials: a point attribute named like the UV map
-              Write("UVMap", "attribute", "POINT", "FLOAT", np.zeros(len(tgt.data.vertices), np.float32))]
-    with pytest.raises(ValueError, match="already has 'UVMap'"):
+              _failing_write(monkeypatch, len(tgt.data.vertices))]
+    with pytest.raises(RuntimeError, match="the write failed"):
         mesh_data.write_all([(tgt, writes)])
     assert slots(tgt) == ["oak", "linen"]
     assert np.array_equal([p.material_index for p in tgt.data.polygons], before)
+    # a point attribute named like a UV map is refused before anything is written
+    with pytest.raises(ValueError, match="already has 'UVMap'"):
+        mesh_data.write_all([(tgt, [Write("material_index", "material", "FACE", "INT", np.zeros(n, np.int32),
+                                          names=(other.name,)),
+                                    Write("UVMap", "attribute", "POINT", "FLOAT",
+                                          np.zeros(len(tgt.data.vertices), np.float32))])])
+    assert slots(tgt) == ["oak", "linen"]
     with pytest.raises(ValueError, match="no longer in the file"):
         mesh_data.write_all([(tgt, [Write("material_index", "material", "FACE", "INT", np.zeros(n, np.int32),
                                           names=("gone",))])])
+
+
+def test_a_failed_write_brings_back_an_attribute_of_the_same_name_and_another_type(bpy, monkeypatch):
+    from blender_addon import mesh_data, transfer
+
+    tgt = psb_object(bpy, "chair", "103", "tgt")
+    n = len(tgt.data.vertices)
+    mine = np.linspace(0, 1, n).astype(np.float32)
+    tgt.data.attributes.new("part_label", "FLOAT", "POINT").data.foreach_set("value", mine)  # the user's own
+    writes = transfer.label_writes(np.zeros(n, np.int32)) + [_failing_write(monkeypatch, n)]
+    with pytest.raises(RuntimeError, match="the write failed"):
+        mesh_data.write_all([(tgt, writes)])
+    attr = tgt.data.attributes["part_label"]
+    assert (attr.data_type, attr.domain) == ("FLOAT", "POINT")
+    back = np.empty(n, np.float32)
+    attr.data.foreach_get("value", back)
+    assert np.array_equal(back, mine) and "part_color" not in tgt.data.attributes
+
+
+def test_a_channel_named_like_the_transfers_own_results_is_refused(bpy):
+    src, tgt = psb_object(bpy, "chair", "101", "src"), psb_object(bpy, "chair", "103", "tgt")
+    src.data.color_attributes.new("part_color", "FLOAT_COLOR", "POINT")
+    before = user_attributes(tgt)
+    with pytest.raises(ValueError, match="'part_color': the transfer writes its own results under that name"):
+        api.transfer(src, [tgt], color="part_color")
+    assert user_attributes(tgt) == before
+
+
+def test_a_server_that_is_not_there_is_reported_in_seconds(bpy):
+    import time
+
+    from blender_addon.client import ServerError
+    src, tgt = psb_object(bpy, "chair", "101", "src"), psb_object(bpy, "chair", "103", "tgt")
+    started = time.monotonic()
+    with pytest.raises(ServerError, match="no server answers at tcp://127.0.0.1:9"):
+        api.transfer(src, [tgt], address="tcp://127.0.0.1:9", timeout=300.0)
+    assert time.monotonic() - started < 30

@@ -22,7 +22,9 @@ def test_segment_and_correspond_write_ply_with_attributes(server, tmp_path):
     src, tgt = trimesh.creation.box().subdivide(), trimesh.creation.icosphere(2)
     src.export(tmp_path / "src.obj")
     tgt.export(tmp_path / "tgt.off")
-    assert main(["--address", server.address, "segment", str(tmp_path / "src.obj"), "--out", str(tmp_path / "s.ply")]) == 0
+    # --align takes its mode, so the subcommand after it is not read as one
+    assert main(["--address", server.address, "--align", "yaw", "segment", str(tmp_path / "src.obj"),
+                 "--out", str(tmp_path / "s.ply")]) == 0
     mesh, data = _ply_vertex_data(tmp_path / "s.ply")
     assert len(mesh.vertices) == len(src.vertices) and "part_label" in data.dtype.names
     face_labels = (np.abs(src.face_normals).argmax(1)).astype(int)  # 0/1/2 by face orientation

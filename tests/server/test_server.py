@@ -83,6 +83,7 @@ BAD = [
     (encode({"op": "reconstruct", "resolution": 3}, {"vertices": pts(10)}), "bad_input"),
     (encode({"op": "reconstruct", "resolution": "64"}, {"vertices": pts(10)}), "bad_param"),
     (encode({"op": "segment", "secret": "old-style"}, {"vertices": pts(10)}), "bad_param"),
+    ([json.dumps({"v": 1, "op": ["ping"], "id": 1}).encode()], "unknown_op"),
 ]
 
 
@@ -92,6 +93,32 @@ def test_bad_messages_get_error_replies(server, frames, code):
     assert reply["ok"] is False and reply["error"]["code"] == code and reply["error"]["message"]
     with Client(server.address) as c:
         assert c.ping()["ok"]
+
+
+def test_empty_shapes_are_named_as_such(server):
+    with Client(server.address) as c:
+        with pytest.raises(ServerError, match="empty"):
+            c.segment(np.zeros((0, 3), np.float32))
+        with pytest.raises(ServerError, match="empty"):
+            c.correspond(pts(10), np.zeros((0, 3), np.float32))
+        assert c.ping()["ok"]
+
+
+def test_a_request_over_the_servers_message_limit_is_refused_before_it_is_sent(server):
+    with Client(server.address, timeout=30) as c:
+        limit = c.info()["limits"]["max_message_bytes"]
+        too_many = limit // 12 + 1000  # float32 (N, 3): ZeroMQ would drop it unread, and the client time out
+        started = time.monotonic()
+        with pytest.raises(ServerError, match="over the server's limit") as err:
+            c.segment(np.zeros((too_many, 3), np.float32))
+        assert err.value.code == "too_large" and time.monotonic() - started < 10
+        assert c.ping()["ok"]
+
+
+def test_a_bind_that_is_no_endpoint_is_named():
+    from server.app import Server
+    with pytest.raises(ValueError, match="not a ZeroMQ endpoint"):
+        Server(bind="garbage")
 
 
 def test_the_op_table_names_what_a_request_lacks(server):
