@@ -15,6 +15,8 @@ def load_mesh(path: str | Path) -> trimesh.Trimesh:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty file")
     name = path.name.lower()
     try:
         if name.endswith(".gz"):

@@ -145,7 +145,8 @@ def test_a_run_where_every_mesh_fails_exits_nonzero(tmp_path, capsys):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "empty.off").write_text("")
     assert prepare_main(["--meshes", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--workers", "1"]) == 1
-    assert "no sample could be made" in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert "no sample could be made" in said.err and "empty.off: empty file" in said.out
 
 
 def test_samples_are_readable_by_others_and_a_broken_one_is_named(tmp_path):
