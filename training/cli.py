@@ -69,14 +69,16 @@ def all_flags() -> list[Flag]:
 
 
 def add_flags(ap: argparse.ArgumentParser, skip: Collection[str] = (), only: Collection[str] = (),
-              defaults: dict[str, str] | None = None) -> None:
+              defaults: dict[str, str] | None = None, helps: dict[str, str] | None = None) -> None:
     """Add TrainConfig's flags (by name, `only` these or all but `skip`).  Flags not given
     stay out of the parsed namespace (read them with `given`); `defaults` rewrites the
-    default a help text shows, where a caller supplies its own."""
+    default a help text shows, where a caller supplies its own, and `helps` the text."""
     for flag in all_flags():
         if flag.name in skip or (only and flag.name not in only):
             continue
         options = dict(flag.options)
+        if helps and flag.name in helps:
+            options["help"] = helps[flag.name]
         if defaults and flag.name in defaults:
             options["help"] = f"{options['help'].split(' (default:')[0]} (default: {defaults[flag.name]})"
         ap.add_argument(f"--{flag.name}", default=argparse.SUPPRESS, **options)

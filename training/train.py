@@ -62,7 +62,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.train", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     add_flags(ap, skip=SCHEDULE_FLAGS, defaults={"lr": "the preset's", "part_weight": "the preset's",
-                                                 "procedural_count": "the preset's", "preset": "small"})
+                                                 "procedural_count": "the preset's", "preset": "small"},
+              helps={"resume": "go on with the run in --checkpoint_dir: finished phases are skipped, the "
+                               "interrupted one continues from its last saved epoch"})
     args = ap.parse_args(list(argv) if argv is not None else None)
     values = given(args)
 
