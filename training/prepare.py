@@ -164,7 +164,7 @@ def save_json(path: Path, data: Any) -> None:
     write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
 
 
-def _prepare_one(job: tuple[str, str, list | None, int]) -> tuple[str, str | None]:
+def _prepare_one(job: tuple[str, str, np.ndarray | None, int]) -> tuple[str, str | None]:
     src, dst, rotation, seed = job
     try:
         path = Path(src)
