@@ -218,9 +218,12 @@ def up_candidates(points: np.ndarray, normals: np.ndarray) -> np.ndarray:
     polar, azimuth = np.arccos(1 - 2 * i / SPHERE_UPS), np.pi * (1 + 5**0.5) * i
     sphere = np.stack([np.cos(azimuth) * np.sin(polar), np.cos(polar), np.sin(azimuth) * np.sin(polar)], 1)
     axes = np.linalg.eigh(np.cov((points - points.mean(0)).T))[1].T
-    hull = trimesh.convex.convex_hull(points)
-    facets = hull.facets_normal.reshape(-1, 3)  # (0,) when no two hull faces are coplanar
-    supports = -facets[np.argsort(-np.asarray(hull.facets_area))[:HULL_UPS]]
+    try:
+        hull = trimesh.convex.convex_hull(points)
+        facets = hull.facets_normal.reshape(-1, 3)  # (0,) when no two hull faces are coplanar
+        supports = -facets[np.argsort(-np.asarray(hull.facets_area))[:HULL_UPS]]
+    except QhullError:  # a flat shape or a handful of points: no hull to stand on
+        supports = np.zeros((0, 3))
     coordinate = np.concatenate([np.eye(3), -np.eye(3)])
     common = common_normals(normals, NORMAL_UPS)
     return np.concatenate([sphere, coordinate, axes, -axes, supports, common, -common])

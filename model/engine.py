@@ -85,12 +85,17 @@ class Correspondence:
         if path is None:
             category = category or DEFAULT_CATEGORY
             path = CHECKPOINT_DIR / f"{category}.pth"
-            if not path.is_file():
+            if category not in shipped_categories():
                 have = ", ".join(shipped_categories()) or "none"
                 raise CheckpointError(
                     f"no default checkpoint for category {category!r} (shipped: {have}); "
                     f"train one with `python -m training.train --cate_name {category}` or pass a path")
-        dev = torch.device(device or default_device())
+        try:
+            dev = torch.device(device or default_device())
+        except RuntimeError:
+            raise ValueError(f"device {device!r}: expected 'cpu' or 'cuda' (or 'cuda:N')") from None
+        if dev.type not in ("cpu", "cuda"):
+            raise ValueError(f"device {device!r}: expected 'cpu' or 'cuda' (or 'cuda:N')")
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' requested but CUDA is not available on this machine")
         ckpt = load_checkpoint(path, map_location="cpu")
@@ -131,7 +136,7 @@ class Correspondence:
         p_model = R @ p_centred, the rotation `prepare` puts in the shape's frame."""
         mode = check_mode(mode)
         shape = as_shape(data, "shape", self.settings.max_points)
-        enc = encoder_input(shape, bounding_frame(shape.vertices), self.cfg, self.settings.seed, cloud_areas(shape))
+        enc = encoder_input(shape, bounding_frame(shape.spanning), self.cfg, self.settings.seed, cloud_areas(shape))
         return best_rotation(self.runner, enc, self.settings.seed, mode, self.category)
 
     # ------------------------------------------------------------------ operations
@@ -150,6 +155,7 @@ class Correspondence:
         them); E's codes, on which g was trained, judge it: under fitted codes g's round
         trips stray and the confidence tells missing parts less well.
         """
+        source = self._labelled(source, source_labels)
         src, tgt = self._prepared(source, "source", align), self._prepared(target, "target", align)
         run, cal = self.runner, self.calibration
         on_samples = None if source_labels is None else self._labels_on_samples(src, source_labels)
@@ -189,6 +195,7 @@ class Correspondence:
                         align: AlignMode = False) -> tuple[np.ndarray, np.ndarray]:
         """Labels per target point from per-point (or, for meshes, per-vertex or per-face)
         source labels -> (labels (M,), confidence (M,)); see `labels_from`."""
+        source = self._labelled(source, source_labels)
         src, tgt = self._prepared(source, "source", align), self._prepared(target, "target", align)
         return self.labels_from(self.correspond(src, tgt, align, source_labels), src, source_labels, tgt)
 
@@ -206,6 +213,15 @@ class Correspondence:
                                    source_areas=source.placed.weights,
                                    target_areas=None if target is None else target.point_areas)
         return out, np.where(sliver, 0.0, result.confidence)
+
+    def _labelled(self, source: Any, source_labels: Any) -> Any:
+        """The source as a checked shape, its labels checked against it before the work of
+        preparing it."""
+        if source_labels is None or isinstance(source, PreparedShape):
+            return source
+        shape = as_shape(source, "source", self.settings.max_points)
+        labelling.label_layout(source_labels, len(shape.vertices), len(shape.faces) if shape.is_mesh else None)
+        return shape
 
     @staticmethod
     def _label_layout(src: PreparedShape, source_labels: Any) -> tuple[np.ndarray, bool]:

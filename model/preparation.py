@@ -74,7 +74,7 @@ class PreparedShape:
 def prepare(runner: Runner, cfg: ModelConfig, shape: Shape, align: AlignMode, fit_steps: int, seed: int,
             made_with: tuple, category: str = "") -> PreparedShape:
     """Frame, (alignment), code, (fitted code), samples and their embeddings."""
-    frame = bounding_frame(shape.vertices)
+    frame = bounding_frame(shape.spanning)
     areas = cloud_areas(shape)
     enc = encoder_input(shape, frame, cfg, seed, areas)
     if align:
@@ -127,7 +127,7 @@ def encoder_input(shape: Shape, frame: Frame, cfg: ModelConfig, seed: int,
 def aligned(shape: Shape, frame: Frame, enc: np.ndarray, rotation: np.ndarray) -> tuple[Frame, np.ndarray]:
     """The frame of the shape turned by `rotation` (centre and diagonal of its bounding box
     in that pose, as the model saw each pose it scored) and E's input in that frame."""
-    turned = bounding_frame(shape.vertices @ rotation.T)
+    turned = bounding_frame(shape.spanning @ rotation.T)
     new = Frame(turned.center @ rotation, turned.scale, rotation)
     points = new.to_model(frame.from_model(enc[:, :3]))
     normals = enc[:, 3:] @ rotation.T if enc.shape[1] == 6 else enc[:, :0]

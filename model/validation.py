@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -9,6 +10,12 @@ import numpy as np
 from .labels import face_areas
 
 DEFAULT_MAX_POINTS = 5_000_000
+# Squared distances of coordinates beyond this overflow float64 on the way.
+MAX_COORDINATE = 1e100
+
+
+# A shape whose second-largest spread is below this share of its largest lies on a line.
+LINE_SHARE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -22,10 +29,20 @@ class Shape:
     def is_mesh(self) -> bool:
         return self.faces is not None
 
+    @cached_property
+    def spanning(self) -> np.ndarray:
+        """The points the shape's frame is taken from: a mesh's vertices that its faces
+        use (a stray vertex no face uses, left over in a file, would move the frame and
+        the whole result with it), a cloud's points."""
+        return self.vertices if self.faces is None else self.vertices[np.unique(self.faces)]
+
 
 def as_points(data: Any, name: str = "points", max_points: int = DEFAULT_MAX_POINTS) -> np.ndarray:
     """A finite float64 (N, 3) array with 2 <= N <= max_points."""
-    arr = np.asarray(data)
+    try:
+        arr = np.asarray(data)
+    except (ValueError, TypeError, RuntimeError) as exc:  # ragged lists, tensors that need .detach()
+        raise ValueError(f"{name}: not an (N, 3) array of numbers ({exc})") from None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise ValueError(f"{name}: expected a numeric array, got dtype {arr.dtype}")
     if arr.ndim != 2 or arr.shape[1] != 3:
@@ -41,6 +58,9 @@ def as_points(data: Any, name: str = "points", max_points: int = DEFAULT_MAX_POI
     bad = ~np.isfinite(arr).all(axis=1)
     if bad.any():
         raise ValueError(f"{name}: {int(bad.sum())} point(s) contain NaN or infinity (first at row {int(np.argmax(bad))})")
+    if np.abs(arr).max() > MAX_COORDINATE:
+        raise ValueError(f"{name}: coordinates up to {np.abs(arr).max():.3g} are too large to compute with "
+                         f"(at most {MAX_COORDINATE:g}); scale the shape down")
     return arr
 
 
@@ -64,12 +84,22 @@ def as_shape(data: Any, name: str = "shape", max_points: int = DEFAULT_MAX_POINT
     elif isinstance(data, tuple) and len(data) == 2:
         vertices, faces = data
     else:
-        return Shape(as_points(data, name, max_points))
+        return _not_a_line(Shape(as_points(data, name, max_points)), name)
     v = as_points(vertices, f"{name} vertices", max_points)
     f = as_faces(faces, len(v), f"{name} faces")
     if not face_areas(v, f).sum() > 0:
         raise ValueError(f"{name}: degenerate mesh, its faces have zero total area")
     return Shape(v, f)
+
+
+def _not_a_line(shape: Shape, name: str) -> Shape:
+    """A cloud whose points all lie on one line (or on one point) has no shape to match."""
+    centred = shape.vertices - shape.vertices.mean(0)
+    spread = np.linalg.svd(centred[:: max(1, len(centred) // 100_000)], compute_uv=False)
+    if not spread[1] > LINE_SHARE * spread[0]:
+        raise ValueError(f"{name}: degenerate, all its points lie on {'one point' if not spread[0] > 0 else 'a line'}: "
+                         f"there is no shape to match")
+    return shape
 
 
 def as_labels(data: Any, n: int, name: str = "labels") -> np.ndarray:

@@ -164,6 +164,9 @@ BAD_INPUTS = [
     (np.array([[0, 0, 0], [np.inf, 0, 0]]), "NaN or infinity"),
     (np.array([["a", "b", "c"], ["d", "e", "f"]]), "numeric"),
     (np.ones((10, 3)), "degenerate"),
+    (np.c_[np.linspace(0, 1, 50), np.linspace(0, 2, 50), np.zeros(50)], "lie on a line"),
+    (np.random.default_rng(0).random((50, 3)) * 1e160, "too large to compute with"),
+    ([[0, 0, 0], [1, 1]], r"not an \(N, 3\) array of numbers"),
     ((np.eye(3), np.array([[0, 1, 5]])), "vertex indices"),
     ((np.eye(3), np.array([[0.0, 1.0, 2.0]])), "integer"),
     ((np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0.0]]), np.array([[0, 1, 2]])), "zero total area"),
@@ -176,6 +179,21 @@ def test_bad_input_raises_value_error_naming_it(engine, bad, message):
         engine.correspond(rng_points(10), bad)
     with pytest.raises(ValueError, match=message):
         engine.segment(bad)
+
+
+def test_a_vertex_no_face_uses_moves_nothing(engine, box_mesh):
+    v, f = box_mesh
+    src = rng_points(300)
+    plain = engine.correspond(src, (v, f))
+    stray = engine.correspond(src, (np.r_[v, [[40.0, 0, 0]]], f))  # left over in a file, far off
+    assert np.array_equal(stray.source_index[:-1], plain.source_index)
+    assert np.allclose(stray.confidence[:-1], plain.confidence)
+
+
+def test_a_handful_of_points_can_be_auto_aligned(engine):
+    points = rng_points(3, 5)
+    assert engine.align(points).shape == (3, 3)
+    assert engine.correspond(rng_points(200), points, align=True).mapped.shape == (3, 3)
 
 
 def test_bad_labels(engine):
@@ -207,6 +225,12 @@ def test_load_paths(tmp_path, monkeypatch):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             Correspondence.load(path, device="cuda")
+    for device in ("gpu", "mps"):
+        with pytest.raises(ValueError, match=f"device '{device}': expected 'cpu' or 'cuda'"):
+            Correspondence.load(path, device=device)
+    monkeypatch.undo()
+    with pytest.raises(CheckpointError, match="no default checkpoint for category '../checkpoints/chair'"):
+        Correspondence.load(category="../checkpoints/chair")  # a category is a name, never a path
 
 
 @pytest.mark.parametrize("strays", [10, 200])
