@@ -81,7 +81,11 @@ def as_shape(data: Any, name: str = "shape", max_points: int = DEFAULT_MAX_POINT
         return data
     if hasattr(data, "vertices") and hasattr(data, "faces"):
         vertices, faces = data.vertices, data.faces
-    elif isinstance(data, tuple) and len(data) == 2:
+    elif hasattr(data, "vertices"):  # a point cloud object (trimesh.PointCloud)
+        return _not_a_line(Shape(as_points(data.vertices, name, max_points)), name)
+    elif hasattr(data, "geometry"):
+        raise ValueError(f"{name}: a scene of several meshes; pass one mesh (trimesh: scene.to_mesh())")
+    elif isinstance(data, tuple) and len(data) == 2 and np.ndim(data[1]) == 2:  # not a tuple of two points
         vertices, faces = data
     else:
         return _not_a_line(Shape(as_points(data, name, max_points)), name)

@@ -190,6 +190,13 @@ def test_a_vertex_no_face_uses_moves_nothing(engine, box_mesh):
     assert np.allclose(stray.confidence[:-1], plain.confidence)
 
 
+def test_trimesh_clouds_are_accepted_and_scenes_named(engine, box_mesh):
+    points = rng_points(200, 3)
+    assert np.array_equal(engine.segment(trimesh.PointCloud(points)), engine.segment(points))
+    with pytest.raises(ValueError, match="a scene of several meshes"):
+        engine.segment(trimesh.Scene([trimesh.Trimesh(*box_mesh)]))
+
+
 def test_a_handful_of_points_can_be_auto_aligned(engine):
     points = rng_points(3, 5)
     assert engine.align(points).shape == (3, 3)
