@@ -12,9 +12,7 @@ from .labels import face_areas
 DEFAULT_MAX_POINTS = 5_000_000
 # Squared distances of coordinates beyond this overflow float64 on the way.
 MAX_COORDINATE = 1e100
-
-
-# A shape whose second-largest spread is below this share of its largest lies on a line.
+# A cloud whose second-largest spread is below this share of its largest lies on a line.
 LINE_SHARE = 1e-6
 
 
@@ -98,8 +96,8 @@ def as_shape(data: Any, name: str = "shape", max_points: int = DEFAULT_MAX_POINT
 
 def _not_a_line(shape: Shape, name: str) -> Shape:
     """A cloud whose points all lie on one line (or on one point) has no shape to match."""
-    centred = shape.vertices - shape.vertices.mean(0)
-    spread = np.linalg.svd(centred[:: max(1, len(centred) // 100_000)], compute_uv=False)
+    some = shape.vertices[:: max(1, len(shape.vertices) // 100_000)]
+    spread = np.linalg.svd(some - some.mean(0), compute_uv=False)
     if not spread[1] > LINE_SHARE * spread[0]:
         raise ValueError(f"{name}: degenerate, all its points lie on {'one point' if not spread[0] > 0 else 'a line'}: "
                          f"there is no shape to match")
