@@ -112,7 +112,7 @@ def test_readme_commands_run(tmp_path, psb_dir):
     assert (tmp_path / "runs" / "stage1" / "Corr-49.pth").is_file()
     assert (tmp_path / "runs" / "chair" / "final.pth").is_file()
     assert "nearest neighbour" in out[3]  # the evaluation table
-    assert (tmp_path / "docs" / "evaluation" / "chair_pck.png").is_file()
+    assert (tmp_path / "runs" / "chair" / "report" / "chair_pck.png").is_file()  # beside the checkpoint
     assert "seconds=" in out[5]
     assert len(list((tmp_path / "data" / "artist_chair").glob("*.npz"))) == 1
 
