@@ -32,7 +32,7 @@ from model.meshio import load_mesh
 from model.normals import estimate_normals
 
 from .families import FAMILIES, sample_shape
-from .samples import RESOLUTIONS, assembly_sample, make_sample
+from .samples import RESOLUTIONS, assembly_sample, load_sample, make_sample
 
 PSB_ROTATIONS = Path(__file__).resolve().parent / "data" / "psb_rotations.json"
 MESH_SUFFIXES = (".obj", ".off", ".off.gz", ".ply", ".stl", ".glb", ".gltf", ".mat")
@@ -210,8 +210,7 @@ def run_jobs(fn, jobs: list, workers: int | None, desc: str, progress: bool = Tr
 
 def _estimated_normals_one(path: str) -> tuple[str, str | None]:
     try:
-        with np.load(path) as npz:
-            sample = {k: npz[k] for k in npz.files}
+        sample = load_sample(Path(path), ("surface_points",))
         sample["estimated_normals"] = estimate_normals(sample["surface_points"].astype(np.float64)).astype(np.float32)
         save_sample(Path(path), sample)
         return path, None
