@@ -21,6 +21,11 @@ AREA_CLIP = 100.0  # areas kept within this factor of the median: a stray point 
 UNEVEN = 0.6
 POOL = 20000  # farthest points are sought among at most this many points (bounds the time)
 PROBE = 20000  # evenness is judged on at most this many of a cloud's points (500,000: 3.8 s all, 0.1 s these)
+# A point at the cloud's edge whose nearest neighbour is this many times as far as a
+# typical point's NEIGHBOURS-th stands alone (`without_strays`); at most MAX_STRAYS rounds
+# take such points off (each round one per end of each axis).
+STRAY = 10.0
+MAX_STRAYS = 20
 
 
 def farthest_points(points: np.ndarray, count: int, seed: int = 0, areas: np.ndarray | None = None) -> np.ndarray:
@@ -42,6 +47,30 @@ def farthest_points(points: np.ndarray, count: int, seed: int = 0, areas: np.nda
         nearest = np.minimum(nearest, ((candidates - candidates[out[i - 1]]) ** 2).sum(1))
         out[i] = np.argmax(nearest)
     return pool[out]
+
+
+def without_strays(points: np.ndarray) -> np.ndarray:
+    """The points less those stray ones that stand alone at the cloud's edge: a point at an
+    end of an axis whose nearest neighbour lies over STRAY times as far as a typical
+    point's NEIGHBOURS-th, taken off in rounds (at most MAX_STRAYS).  One such point would
+    otherwise stretch the bounding box, and the frame and every match with it.  The
+    nearest neighbour, not the NEIGHBOURS-th: a low-poly leg's foot is a few vertices far
+    from all others, and stays."""
+    n = len(points)
+    if n <= 2 * NEIGHBOURS:
+        return points
+    tree = cKDTree(points)
+    probe = points[np.random.default_rng(0).choice(n, min(n, PROBE), replace=False)]
+    typical = np.median(tree.query(probe, k=NEIGHBOURS + 1)[0][:, -1])
+    keep = np.ones(n, bool)
+    for _ in range(MAX_STRAYS):
+        left = np.flatnonzero(keep)
+        ends = np.unique(left[np.r_[points[left].argmin(0), points[left].argmax(0)]])
+        alone = ends[tree.query(points[ends], k=2)[0][:, 1] > STRAY * typical]
+        if not len(alone):
+            break
+        keep[alone] = False
+    return points[keep]
 
 
 def point_areas(points: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .density import without_strays
 from .labels import face_areas
 
 DEFAULT_MAX_POINTS = 5_000_000
@@ -30,9 +31,10 @@ class Shape:
     @cached_property
     def spanning(self) -> np.ndarray:
         """The points the shape's frame is taken from: a mesh's vertices that its faces
-        use (a stray vertex no face uses, left over in a file, would move the frame and
-        the whole result with it), a cloud's points."""
-        return self.vertices if self.faces is None else self.vertices[np.unique(self.faces)]
+        use, a cloud's points less those standing alone at its edge (model/density.py).  A
+        stray vertex or point, left over in a file or a scan, would move the frame and the
+        whole result with it."""
+        return without_strays(self.vertices) if self.faces is None else self.vertices[np.unique(self.faces)]
 
 
 def as_points(data: Any, name: str = "points", max_points: int = DEFAULT_MAX_POINTS) -> np.ndarray:

@@ -3,7 +3,7 @@ dense in places as the same shape."""
 import numpy as np
 import pytest
 
-from model.density import farthest_points, point_areas, uneven_areas, weighted_percentiles
+from model.density import farthest_points, point_areas, uneven_areas, weighted_percentiles, without_strays
 from model.matching import into_part_frame
 
 
@@ -43,6 +43,16 @@ def test_only_an_uneven_cloud_is_weighted():
     assert uneven_areas(even) is None
     strip = np.random.default_rng(5).uniform(0, 1, (40000, 3)) * [0.1, 0, 1]  # 14 times as dense there
     assert uneven_areas(np.concatenate([even, strip])) is not None
+
+
+def test_a_point_alone_off_the_cloud_is_left_out_of_its_frame_and_sparse_feet_are_not():
+    rng = np.random.default_rng(0)
+    seat = np.c_[rng.random(2000), np.zeros(2000), rng.random(2000)]  # dense
+    feet = np.concatenate([[x, -1.0, z] + 0.01 * rng.random((4, 3)) for x in (0, 1) for z in (0, 1)])  # 4 points each
+    chair = np.r_[seat, feet]
+    assert len(without_strays(chair)) == len(chair)
+    for stray in ([3.0, 0, 0], [0.5, 2.0, 0.5]):
+        assert np.array_equal(without_strays(np.r_[chair, [stray]]), chair)
 
 
 def test_weighted_percentiles():

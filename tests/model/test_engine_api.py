@@ -190,6 +190,13 @@ def test_a_vertex_no_face_uses_moves_nothing(engine, box_mesh):
     assert np.allclose(stray.confidence[:-1], plain.confidence)
 
 
+def test_a_point_alone_off_a_cloud_moves_no_frame(engine):
+    cloud = rng_points(400, 1)
+    plain, stray = engine.prepare(cloud), engine.prepare(np.r_[cloud, [[5.0, 0.5, 0.5]]])  # a scanner's stray return
+    assert np.allclose(stray.frame.center, plain.frame.center) and stray.frame.scale == plain.frame.scale
+    assert stray.points.shape == (401, 3)  # it is still answered for
+
+
 def test_trimesh_clouds_are_accepted_and_scenes_named(engine, box_mesh):
     points = rng_points(200, 3)
     assert np.array_equal(engine.segment(trimesh.PointCloud(points)), engine.segment(points))
