@@ -62,6 +62,8 @@ def without_strays(points: np.ndarray) -> np.ndarray:
     tree = cKDTree(points)
     probe = points[np.random.default_rng(0).choice(n, min(n, PROBE), replace=False)]
     typical = np.median(tree.query(probe, k=NEIGHBOURS + 1)[0][:, -1])
+    if not typical > 0:  # most points repeated many times over: no spacing to judge by
+        return points
     keep = np.ones(n, bool)
     for _ in range(MAX_STRAYS):
         left = np.flatnonzero(keep)

@@ -53,6 +53,8 @@ def test_a_point_alone_off_the_cloud_is_left_out_of_its_frame_and_sparse_feet_ar
     assert len(without_strays(chair)) == len(chair)
     for stray in ([3.0, 0, 0], [0.5, 2.0, 0.5]):
         assert np.array_equal(without_strays(np.r_[chair, [stray]]), chair)
+    repeated = np.r_[np.repeat(chair, 10, axis=0), [[0.5, -1.1, 0.5]]]  # no spacing to judge strays by: all kept
+    assert len(without_strays(repeated)) == len(repeated)
 
 
 def test_weighted_percentiles():
