@@ -27,6 +27,7 @@ from .jobs import Job, Progress
 ALIGN_MODES = {"OFF": False, "YAW": "yaw", "ANY": True}  # the panel's choices -> the server's align modes
 ROTATION_PROP = "corr_rotation"  # object custom property: the turn auto-alignment found (Blender frame, 9 floats)
 TURN_PROP = "corr_turn"  # the same as degrees about Z, when it only turns about Z
+BUILTIN = {"position"}  # Blender's own attributes the transfer must not write (and any name starting with ".")
 
 
 @dataclass
@@ -50,6 +51,7 @@ class SegmentPlan:
         if not objects:
             raise ValueError("select at least one mesh to segment")
         self.objects, self.options = list(objects), options
+        _refuse_shared_meshes(self.objects)
         self.meshes = [_gather_writable(obj, options.evaluated) for obj in self.objects]
 
     def work(self, client: Client, progress: Progress) -> list[np.ndarray]:
@@ -123,6 +125,10 @@ class TransferPlan:
             raise ValueError(f"the confidence threshold must be in [0, 1], got {choice.threshold}")
         if choice.fill not in tx.FILL_MODES:
             raise ValueError(f"fill must be one of {tx.FILL_MODES}, got {choice.fill!r}")
+        builtin = sorted(n for n in {choice.color, choice.uv_map, *choice.attributes} if n in BUILTIN or n.startswith("."))
+        if builtin:
+            raise ValueError(f"{', '.join(map(repr, builtin))}: one of Blender's own attributes, which the transfer "
+                             "does not overwrite; copy it under another name to carry it over")
         clash = sorted({choice.color, choice.uv_map, *choice.attributes} & set(tx.OWN_NAMES))
         if clash and not preview:
             raise ValueError(f"{', '.join(map(repr, clash))}: the transfer writes its own results under that name; "
@@ -130,6 +136,7 @@ class TransferPlan:
         self.choice, self.options, self.preview = choice, options, preview
         self.label = "Preview" if preview else "Transfer"
         self.targets = targets
+        _refuse_shared_meshes(sources + targets)
         self.sources = self._gather_sources(sources)
         self.targets_arrays = [_gather_writable(t, options.evaluated) for t in targets]
         self.stopped_after: int | None = None  # targets done when the user stopped the transfer
@@ -221,6 +228,8 @@ class TransferPlan:
         return report
 
     def _source_writes(self, src: Source, parts: np.ndarray | None) -> list[tx.Write]:
+        if len(src.mesh.vertices) != len(src.obj.data.vertices):  # its modifiers add vertices: left as it is
+            return []
         writes = tx.source_writes(src.mesh)
         return writes + tx.label_writes(parts) if parts is not None else writes
 
@@ -266,6 +275,16 @@ def apply_rotation(obj: bpy.types.Object) -> bool:
         if prop in obj:
             del obj[prop]
     return True
+
+
+def _refuse_shared_meshes(objects: Sequence[bpy.types.Object]) -> None:
+    """Linked duplicates share one mesh: what is written for one would overwrite the other's."""
+    owner: dict[Any, bpy.types.Object] = {}
+    for obj in objects:
+        first = owner.setdefault(obj.data, obj)
+        if first is not obj:
+            raise ValueError(f"{first.name!r} and {obj.name!r} share one mesh, so the results of one would overwrite "
+                             "the other's: make them single user first (Object > Relations > Make Single User)")
 
 
 def _gather_writable(obj: bpy.types.Object, evaluated: bool) -> tx.MeshArrays:

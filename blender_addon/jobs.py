@@ -113,8 +113,8 @@ def describe(exc: BaseException) -> str:
     """One line for the user: what went wrong and what to do."""
     if isinstance(exc, ServerError):
         if exc.code == "timeout":
-            return (f"The correspondence server did not answer ({exc.message}). "
-                    "Start it (panel: Start local server, or `python -m server`) and check the address.")
+            return (f"The correspondence server did not answer: {exc.message} "
+                    "(panel: Start local server, or `python -m server`)")
         if exc.code == "cancelled":
             return "Cancelled."
         return f"Server error ({exc.code}): {exc.message}"

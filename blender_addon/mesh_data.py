@@ -24,6 +24,8 @@ DOMAINS = ("POINT", "CORNER", "FACE")
 def mesh_of(obj: bpy.types.Object, evaluated: bool = False) -> bpy.types.Mesh:
     if obj is None or obj.type != "MESH":
         raise ValueError(f"{getattr(obj, 'name', obj)!r} is not a mesh object")
+    if obj.data.is_editmode:  # its mesh lags the edit, and leaving Edit Mode would overwrite what is written
+        raise ValueError(f"{obj.name!r} is in Edit Mode: switch to Object Mode (Tab) first")
     if evaluated:
         return obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
     return obj.data
@@ -143,11 +145,11 @@ def _checked(obj: bpy.types.Object, w: Write) -> Write:
 def write_all(plan: list[tuple[bpy.types.Object, list[Write]]]) -> None:
     """Apply every write on every object, or none of them."""
     checked = [(obj, [_checked(obj, w) for w in writes]) for obj, writes in plan]
-    undo: list = []
+    undo: list = []  # each writer adds its restore before it changes anything
     try:
         for obj, writes in checked:
             for w in writes:
-                undo.append(WRITERS.get(w.kind, _write_attribute)(obj, w))
+                WRITERS.get(w.kind, _write_attribute)(obj, w, undo)
             obj.data.update()
     except Exception:
         for restore in reversed(undo):
@@ -168,7 +170,7 @@ def _check_replaceable(obj, w: Write) -> None:
                          f"which this cannot replace: rename it")
 
 
-def _write_attribute(obj, w: Write):
+def _write_attribute(obj, w: Write, undo: list) -> None:
     mesh = obj.data
     key, width, dtype = LAYOUT[w.data_type]
     attr = mesh.attributes.get(w.name)
@@ -177,71 +179,74 @@ def _write_attribute(obj, w: Write):
         old_key, old_width, old_dtype = LAYOUT[attr.data_type]
         replaced = (attr.data_type, attr.domain, w.name in mesh.color_attributes,
                     _get(attr.data, old_key, old_width, old_dtype))
-        mesh.attributes.remove(attr)
         attr = None
     old = None if attr is None else _get(attr.data, key, width, dtype)
-    if attr is None:
+
+    def restore():
+        now = mesh.attributes.get(w.name)
+        if old is not None:
+            now.data.foreach_set(key, old.ravel())
+            return
+        if now is not None:
+            mesh.attributes.remove(now)
+        if replaced is not None:
+            data_type, domain, is_color, values = replaced
+            back = (mesh.color_attributes if is_color else mesh.attributes).new(w.name, data_type, domain)
+            back.data.foreach_set(LAYOUT[data_type][0], values.ravel())
+    undo.append(restore)
+
+    if replaced is not None:
+        mesh.attributes.remove(mesh.attributes[w.name])
+    if old is None:
         if w.kind == "uv":
             mesh.uv_layers.new(name=w.name)
         elif w.kind == "color":
             mesh.color_attributes.new(w.name, w.data_type, w.domain)
         else:
             mesh.attributes.new(w.name, w.data_type, w.domain)
-    attr = mesh.attributes[w.name]
     values = np.asarray(w.values, dtype=dtype).reshape(-1, width) if width > 1 else np.asarray(w.values, dtype=dtype)
     if w.keep is not None and old is not None:
         values = np.where(w.keep.reshape((-1,) + (1,) * (values.ndim - 1)), old, values)
-    attr.data.foreach_set(key, values.ravel())
+    mesh.attributes[w.name].data.foreach_set(key, values.ravel())
+
+
+def _write_vertex_group(obj, w: Write, undo: list) -> None:
+    group = obj.vertex_groups.get(w.name)
+    old = None if group is None else read_vertex_groups(obj, [w.name])[0].values
 
     def restore():
-        if old is None:
-            mesh.attributes.remove(mesh.attributes[w.name])
-        else:
-            mesh.attributes[w.name].data.foreach_set(key, old.ravel())
-        if replaced is not None:
-            data_type, domain, is_color, values = replaced
-            back = (mesh.color_attributes if is_color else mesh.attributes).new(w.name, data_type, domain)
-            back.data.foreach_set(LAYOUT[data_type][0], values.ravel())
-    return restore
+        now = obj.vertex_groups.get(w.name)
+        if old is not None:
+            _set_weights(now, old)
+        elif now is not None:
+            obj.vertex_groups.remove(now)
+    undo.append(restore)
 
-
-def _write_vertex_group(obj, w: Write):
-    group = obj.vertex_groups.get(w.name)
-    created = group is None
-    old = None
-    if created:
+    if group is None:
         group = obj.vertex_groups.new(name=w.name)
-    else:
-        old = read_vertex_groups(obj, [w.name])[0].values
     weights = np.asarray(w.values, dtype=np.float32)
     if w.keep is not None and old is not None:
         weights = np.where(w.keep, old, weights)
     _set_weights(group, weights)
 
-    def restore():
-        if created:
-            obj.vertex_groups.remove(obj.vertex_groups[w.name])
-        else:
-            _set_weights(obj.vertex_groups[w.name], old)
-    return restore
 
-
-def _write_materials(obj, w: Write):
+def _write_materials(obj, w: Write, undo: list) -> None:
     """The target's material slots become the source's; each polygon takes its slot."""
     mesh = obj.data
     old_materials = list(mesh.materials)
     old_index = _get(mesh.polygons, "material_index", 1, np.int32)
-    mesh.materials.clear()
-    for name in w.names:
-        mesh.materials.append(bpy.data.materials[name] if name else None)
-    mesh.polygons.foreach_set("material_index", np.asarray(w.values, np.int32))
 
     def restore():
         mesh.materials.clear()
         for m in old_materials:
             mesh.materials.append(m)
         mesh.polygons.foreach_set("material_index", old_index)
-    return restore
+    undo.append(restore)
+
+    mesh.materials.clear()
+    for name in w.names:
+        mesh.materials.append(bpy.data.materials[name] if name else None)
+    mesh.polygons.foreach_set("material_index", np.asarray(w.values, np.int32))
 
 
 WRITERS = {"vertex_group": _write_vertex_group, "material": _write_materials}  # the rest: _write_attribute
@@ -256,6 +261,9 @@ def _set_weights(group, weights: np.ndarray) -> None:
 
 
 def show(obj: bpy.types.Object, color_name: str) -> None:
-    """Make a colour attribute the one the viewport (Solid, Attribute colour) displays."""
-    if color_name in obj.data.color_attributes:
-        obj.data.color_attributes.active_color_name = color_name
+    """Make a colour attribute the one the viewport (Solid, Attribute colour) displays and
+    the one renders use (a Color Attribute node without a name)."""
+    colors = obj.data.color_attributes
+    if color_name in colors:
+        colors.active_color_name = color_name
+        colors.default_color_name = color_name

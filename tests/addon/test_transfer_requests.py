@@ -209,7 +209,7 @@ def _failing_write(monkeypatch, n_vertices):
     from blender_addon import mesh_data
     from blender_addon.transfer import Write
 
-    def boom(obj, w):
+    def boom(obj, w, undo):
         raise RuntimeError("the write failed")
     monkeypatch.setitem(mesh_data.WRITERS, "boom", boom)
     return Write("late", "boom", "POINT", "FLOAT", np.zeros(n_vertices, np.float32))
@@ -278,3 +278,58 @@ def test_a_server_that_is_not_there_is_reported_in_seconds(bpy):
     with pytest.raises(ServerError, match="no server answers at tcp://127.0.0.1:9"):
         api.transfer(src, [tgt], address="tcp://127.0.0.1:9", timeout=300.0)
     assert time.monotonic() - started < 30
+
+
+def test_a_write_that_fails_halfway_leaves_nothing_behind(bpy):
+    """An attribute created before the writer fails is removed with the rest (an object in
+    Edit Mode has no attribute data to write into, which is how this once happened)."""
+    from blender_addon import mesh_data, transfer
+
+    tgt = psb_object(bpy, "chair", "103", "tgt")
+    n = len(tgt.data.vertices)
+    before = user_attributes(tgt)
+    bpy.context.view_layer.objects.active = tgt
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        with pytest.raises(Exception):
+            mesh_data.write_all([(tgt, transfer.label_writes(np.zeros(n, np.int32)))])
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+    assert user_attributes(tgt) == before
+
+
+def test_edit_mode_and_shared_meshes_are_refused_before_anything_is_written(bpy):
+    src, tgt = psb_object(bpy, "chair", "101", "src"), psb_object(bpy, "chair", "103", "tgt")
+    before = [user_attributes(o) for o in (src, tgt)]
+    bpy.context.view_layer.objects.active = tgt
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        with pytest.raises(ValueError, match="'tgt' is in Edit Mode: switch to Object Mode"):
+            api.transfer(src, [tgt])
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+    twin = tgt.copy()  # a linked duplicate (Alt+D): one mesh, two objects
+    bpy.context.scene.collection.objects.link(twin)
+    with pytest.raises(ValueError, match="'tgt' and 'tgt.001' share one mesh"):
+        api.transfer(src, [tgt, twin])
+    with pytest.raises(ValueError, match="share one mesh"):
+        api.segment([tgt, twin])
+    src_twin = src.copy()
+    bpy.context.scene.collection.objects.link(src_twin)
+    with pytest.raises(ValueError, match="'src' and 'src.001' share one mesh"):
+        api.transfer(src, [src_twin])
+    with pytest.raises(ValueError, match="'position': one of Blender's own attributes"):
+        api.transfer(src, [tgt], attributes=["position"])
+    assert [user_attributes(o) for o in (src, tgt)] == before
+
+
+def test_a_source_whose_modifiers_add_vertices_is_used_as_evaluated_and_left_as_it_is(bpy):
+    """A half-modelled source with a Mirror modifier: the target is matched to the whole
+    chair, and the source itself keeps its mesh (the results would not fit its vertices)."""
+    src, tgt = psb_object(bpy, "chair", "101", "src"), psb_object(bpy, "chair", "103", "tgt")
+    src.modifiers.new("mirror", "MIRROR")
+    before = user_attributes(src)
+    report = api.transfer(src, [tgt], evaluated=True)
+    assert "part_label" in report["tgt"]["written"]
+    assert user_attributes(src) == before
+    assert tgt.data.color_attributes.default_color_name == "part_color"  # what renders show
