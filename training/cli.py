@@ -136,7 +136,11 @@ def stage_main(stage: int, argv: Iterable[str] | None = None) -> int:
         if stage > 1 and not (cfg.pretrain_model or cfg.resume):
             print(f"note: stage {stage} usually starts from the previous stage "
                   f"(--pretrain_model TRUE --pretrain_model_name Corr-<epoch>.pth)", file=sys.stderr)
-        path = Trainer(cfg).run()
+        trainer = Trainer(cfg)
+        if cfg.resume and not cfg.pretrain_model and trainer.latest_own_checkpoint() is None:
+            raise ValueError(f"nothing to resume: {cfg.run_path} holds no stage {stage} run at {cfg.resolution}^3; "
+                             "leave out --resume to start one")
+        path = trainer.run()
         if path is not None:
             print(f"saved {path}")
         return 0

@@ -141,7 +141,11 @@ def main(argv: Iterable[str] | None = None) -> int:
                     help="default weight of the part embedding against position in the match (engine default: 0.5)")
     ap.add_argument("--part_shapes", type=int, default=0,
                     help="held-out procedural shapes to set per-part logit offsets on (0: none)")
+    ap.add_argument("--force", action="store_true", help="replace the destination if it exists (a shipped model)")
     args = ap.parse_args(list(argv) if argv is not None else None)
+    if args.destination.exists() and not args.force:
+        print(f"error: {args.destination} exists; give --force to replace it", file=sys.stderr)
+        return 2
     try:
         stored = export(args.source, args.destination, args.calibration_shapes, args.fit_steps,
                         args.embedding_weight, args.part_shapes)

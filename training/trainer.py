@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from model.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from model.config import ModelConfig, preset as model_preset
+from model.files import write_atomically
 from model.losses import LossWeights, stage_losses
 from model.networks import ImplicitCorrespondenceNet, with_encoder_normals
 from model.runner import default_device
@@ -159,7 +160,7 @@ class Trainer:
     def _initial_state(self) -> tuple[ImplicitCorrespondenceNet, torch.optim.Optimizer, int, list]:
         """Network, optimizer, first epoch and loss history: resumed, pretrained or new."""
         cfg = self.cfg
-        resume = self._latest_own_checkpoint() if cfg.resume else None
+        resume = self.latest_own_checkpoint() if cfg.resume else None
         if resume is not None:
             ck = load_checkpoint(resume)
             net = ck.build(self.device).train()
@@ -186,7 +187,7 @@ class Trainer:
         net = ImplicitCorrespondenceNet(cfg.model).to(self.device).train()
         return net, make_optimizer(net, cfg.lr), 0, []
 
-    def _latest_own_checkpoint(self) -> Path | None:
+    def latest_own_checkpoint(self) -> Path | None:
         """The newest checkpoint of this stage and resolution in the run folder."""
         for path in sorted(self.dir.glob("Corr-*.pth"), key=_epoch_of, reverse=True):
             ck = load_checkpoint(path)
@@ -197,7 +198,7 @@ class Trainer:
     def _refuse_to_overwrite(self, start: int) -> None:
         """A new run must not redo (and so overwrite, then delete) epochs of a run of the same
         stage and resolution already in the folder: that is what --resume is for."""
-        held = None if self.cfg.resume else self._latest_own_checkpoint()
+        held = None if self.cfg.resume else self.latest_own_checkpoint()
         if held is not None and _epoch_of(held) >= start:
             raise ValueError(
                 f"{self.dir} already holds a stage {self.cfg.stage} run at {self.cfg.resolution}^3 up to epoch "
@@ -224,8 +225,12 @@ class Trainer:
             dist.barrier()
         data = ShapeDataset(cfg.data_path, cfg.val_fraction, seed=cfg.seed, progress=cfg.progress)
         if start >= cfg.epoch:
+            done = self._final_path(start - 1)
+            if not done.is_file():  # started from a model of another run: --epoch counts on from its epochs
+                raise ValueError(f"--epoch {cfg.epoch} is the epoch to stop before, counted across stages, and the "
+                                 f"pretrained model ends at epoch {start - 1}: give --epoch above {start}")
             self._log(f"nothing to do: already at epoch {start - 1}, --epoch is {cfg.epoch}")
-            return self._final_path(start - 1)
+            return done
         objective: nn.Module = StageLoss(net, self.weights)
         if self.world > 1:
             # stage 1 leaves g unused
@@ -356,15 +361,22 @@ class Trainer:
     def _append_csv(self, row: dict) -> None:
         path = self.dir / "log.csv"
         rows = []
-        if path.is_file():
+        if path.is_file():  # rows of epochs this run redoes go; other stages' rows stay
             with path.open() as fh:
-                rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) < row["epoch"]]
+                rows = [r for r in csv.DictReader(fh) if not (_same_run(r, row) and int(r["epoch"]) >= row["epoch"])]
         rows.append({k: str(v) for k, v in row.items()})
         fields = list(dict.fromkeys(k for r in rows for k in r))
-        with path.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
+
+        def write(tmp: str) -> None:
+            with open(tmp, "w", newline="") as fh:
+                writer = csv.DictWriter(fh, fieldnames=fields)
+                writer.writeheader()
+                writer.writerows(rows)
+        write_atomically(path, write)
+
+
+def _same_run(logged: dict[str, str], row: dict) -> bool:
+    return logged.get("stage") == str(row["stage"]) and logged.get("resolution") == str(row["resolution"])
 
 
 def _part_mious(net: ImplicitCorrespondenceNet, batch: dict[str, torch.Tensor], n_parts: int) -> list[float]:

@@ -23,7 +23,13 @@ def test_export_drops_the_optimizer_and_calibrates_the_confidence(tmp_path, caps
         assert stored[name] > 0 and stored[name] != getattr(defaults, name)  # measured, not the defaults
         assert np.isclose(getattr(engine.calibration, name), stored[name])
     assert "calibration" in capsys.readouterr().out
-    assert export_main([str(tmp_path / "missing.pth"), str(dst)]) == 2
+    assert export_main([str(tmp_path / "missing.pth"), str(tmp_path / "other.pth")]) == 2
+    # an existing destination (a shipped model, say) is replaced only when asked
+    before = dst.read_bytes()
+    assert export_main([str(src), str(dst), "--calibration_shapes", "0"]) == 2
+    assert "exists; give --force" in capsys.readouterr().err and dst.read_bytes() == before
+    assert export_main([str(src), str(dst), "--calibration_shapes", "0", "--force"]) == 0
+    assert load_checkpoint(dst).extra["calibration"] != stored
 
 
 def test_export_sets_part_offsets_on_held_out_shapes(tmp_path, capsys):
@@ -37,7 +43,7 @@ def test_export_sets_part_offsets_on_held_out_shapes(tmp_path, capsys):
     assert len(bias) == preset("tiny").n_parts
     assert bias[4:] == [0.0] * (len(bias) - 4)  # only the chair's four parts are set
     assert Correspondence.load(dst, device="cpu").info()["part_bias"] == bias
-    assert export_main([str(src), str(dst), "--part_shapes", "-1"]) == 2
+    assert export_main([str(src), str(dst), "--part_shapes", "-1", "--force"]) == 2
 
 
 def test_a_model_of_ones_own_category_is_told_how_to_export(tmp_path, capsys):

@@ -214,6 +214,25 @@ def test_a_new_run_refuses_to_overwrite_a_run_of_its_stage(data, tmp_path, capsy
     assert load_checkpoint(tmp_path / "Corr-2.pth").epoch == 2
 
 
+def test_resume_needs_a_run_and_other_stages_keep_their_log(data, tmp_path, capsys):
+    common = ["--cate_name", "chair", "--data_dir", str(data), "--checkpoint_dir", str(tmp_path), "--preset", "tiny",
+              "--batch_size", "3", "--no_progress", "--occupancy_points", "256"]
+    assert stage_main(2, common + ["--epoch", "2", "--resume"]) == 2  # nothing there: not a silent new network
+    assert "nothing to resume" in capsys.readouterr().err and not list(tmp_path.glob("Corr-*.pth"))
+    assert stage_main(1, common + ["--epoch", "2"]) == 0
+    assert stage_main(2, common + ["--epoch", "4", "--pretrain_model", "TRUE", "--pretrain_model_name", "Corr-1.pth"]) == 0
+    # stage 1 again in the same folder (epochs 0-1 at 32^3) keeps stage 2's rows of the log
+    assert stage_main(1, common + ["--epoch", "2", "--resolution", "32"]) == 0
+    log = (tmp_path / "log.csv").read_text().splitlines()
+    assert [line.split(",")[:2] for line in log[1:]] == [["0", "1"], ["1", "1"], ["2", "2"], ["3", "2"], ["0", "1"], ["1", "1"]]
+    # an --epoch that ends before the pretrained model's epochs: said, and nothing claimed saved
+    capsys.readouterr()
+    assert stage_main(2, common + ["--epoch", "3", "--pretrain_model", "TRUE", "--pretrain_model_name", str(tmp_path / "Corr-3.pth"),
+                                   "--checkpoint_dir", str(tmp_path / "other")]) == 2
+    out = capsys.readouterr()
+    assert "give --epoch above 4" in out.err and "saved" not in out.out
+
+
 def test_a_named_data_folder_without_samples_is_an_error_not_procedural_shapes(tmp_path, capsys):
     args = ["--cate_name", "chair", "--data_dir", str(tmp_path / "typo"), "--checkpoint_dir", str(tmp_path / "run"),
             "--preset", "tiny", "--epoch", "1", "--no_progress"]
