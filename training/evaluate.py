@@ -302,6 +302,17 @@ def format_table(scores: dict[str, Scores]) -> str:
     return "\n".join(lines)
 
 
+def scored_category(engine: Correspondence, asked: str | None) -> str:
+    """The category to score a model as: the one asked for (with a note when the checkpoint
+    is of another), else the checkpoint's own."""
+    category = asked or engine.category
+    if category not in PART_NAMES:
+        raise ValueError(f"no part names known for category {category!r}: give one of {', '.join(sorted(PART_NAMES))}")
+    if asked and engine.category and engine.category != asked:
+        print(f"note: the checkpoint is a {engine.category!r} model, scored here as {asked!r}", file=sys.stderr)
+    return category
+
+
 def main(argv: Iterable[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -329,9 +340,9 @@ def main(argv: Iterable[str] | None = None) -> int:
         named = args.procedural or args.devset
         engine = Correspondence.load(args.checkpoint, device=args.device,
                                      category=named if args.checkpoint is None else None, **fit)
-        category = named or engine.category
-        if category not in PART_NAMES:
-            raise ValueError(f"no part names known for category {category!r}")
+        category = scored_category(engine, named)
+        if args.json and not args.json.parent.is_dir():
+            raise ValueError(f"--json {args.json}: no folder {args.json.parent}")
         n_sources = 3 if args.sources is None else args.sources
         if n_sources < 1:
             raise ValueError(f"--sources must be >= 1, got {n_sources}")

@@ -30,7 +30,7 @@ from model import Correspondence
 from .debian import FetchError
 from .devset import DEFAULT_PSB, devset_record, load_devset
 from .devset_sh3d import load_sh3d_devset, sh3d_record
-from .evaluate import Scores, evaluate, format_table, procedural_shapes
+from .evaluate import Scores, evaluate, format_table, procedural_shapes, scored_category
 from .families import PART_NAMES
 from .figures import pyplot, transfer_figure
 
@@ -199,7 +199,8 @@ def sh3d_section(engine: Correspondence, category: str, progress: bool,
 def main(argv: Iterable[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.report", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--category", default="chair", choices=sorted(PART_NAMES))
+    ap.add_argument("--category", default=None, choices=sorted(PART_NAMES),
+                    help="default: the checkpoint's own category (chair without --checkpoint)")
     ap.add_argument("--checkpoint", default=None, help="checkpoint file (default: the shipped one)")
     ap.add_argument("--out", type=Path, default=None,
                     help="folder for the page (default: docs/evaluation for a shipped model, else "
@@ -214,7 +215,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     out = args.out or (Path("docs/evaluation") if args.checkpoint is None else Path(args.checkpoint).parent / "report")
     try:
         engine = Correspondence.load(args.checkpoint, device=args.device,
-                                     category=args.category if args.checkpoint is None else None)
+                                     category=(args.category or "chair") if args.checkpoint is None else None)
+        args.category = scored_category(engine, args.category)
         name = args.checkpoint or f"model/checkpoints/{args.category}.pth"
         if args.real_targets is not None and args.real_targets < 1:
             raise ValueError(f"--real_targets must be >= 1, got {args.real_targets}")

@@ -38,6 +38,22 @@ def test_cli_prints_model_and_baseline(tmp_path, capsys):
     scores = json.loads(out_json.read_text())
     assert 0 <= scores["nn"]["miou"] <= 100 and set(scores) == {"model", "nn"}
     assert evaluate_main(["--checkpoint", str(path), "--procedural", "chair", "--count", "2", "--sources", "2"]) == 2
+    # a folder for the scores that is not there is named before any work
+    assert evaluate_main(["--checkpoint", str(path), "--procedural", "chair", "--count", "5", "--sources", "2",
+                          "--json", str(tmp_path / "no" / "s.json")]) == 2
+    assert f"no folder {tmp_path / 'no'}" in capsys.readouterr().err
+
+
+def test_a_model_scored_as_another_category_is_noted_and_its_own_is_the_default(tmp_path, capsys):
+    path = tmp_path / "t.pth"
+    save_checkpoint(path, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "table"))
+    assert evaluate_main(["--checkpoint", str(path), "--procedural", "chair", "--count", "4", "--sources", "2"]) == 0
+    out = capsys.readouterr()
+    assert "the checkpoint is a 'table' model, scored here as 'chair'" in out.err and "IoU arm" in out.out
+    lamp = tmp_path / "lamp.pth"
+    save_checkpoint(lamp, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "lamp"))
+    assert evaluate_main(["--checkpoint", str(lamp), "--data", str(tmp_path)]) == 2
+    assert "no part names known for category 'lamp'" in capsys.readouterr().err
 
 
 def test_the_sources_vote_on_each_label():
