@@ -7,6 +7,7 @@ results in the caller's frame.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,9 @@ class Correspondence:
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' requested but CUDA is not available on this machine")
         ckpt = load_checkpoint(path, map_location="cpu")
+        if ckpt.stage == 1:
+            warnings.warn(f"{path} is a stage-1 checkpoint: its inverse map g is untrained, so the confidences "
+                          "mean nothing; use one of stage 2 or 3", stacklevel=2)
         try:
             calibration = Calibration.from_checkpoint(ckpt.extra)
         except (TypeError, ValueError) as exc:

@@ -245,6 +245,10 @@ def test_load_paths(tmp_path, monkeypatch):
     monkeypatch.undo()
     with pytest.raises(CheckpointError, match="no default checkpoint for category '../checkpoints/chair'"):
         Correspondence.load(category="../checkpoints/chair")  # a category is a name, never a path
+    first = tmp_path / "Corr-1.pth"
+    save_checkpoint(first, Checkpoint(preset("tiny"), net.state_dict(), "table", stage=1, epoch=1))
+    with pytest.warns(UserWarning, match="stage-1 checkpoint: its inverse map g is untrained"):
+        Correspondence.load(first, device="cpu")
 
 
 @pytest.mark.parametrize("strays", [10, 200])
