@@ -39,6 +39,9 @@ def run_experiment(exp: dict[str, Any], out: Path, resume: bool = True, workers:
     _claim_run_folder(exp, out, resume)
     prepare_data(exp["data"], data_folder(exp, out), workers, progress)
     phases = plan(exp, out, **overrides)
+    for phase in phases:  # a phase that cannot keep its best epoch is refused before any phase trains
+        if phase.config.keep_best and not finished(phase):
+            Trainer(phase.config).check_validation()
     for phase in phases:
         if finished(phase):
             print(f"{phase.describe(len(phases))}: already finished")

@@ -224,6 +224,7 @@ class Trainer:
         if self.world > 1:
             dist.barrier()
         data = ShapeDataset(cfg.data_path, cfg.val_fraction, seed=cfg.seed, progress=cfg.progress)
+        self.check_validation(data)
         if start >= cfg.epoch:
             done = self._final_path(start - 1)
             if not done.is_file():  # started from a model of another run: --epoch counts on from its epochs
@@ -289,6 +290,19 @@ class Trainer:
         return inner.net.cfg
 
     @torch.no_grad()
+    def check_validation(self, data: "ShapeDataset | None" = None) -> None:
+        """Refuse --keep_best where no validation shape has part labels to score it by (it
+        would train the whole run and never write best.pth); note a run without validation."""
+        data = data or ShapeDataset(self.cfg.data_path, self.cfg.val_fraction, seed=self.cfg.seed, progress=False)
+        if len(data.val) < (2 if self.cfg.stage == 3 else 1):
+            if self.cfg.keep_best:
+                raise ValueError(f"--keep_best needs validation shapes: {len(data.val)} of {len(data.names)} "
+                                 f"held out (--val_fraction {self.cfg.val_fraction})")
+            self._log(f"note: {len(data.val)} validation shape(s) of {len(data.names)}: no validation pass")
+        elif self.cfg.keep_best and not any((s["surface_labels"] >= 0).any() for s in data.val):
+            raise ValueError("--keep_best scores epochs by the part labels of the validation shapes, and "
+                             f"none of the {len(data.val)} in {self.cfg.data_path} has any")
+
     def _validate(self, net: ImplicitCorrespondenceNet, data: "ShapeDataset") -> dict[str, float]:
         """Stage loss on the held-out shapes, without augmentation, with fixed sampling."""
         if len(data.val) < (2 if self.cfg.stage == 3 else 1):

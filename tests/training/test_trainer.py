@@ -233,6 +233,21 @@ def test_resume_needs_a_run_and_other_stages_keep_their_log(data, tmp_path, caps
     assert "give --epoch above 4" in out.err and "saved" not in out.out
 
 
+def test_keep_best_without_labelled_validation_shapes_is_refused_before_training(tmp_path, capsys):
+    data = tmp_path / "data"
+    prepare_procedural("chair", 6, data, workers=1, progress=False)
+    for f in data.glob("*.npz"):  # as meshes prepared without labels are
+        sample = dict(np.load(f))
+        sample["surface_labels"][:] = -1
+        np.savez(f, **sample)
+    args = ["--cate_name", "chair", "--data_dir", str(data), "--checkpoint_dir", str(tmp_path / "run"), "--preset",
+            "tiny", "--batch_size", "3", "--no_progress", "--occupancy_points", "256", "--epoch", "1"]
+    assert stage_main(1, args + ["--keep_best", "--val_fraction", "0.4"]) == 2
+    assert "none of the 2 in" in capsys.readouterr().err and not list((tmp_path / "run").glob("*.pth"))
+    assert stage_main(1, args + ["--keep_best", "--val_fraction", "0"]) == 2
+    assert "--keep_best needs validation shapes: 0 of 6" in capsys.readouterr().err
+
+
 def test_a_named_data_folder_without_samples_is_an_error_not_procedural_shapes(tmp_path, capsys):
     args = ["--cate_name", "chair", "--data_dir", str(tmp_path / "typo"), "--checkpoint_dir", str(tmp_path / "run"),
             "--preset", "tiny", "--epoch", "1", "--no_progress"]
