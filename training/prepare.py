@@ -164,6 +164,24 @@ def save_json(path: Path, data: Any) -> None:
     write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
 
 
+def _made_from(path: Path, rotation: np.ndarray | None) -> np.ndarray:
+    """What a mesh's sample was made from: the file's size and time, and the rotation (a
+    sample is redone when either changes)."""
+    stat = path.stat()
+    turn = np.eye(3) if rotation is None else np.asarray(rotation, dtype=np.float64)
+    return np.concatenate([[stat.st_size, stat.st_mtime_ns], turn.ravel()]).astype(np.float64)
+
+
+def _is_current(dst: Path, made_from: np.ndarray) -> bool:
+    """Whether a sample already there was made from this file and rotation.  Samples from
+    before the record count as current."""
+    try:
+        with np.load(dst) as npz:
+            return "made_from" not in npz.files or np.array_equal(npz["made_from"], made_from)
+    except (OSError, ValueError):  # unreadable: made again
+        return False
+
+
 def _prepare_one(job: tuple[str, str, np.ndarray | None, int]) -> tuple[str, str | None]:
     src, dst, rotation, seed = job
     try:
@@ -172,6 +190,7 @@ def _prepare_one(job: tuple[str, str, np.ndarray | None, int]) -> tuple[str, str
         if not sample["occ_values_64"].any():
             raise ValueError("encloses no volume: no 64^3 sample is inside it (a single sheet or a few "
                              "triangles), so there is no occupancy to learn")
+        sample["made_from"] = _made_from(path, rotation)
         save_sample(Path(dst), sample)
         return src, None
     except ValueError as exc:  # what is wrong with the file; the messages name it
@@ -245,13 +264,17 @@ def prepare_meshes(
     if unused:
         print(f"warning: --rotations names {len(unused)} mesh(es) not found under {meshes}: "
               f"{', '.join(unused[:5])}{' ...' if len(unused) > 5 else ''}", file=sys.stderr)
-    jobs, done = [], 0
+    jobs, done, changed = [], 0, 0
     for i, p in enumerate(paths):
-        dst = out / f"{mesh_name(p)}.npz"
+        dst, rotation = out / f"{mesh_name(p)}.npz", rotations.get(mesh_name(p))
         if dst.is_file():
-            done += 1
-            continue
-        jobs.append((str(p), str(dst), rotations.get(mesh_name(p)), i))
+            if _is_current(dst, _made_from(p, rotation)):
+                done += 1
+                continue
+            changed += 1
+        jobs.append((str(p), str(dst), rotation, i))
+    if changed:
+        print(f"{changed} sample(s) made again: their mesh file or rotation changed since", file=sys.stderr)
     failures = run_jobs(_prepare_one, jobs, workers, "prepare", progress)
     return len(jobs) - len(failures), done, failures
 

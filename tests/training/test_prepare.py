@@ -73,6 +73,15 @@ def test_folder_restart_and_broken_meshes(tmp_path, psb_dir, capsys):
     assert "segment_ids" in chair.files and (chair["surface_labels"] == -1).all()
     new, old, failures = prepare_meshes(meshes, out, workers=1)  # a restart skips finished shapes
     assert (new, old) == (0, 2) and len(failures) == 2
+    # a new rotation for one mesh, or an edited file, makes that sample again
+    turn = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])
+    before = np.load(out / "box.npz")["surface_points"]
+    new, old, _ = prepare_meshes(meshes, out, {"box": turn}, workers=1)
+    assert (new, old) == (1, 1) and "1 sample(s) made again" in capsys.readouterr().err
+    assert not np.array_equal(np.load(out / "box.npz")["surface_points"], before)
+    assert prepare_meshes(meshes, out, {"box": turn}, workers=1)[:2] == (0, 2)
+    trimesh.creation.box(extents=(1, 2, 3)).export(meshes / "box.stl")
+    assert prepare_meshes(meshes, out, {"box": turn}, workers=1)[:2] == (1, 1)
     assert prepare_main(["--meshes", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert "is not a folder" in capsys.readouterr().err
 
