@@ -196,6 +196,22 @@ def sh3d_section(engine: Correspondence, category: str, progress: bool,
             "labelled sources, scored as above.")
 
 
+def warn_if_trained_on_devset(engine: Correspondence, category: str) -> list[str]:
+    """The dev shapes a checkpoint was trained on (by sample name), said on stderr: its real
+    figures are then not those of shapes it never saw."""
+    trained = set((engine.checkpoint.extra if engine.checkpoint else {}).get("trained_on", ()))
+    dev = set()
+    for record in (devset_record(), sh3d_record()):
+        entry = record["categories"].get(category, {})
+        dev |= set(entry.get("sources", ())) | set(entry.get("targets", ()))
+    seen = sorted(trained & dev)
+    if seen:
+        print(f"warning: the checkpoint was trained on {len(seen)} shape(s) of the {category} dev sets "
+              f"({', '.join(seen[:5])}{' ...' if len(seen) > 5 else ''}): their figures are not held out",
+              file=sys.stderr)
+    return seen
+
+
 def main(argv: Iterable[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.report", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -220,6 +236,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         name = args.checkpoint or f"model/checkpoints/{args.category}.pth"
         if args.real_targets is not None and args.real_targets < 1:
             raise ValueError(f"--real_targets must be >= 1, got {args.real_targets}")
+        warn_if_trained_on_devset(engine, args.category)
         scores = write_report(engine, args.category, name, out, args.count, args.sources, args.psb,
                               real_targets=args.real_targets,
                               command=" ".join(["python -m training.report", *map(shlex.quote, argv)]))

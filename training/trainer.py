@@ -225,6 +225,7 @@ class Trainer:
             dist.barrier()
         data = ShapeDataset(cfg.data_path, cfg.val_fraction, seed=cfg.seed, progress=cfg.progress)
         self.check_validation(data)
+        self.extra["trained_on"] = data.names  # so that a report can tell a dev shape trained on
         if start >= cfg.epoch:
             done = self._final_path(start - 1)
             if not done.is_file():  # started from a model of another run: --epoch counts on from its epochs

@@ -78,3 +78,16 @@ def test_a_report_of_ones_own_checkpoint_goes_beside_it_and_says_how_it_was_made
     assert report_main(args) == 0
     page = (tmp_path / "run" / "report" / "chair.md").read_text()
     assert f"Reproduce: `python -m training.report {' '.join(args)}`" in page
+
+
+def test_a_checkpoint_trained_on_dev_shapes_is_warned_about(tmp_path, capsys):
+    from training.report import warn_if_trained_on_devset
+
+    path = tmp_path / "mine.pth"
+    net = ImplicitCorrespondenceNet(preset("tiny"))
+    save_checkpoint(path, Checkpoint(preset("tiny"), net.state_dict(), "chair",
+                                     extra={"trained_on": ["101", "sh3d-scopia-chair", "chair_0000007"]}))
+    engine = Correspondence.load(path, device="cpu")
+    assert warn_if_trained_on_devset(engine, "chair") == ["101", "sh3d-scopia-chair"]
+    assert "trained on 2 shape(s) of the chair dev sets" in capsys.readouterr().err
+    assert warn_if_trained_on_devset(engine, "table") == []

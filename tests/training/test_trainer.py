@@ -220,6 +220,7 @@ def test_resume_needs_a_run_and_other_stages_keep_their_log(data, tmp_path, caps
     assert stage_main(2, common + ["--epoch", "2", "--resume"]) == 2  # nothing there: not a silent new network
     assert "nothing to resume" in capsys.readouterr().err and not list(tmp_path.glob("Corr-*.pth"))
     assert stage_main(1, common + ["--epoch", "2"]) == 0
+    assert load_checkpoint(tmp_path / "Corr-1.pth").extra["trained_on"] == sorted(f.stem for f in data.glob("*.npz"))
     assert stage_main(2, common + ["--epoch", "4", "--pretrain_model", "TRUE", "--pretrain_model_name", "Corr-1.pth"]) == 0
     # stage 1 again in the same folder (epochs 0-1 at 32^3) keeps stage 2's rows of the log
     assert stage_main(1, common + ["--epoch", "2", "--resolution", "32"]) == 0
