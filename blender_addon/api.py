@@ -253,9 +253,15 @@ def _shared_material_slots(sources: list[Source]) -> None:
 
 
 def keep_rotation(obj: bpy.types.Object, model_rotation: np.ndarray | None) -> None:
+    """Store the turn alignment found; none (and no stale one) where it left the mesh as it was."""
     if model_rotation is None:
         return
     rot = frames.rotation_to_blender(model_rotation)
+    if np.allclose(rot, np.eye(3), atol=1e-9):
+        for prop in (ROTATION_PROP, TURN_PROP):
+            if prop in obj:
+                del obj[prop]
+        return
     obj[ROTATION_PROP] = [float(x) for x in rot.ravel()]
     if frames.is_about_up(rot):
         obj[TURN_PROP] = round(frames.degrees_about_up(rot), 3)

@@ -107,14 +107,19 @@ class CorrPreferences(bpy.types.AddonPreferences):
 class CorrSettings(bpy.types.PropertyGroup):
     category: bpy.props.EnumProperty(name="Category", items=category_items,
                                      description="The model (category and checkpoint); Check server fills the list")
-    transfer_labels: bpy.props.BoolProperty(name="Part labels", default=True)
+    transfer_labels: bpy.props.BoolProperty(
+        name="Part labels", default=True,
+        description="Carry the source's part_label (or the model's parts of it) and colour the parts")
     color_attribute: bpy.props.StringProperty(name="Colour", description="Colour attribute of the source to transfer")
     uv_map: bpy.props.StringProperty(name="UV map", description="UV map of the source to transfer")
     vertex_groups: bpy.props.BoolProperty(name="Vertex groups", description="Transfer all vertex-group weights")
     materials: bpy.props.BoolProperty(name="Materials", description="Give the targets the source's materials, "
                                                                    "each polygon the one it lands on")
     attributes: bpy.props.StringProperty(name="Attributes", description="Other attribute names, comma separated")
-    threshold: bpy.props.FloatProperty(name="Confidence threshold", default=0.5, min=0.0, max=1.0)
+    threshold: bpy.props.FloatProperty(
+        name="Confidence threshold", default=0.5, min=0.0, max=1.0,
+        description="Vertices matched less surely than this (often parts the source lacks) are "
+                    "handled as 'Below threshold' says")
     fill: bpy.props.EnumProperty(name="Below threshold", default="FILL", items=[
         ("FILL", "Fill", "Fill from confident neighbours over the mesh"),
         ("MARK", "Mark", "Label -1, grey colour, zero weights"),
@@ -127,7 +132,9 @@ class CorrSettings(bpy.types.PropertyGroup):
     several_sources: bpy.props.BoolProperty(
         name="Several sources", description="Selected meshes carrying part_label are sources too; "
                                             "their labels are voted by confidence")
-    use_modifiers: bpy.props.BoolProperty(name="Use modifiers", description="Use the evaluated meshes")
+    use_modifiers: bpy.props.BoolProperty(
+        name="Use modifiers", description="Match the meshes as their modifiers make them (a Mirror on a half-made "
+                                          "source); a target's modifiers must keep its vertex count")
 
 
 def transfer_choice(context) -> api.TransferChoice:

@@ -116,12 +116,16 @@ def test_stopping_writes_the_targets_done_and_leaves_the_rest(bpy, chair_server)
 
 def test_preview_writes_only_the_match_colours_and_keeps_the_turns(bpy):
     src, tgt = psb_object(bpy, "chair", "101", "source"), psb_object(bpy, "chair", "105", "target")
+    import mathutils
+    tgt.matrix_world = mathutils.Matrix.Rotation(np.pi / 2, 4, "Z") @ tgt.matrix_world  # turned a quarter
     before = user_attributes(tgt)
+    src[api.TURN_PROP] = 12.0  # a stale turn from an earlier run
     api.transfer(src, [tgt], preview=True, uv_map="ignored in a preview", align="yaw")
     assert sorted(set(user_attributes(tgt)) - set(before)) == ["corr_color"]
     assert "part_label" not in src.data.attributes
-    for ob in (src, tgt):  # the turn auto-alignment found, on each mesh (yaw mode: about Z)
-        assert len(ob[api.ROTATION_PROP]) == 9 and api.TURN_PROP in ob
+    # the turn auto-alignment found (yaw mode: about Z) on the turned mesh; none on the one it left as it was
+    assert len(tgt[api.ROTATION_PROP]) == 9 and abs(abs(tgt[api.TURN_PROP]) - 90) < 1
+    assert api.ROTATION_PROP not in src and api.TURN_PROP not in src
     # a found rotation applies to the object about its origin, and is then used up
     quarter = [0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]  # 90 degrees about Z
     tgt[api.ROTATION_PROP] = quarter
