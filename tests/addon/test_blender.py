@@ -188,17 +188,24 @@ def test_server_down_and_bad_meshes_write_nothing(bpy, monkeypatch):
     assert [user_attributes(o) for o in (src, tgt)] == before
 
 
-def test_undo_restores_the_meshes(bpy):
+def test_undo_restores_the_meshes_and_the_turns_found(bpy):
+    import mathutils
+
+    from blender_addon import api
     src, tgt = psb_object(bpy, "chair", "101"), psb_object(bpy, "chair", "105")
+    tgt.matrix_world = mathutils.Matrix.Rotation(np.radians(100), 4, "Z") @ tgt.matrix_world
     bpy.context.view_layer.objects.active = src
     src.select_set(True)
     tgt.select_set(True)
+    bpy.context.scene.corr.align = "YAW"
     before = user_attributes(tgt)
     bpy.ops.ed.undo_push(message="before transfer")
     assert bpy.ops.corr.transfer("EXEC_DEFAULT", True) == {"FINISHED"}  # True: push an undo step, as the UI does
     assert "corr_confidence" in user_attributes(bpy.data.objects["105"])
+    assert api.TURN_PROP in bpy.data.objects["105"]
     bpy.ops.ed.undo()
     assert user_attributes(bpy.data.objects["105"]) == before
+    assert api.TURN_PROP not in bpy.data.objects["105"]  # no Apply offered for a transfer undone
 
 
 def test_the_documented_batch_script(bpy, chair_server, tmp_path):
