@@ -281,7 +281,7 @@ def labelled_samples(folder: Path) -> list[dict[str, np.ndarray]]:
     if unlabelled:
         raise ValueError(f"{len(unlabelled)} of {len(files)} samples in {folder} have no part labels "
                          f"(first {unlabelled[0]}); evaluation transfers labels between shapes and needs "
-                         f"them on every one")
+                         f"them on every one (`training.prepare --seg_labels` reads them from .seg files)")
     return shapes
 
 
@@ -302,11 +302,18 @@ def format_table(scores: dict[str, Scores]) -> str:
     return "\n".join(lines)
 
 
-def scored_category(engine: Correspondence, asked: str | None) -> str:
+def numbered_parts(shapes: list[dict[str, np.ndarray]]) -> dict[int, str]:
+    """Parts named by number, for a category of one's own: every label the shapes carry."""
+    labels = np.unique(np.concatenate([s["surface_labels"] for s in shapes]))
+    return {int(k): f"part {k}" for k in labels if k >= 0}
+
+
+def scored_category(engine: Correspondence, asked: str | None, own_labels: bool = False) -> str:
     """The category to score a model as: the one asked for (with a note when the checkpoint
-    is of another), else the checkpoint's own."""
+    is of another), else the checkpoint's own.  `own_labels`: the shapes' labels name the
+    parts, so any category will do."""
     category = asked or engine.category
-    if category not in PART_NAMES:
+    if category not in PART_NAMES and not own_labels:
         raise ValueError(f"no part names known for category {category!r}: give one of {', '.join(sorted(PART_NAMES))}")
     if asked and engine.category and engine.category != asked:
         print(f"note: the checkpoint is a {engine.category!r} model, scored here as {asked!r}", file=sys.stderr)
@@ -340,7 +347,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         named = args.procedural or args.devset
         engine = Correspondence.load(args.checkpoint, device=args.device,
                                      category=named if args.checkpoint is None else None, **fit)
-        category = scored_category(engine, named)
+        category = scored_category(engine, named, own_labels=args.data is not None)
         if args.json and not args.json.parent.is_dir():
             raise ValueError(f"--json {args.json}: no folder {args.json.parent}")
         n_sources = 3 if args.sources is None else args.sources
@@ -365,7 +372,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             shapes = named_up_to_symmetry(shapes, n_sources)
         if align:
             shapes = turned_targets(shapes, n_sources, align)
-        scores = evaluate(engine, shapes, PART_NAMES[category], n_sources, align=align)
+        scores = evaluate(engine, shapes, PART_NAMES.get(category) or numbered_parts(shapes), n_sources, align=align)
     except (ValueError, FetchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -181,7 +181,7 @@ def _check_data(data: dict[str, Any]) -> None:
         if src.get("count", 0) < 1:
             raise ExperimentError(f"{where}: 'count' must be >= 1, got {src.get('count')!r}")
     for i, src in enumerate(data.get("meshes", [])):
-        _keys(f"data.meshes[{i}]", src, {"folder": str, "rotations": str})
+        _keys(f"data.meshes[{i}]", src, {"folder": str, "rotations": str, "seg_labels": bool})
         if "folder" not in src:
             raise ExperimentError(f"data.meshes[{i}]: missing 'folder'")
     seen = set()

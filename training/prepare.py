@@ -96,8 +96,10 @@ def winding_inside(vertices: np.ndarray, faces: np.ndarray, band: float = 0.0):
 
 
 def mesh_sample(path: Path, rotation: np.ndarray | None = None, n_surface: int = 4096, seed: int = 0,
-                band: float = 0.0) -> dict[str, np.ndarray]:
-    """A mesh file's sample, in the model frame; inside as `winding_inside` with `band`."""
+                band: float = 0.0, seg_labels: bool = False) -> dict[str, np.ndarray]:
+    """A mesh file's sample, in the model frame; inside as `winding_inside` with `band`.
+    `seg_labels`: the .seg file's segment ids are the part labels (the same part has the
+    same id on every mesh); else they are kept apart as `segment_ids`."""
     mesh = load_mesh(path)
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     if rotation is not None:
@@ -106,9 +108,14 @@ def mesh_sample(path: Path, rotation: np.ndarray | None = None, n_surface: int =
     model_vertices = frame.to_model(vertices)
     faces = np.asarray(mesh.faces, dtype=np.int64)
     face_labels = read_face_labels(path, len(faces))
+    if seg_labels and face_labels is None:
+        raise ValueError(f"no {mesh_name(path)}.seg beside it, which --seg_labels reads its part labels from")
+    if seg_labels and face_labels.min() < 0:
+        raise ValueError(f"{mesh_name(path)}.seg has a negative segment id, which --seg_labels cannot take as a part")
     points, face_index, normals = sample_surface(model_vertices, faces, n_surface, seed=seed)
-    sample = make_sample(winding_inside(model_vertices, faces, band), points, normals, None, seed=seed)
-    if face_labels is not None:
+    labels = face_labels[face_index] if seg_labels else None
+    sample = make_sample(winding_inside(model_vertices, faces, band), points, normals, labels, seed=seed)
+    if face_labels is not None and not seg_labels:
         # per-mesh segment ids (not consistent across meshes): for evaluation, never as part labels
         sample["segment_ids"] = face_labels[face_index].astype(np.int64)
     return sample
@@ -164,12 +171,12 @@ def save_json(path: Path, data: Any) -> None:
     write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=1)))
 
 
-def _made_from(path: Path, rotation: np.ndarray | None) -> np.ndarray:
-    """What a mesh's sample was made from: the file's size and time, and the rotation (a
-    sample is redone when either changes)."""
+def _made_from(path: Path, rotation: np.ndarray | None, seg_labels: bool) -> np.ndarray:
+    """What a mesh's sample was made from: the file's size and time, the rotation and
+    whether its .seg ids are labels (a sample is redone when any changes)."""
     stat = path.stat()
     turn = np.eye(3) if rotation is None else np.asarray(rotation, dtype=np.float64)
-    return np.concatenate([[stat.st_size, stat.st_mtime_ns], turn.ravel()]).astype(np.float64)
+    return np.concatenate([[stat.st_size, stat.st_mtime_ns], turn.ravel(), [float(seg_labels)]]).astype(np.float64)
 
 
 def _is_current(dst: Path, made_from: np.ndarray) -> bool:
@@ -182,15 +189,16 @@ def _is_current(dst: Path, made_from: np.ndarray) -> bool:
         return False
 
 
-def _prepare_one(job: tuple[str, str, np.ndarray | None, int]) -> tuple[str, str | None]:
-    src, dst, rotation, seed = job
+def _prepare_one(job: tuple[str, str, np.ndarray | None, int, bool]) -> tuple[str, str | None]:
+    src, dst, rotation, seed, seg_labels = job
     try:
         path = Path(src)
-        sample = mat_sample(path) if path.suffix.lower() == ".mat" else mesh_sample(path, rotation, seed=seed)
+        sample = (mat_sample(path) if path.suffix.lower() == ".mat"
+                  else mesh_sample(path, rotation, seed=seed, seg_labels=seg_labels))
         if not sample["occ_values_64"].any():
             raise ValueError("encloses no volume: no 64^3 sample is inside it (a single sheet or a few "
                              "triangles), so there is no occupancy to learn")
-        sample["made_from"] = _made_from(path, rotation)
+        sample["made_from"] = _made_from(path, rotation, seg_labels)
         save_sample(Path(dst), sample)
         return src, None
     except ValueError as exc:  # what is wrong with the file; the messages name it
@@ -252,9 +260,9 @@ def add_estimated_normals(files: list[Path], workers: int | None = None,
 
 def prepare_meshes(
     meshes: Path, out: Path, rotations: dict[str, np.ndarray] | None = None, workers: int | None = None,
-    progress: bool = True
+    progress: bool = True, seg_labels: bool = False
 ) -> tuple[int, int, list[tuple[str, str]]]:
-    """-> (prepared now, already there, failures)."""
+    """-> (prepared now, already there, failures).  `seg_labels`: see `mesh_sample`."""
     paths = find_meshes(meshes)
     if not paths:
         raise ValueError(f"no meshes ({', '.join(MESH_SUFFIXES)}) under {meshes}")
@@ -268,11 +276,11 @@ def prepare_meshes(
     for i, p in enumerate(paths):
         dst, rotation = out / f"{mesh_name(p)}.npz", rotations.get(mesh_name(p))
         if dst.is_file():
-            if _is_current(dst, _made_from(p, rotation)):
+            if _is_current(dst, _made_from(p, rotation, seg_labels)):
                 done += 1
                 continue
             changed += 1
-        jobs.append((str(p), str(dst), rotation, i))
+        jobs.append((str(p), str(dst), rotation, i, seg_labels))
     if changed:
         print(f"{changed} sample(s) made again: their mesh file or rotation changed since", file=sys.stderr)
     failures = run_jobs(_prepare_one, jobs, workers, "prepare", progress)
@@ -342,6 +350,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="folder for the .npz samples")
     ap.add_argument("--count", type=int, default=1000, help="procedural shapes to generate")
     ap.add_argument("--rotations", type=Path, help="JSON {name: 3x3 matrix} applied before normalising")
+    ap.add_argument("--seg_labels", action="store_true",
+                    help="each mesh's <name>.seg (an id per face) holds part labels, the same id for the same part "
+                         "on every mesh (0 = the first part); without it meshes are prepared unlabelled")
     ap.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     args = ap.parse_args(list(argv) if argv is not None else None)
     try:
@@ -352,7 +363,8 @@ def main(argv: Iterable[str] | None = None) -> int:
             if rotations is None and args.meshes.resolve().parent.name == "psb":
                 rotations = load_rotations(PSB_ROTATIONS)
                 print(f"using the PSB orientations in {PSB_ROTATIONS}")
-            new, old, failures = prepare_meshes(args.meshes, args.out, rotations, args.workers)
+            new, old, failures = prepare_meshes(args.meshes, args.out, rotations, args.workers,
+                                                seg_labels=args.seg_labels)
         else:
             new, old, failures = prepare_procedural(args.procedural, args.count, args.out, args.workers)
     except ValueError as exc:

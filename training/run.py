@@ -77,7 +77,8 @@ def prepare_data(data: dict[str, Any], folder: Path, workers: int | None = None,
         _report(f"{src['count']} procedural {src['family']}", new, old, failures, folder)
     for src in data.get("meshes", []):
         rotations = load_rotations(Path(src["rotations"])) if "rotations" in src else None
-        new, old, failures = prepare_meshes(Path(src["folder"]), folder, rotations, workers, progress)
+        new, old, failures = prepare_meshes(Path(src["folder"]), folder, rotations, workers, progress,
+                                            seg_labels=src.get("seg_labels", False))
         _report(src["folder"], new, old, failures, folder)
     for i, src in enumerate(data.get("artist", [])):
         category = src["category"]

@@ -225,6 +225,10 @@ class Trainer:
             dist.barrier()
         data = ShapeDataset(cfg.data_path, cfg.val_fraction, seed=cfg.seed, progress=cfg.progress)
         self.check_validation(data)
+        top = max(int(s["surface_labels"].max()) for s in data.train + data.val)
+        if top >= net.cfg.n_parts:
+            raise ValueError(f"part label {top} in {cfg.data_path}, but the network has {net.cfg.n_parts} part "
+                             f"branches (labels 0 to {net.cfg.n_parts - 1})")
         self.extra["trained_on"] = data.names  # so that a report can tell a dev shape trained on
         if start >= cfg.epoch:
             done = self._final_path(start - 1)

@@ -175,3 +175,37 @@ def test_samples_are_readable_by_others_and_a_broken_one_is_named(tmp_path):
     np.savez(tmp_path / "part.npz", **part)
     with pytest.raises(ValueError, match="part.npz: not a whole sample .no occ_values_16"):
         load_sample(tmp_path / "part.npz")
+
+
+def test_consistent_seg_ids_become_part_labels_that_evaluation_reads(tmp_path, capsys):
+    """One's own category: meshes whose .seg ids mean the same part everywhere, prepared
+    with --seg_labels, trained on and scored with numbered parts."""
+    import torch
+
+    from model import Checkpoint, ImplicitCorrespondenceNet, preset, save_checkpoint
+    from training.evaluate import main as evaluate_main
+    meshes = tmp_path / "in"
+    meshes.mkdir()
+    for i, height in enumerate((0.5, 0.8, 1.1, 1.4)):  # a slab on a post: part 0 the slab, 1 the post
+        slab = trimesh.creation.box(extents=(1, 0.1, 1))
+        slab.apply_translation((0, height, 0))
+        post = trimesh.creation.box(extents=(0.15, height, 0.15))
+        post.apply_translation((0, height / 2, 0))
+        trimesh.util.concatenate([slab, post]).export(meshes / f"lamp{i}.ply")
+        (meshes / f"lamp{i}.seg").write_text("\n".join(["0"] * len(slab.faces) + ["1"] * len(post.faces)))
+    out = tmp_path / "out"
+    assert prepare_main(["--meshes", str(meshes), "--out", str(out), "--seg_labels", "--workers", "1"]) == 0
+    sample = np.load(out / "lamp0.npz")
+    assert set(np.unique(sample["surface_labels"])) == {0, 1} and "segment_ids" not in sample.files
+    top = sample["surface_points"][sample["surface_labels"] == 0][:, 1].mean()
+    assert top > sample["surface_points"][sample["surface_labels"] == 1][:, 1].mean()  # the slab is on top
+    torch.manual_seed(0)
+    ck = tmp_path / "lamp.pth"
+    save_checkpoint(ck, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "lamp"))
+    capsys.readouterr()
+    assert evaluate_main(["--checkpoint", str(ck), "--data", str(out), "--sources", "1"]) == 0
+    assert "IoU part 1" in capsys.readouterr().out
+    (meshes / "lamp3.seg").unlink()  # a mesh without its .seg is named and skipped
+    assert prepare_main(["--meshes", str(meshes), "--out", str(tmp_path / "o2"), "--seg_labels",
+                         "--workers", "1"]) == 0
+    assert "no lamp3.seg beside it" in capsys.readouterr().out

@@ -247,6 +247,12 @@ def test_keep_best_without_labelled_validation_shapes_is_refused_before_training
     assert "none of the 2 in" in capsys.readouterr().err and not list((tmp_path / "run").glob("*.pth"))
     assert stage_main(1, args + ["--keep_best", "--val_fraction", "0"]) == 2
     assert "--keep_best needs validation shapes: 0 of 6" in capsys.readouterr().err
+    first = sorted(data.glob("*.npz"))[0]  # a label beyond the network's branches, named before training
+    sample = dict(np.load(first))
+    sample["surface_labels"][:5] = 50
+    np.savez(first, **sample)
+    assert stage_main(1, args) == 2
+    assert "part label 50 in" in capsys.readouterr().err and not list((tmp_path / "run").glob("*.pth"))
 
 
 def test_a_named_data_folder_without_samples_is_an_error_not_procedural_shapes(tmp_path, capsys):
