@@ -52,7 +52,7 @@ def test_a_model_scored_as_another_category_is_noted_and_its_own_is_the_default(
     assert "the checkpoint is a 'table' model, scored here as 'chair'" in out.err and "IoU arm" in out.out
     lamp = tmp_path / "lamp.pth"
     save_checkpoint(lamp, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "lamp"))
-    assert evaluate_main(["--checkpoint", str(lamp), "--data", str(tmp_path)]) == 2
+    assert evaluate_main(["--checkpoint", str(lamp), "--procedural", "lamp"]) == 2
     assert "no part names known for category 'lamp'" in capsys.readouterr().err
 
 
