@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 
@@ -63,6 +65,10 @@ def main(argv: Iterable[str] | None = None) -> int:
         if name == "correspond":
             p.add_argument("--source-labels", help="text file: one integer per source vertex or face")
     args = ap.parse_args(list(argv) if argv is not None else None)
+    out = getattr(args, "out", None)
+    if out and not (Path(out).resolve().parent.is_dir() and os.access(Path(out).resolve().parent, os.W_OK)):
+        print(f"error: --out {out}: cannot write into {Path(out).resolve().parent}", file=sys.stderr)  # before the work
+        return 2
     try:
         with Client(args.address, timeout=args.timeout) as client:
             return _run(client, args)

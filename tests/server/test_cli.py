@@ -59,3 +59,14 @@ def test_transfer_colours_and_errors(server, tmp_path, capsys):
     assert main(["--address", server.address, "segment", str(tmp_path / "missing.obj"), "--out", str(out)]) == 2
     assert main(["--address", "tcp://127.0.0.1:9", "--timeout", "0.5", "ping"]) == 1
     assert "timeout" in capsys.readouterr().err
+    handled = server_handled(server.address)
+    assert main(["--address", server.address, "segment", str(tmp_path / "plain.obj"),
+                 "--out", str(tmp_path / "no" / "parts.ply")]) == 2  # refused before the server does the work
+    assert f"cannot write into {tmp_path / 'no'}" in capsys.readouterr().err
+    assert server_handled(server.address) == handled
+
+
+def server_handled(address):
+    from server.client import Client
+    with Client(address) as c:
+        return c.ping()["handled"].get("segment", 0)
