@@ -264,6 +264,36 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
     return out
 
 
+def evaluate_source_sets(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts: dict[int, str],
+                         n_sources: int, n_sets: int, **options) -> dict[str, Scores]:
+    """`evaluate` with `n_sets` sets of sources in turn (the shapes rotated by `n_sources`
+    each time, so each set's sources are the next shapes), pooled: keypoint errors and
+    confidences together, mIoU and part IoUs averaged over the sets.  Scores from one set
+    of sources swing with the sources chosen (docs/models.md, *Real shapes first*)."""
+    if not 1 <= n_sets * n_sources < len(shapes):
+        raise ValueError(f"{n_sets} source set(s) of {n_sources} need more than {n_sets * n_sources} shapes, "
+                         f"got {len(shapes)}")
+    runs = [evaluate(engine, shapes[k * n_sources:] + shapes[:k * n_sources], parts, n_sources, **options)
+            for k in range(n_sets)]
+    if n_sets == 1:
+        return runs[0]
+    out = {}
+    for m in runs[0]:
+        every = [r[m] for r in runs]
+        pooled = {name: np.concatenate([getattr(r, name) for r in every])
+                  for name in ("pck_errors", "pck_errors_radius", "confidence_existing", "confidence_missing",
+                               "confidence_right", "confidence_wrong")}
+        pck, pck_radius = pooled["pck_errors"], pooled["pck_errors_radius"]
+        out[m] = Scores(
+            miou=float(np.mean([r.miou for r in every])),
+            pck05=_pck(pck, 0.05), pck10=_pck(pck, 0.10),
+            pck05_radius=_pck(pck_radius, 0.05), pck10_radius=_pck(pck_radius, 0.10),
+            auroc=auroc(pooled["confidence_existing"], pooled["confidence_missing"]),
+            per_part_iou={p: float(np.mean([r.per_part_iou[p] for r in every])) for p in every[0].per_part_iou},
+            label_auroc=auroc(pooled["confidence_right"], pooled["confidence_wrong"]), **pooled)
+    return out
+
+
 def procedural_shapes(category: str, count: int, first: int = 1_000_000) -> list[dict[str, np.ndarray]]:
     """Held-out procedural shapes: seeds far from the training range (which starts at 0)."""
     return [assembly_sample(sample_shape(category, np.random.default_rng([first + i, 7])), seed=first + i)
@@ -340,6 +370,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--device", default=None)
     ap.add_argument("--fit_steps", type=int, default=None,
                     help="steps fitting each shape's code to its surface (default: the engine's; 0: E's code as is)")
+    ap.add_argument("--source_sets", type=int, default=1,
+                    help="score this many sets of sources in turn (the next shapes each time) and pool them")
     ap.add_argument("--json", type=Path, help="also write the scores here")
     args = ap.parse_args(list(argv) if argv is not None else None)
     try:
@@ -368,16 +400,20 @@ def main(argv: Iterable[str] | None = None) -> int:
         else:
             shapes = labelled_samples(args.data)
         align = {None: False, "yaw": "yaw", "any": True}[args.turned]
+        if align and args.source_sets > 1:
+            raise ValueError("--source_sets and --turned: give one or the other (the turned shapes are the targets)")
         if align and all("keypoints" in shape for shape in shapes):
             shapes = named_up_to_symmetry(shapes, n_sources)
         if align:
             shapes = turned_targets(shapes, n_sources, align)
-        scores = evaluate(engine, shapes, PART_NAMES.get(category) or numbered_parts(shapes), n_sources, align=align)
+        scores = evaluate_source_sets(engine, shapes, PART_NAMES.get(category) or numbered_parts(shapes), n_sources,
+                                      args.source_sets, align=align)
     except (ValueError, FetchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     turned = f", targets turned ({args.turned}) and auto-aligned" if align else ""
-    print(f"{category}: {len(shapes) - n_sources} targets, {n_sources} labelled sources{turned}")
+    sets = f" (in turn {args.source_sets} sets of them, pooled)" if args.source_sets > 1 else ""
+    print(f"{category}: {len(shapes) - n_sources} targets, {n_sources} labelled sources{sets}{turned}")
     print(format_table(scores))
     if args.json:
         args.json.write_text(json.dumps({k: v.summary() for k, v in scores.items()}, indent=2))

@@ -6,7 +6,7 @@ import torch
 
 from model import Checkpoint, ImplicitCorrespondenceNet, preset, save_checkpoint
 from model import Correspondence
-from training.evaluate import auroc, evaluate, main as evaluate_main, shape_miou
+from training.evaluate import auroc, evaluate, evaluate_source_sets, main as evaluate_main, procedural_shapes, shape_miou
 
 
 def test_miou_counts_parts_absent_from_both_as_one():
@@ -82,3 +82,17 @@ def test_cli_refuses_samples_without_part_labels(tmp_path, capsys):
     assert f"1 of 4 samples in {tmp_path} have no part labels (first {first.name})" in capsys.readouterr().err
     assert evaluate_main(["--procedural", "chair", "--count", "4", "--sources", "0"]) == 2
     assert "--sources must be >= 1" in capsys.readouterr().err
+
+
+def test_source_sets_pool_the_scores_of_each_set_of_sources(capsys):
+    torch.manual_seed(0)
+    engine = Correspondence(ImplicitCorrespondenceNet(preset("tiny")), device="cpu")
+    shapes = procedural_shapes("chair", 6)
+    parts = {0: "seat", 1: "back", 2: "leg", 3: "arm"}
+    one = evaluate(engine, shapes, parts, 2, progress=False)["nn"]
+    other = evaluate(engine, shapes[2:] + shapes[:2], parts, 2, progress=False)["nn"]
+    both = evaluate_source_sets(engine, shapes, parts, 2, 2, progress=False)["nn"]
+    assert np.array_equal(both.pck_errors, np.concatenate([one.pck_errors, other.pck_errors]))
+    assert both.miou == pytest.approx((one.miou + other.miou) / 2)
+    with pytest.raises(ValueError, match="3 source set\\(s\\) of 2 need more than 6 shapes"):
+        evaluate_source_sets(engine, shapes, parts, 2, 3, progress=False)
