@@ -327,9 +327,15 @@ def format_table(scores: dict[str, Scores]) -> str:
         s = scores[name]
         cells = [label, f"{s.miou:.1f}", f"{s.pck05:.1f}", f"{s.pck10:.1f}"]
         cells += [f"{s.pck05_radius:.1f}", f"{s.pck10_radius:.1f}"] if radius else []
-        cells += [f"{s.auroc:.3f}", f"{s.label_auroc:.3f}"] + [f"{v:.1f}" for v in s.per_part_iou.values()]
+        cells += [_auroc_cell(s.auroc), _auroc_cell(s.label_auroc)] + [f"{v:.1f}" for v in s.per_part_iou.values()]
         lines.append("| " + " | ".join(cells) + " |")
+    if np.isnan(scores["model"].auroc):
+        lines.append("\nexistence AUROC n/a: no target has a part its sources lack")
     return "\n".join(lines)
+
+
+def _auroc_cell(value: float) -> str:
+    return "n/a" if np.isnan(value) else f"{value:.3f}"
 
 
 def numbered_parts(shapes: list[dict[str, np.ndarray]]) -> dict[int, str]:

@@ -96,3 +96,12 @@ def test_source_sets_pool_the_scores_of_each_set_of_sources(capsys):
     assert both.miou == pytest.approx((one.miou + other.miou) / 2)
     with pytest.raises(ValueError, match="3 source set\\(s\\) of 2 need more than 6 shapes"):
         evaluate_source_sets(engine, shapes, parts, 2, 3, progress=False)
+
+
+def test_an_auroc_with_no_missing_part_reads_n_a():
+    from training.evaluate import Scores, format_table
+    scores = {m: Scores(miou=90.0, pck05=50.0, pck10=80.0, auroc=float("nan"), per_part_iou={"seat": 90.0},
+                        label_auroc=0.8) for m in ("model", "nn")}
+    table = format_table(scores)
+    assert "| n/a | 0.800 |" in table and "nan" not in table
+    assert "no target has a part its sources lack" in table
