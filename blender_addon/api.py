@@ -125,11 +125,12 @@ class TransferPlan:
             raise ValueError(f"the confidence threshold must be in [0, 1], got {choice.threshold}")
         if choice.fill not in tx.FILL_MODES:
             raise ValueError(f"fill must be one of {tx.FILL_MODES}, got {choice.fill!r}")
-        builtin = sorted(n for n in {choice.color, choice.uv_map, *choice.attributes} if n in BUILTIN or n.startswith("."))
+        carried = {choice.color, choice.uv_map, *choice.attributes}
+        builtin = sorted(n for n in carried if n in BUILTIN or n.startswith("."))
         if builtin:
             raise ValueError(f"{', '.join(map(repr, builtin))}: one of Blender's own attributes, which the transfer "
                              "does not overwrite; copy it under another name to carry it over")
-        clash = sorted({choice.color, choice.uv_map, *choice.attributes} & set(tx.OWN_NAMES))
+        clash = sorted(carried & set(tx.OWN_NAMES))
         if clash and not preview:
             raise ValueError(f"{', '.join(map(repr, clash))}: the transfer writes its own results under that name; "
                              f"copy the attribute under another name to carry it over")

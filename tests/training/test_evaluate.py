@@ -6,7 +6,8 @@ import torch
 
 from model import Checkpoint, ImplicitCorrespondenceNet, preset, save_checkpoint
 from model import Correspondence
-from training.evaluate import auroc, evaluate, evaluate_source_sets, main as evaluate_main, procedural_shapes, shape_miou
+from training.evaluate import (auroc, evaluate, evaluate_source_sets, main as evaluate_main, procedural_shapes,
+                                 shape_miou)
 
 
 def test_miou_counts_parts_absent_from_both_as_one():

@@ -221,14 +221,16 @@ def test_resume_needs_a_run_and_other_stages_keep_their_log(data, tmp_path, caps
     assert "nothing to resume" in capsys.readouterr().err and not list(tmp_path.glob("Corr-*.pth"))
     assert stage_main(1, common + ["--epoch", "2"]) == 0
     assert load_checkpoint(tmp_path / "Corr-1.pth").extra["trained_on"] == sorted(f.stem for f in data.glob("*.npz"))
-    assert stage_main(2, common + ["--epoch", "4", "--pretrain_model", "TRUE", "--pretrain_model_name", "Corr-1.pth"]) == 0
+    pretrained = ["--pretrain_model", "TRUE", "--pretrain_model_name"]
+    assert stage_main(2, common + ["--epoch", "4", *pretrained, "Corr-1.pth"]) == 0
     # stage 1 again in the same folder (epochs 0-1 at 32^3) keeps stage 2's rows of the log
     assert stage_main(1, common + ["--epoch", "2", "--resolution", "32"]) == 0
     log = (tmp_path / "log.csv").read_text().splitlines()
-    assert [line.split(",")[:2] for line in log[1:]] == [["0", "1"], ["1", "1"], ["2", "2"], ["3", "2"], ["0", "1"], ["1", "1"]]
+    epochs_and_stages = [line.split(",")[:2] for line in log[1:]]
+    assert epochs_and_stages == [["0", "1"], ["1", "1"], ["2", "2"], ["3", "2"], ["0", "1"], ["1", "1"]]
     # an --epoch that ends before the pretrained model's epochs: said, and nothing claimed saved
     capsys.readouterr()
-    assert stage_main(2, common + ["--epoch", "3", "--pretrain_model", "TRUE", "--pretrain_model_name", str(tmp_path / "Corr-3.pth"),
+    assert stage_main(2, common + ["--epoch", "3", *pretrained, str(tmp_path / "Corr-3.pth"),
                                    "--checkpoint_dir", str(tmp_path / "other")]) == 2
     out = capsys.readouterr()
     assert "give --epoch above 4" in out.err and "saved" not in out.out
