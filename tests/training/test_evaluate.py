@@ -30,7 +30,7 @@ def test_auroc_matches_pairwise_definition():
 def test_cli_prints_model_and_baseline(tmp_path, capsys):
     torch.manual_seed(0)
     path = tmp_path / "c.pth"
-    save_checkpoint(path, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "chair"))
+    save_checkpoint(path, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "chair", stage=3))
     out_json = tmp_path / "s.json"
     assert evaluate_main(["--checkpoint", str(path), "--procedural", "chair", "--count", "5", "--sources", "2",
                           "--json", str(out_json)]) == 0
@@ -47,12 +47,12 @@ def test_cli_prints_model_and_baseline(tmp_path, capsys):
 
 def test_a_model_scored_as_another_category_is_noted_and_its_own_is_the_default(tmp_path, capsys):
     path = tmp_path / "t.pth"
-    save_checkpoint(path, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "table"))
+    save_checkpoint(path, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "table", stage=3))
     assert evaluate_main(["--checkpoint", str(path), "--procedural", "chair", "--count", "4", "--sources", "2"]) == 0
     out = capsys.readouterr()
     assert "the checkpoint is a 'table' model, scored here as 'chair'" in out.err and "IoU arm" in out.out
     lamp = tmp_path / "lamp.pth"
-    save_checkpoint(lamp, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "lamp"))
+    save_checkpoint(lamp, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "lamp", stage=3))
     assert evaluate_main(["--checkpoint", str(lamp), "--procedural", "lamp"]) == 2
     assert "no part names known for category 'lamp'" in capsys.readouterr().err
 

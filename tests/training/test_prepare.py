@@ -201,7 +201,7 @@ def test_consistent_seg_ids_become_part_labels_that_evaluation_reads(tmp_path, c
     assert top > sample["surface_points"][sample["surface_labels"] == 1][:, 1].mean()  # the slab is on top
     torch.manual_seed(0)
     ck = tmp_path / "lamp.pth"
-    save_checkpoint(ck, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "lamp"))
+    save_checkpoint(ck, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "lamp", stage=3))
     capsys.readouterr()
     assert evaluate_main(["--checkpoint", str(ck), "--data", str(out), "--sources", "1"]) == 0
     assert "IoU part 1" in capsys.readouterr().out

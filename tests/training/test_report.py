@@ -72,7 +72,7 @@ def test_report_names_a_missing_checkpoint(tmp_path, capsys):
 def test_a_report_of_ones_own_checkpoint_goes_beside_it_and_says_how_it_was_made(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "run" / "final.pth"
-    save_checkpoint(path, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "chair"))
+    save_checkpoint(path, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "chair", stage=3))
     args = ["--category", "chair", "--checkpoint", str(path), "--count", "5", "--real_targets", "1",
             "--psb", str(tmp_path / "no_psb")]
     assert report_main(args) == 0
@@ -85,7 +85,7 @@ def test_a_checkpoint_trained_on_dev_shapes_is_warned_about(tmp_path, capsys):
 
     path = tmp_path / "mine.pth"
     net = ImplicitCorrespondenceNet(preset("tiny"))
-    save_checkpoint(path, Checkpoint(preset("tiny"), net.state_dict(), "chair",
+    save_checkpoint(path, Checkpoint(preset("tiny"), net.state_dict(), "chair", stage=3,
                                      extra={"trained_on": ["101", "sh3d-scopia-chair", "chair_0000007"]}))
     engine = Correspondence.load(path, device="cpu")
     assert warn_if_trained_on_devset(engine, "chair") == ["101", "sh3d-scopia-chair"]
