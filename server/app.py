@@ -86,7 +86,11 @@ class Engines:
         key = "" if default is not None and category == default.category else category or ""  # one engine each
         if key not in self._engines:
             if self.checkpoint and category:
-                raise ValueError("this server was started with --checkpoint; it serves only that model's category")
+                raise ValueError(f"category {category!r}: this server was started with --checkpoint and serves only "
+                                 f"{self.default.category!r}")
+            if category and category not in self.categories:
+                raise ValueError(f"category {category!r}: this server serves {', '.join(map(repr, self.categories))} "
+                                 "(names are lower case)")
             self._engines[key] = self._load(self.checkpoint if not category else None, device=self.device,
                                             category=category, max_points=self.max_points)
         return self._engines[key]
@@ -173,6 +177,8 @@ class Server:
         self.worker = threading.Thread(target=self._work, name="model-worker", daemon=True)
 
     def _bind(self, bind: str) -> str:
+        if "[" in bind:  # an IPv6 address such as tcp://[::1]:5555
+            self.sock.setsockopt(zmq.IPV6, 1)
         try:
             self.sock.bind(bind)
         except zmq.ZMQError as exc:
@@ -309,10 +315,11 @@ class Server:
 
 
 def _split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
-    """ROUTER frames -> (routing envelope incl. the empty delimiter REQ sends, message)."""
-    for i, f in enumerate(frames[1:], start=1):
-        if len(f) == 0:
-            return frames[: i + 1], frames[i + 1 :]
+    """ROUTER frames -> (routing envelope, message): the client's identity, and the empty
+    delimiter when the client sent one (REQ does, a DEALER may not).  Only right after the
+    identity: an empty array further on is data, not a delimiter."""
+    if len(frames) > 1 and not frames[1]:
+        return frames[:2], frames[2:]
     return frames[:1], frames[1:]
 
 
@@ -343,9 +350,11 @@ def main(argv: Iterable[str] | None = None) -> int:
                     help="key both ends sign every message with (HMAC-SHA256, never sent); "
                          "required for non-loopback --bind")
     ap.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
-    ap.add_argument("--log-level", default="INFO")
+    ap.add_argument("--log-level", default="INFO", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = ap.parse_args(list(argv) if argv is not None else None)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    if args.parent_pid is not None and not _alive(args.parent_pid):
+        ap.error(f"--parent-pid {args.parent_pid}: no such process")
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
     try:
         server = Server(args.bind, args.checkpoint, args.device, args.max_vertices, key=args.secret,
                         parent_pid=args.parent_pid)

@@ -65,6 +65,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         if name == "correspond":
             p.add_argument("--source-labels", help="text file: one integer per source vertex or face")
     args = ap.parse_args(list(argv) if argv is not None else None)
+    if not args.timeout > 0:
+        ap.error(f"--timeout must be a number of seconds > 0, got {args.timeout}")
     out = getattr(args, "out", None)
     if out and not (Path(out).resolve().parent.is_dir() and os.access(Path(out).resolve().parent, os.W_OK)):
         print(f"error: --out {out}: cannot write into {Path(out).resolve().parent}", file=sys.stderr)  # before the work
@@ -92,6 +94,8 @@ def _run(client: Client, args: argparse.Namespace) -> int:
         print(f"wrote {args.out}: {len(v)} vertices, parts {sorted(set(parts.tolist()))}")
         return 0
     sv, sf, scol = read_mesh(args.source)
+    if args.command == "transfer" and scol is None:
+        raise ValueError(f"{args.source} has no vertex colours to transfer")
     tv, tf, _ = read_mesh(args.target)
     given = _source_labels(args.source_labels, len(sv), len(sf)) if getattr(args, "source_labels", None) else None
     res = client.correspond(sv, tv, source_faces=sf, target_faces=tf, **opts,
@@ -100,8 +104,6 @@ def _run(client: Client, args: argparse.Namespace) -> int:
     face, bary, conf = res["source_face"], res["source_bary"], res["confidence"]
     matched = conf >= args.threshold
     if args.command == "transfer":
-        if scol is None:
-            raise ValueError(f"{args.source} has no vertex colours to transfer")
         grey = np.uint8(round(GREY * 255))
         colors = np.where(matched[:, None], interpolate(scol, sf, face, bary).round().astype(np.uint8), grey)
         write_ply(args.out, tv, tf, colors, corr_confidence=conf, corr_source_face=face)
@@ -120,7 +122,10 @@ def _run(client: Client, args: argparse.Namespace) -> int:
 
 
 def _source_labels(path: str, n_vertices: int, n_faces: int) -> tuple[np.ndarray, bool]:
-    labels = np.loadtxt(path, dtype=np.int64).reshape(-1)
+    try:
+        labels = np.loadtxt(path, dtype=np.int64).reshape(-1)
+    except ValueError as exc:
+        raise ValueError(f"--source-labels {path}: expected one integer per line ({exc})") from None
     if len(labels) == n_vertices:
         return labels, False
     if len(labels) == n_faces:

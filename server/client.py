@@ -58,7 +58,14 @@ class Client:
         if self.sock is None:
             self.sock = self.ctx.socket(zmq.DEALER)
             self.sock.setsockopt(zmq.LINGER, 0)
-            self.sock.connect(self.address)
+            if "[" in self.address:  # an IPv6 address such as tcp://[::1]:5555
+                self.sock.setsockopt(zmq.IPV6, 1)
+            try:
+                self.sock.connect(self.address)
+            except zmq.ZMQError as exc:
+                self._drop_socket()
+                raise ValueError(f"cannot connect to {self.address!r}: {exc} "
+                                 "(expected an endpoint such as tcp://127.0.0.1:5555)") from None
         return self.sock
 
     def _drop_socket(self) -> None:

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 import trimesh
 
 from server.cli import main
@@ -50,9 +51,11 @@ def test_transfer_colours_and_errors(server, tmp_path, capsys):
     mesh, _ = _ply_vertex_data(out)
     assert (np.asarray(mesh.visual.vertex_colors)[:, :3] == [10, 200, 30]).all()
     trimesh.creation.box().export(tmp_path / "plain.obj")
+    asked = server_handled(server.address, "correspond")
     assert main(["--address", server.address, "transfer", str(tmp_path / "plain.obj"), str(tmp_path / "tgt.stl"),
                  "--out", str(out)]) == 2
     assert "no vertex colours" in capsys.readouterr().err
+    assert server_handled(server.address, "correspond") == asked  # said before the server's work
     np.savetxt(tmp_path / "bad.txt", [1, 2, 3], fmt="%d")
     assert main(["--address", server.address, "correspond", str(tmp_path / "plain.obj"), str(tmp_path / "tgt.stl"),
                  "--out", str(out), "--source-labels", str(tmp_path / "bad.txt")]) == 2
@@ -64,9 +67,18 @@ def test_transfer_colours_and_errors(server, tmp_path, capsys):
                  "--out", str(tmp_path / "no" / "parts.ply")]) == 2  # refused before the server does the work
     assert f"cannot write into {tmp_path / 'no'}" in capsys.readouterr().err
     assert server_handled(server.address) == handled
+    with pytest.raises(SystemExit):  # argparse: exit 2 with the flag named
+        main(["--address", server.address, "--timeout", "-1", "ping"])
+    assert "--timeout must be a number of seconds > 0" in capsys.readouterr().err
+    assert main(["--address", "nonsense", "ping"]) == 2
+    assert "cannot connect to 'nonsense'" in capsys.readouterr().err
+    (tmp_path / "words.txt").write_text("vm\n")
+    assert main(["--address", server.address, "correspond", str(tmp_path / "plain.obj"), str(tmp_path / "tgt.stl"),
+                 "--out", str(out), "--source-labels", str(tmp_path / "words.txt")]) == 2
+    assert f"--source-labels {tmp_path / 'words.txt'}: expected one integer per line" in capsys.readouterr().err
 
 
-def server_handled(address):
+def server_handled(address, op="segment"):
     from server.client import Client
     with Client(address) as c:
-        return c.ping()["handled"].get("segment", 0)
+        return c.ping()["handled"].get(op, 0)

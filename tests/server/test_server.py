@@ -115,6 +115,45 @@ def test_a_request_over_the_servers_message_limit_is_refused_before_it_is_sent(s
         assert c.ping()["ok"]
 
 
+def test_a_dealer_without_the_empty_delimiter_gets_its_answer_for_an_empty_array(server):
+    ctx = zmq.Context.instance()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(server.address)
+    try:
+        s.send_multipart(encode({"op": "segment", "id": "e2"}, {"vertices": np.zeros((0, 3), np.float32)}))
+        assert s.poll(10_000), "no reply"
+        header = PLAIN.decode(s.recv_multipart())[0]
+    finally:
+        s.close(0)
+    assert header["id"] == "e2" and header["error"]["code"] == "bad_input" and "empty" in header["error"]["message"]
+
+
+def test_ipv6_loopback_and_bad_flags(tiny_checkpoint):
+    from server.app import main as server_main
+    port = free_port()
+    proc = ServerProcess(tiny_checkpoint, bind=f"tcp://[::1]:{port}").wait_ready(120)
+    try:
+        with Client(f"tcp://[::1]:{port}", timeout=30) as c:
+            assert c.ping()["ok"]
+    finally:
+        proc.stop()
+    for flags in (["--log-level", "LOUD"], ["--parent-pid", "999999999"]):
+        with pytest.raises(SystemExit) as exit:
+            server_main(flags)
+        assert exit.value.code == 2
+
+
+def test_a_category_the_server_does_not_serve_is_named(server):
+    from server.app import Engines
+    with Client(server.address) as c:
+        with pytest.raises(ServerError, match="'table': this server was started with --checkpoint and serves only"):
+            c.segment(pts(50), category="table")
+    engines = Engines(None, "cpu", 10_000)  # the shipped models
+    with pytest.raises(ValueError, match="category 'Chair': this server serves 'airplane', 'chair', 'table'"):
+        engines.get("Chair")
+
+
 def test_a_bind_that_is_no_endpoint_is_named():
     from server.app import Server
     with pytest.raises(ValueError, match="not a ZeroMQ endpoint"):
