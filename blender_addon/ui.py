@@ -324,7 +324,7 @@ class CORR_OT_server_check(bpy.types.Operator):
     def execute(self, context):
         ok = check_server(context)
         self.report({"INFO"} if ok else {"WARNING"}, status["text"])
-        return {"FINISHED"}
+        return {"FINISHED"} if ok else {"CANCELLED"}  # a batch script can test it
 
 
 class CORR_OT_server_start(bpy.types.Operator):

@@ -185,6 +185,7 @@ def test_server_down_and_bad_meshes_write_nothing(bpy, monkeypatch):
         address="tcp://127.0.0.1:9", timeout=1.0, python="", checkpoint="", device="AUTO"))())
     with pytest.raises(RuntimeError, match="server did not answer"):  # headless bpy raises reported errors
         bpy.ops.corr.transfer()
+    assert bpy.ops.corr.server_check() == {"CANCELLED"}  # what a batch script tests
     assert [user_attributes(o) for o in (src, tgt)] == before
 
 

@@ -142,6 +142,7 @@ def test_the_category_menu_comes_from_the_server_and_the_log_opens(bpy, chair_se
     from blender_addon import ui
 
     assert ui.check_server(bpy.context) and ui.status["text"] == "connected: chair on cpu"
+    assert bpy.ops.corr.server_check() == {"FINISHED"}
     items = {i[0]: i[1] for i in ui.category_items(None, bpy.context)}
     assert items == {"DEFAULT": "Server default (chair, chair.pth)", "chair": "chair (chair.pth)"}
     bpy.context.scene.corr.category = "chair"
