@@ -135,7 +135,7 @@ def main() -> int:
                   np.array([p.vertices[:] for p in me.polygons]),
                   colors=(np.array([d.color for d in me.attributes["part_color"].data])[:, :3] * 255).astype(np.uint8),
                   part_label=values(me, "part_label").astype(np.int32),
-                  confidence=values(me, "corr_confidence").astype(np.float32))
+                  corr_confidence=values(me, "corr_confidence").astype(np.float32))
     blend = args.out / "demo.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
     step("save .blend and .ply", t0)

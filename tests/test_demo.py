@@ -20,4 +20,4 @@ def test_demo_writes_blend_ply_and_renders(tmp_path):
         assert (tmp_path / name).stat().st_size > 1000, name
     assert "[demo] total:" in out.stdout and "mean confidence" in out.stdout
     header = (tmp_path / "chair_105.ply").read_bytes()[:400].decode(errors="replace")
-    assert "property int part_label" in header and "property float confidence" in header
+    assert "property int part_label" in header and "property float corr_confidence" in header
