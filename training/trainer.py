@@ -294,7 +294,6 @@ class Trainer:
         inner = objective.module if hasattr(objective, "module") else objective
         return inner.net.cfg
 
-    @torch.no_grad()
     def check_validation(self, data: "ShapeDataset | None" = None) -> None:
         """Refuse --keep_best where no validation shape has part labels to score it by (it
         would train the whole run and never write best.pth); note a run without validation."""
@@ -308,6 +307,7 @@ class Trainer:
             raise ValueError("--keep_best scores epochs by the part labels of the validation shapes, and "
                              f"none of the {len(data.val)} in {self.cfg.data_path} has any")
 
+    @torch.no_grad()
     def _validate(self, net: ImplicitCorrespondenceNet, data: "ShapeDataset") -> dict[str, float]:
         """Stage loss on the held-out shapes, without augmentation, with fixed sampling."""
         if len(data.val) < (2 if self.cfg.stage == 3 else 1):
