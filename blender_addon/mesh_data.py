@@ -144,6 +144,8 @@ def _checked(obj: bpy.types.Object, w: Write) -> Write:
 
 def write_all(plan: list[tuple[bpy.types.Object, list[Write]]]) -> None:
     """Apply every write on every object, or none of them."""
+    for obj, _ in plan:  # again: the panel's transfer runs while the artist may have entered Edit Mode
+        mesh_of(obj)
     checked = [(obj, [_checked(obj, w) for w in writes]) for obj, writes in plan]
     undo: list = []  # each writer adds its restore before it changes anything
     try:

@@ -69,7 +69,7 @@ def check_server(context=None, timeout: float = 2.0) -> bool:
         with Client(preferences(context).address, timeout=timeout) as c:
             c.ping(timeout=timeout)
             info = c.info()
-    except ServerError as exc:
+    except (ServerError, ValueError) as exc:  # ValueError: an address that is no endpoint
         status.update(text=local_server.failure() or describe(exc), info=None)
         return False
     model = info.get("model") or {}
@@ -152,8 +152,8 @@ def _summary(report: dict) -> str:
     parts = [f"{name} (confidence {r['mean_confidence']:.2f})" if "mean_confidence" in r else name
              for name, r in report.items()]
     low = [name for name, r in report.items() if r.get("mean_confidence", 1.0) < LOW_CONFIDENCE]
-    hint = (f"; low confidence on {', '.join(low)}: if a mesh is turned or lies on its side, set Auto-align"
-            if low else "")
+    hint = (f"; low confidence on {', '.join(low)}: if a mesh lies on its side or upside down, set Auto-align "
+            "to Any rotation" if low else "")
     return ", ".join(parts) + hint
 
 

@@ -89,8 +89,9 @@ class Engines:
                 raise ValueError(f"category {category!r}: this server was started with --checkpoint and serves only "
                                  f"{self.default.category!r}")
             if category and category not in self.categories:
-                raise ValueError(f"category {category!r}: this server serves {', '.join(map(repr, self.categories))} "
-                                 "(names are lower case)")
+                case = " (names are lower case)" if category.lower() in self.categories else ""
+                raise ValueError(f"category {category!r}: this server serves "
+                                 f"{', '.join(map(repr, self.categories))}{case}")
             self._engines[key] = self._load(self.checkpoint if not category else None, device=self.device,
                                             category=category, max_points=self.max_points)
         return self._engines[key]

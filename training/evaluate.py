@@ -338,10 +338,12 @@ def _auroc_cell(value: float) -> str:
     return "n/a" if np.isnan(value) else f"{value:.3f}"
 
 
-def numbered_parts(shapes: list[dict[str, np.ndarray]]) -> dict[int, str]:
-    """Parts named by number, for a category of one's own: every label the shapes carry."""
-    labels = np.unique(np.concatenate([s["surface_labels"] for s in shapes]))
-    return {int(k): f"part {k}" for k in labels if k >= 0}
+def part_names(category: str, shapes: list[dict[str, np.ndarray]]) -> dict[int, str]:
+    """The category's part names where the shapes' labels are among them; else every label
+    the shapes carry, named by number (a category of one's own, or one's own numbering)."""
+    labels = {int(k) for k in np.unique(np.concatenate([s["surface_labels"] for s in shapes])) if k >= 0}
+    known = PART_NAMES.get(category, {})
+    return known if labels <= set(known) else {k: f"part {k}" for k in sorted(labels)}
 
 
 def scored_category(engine: Correspondence, asked: str | None, own_labels: bool = False) -> str:
@@ -391,6 +393,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         n_sources = 3 if args.sources is None else args.sources
         if n_sources < 1:
             raise ValueError(f"--sources must be >= 1, got {n_sources}")
+        if args.source_sets < 1:
+            raise ValueError(f"--source_sets must be >= 1, got {args.source_sets}")
         if args.procedural:
             shapes = procedural_shapes(args.procedural, args.count)
         elif args.devset:
@@ -412,8 +416,8 @@ def main(argv: Iterable[str] | None = None) -> int:
             shapes = named_up_to_symmetry(shapes, n_sources)
         if align:
             shapes = turned_targets(shapes, n_sources, align)
-        scores = evaluate_source_sets(engine, shapes, PART_NAMES.get(category) or numbered_parts(shapes), n_sources,
-                                      args.source_sets, align=align)
+        scores = evaluate_source_sets(engine, shapes, part_names(category, shapes), n_sources, args.source_sets,
+                                      align=align)
     except (ValueError, FetchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -172,19 +172,22 @@ def save_json(path: Path, data: Any) -> None:
 
 
 def _made_from(path: Path, rotation: np.ndarray | None, seg_labels: bool) -> np.ndarray:
-    """What a mesh's sample was made from: the file's size and time, the rotation and
-    whether its .seg ids are labels (a sample is redone when any changes)."""
-    stat = path.stat()
+    """What a mesh's sample was made from: the size and time of the file and of its .seg,
+    the rotation and whether the .seg ids are labels (a sample is redone when any changes)."""
+    seg = path.with_name(mesh_name(path) + ".seg")
+    stamps = [(f.stat().st_size, f.stat().st_mtime_ns) if f.is_file() else (-1, -1) for f in (path, seg)]
     turn = np.eye(3) if rotation is None else np.asarray(rotation, dtype=np.float64)
-    return np.concatenate([[stat.st_size, stat.st_mtime_ns], turn.ravel(), [float(seg_labels)]]).astype(np.float64)
+    return np.concatenate([np.ravel(stamps), turn.ravel(), [float(seg_labels)]]).astype(np.float64)
 
 
-def _is_current(dst: Path, made_from: np.ndarray) -> bool:
-    """Whether a sample already there was made from this file and rotation.  Samples from
-    before the record count as current."""
+def _is_current(dst: Path, made_from: np.ndarray, seg_labels: bool) -> bool:
+    """Whether a sample already there was made from this file, rotation and label mode.
+    A sample from before the record counts as current, unless labels are now asked for."""
     try:
         with np.load(dst) as npz:
-            return "made_from" not in npz.files or np.array_equal(npz["made_from"], made_from)
+            if "made_from" not in npz.files:
+                return not seg_labels
+            return np.array_equal(npz["made_from"], made_from)
     except (OSError, ValueError):  # unreadable: made again
         return False
 
@@ -276,13 +279,14 @@ def prepare_meshes(
     for i, p in enumerate(paths):
         dst, rotation = out / f"{mesh_name(p)}.npz", rotations.get(mesh_name(p))
         if dst.is_file():
-            if _is_current(dst, _made_from(p, rotation, seg_labels)):
+            if _is_current(dst, _made_from(p, rotation, seg_labels), seg_labels):
                 done += 1
                 continue
             changed += 1
         jobs.append((str(p), str(dst), rotation, i, seg_labels))
     if changed:
-        print(f"{changed} sample(s) made again: their mesh file or rotation changed since", file=sys.stderr)
+        print(f"{changed} sample(s) made again: their mesh, .seg file, rotation or --seg_labels changed since "
+              "(or they could not be read)", file=sys.stderr)
     failures = run_jobs(_prepare_one, jobs, workers, "prepare", progress)
     return len(jobs) - len(failures), done, failures
 

@@ -39,9 +39,13 @@ def run_experiment(exp: dict[str, Any], out: Path, resume: bool = True, workers:
     _claim_run_folder(exp, out, resume)
     prepare_data(exp["data"], data_folder(exp, out), workers, progress)
     phases = plan(exp, out, **overrides)
-    for phase in phases:  # a phase that cannot keep its best epoch is refused before any phase trains
-        if phase.config.keep_best and not finished(phase):
-            Trainer(phase.config).check_validation()
+    checked = set()  # a phase that cannot keep its best epoch is refused before any phase trains
+    for phase in phases:
+        cfg = phase.config
+        split = (cfg.data_path, cfg.val_fraction, cfg.seed, cfg.stage == 3)
+        if cfg.keep_best and split not in checked and not finished(phase):
+            Trainer(cfg).check_validation()
+            checked.add(split)
     for phase in phases:
         if finished(phase):
             print(f"{phase.describe(len(phases))}: already finished")

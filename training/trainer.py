@@ -163,6 +163,7 @@ class Trainer:
         resume = self.latest_own_checkpoint() if cfg.resume else None
         if resume is not None:
             ck = load_checkpoint(resume)
+            self.extra["trained_on"] = ck.extra.get("trained_on", [])
             net = ck.build(self.device).train()
             opt = make_optimizer(net, cfg.lr)
             if ck.optimizer:
@@ -177,6 +178,7 @@ class Trainer:
                 raise FileNotFoundError(
                     f"--pretrain_model_name {cfg.pretrain_model_name!r} not found (looked in . and {self.dir})")
             ck = load_checkpoint(path)
+            self.extra["trained_on"] = ck.extra.get("trained_on", [])
             net = ck.build(self.device).train()  # all of E, f and g: stage 3 keeps stage 2's g
             self._log(f"loaded {path} (stage {ck.stage}, resolution {ck.resolution}, epoch {ck.epoch})")
             if cfg.model.encoder_normals and not net.cfg.encoder_normals:
@@ -225,11 +227,12 @@ class Trainer:
             dist.barrier()
         data = ShapeDataset(cfg.data_path, cfg.val_fraction, seed=cfg.seed, progress=cfg.progress)
         self.check_validation(data)
-        top = max(int(s["surface_labels"].max()) for s in data.train + data.val)
+        top = max((int(s["surface_labels"].max()) for s in data.train + data.val if "surface_labels" in s), default=-1)
         if top >= net.cfg.n_parts:
             raise ValueError(f"part label {top} in {cfg.data_path}, but the network has {net.cfg.n_parts} part "
                              f"branches (labels 0 to {net.cfg.n_parts - 1})")
-        self.extra["trained_on"] = data.names  # so that a report can tell a dev shape trained on
+        # so that a report can tell a dev shape trained on, in this run or the one it went on from
+        self.extra["trained_on"] = sorted(set(data.names) | set(self.extra.get("trained_on", ())))
         if start >= cfg.epoch:
             done = self._final_path(start - 1)
             if not done.is_file():  # started from a model of another run: --epoch counts on from its epochs
@@ -303,7 +306,7 @@ class Trainer:
                 raise ValueError(f"--keep_best needs validation shapes: {len(data.val)} of {len(data.names)} "
                                  f"held out (--val_fraction {self.cfg.val_fraction})")
             self._log(f"note: {len(data.val)} validation shape(s) of {len(data.names)}: no validation pass")
-        elif self.cfg.keep_best and not any((s["surface_labels"] >= 0).any() for s in data.val):
+        elif self.cfg.keep_best and not any(np.any(np.asarray(s.get("surface_labels", -1)) >= 0) for s in data.val):
             raise ValueError("--keep_best scores epochs by the part labels of the validation shapes, and "
                              f"none of the {len(data.val)} in {self.cfg.data_path} has any")
 

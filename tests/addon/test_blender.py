@@ -186,6 +186,8 @@ def test_server_down_and_bad_meshes_write_nothing(bpy, monkeypatch):
     with pytest.raises(RuntimeError, match="server did not answer"):  # headless bpy raises reported errors
         bpy.ops.corr.transfer()
     assert bpy.ops.corr.server_check() == {"CANCELLED"}  # what a batch script tests
+    monkeypatch.setattr(ui, "preferences", lambda context=None: type("P", (), dict(address="nonsense"))())
+    assert not ui.check_server() and "cannot connect to 'nonsense'" in ui.status["text"]
     assert [user_attributes(o) for o in (src, tgt)] == before
 
 

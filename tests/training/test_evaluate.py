@@ -55,6 +55,15 @@ def test_a_model_scored_as_another_category_is_noted_and_its_own_is_the_default(
     save_checkpoint(lamp, Checkpoint(preset("tiny"), ImplicitCorrespondenceNet(preset("tiny")).state_dict(), "lamp", stage=3))
     assert evaluate_main(["--checkpoint", str(lamp), "--procedural", "lamp"]) == 2
     assert "no part names known for category 'lamp'" in capsys.readouterr().err
+    assert evaluate_main(["--checkpoint", str(path), "--procedural", "chair", "--source_sets", "0"]) == 2
+    assert "--source_sets must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_ones_own_numbering_is_scored_by_number_even_with_a_shipped_category():
+    from training.evaluate import part_names
+    shapes = [{"surface_labels": np.array([0, 1, -1])}, {"surface_labels": np.array([5, 1])}]
+    assert part_names("chair", shapes) == {0: "part 0", 1: "part 1", 5: "part 5"}
+    assert part_names("chair", shapes[:1]) == {0: "seat", 1: "back", 2: "leg", 3: "arm"}
 
 
 def test_the_sources_vote_on_each_label():

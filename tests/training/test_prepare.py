@@ -80,8 +80,14 @@ def test_folder_restart_and_broken_meshes(tmp_path, psb_dir, capsys):
     assert (new, old) == (1, 1) and "1 sample(s) made again" in capsys.readouterr().err
     assert not np.array_equal(np.load(out / "box.npz")["surface_points"], before)
     assert prepare_meshes(meshes, out, {"box": turn}, workers=1)[:2] == (0, 2)
-    trimesh.creation.box(extents=(1, 2, 3)).export(meshes / "box.stl")
+    trimesh.creation.icosphere(1).export(meshes / "box.stl")
     assert prepare_meshes(meshes, out, {"box": turn}, workers=1)[:2] == (1, 1)
+    (meshes / "101.seg").write_text((meshes / "101.seg").read_text() + "\n")  # an edited .seg too
+    assert prepare_meshes(meshes, out, {"box": turn}, workers=1)[:2] == (1, 1)
+    # a sample from before the record is kept as it is, unless labels are now asked for
+    old_sample = {k: v for k, v in np.load(out / "101.npz").items() if k != "made_from"}
+    np.savez(out / "101.npz", **old_sample)
+    assert prepare_meshes(meshes, out, {"box": turn}, workers=1)[:2] == (0, 2)
     assert prepare_main(["--meshes", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert "is not a folder" in capsys.readouterr().err
 
@@ -179,7 +185,7 @@ def test_samples_are_readable_by_others_and_a_broken_one_is_named(tmp_path):
 
 def test_consistent_seg_ids_become_part_labels_that_evaluation_reads(tmp_path, capsys):
     """One's own category: meshes whose .seg ids mean the same part everywhere, prepared
-    with --seg_labels, trained on and scored with numbered parts."""
+    with --seg_labels (over samples prepared without them) and scored with numbered parts."""
     import torch
 
     from model import Checkpoint, ImplicitCorrespondenceNet, preset, save_checkpoint
@@ -194,7 +200,11 @@ def test_consistent_seg_ids_become_part_labels_that_evaluation_reads(tmp_path, c
         trimesh.util.concatenate([slab, post]).export(meshes / f"lamp{i}.ply")
         (meshes / f"lamp{i}.seg").write_text("\n".join(["0"] * len(slab.faces) + ["1"] * len(post.faces)))
     out = tmp_path / "out"
+    assert prepare_main(["--meshes", str(meshes), "--out", str(out), "--workers", "1"]) == 0
+    old = {k: v for k, v in np.load(out / "lamp0.npz").items() if k != "made_from"}
+    np.savez(out / "lamp0.npz", **old)  # as samples prepared before the record was kept
     assert prepare_main(["--meshes", str(meshes), "--out", str(out), "--seg_labels", "--workers", "1"]) == 0
+    assert "4 sample(s) made again" in capsys.readouterr().err
     sample = np.load(out / "lamp0.npz")
     assert set(np.unique(sample["surface_labels"])) == {0, 1} and "segment_ids" not in sample.files
     top = sample["surface_points"][sample["surface_labels"] == 0][:, 1].mean()
