@@ -57,7 +57,7 @@ class ModelConfig:
 
 
 PRESETS: dict[str, ModelConfig] = {
-    # The network of the paper (about 6.6 M parameters).
+    # The network of the paper (about 4.9 M parameters).
     "paper": ModelConfig(),
     # A CPU-sized network with the same architecture, for training inside a session and for tests.
     "small": ModelConfig(

@@ -353,7 +353,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     src.add_argument("--procedural", metavar="CATEGORY", help="chair, table or airplane")
     ap.add_argument("--out", type=Path, required=True, help="folder for the .npz samples")
     ap.add_argument("--count", type=int, default=1000, help="procedural shapes to generate")
-    ap.add_argument("--rotations", type=Path, help="JSON {name: 3x3 matrix} applied before normalising")
+    ap.add_argument("--rotations", type=Path, help='JSON {"rotations": {mesh name: 3x3 matrix}}, applied before normalising')
     ap.add_argument("--seg_labels", action="store_true",
                     help="each mesh's <name>.seg (an id per face) holds part labels, the same id for the same part "
                          "on every mesh (0 = the first part); without it meshes are prepared unlabelled")
