@@ -27,6 +27,10 @@ and a `msg_id` it has already seen within that window ["replayed_message"]; it r
 at most MAX_SEEN ids.  A receiver without a key refuses a signed message ["bad_signature"],
 so a key set on one end only is reported at once rather than silently ignored.
 
+A message over the server's size limit (`info`'s `limits.max_message_bytes`) is dropped
+unread by ZeroMQ, which resets the connection, so it gets no reply: a client checks the
+limit before sending a large request, as `server.client.Client` does.
+
 OPS is the table of operations: each op's request and reply arrays (required or optional,
 dtype, shape rule) and its parameters.  Senders cast and check their arrays against it,
 receivers check what came against it; nothing is ever pickled: arrays are rebuilt with

@@ -231,6 +231,9 @@ class Trainer:
         if top >= net.cfg.n_parts:
             raise ValueError(f"part label {top} in {cfg.data_path}, but the network has {net.cfg.n_parts} part "
                              f"branches (labels 0 to {net.cfg.n_parts - 1})")
+        if top < 0 and self.weights.part > 0:
+            self._log(f"note: no sample in {cfg.data_path} has part labels, so the part weight "
+                      f"{self.weights.part:g} trains nothing")
         # so that a report can tell a dev shape trained on, in this run or the one it went on from
         self.extra["trained_on"] = sorted(set(data.names) | set(self.extra.get("trained_on", ())))
         if start >= cfg.epoch:

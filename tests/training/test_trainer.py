@@ -255,6 +255,10 @@ def test_keep_best_without_labelled_validation_shapes_is_refused_before_training
     np.savez(first, **sample)
     assert stage_main(1, args) == 2
     assert "part label 50 in" in capsys.readouterr().err and not list((tmp_path / "run").glob("*.pth"))
+    sample["surface_labels"][:5] = -1
+    np.savez(first, **sample)
+    assert stage_main(1, args + ["--part_weight", "0.5"]) == 0
+    assert "the part weight 0.5 trains nothing" in capsys.readouterr().out
 
 
 def test_a_named_data_folder_without_samples_is_an_error_not_procedural_shapes(tmp_path, capsys):
