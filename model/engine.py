@@ -7,7 +7,9 @@ results in the caller's frame.
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,7 @@ class Correspondence:
         self.checkpoint = checkpoint
         # what a PreparedShape depends on: one made by an engine that differs here is refused
         self._made_with = (id(net), self.settings.seed, self.calibration.fit_steps, self.calibration.part_bias)
+        self._stage = ""  # what the passes of f and g are for, for `reporting`
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | torch.device | None = None,
@@ -123,8 +126,20 @@ class Correspondence:
         for upright shapes turned about +Y; model/alignment.py), encode and sample a shape."""
         align = check_mode(align)
         shape = as_shape(data, name, self.settings.max_points)
+        self._stage = f"preparing the {name}"
         return prepare(self.runner, self.cfg, shape, align, self.calibration.fit_steps, self.settings.seed,
                        self._made_with, self.category)
+
+    @contextlib.contextmanager
+    def reporting(self, progress: Callable[[str, int, int], None] | None) -> Iterator[None]:
+        """Within it, each pass of f or g over a shape's points reports `progress(stage,
+        done, total)` after every chunk (stage: "preparing the target", "matching", ...), so
+        that a long call on a large shape can show how far it is.  None reports nothing."""
+        self.runner.on_chunk = None if progress is None else (lambda done, total: progress(self._stage, done, total))
+        try:
+            yield
+        finally:
+            self.runner.on_chunk = None
 
     def _prepared(self, data: Any, name: str, align: AlignMode) -> PreparedShape:
         check_mode(align)
@@ -162,6 +177,7 @@ class Correspondence:
         source = self._labelled(source, source_labels)
         src, tgt = self._prepared(source, "source", align), self._prepared(target, "target", align)
         run, cal = self.runner, self.calibration
+        self._stage = "matching"
         on_samples = None if source_labels is None else self._labels_on_samples(src, source_labels)
         # the paper's maps under E's codes: target -> source (raw) -> target (cycle)
         emb_judged = vertex_embedding(run, tgt, fitted=False)
@@ -241,6 +257,7 @@ class Correspondence:
     def segment(self, points: Any, align: AlignMode = False) -> np.ndarray:
         """Part index (argmax of f's branches, over the parts the shape has) of each point or vertex."""
         prep = self._prepared(points, "points", align)
+        self._stage = "segmenting"
         emb = vertex_embedding(self.runner, prep, fitted=True)
         return without_absent(emb, prep.placed.presence).argmax(axis=1).astype(np.int64)
 
@@ -249,6 +266,7 @@ class Correspondence:
         if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or not 8 <= resolution <= 512:
             raise ValueError(f"resolution must be an integer in [8, 512], got {resolution!r}")
         prep = self._prepared(points, "points", align)
+        self._stage = "reconstructing"
         verts, faces = occupancy_surface(self.runner, prep.code, int(resolution))
         parts = (without_absent(self.runner.embed(verts, prep.code), prep.placed.presence).argmax(axis=1)
                  if len(verts) else np.zeros(0, np.int64))

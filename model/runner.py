@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -61,6 +62,7 @@ class Runner:
         self.chunk = chunk or default_chunk(device)
         self.part_bias = part_bias
         self.bfloat16 = has_bfloat16_units(device)
+        self.on_chunk: Callable[[int, int], None] | None = None  # (points done, points in the pass)
 
     def precision(self) -> contextlib.AbstractContextManager:
         """The context f and g run in: bfloat16 hidden layers where the CPU has AMX (the
@@ -78,16 +80,23 @@ class Runner:
     def f(self, points: np.ndarray, code: torch.Tensor) -> np.ndarray:
         """f's own output (occupancy: its max over the branches)."""
         with self.precision():
-            out = [self.net.embed(self.tensor(points[i : i + self.chunk])[None], code)[0].cpu()
-                   for i in range(0, len(points), self.chunk)]
+            out = self._chunked(lambda part: self.net.embed(part, code), points)
         return torch.cat(out).numpy() if out else np.zeros((0, self.net.cfg.n_parts), np.float32)
 
     @torch.no_grad()
     def g(self, emb: np.ndarray, code: torch.Tensor) -> np.ndarray:
         with self.precision():
-            out = [self.net.invert(self.tensor(emb[i : i + self.chunk])[None], code)[0].cpu()
-                   for i in range(0, len(emb), self.chunk)]
+            out = self._chunked(lambda part: self.net.invert(part, code), emb)
         return torch.cat(out).numpy().astype(np.float64)
+
+    def _chunked(self, fn: Callable[[torch.Tensor], torch.Tensor], rows: np.ndarray) -> list[torch.Tensor]:
+        """fn over the rows in chunks, each chunk reported to `on_chunk` when set."""
+        out = []
+        for i in range(0, len(rows), self.chunk):
+            out.append(fn(self.tensor(rows[i : i + self.chunk])[None])[0].cpu())
+            if self.on_chunk is not None:
+                self.on_chunk(min(i + self.chunk, len(rows)), len(rows))
+        return out
 
     def embed(self, points: np.ndarray, code: torch.Tensor) -> np.ndarray:
         """The part embedding parts are decided by: f with the offsets added."""

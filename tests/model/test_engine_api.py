@@ -283,3 +283,21 @@ def test_slivers_on_a_mesh_target_are_judged_by_area(engine):
     guided = engine.correspond(prep, tgt, source_labels=labels)  # transfer_labels weighs by area too
     assert np.array_equal(engine.transfer_labels(prep, labels, (v, f))[1],
                           engine.labels_from(guided, prep, labels, tgt)[1])
+
+
+def test_long_calls_report_their_progress_chunk_by_chunk(box_mesh):
+    torch.manual_seed(0)
+    engine = Correspondence(ImplicitCorrespondenceNet(preset("tiny")), device="cpu", chunk=1000)
+    seen = []
+    with engine.reporting(lambda stage, done, total: seen.append((stage, done, total))):
+        engine.correspond(box_mesh, rng_points(5000))
+        engine.segment(box_mesh)  # a mesh: f runs at its vertices
+    stages = list(dict.fromkeys(stage for stage, _, _ in seen))
+    assert stages == ["preparing the source", "preparing the target", "matching", "preparing the points", "segmenting"]
+    matching = [(done, total) for stage, done, total in seen if stage == "matching"]
+    assert matching[-1] == (5000, 5000) and [d for d, _ in matching[:5]] == [1000, 2000, 3000, 4000, 5000]
+    assert all(0 < done <= total for _, done, total in seen)
+    assert engine.runner.on_chunk is None  # reported only within the block
+    before = len(seen)
+    engine.segment(rng_points(2500, 2))
+    assert len(seen) == before
