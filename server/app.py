@@ -99,6 +99,9 @@ class Engines:
 
 # ---------------------------------------------------------------------------------------------
 
+# Points from which a pass of f or g is logged as it goes (a 200k-point pass takes about a second on CPU).
+LONG_PASS = 200_000
+
 
 def _shape_from(arrays: dict[str, np.ndarray], prefix: str):
     verts, faces = arrays[f"{prefix}vertices"], arrays.get(f"{prefix}faces")  # the table made vertices required
@@ -114,8 +117,29 @@ def _prepared(engine, cache: PreparedCache, params: dict[str, Any], arrays: dict
 
 def run_model_op(engines: Engines, cache: PreparedCache, op: str, params: dict[str, Any],
                  arrays: dict[str, np.ndarray]) -> dict:
-    """-> reply arrays (protocol.OPS names them and casts them on sending).  ValueError for bad input."""
+    """-> reply arrays (protocol.OPS names them and casts them on sending).  ValueError for bad input.
+    Passes over many points are logged as they go, so a long request shows in the log."""
     engine = engines.get(params["category"])
+    with engine.reporting(_long_pass_logger(op)):
+        return _model_op(engine, cache, op, params, arrays)
+
+
+def _long_pass_logger(op: str):
+    """A progress callback that logs each quarter of a pass over LONG_PASS points or more."""
+    logged = {"done": 0, "quarter": 0}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if done <= logged["done"]:  # a new pass
+            logged["quarter"] = 0
+        logged["done"] = done
+        quarter = 4 * done // total
+        if total >= LONG_PASS and quarter > logged["quarter"]:
+            logged["quarter"] = quarter
+            log.info("%s: %s, %d%% of %d points", op, stage, 25 * quarter, total)
+    return report
+
+
+def _model_op(engine, cache: PreparedCache, op: str, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict:
     if op == "segment":
         prep = _prepared(engine, cache, params, arrays, "")
         return {"parts": engine.segment(prep), "rotation": prep.frame.rotation}

@@ -165,6 +165,18 @@ def test_a_category_the_server_does_not_serve_is_named(server):
         engines.get("Chair")
 
 
+def test_a_long_request_shows_in_the_log_as_it_goes(tiny_checkpoint):
+    proc = ServerProcess(tiny_checkpoint, "--log-level", "INFO").wait_ready(120)
+    try:
+        with Client(proc.address, timeout=120) as c:
+            c.segment(np.random.default_rng(0).random((250_000, 3)).astype(np.float32))
+    finally:
+        proc.stop()
+    log = proc.proc.stderr.read()
+    for share in (25, 50, 75, 100):
+        assert f"segment: preparing the shape, {share}% of 250000 points" in log
+
+
 def test_a_bind_that_is_no_endpoint_is_named():
     from server.app import Server
     with pytest.raises(ValueError, match="not a ZeroMQ endpoint"):
