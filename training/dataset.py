@@ -23,12 +23,28 @@ class ShapeDataset:
         samples = []
         for f in tqdm(files, desc="load samples", unit="shape", leave=False, disable=not progress or len(files) < 200):
             samples.append(load_sample(f))
-        order = np.random.default_rng(seed).permutation(len(samples))
-        n_val = int(round(len(samples) * val_fraction)) if len(samples) > 2 else 0
-        self.val_ids = sorted(order[:n_val].tolist())
-        self.train_ids = sorted(order[n_val:].tolist())
+        self.train_ids, self.val_ids = split(len(samples), val_fraction, seed)
         self.train = [samples[i] for i in self.train_ids]
         self.val = [samples[i] for i in self.val_ids]
+
+
+def split(n: int, val_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """-> (training, validation) indices of n samples, seeded."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * val_fraction)) if n > 2 else 0
+    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+def validation_labels(folder: Path, val_fraction: float, seed: int) -> tuple[list[np.ndarray], int]:
+    """The part labels of the validation shapes `ShapeDataset` would hold out, and how many
+    samples there are, read without loading the rest of each sample."""
+    files = sorted(Path(folder).glob("*.npz"))
+    _, val_ids = split(len(files), val_fraction, seed)
+    labels = []
+    for i in val_ids:
+        with np.load(files[i]) as npz:
+            labels.append(npz["surface_labels"] if "surface_labels" in npz.files else np.full(1, -1))
+    return labels, len(files)
 
 
 def ensure_data(category: str, folder: Path, count: int, progress: bool = True) -> None:

@@ -32,7 +32,7 @@ from model.losses import LossWeights, stage_losses
 from model.networks import ImplicitCorrespondenceNet, with_encoder_normals
 from model.runner import default_device
 
-from .dataset import ShapeDataset, ensure_data
+from .dataset import ShapeDataset, ensure_data, validation_labels
 from .evaluate import shape_miou
 from .loop import StageLoss, make_batch, make_optimizer, train_step
 from .prepare import add_estimated_normals
@@ -226,7 +226,7 @@ class Trainer:
         if self.world > 1:
             dist.barrier()
         data = ShapeDataset(cfg.data_path, cfg.val_fraction, seed=cfg.seed, progress=cfg.progress)
-        self.check_validation(data)
+        self.check_validation([s.get("surface_labels", np.full(1, -1)) for s in data.val], len(data.names))
         top = max((int(s["surface_labels"].max()) for s in data.train + data.val if "surface_labels" in s), default=-1)
         if top >= net.cfg.n_parts:
             raise ValueError(f"part label {top} in {cfg.data_path}, but the network has {net.cfg.n_parts} part "
@@ -300,18 +300,20 @@ class Trainer:
         inner = objective.module if hasattr(objective, "module") else objective
         return inner.net.cfg
 
-    def check_validation(self, data: "ShapeDataset | None" = None) -> None:
+    def check_validation(self, val_labels: list[np.ndarray] | None = None, n_samples: int = 0) -> None:
         """Refuse --keep_best where no validation shape has part labels to score it by (it
-        would train the whole run and never write best.pth); note a run without validation."""
-        data = data or ShapeDataset(self.cfg.data_path, self.cfg.val_fraction, seed=self.cfg.seed, progress=False)
-        if len(data.val) < (2 if self.cfg.stage == 3 else 1):
+        would train the whole run and never write best.pth); note a run without validation.
+        `val_labels`: the validation shapes' labels (default: read from the data folder)."""
+        if val_labels is None:
+            val_labels, n_samples = validation_labels(self.cfg.data_path, self.cfg.val_fraction, self.cfg.seed)
+        if len(val_labels) < (2 if self.cfg.stage == 3 else 1):
             if self.cfg.keep_best:
-                raise ValueError(f"--keep_best needs validation shapes: {len(data.val)} of {len(data.names)} "
+                raise ValueError(f"--keep_best needs validation shapes: {len(val_labels)} of {n_samples} "
                                  f"held out (--val_fraction {self.cfg.val_fraction})")
-            self._log(f"note: {len(data.val)} validation shape(s) of {len(data.names)}: no validation pass")
-        elif self.cfg.keep_best and not any(np.any(np.asarray(s.get("surface_labels", -1)) >= 0) for s in data.val):
+            self._log(f"note: {len(val_labels)} validation shape(s) of {n_samples}: no validation pass")
+        elif self.cfg.keep_best and not any((labels >= 0).any() for labels in val_labels):
             raise ValueError("--keep_best scores epochs by the part labels of the validation shapes, and "
-                             f"none of the {len(data.val)} in {self.cfg.data_path} has any")
+                             f"none of the {len(val_labels)} in {self.cfg.data_path} has any")
 
     @torch.no_grad()
     def _validate(self, net: ImplicitCorrespondenceNet, data: "ShapeDataset") -> dict[str, float]:

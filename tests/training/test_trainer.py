@@ -261,6 +261,14 @@ def test_keep_best_without_labelled_validation_shapes_is_refused_before_training
     assert "the part weight 0.5 trains nothing" in capsys.readouterr().out
 
 
+def test_the_validation_labels_read_alone_are_those_of_the_datasets_validation_shapes(data):
+    from training.dataset import ShapeDataset, validation_labels
+    labels, n = validation_labels(data, 0.4, 7)
+    held_out = ShapeDataset(data, 0.4, seed=7, progress=False).val
+    assert n == 6 and len(labels) == len(held_out) == 2
+    assert all(np.array_equal(a, b["surface_labels"]) for a, b in zip(labels, held_out))
+
+
 def test_a_named_data_folder_without_samples_is_an_error_not_procedural_shapes(tmp_path, capsys):
     args = ["--cate_name", "chair", "--data_dir", str(tmp_path / "typo"), "--checkpoint_dir", str(tmp_path / "run"),
             "--preset", "tiny", "--epoch", "1", "--no_progress"]
