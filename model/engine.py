@@ -190,7 +190,8 @@ class Correspondence:
         where = self.settings.position_prior * tgt.points + (1.0 - self.settings.position_prior) * raw
         idx = match(src.sample_points, src.placed.embedding, src.placed.parts(on_samples), where, emb_placed,
                     tgt.sample_points, tgt.placed.embedding.argmax(1), cal.embedding_weight, run.part_bias,
-                    src.placed.weights, tgt.placed.weights, close_calls=on_samples is not None)
+                    src.placed.weights, tgt.placed.weights, close_calls=on_samples is not None,
+                    source_extremity=src.sample_extremity, target_extremity=tgt.point_extremity)
         # A part the source lacks has no source point with its embedding: the match (and
         # g's round trip) land on another part's.
         src_presence = src.judged.source_presence(on_samples)

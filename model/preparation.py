@@ -16,6 +16,7 @@ from .density import farthest_points, uneven_areas
 from .fitting import fit_code, orient_outward
 from .geometry import Frame, barycentric, bounding_frame, sample_surface
 from .labels import vertex_areas
+from .matching import extremity
 from .normals import estimate_normals, pca_normals
 from .parts import Embedded
 from .runner import Runner
@@ -63,6 +64,18 @@ class PreparedShape:
         if self.shape.is_mesh:
             return vertex_areas(self.points, self.shape.faces)
         return self.placed.weights
+
+    @cached_property
+    def sample_extremity(self) -> np.ndarray:
+        """(S, 3) each sample's `extremity` (model/matching.py)."""
+        return extremity(self.sample_points, self.placed.weights)
+
+    @cached_property
+    def point_extremity(self) -> np.ndarray:
+        """(N, 3) each point's (vertex's) extremity: its nearest sample's."""
+        if not self.shape.is_mesh:
+            return self.sample_extremity
+        return self.sample_extremity[self._sample_tree.query(self.points, workers=-1)[1]]
 
     def distance_to_surface(self, points: np.ndarray) -> np.ndarray:
         """Distance to the nearest surface sample: within the samples' spacing (about 0.007

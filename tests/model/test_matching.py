@@ -2,7 +2,7 @@
 import numpy as np
 
 from model import matching
-from model.matching import CLOSE_CALL, into_part_frame, match
+from model.matching import CLOSE_CALL, extremity, into_part_frame, match
 
 
 def test_a_slatted_back_meets_a_solid_backs_corners():
@@ -105,3 +105,46 @@ def test_labels_decide_close_calls_and_leave_clear_ones_alone():
 
     assert matched_parts(False).tolist() == [0, 0, 0]  # the argmax decides alone
     assert matched_parts(True).tolist() == [1, 1, 0]  # the nearer match, where the call is close
+
+
+def _plate(rng: np.random.Generator, n: int) -> np.ndarray:
+    """n samples of a flat 0.6 x 0.4 plate (a seat) in the xz plane."""
+    return np.c_[rng.uniform(-0.3, 0.3, n), np.zeros(n), rng.uniform(-0.2, 0.2, n)]
+
+
+def test_extremity_points_back_into_the_shape_at_a_corner_and_vanishes_in_the_middle():
+    rng = np.random.default_rng(4)
+    for n in (2000, 20000):  # all samples judged, and a subset of EXTREMITY_SAMPLES
+        plate = _plate(rng, n)
+        ext = extremity(plate)
+        corner, middle = np.argmin(np.linalg.norm(plate - [0.3, 0, 0.2], axis=1)), np.argmin(np.linalg.norm(plate, axis=1))
+        assert np.linalg.norm(ext[corner]) > 0.35 and ext[corner][0] < 0 and ext[corner][2] < 0
+        assert np.linalg.norm(ext[middle]) < 0.1
+
+
+def test_an_uneven_clouds_areas_keep_its_dense_side_from_pulling_the_centre():
+    rng = np.random.default_rng(5)
+    # the left half ten times as dense as the right, each point weighed by its area
+    left = np.c_[rng.uniform(-0.3, 0.0, 2000), np.zeros(2000), rng.uniform(-0.2, 0.2, 2000)]
+    right = np.c_[rng.uniform(0.0, 0.3, 200), np.zeros(200), rng.uniform(-0.2, 0.2, 200)]
+    cloud, areas = np.r_[left, right, [[0.0, 0.0, 0.0]]], np.r_[np.ones(2000), np.full(201, 10.0)]
+    assert extremity(cloud)[-1][0] < -0.15  # by count the dense side pulls the centre left
+    assert abs(extremity(cloud, areas)[-1][0]) < 0.05
+
+
+def test_a_corner_is_matched_to_the_corner_where_its_place_alone_falls_short():
+    rng = np.random.default_rng(6)
+    plate = _plate(rng, 3000)
+    corner = np.argmin(np.linalg.norm(plate - [0.3, 0, 0.2], axis=1))
+    ext = extremity(plate)
+    # a target corner whose place in the part frame lands 0.02 inside the source's corner
+    short = plate[corner] - 0.02 * np.array([0.3, 0.0, 0.2]) / np.linalg.norm([0.3, 0.2])
+    parts, emb = np.zeros(3000, int), np.tile([1.0, 0.0], (3000, 1))
+
+    def matched(target_extremity):
+        idx = match(plate, emb, parts, short[None], emb[:1], plate, parts, 0.1, np.zeros(2),
+                    source_extremity=ext, target_extremity=target_extremity)[0]
+        return np.linalg.norm(plate[idx] - plate[corner])
+
+    assert matched(None) > 0.03  # by its place alone, a sample further inside
+    assert matched(ext[corner][None]) < 0.016  # with the corner's extremity, pulled out towards it
