@@ -2,13 +2,15 @@
 
 Keypoints that must land within 0.05 of a shape's bounding radius (about 0.025 of its
 diagonal; KeypointNet's and PDC's scale) are where the shipped match was tuned on
-2026-12-04 (docs/models.md, *Real shapes first*).  This scores the real dev sets
-(training/evaluate.py's protocol: 3 sources, their estimates averaged and snapped) with
-the shipped match, with heights scaled about the centre by the whole extent as before
-(`model.matching._half_spans` symmetric on every axis), and with the engine's default
-embedding weight of 0.5 instead of the checkpoint's own:
+2026-12-04 and 2026-12-05 (docs/models.md, *Real shapes first*).  This scores the real dev
+sets (training/evaluate.py's protocol: 3 sources, their estimates averaged and snapped;
+`--source_sets 3`: three sets of sources in turn, pooled) with the shipped match, without
+the extremity feature (`model.matching.EXTREMITY_WEIGHT` 0), with heights scaled about the
+centre by the whole extent as before (`model.matching._half_spans` symmetric on every
+axis), and with the engine's default embedding weight of 0.5 instead of the checkpoint's
+own:
 
-    .venv/bin/python benchmarks/bench_match.py [--sets chair,sh3d,table,airplane]
+    .venv/bin/python benchmarks/bench_match.py [--sets chair,sh3d,table,airplane] [--source_sets 3]
 """
 from __future__ import annotations
 
@@ -25,10 +27,11 @@ sys.path.insert(0, str(ROOT))
 from model import Correspondence, matching  # noqa: E402
 from training.devset import load_devset  # noqa: E402
 from training.devset_sh3d import load_sh3d_devset  # noqa: E402
-from training.evaluate import evaluate  # noqa: E402
+from training.evaluate import evaluate_source_sets  # noqa: E402
 from training.families import PART_NAMES  # noqa: E402
 
 SHIPPED_HALF_SPANS = matching._half_spans
+SHIPPED_EXTREMITY = matching.EXTREMITY_WEIGHT
 DEFAULT_WEIGHT = 0.5
 
 
@@ -41,8 +44,9 @@ def symmetric_half_spans(ends: np.ndarray, centre: np.ndarray) -> tuple[np.ndarr
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sets", default="chair,sh3d,table,airplane")
+    ap.add_argument("--source_sets", type=int, default=1)
     args = ap.parse_args()
-    print("model: shipped / heights scaled about the centre / embedding weight 0.5; "
+    print("model: shipped / no extremity / heights scaled about the centre / embedding weight 0.5; "
           "PCK@0.05r and 0.10r: within 0.05 and 0.10 of the bounding radius")
     print("| set | targets | seconds | weight shipped | mIoU | PCK@0.05r | PCK@0.10r |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -53,13 +57,16 @@ def main() -> int:
         shapes = load_sh3d_devset("chair") if name == "sh3d" else load_devset(category)
         start = time.perf_counter()
         scores = []
-        for engine, half_spans in ((shipped, SHIPPED_HALF_SPANS), (shipped, symmetric_half_spans),
-                                   (default, SHIPPED_HALF_SPANS)):
-            matching._half_spans = half_spans
+        for engine, extremity, half_spans in ((shipped, SHIPPED_EXTREMITY, SHIPPED_HALF_SPANS),
+                                              (shipped, 0.0, SHIPPED_HALF_SPANS),
+                                              (shipped, SHIPPED_EXTREMITY, symmetric_half_spans),
+                                              (default, SHIPPED_EXTREMITY, SHIPPED_HALF_SPANS)):
+            matching.EXTREMITY_WEIGHT, matching._half_spans = extremity, half_spans
             try:
-                scores.append(evaluate(engine, shapes, PART_NAMES[category], 3, progress=False)["model"])
+                scores.append(evaluate_source_sets(engine, shapes, PART_NAMES[category], 3, args.source_sets,
+                                                   progress=False)["model"])
             finally:
-                matching._half_spans = SHIPPED_HALF_SPANS
+                matching.EXTREMITY_WEIGHT, matching._half_spans = SHIPPED_EXTREMITY, SHIPPED_HALF_SPANS
         cells = [" / ".join(f"{getattr(s, m):.1f}" for s in scores) for m in ("miou", "pck05_radius", "pck10_radius")]
         print(f"| {name} | {len(shapes) - 3} | {time.perf_counter() - start:.0f} | "
               f"{shipped.calibration.embedding_weight} | " + " | ".join(cells) + " |", flush=True)
