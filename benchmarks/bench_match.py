@@ -5,10 +5,9 @@ diagonal; KeypointNet's and PDC's scale) are where the shipped match was tuned o
 2026-12-04 and 2026-12-05 (docs/models.md, *Real shapes first*).  This scores the real dev
 sets (training/evaluate.py's protocol: 3 sources, their estimates averaged and snapped;
 `--source_sets 3`: three sets of sources in turn, pooled) with the shipped match, without
-the extremity feature (`model.matching.EXTREMITY_WEIGHT` 0), with heights scaled about the
-centre by the whole extent as before (`model.matching._half_spans` symmetric on every
-axis), and with the engine's default embedding weight of 0.5 instead of the checkpoint's
-own:
+the extremity feature (`model.matching.EXTREMITY_WEIGHT` 0), with a part's heights scaled
+about its centre of mass instead of end to end (`model.matching._ends_and_centre`), and
+with the engine's default embedding weight of 0.5 instead of the checkpoint's own:
 
     .venv/bin/python benchmarks/bench_match.py [--sets chair,sh3d,table,airplane] [--source_sets 3]
 """
@@ -25,20 +24,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from model import Correspondence, matching  # noqa: E402
+from model.density import weighted_mean  # noqa: E402
 from training.devset import load_devset  # noqa: E402
 from training.devset_sh3d import load_sh3d_devset  # noqa: E402
 from training.evaluate import evaluate_source_sets  # noqa: E402
 from training.families import PART_NAMES  # noqa: E402
 
-SHIPPED_HALF_SPANS = matching._half_spans
+SHIPPED_ENDS_AND_CENTRE = matching._ends_and_centre
 SHIPPED_EXTREMITY = matching.EXTREMITY_WEIGHT
 DEFAULT_WEIGHT = 0.5
 
 
-def symmetric_half_spans(ends: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Half the extent either side of the centre on every axis: the frames before 2026-12-04."""
-    half = np.maximum(ends[1] - ends[0], matching.PART_SPREAD_FLOOR) / 2
-    return half, half.copy()
+def centre_of_mass_in_height(samples: np.ndarray, areas: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """A part's ends and its centre of mass on every axis: heights before 2026-12-04."""
+    ends, _ = SHIPPED_ENDS_AND_CENTRE(samples, areas)
+    return ends, (samples.mean(0) if areas is None else weighted_mean(samples, areas))
 
 
 def main() -> int:
@@ -46,7 +46,7 @@ def main() -> int:
     ap.add_argument("--sets", default="chair,sh3d,table,airplane")
     ap.add_argument("--source_sets", type=int, default=1)
     args = ap.parse_args()
-    print("model: shipped / no extremity / heights scaled about the centre / embedding weight 0.5; "
+    print("model: shipped / no extremity / heights about the centre of mass / embedding weight 0.5; "
           "PCK@0.05r and 0.10r: within 0.05 and 0.10 of the bounding radius")
     print("| set | targets | seconds | weight shipped | mIoU | PCK@0.05r | PCK@0.10r |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -57,16 +57,16 @@ def main() -> int:
         shapes = load_sh3d_devset("chair") if name == "sh3d" else load_devset(category)
         start = time.perf_counter()
         scores = []
-        for engine, extremity, half_spans in ((shipped, SHIPPED_EXTREMITY, SHIPPED_HALF_SPANS),
-                                              (shipped, 0.0, SHIPPED_HALF_SPANS),
-                                              (shipped, SHIPPED_EXTREMITY, symmetric_half_spans),
-                                              (default, SHIPPED_EXTREMITY, SHIPPED_HALF_SPANS)):
-            matching.EXTREMITY_WEIGHT, matching._half_spans = extremity, half_spans
+        for engine, extremity, frame in ((shipped, SHIPPED_EXTREMITY, SHIPPED_ENDS_AND_CENTRE),
+                                         (shipped, 0.0, SHIPPED_ENDS_AND_CENTRE),
+                                         (shipped, SHIPPED_EXTREMITY, centre_of_mass_in_height),
+                                         (default, SHIPPED_EXTREMITY, SHIPPED_ENDS_AND_CENTRE)):
+            matching.EXTREMITY_WEIGHT, matching._ends_and_centre = extremity, frame
             try:
                 scores.append(evaluate_source_sets(engine, shapes, PART_NAMES[category], 3, args.source_sets,
                                                    progress=False)["model"])
             finally:
-                matching.EXTREMITY_WEIGHT, matching._half_spans = SHIPPED_EXTREMITY, SHIPPED_HALF_SPANS
+                matching.EXTREMITY_WEIGHT, matching._ends_and_centre = SHIPPED_EXTREMITY, SHIPPED_ENDS_AND_CENTRE
         cells = [" / ".join(f"{getattr(s, m):.1f}" for s in scores) for m in ("miou", "pck05_radius", "pck10_radius")]
         print(f"| {name} | {len(shapes) - 3} | {time.perf_counter() - start:.0f} | "
               f"{shipped.calibration.embedding_weight} | " + " | ".join(cells) + " |", flush=True)

@@ -26,7 +26,7 @@ def test_a_narrow_part_is_stretched_onto_a_wide_one_and_flat_parts_stay_finite()
     assert np.array_equal(into_part_frame(moved, narrow[:1], wide), moved)  # one sample: no frame
 
 
-def test_a_base_heavy_at_its_foot_meets_four_legs_at_both_ends_and_its_centre():
+def test_a_base_heavy_at_its_foot_meets_four_legs_at_both_ends_and_in_between():
     rng = np.random.default_rng(2)
     # a swivel base (a wide star at the floor, a thin column up to 0.4) against four legs
     # of even mass from the floor to 0.4: their centres of mass sit at other heights
@@ -34,10 +34,24 @@ def test_a_base_heavy_at_its_foot_meets_four_legs_at_both_ends_and_its_centre():
     column = np.c_[rng.normal(0, 0.01, 600), rng.uniform(0.04, 0.4, 600), rng.normal(0, 0.01, 600)]
     base = np.r_[star, column]
     legs = np.c_[rng.choice([-0.25, 0.25], 4000), rng.uniform(0.0, 0.4, 4000), rng.choice([-0.25, 0.25], 4000)]
-    foot, top = np.array([[0.3, 0.0, 0.3]]), np.array([[0.0, 0.4, 0.0]])
+    foot, top, middle = np.array([[0.3, 0.0, 0.3]]), np.array([[0.0, 0.4, 0.0]]), np.array([[0.0, 0.2, 0.0]])
     assert into_part_frame(foot, base, legs)[0, 1] < 0.02  # the foot on the floor, not up the leg
-    assert abs(into_part_frame(top, base, legs)[0, 1] - 0.4) < 0.02  # the top at the top
-    assert np.allclose(into_part_frame(base.mean(0)[None], base, legs), legs.mean(0), atol=1e-9)
+    # the top at the top (its thin column's last 0.04 lies beyond the 98th percentile end)
+    assert abs(into_part_frame(top, base, legs)[0, 1] - 0.4) < 0.04
+    # halfway up the column, halfway up the legs (centre of mass to centre of mass: 0.29)
+    assert abs(into_part_frame(middle, base, legs)[0, 1] - 0.2) < 0.03
+    # in plan the centre of mass still goes to the centre of mass
+    assert np.allclose(into_part_frame(base.mean(0)[None], base, legs)[0, [0, 2]], legs.mean(0)[[0, 2]], atol=1e-9)
+
+
+def test_a_sled_frames_foot_on_its_runner_meets_four_legs_at_their_feet():
+    rng = np.random.default_rng(7)
+    # two runner tubes at the floor (most of the frame's mass) and four thin posts up to 0.4
+    runners = np.c_[rng.choice([-0.25, 0.25], 4000), rng.uniform(0.0, 0.05, 4000), rng.uniform(-0.3, 0.3, 4000)]
+    posts = np.c_[rng.choice([-0.25, 0.25], 800), rng.uniform(0.05, 0.4, 800), rng.choice([-0.25, 0.25], 800)]
+    legs = np.c_[rng.choice([-0.25, 0.25], 4000), rng.uniform(0.0, 0.4, 4000), rng.choice([-0.25, 0.25], 4000)]
+    on_the_runner = np.array([[0.25, 0.025, 0.25]])  # where a sled chair's foot keypoint sits
+    assert into_part_frame(on_the_runner, np.r_[runners, posts], legs)[0, 1] < 0.04
 
 
 def _disc(rng, n, radius, y=0.0):
@@ -83,7 +97,8 @@ def test_a_parts_centre_of_mass_lands_on_the_others():
     # a part whose mass lies near one end (a wing's root), against one spread evenly
     here = np.c_[np.minimum(rng.exponential(0.2, 3000), 1.0), rng.uniform(0, 0.1, 3000), np.zeros(3000)]
     there = np.c_[rng.uniform(0, 1, 3000), rng.uniform(0, 0.1, 3000), np.zeros(3000)]
-    assert np.allclose(into_part_frame(here.mean(0)[None], here, there), there.mean(0), atol=1e-9)
+    moved = into_part_frame(here.mean(0)[None], here, there)
+    assert np.allclose(moved[0, [0, 2]], there.mean(0)[[0, 2]], atol=1e-9)  # in plan; in height, end to end
 
 
 def test_labels_decide_close_calls_and_leave_clear_ones_alone():
