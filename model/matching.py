@@ -15,6 +15,9 @@ PART_SPREAD_FLOOR = 0.01
 # Percentile of a part's samples taken as its end on each axis: a few stray samples (a
 # neighbouring part's boundary) move no end.
 PART_EXTENT = 2.0
+# A part's centre in height lies this share of the way from the middle between its ends to
+# its centre of mass (`_ends_and_centre`).
+HEIGHT_CENTRE_OF_MASS = 0.5
 # Two strongest branches of a target point this close make it a close call (`match`).
 CLOSE_CALL = 0.2
 # Plan directions (10-degree sectors about the part's centre) in which a part's reach is
@@ -127,25 +130,45 @@ def into_part_frame(points: np.ndarray, part_here: np.ndarray, part_there: np.nd
                     areas_here: np.ndarray | None = None, areas_there: np.ndarray | None = None) -> np.ndarray:
     """Points of a part moved into the frame of the same part on another shape: per axis,
     its centre here (`_ends_and_centre`) goes to its centre there and its ends (its
-    PART_EXTENT and 100 - PART_EXTENT percentiles) to the ends there, so that a wider
-    table top or a longer wing is matched by relative position within the part.  Scaled by
-    the spread instead, a slatted back's corners would fall short of a solid back's
-    (docs/model.md, *Correspondence*).  Samples with `areas` count by them (a point
-    cloud's, so that its dense spots do not pull the frame).  The part is then stretched
-    in plan, direction by direction, out to the other's reach (`_plan_stretch`)."""
+    PART_EXTENT and 100 - PART_EXTENT percentiles) to the ends there (`_half_spans`), so
+    that a wider table top or a longer wing is matched by relative position within the
+    part.  Scaled by the spread instead, a slatted back's corners would fall short of a
+    solid back's (docs/model.md, *Correspondence*).  Samples with `areas` count by them (a
+    point cloud's, so that its dense spots do not pull the frame).  The part is then
+    stretched in plan, direction by direction, out to the other's reach (`_plan_stretch`)."""
     if len(part_here) < 2 or len(part_there) < 2:
         return points
     ends_here, centre_here = _ends_and_centre(part_here, areas_here)
     ends_there, centre_there = _ends_and_centre(part_there, areas_there)
-    half_here, half_there = _half_extent(ends_here), _half_extent(ends_there)
-    where = (points - centre_here) / half_here
-    where = where * _plan_stretch(where, _plan_reach((part_here - centre_here) / half_here),
-                                  _plan_reach((part_there - centre_there) / half_there))
-    return centre_there + where * half_there
+    spans_here, spans_there = _half_spans(ends_here, centre_here), _half_spans(ends_there, centre_there)
+    where = _to_unit(points - centre_here, spans_here)
+    where = where * _plan_stretch(where, _plan_reach(_to_unit(part_here - centre_here, spans_here)),
+                                  _plan_reach(_to_unit(part_there - centre_there, spans_there)))
+    return centre_there + _from_unit(where, spans_there)
 
 
-def _half_extent(ends: np.ndarray) -> np.ndarray:
-    return np.maximum(ends[1] - ends[0], PART_SPREAD_FLOOR) / 2
+def _half_spans(ends: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A part's reach below and above its centre on each axis.  In plan, half its extent
+    either way: a part's centre of mass lies near its middle there.  In height, from the
+    centre to each end, so that both ends meet the other's ends wherever the centre lies
+    between them: a swivel base's mass is at its foot, four legs' at mid-height, and
+    scaled about the centre by the whole extent the base's foot would land partway up the
+    legs (docs/model.md, *Heights*)."""
+    (lo, hi), half = ends, np.maximum(ends[1] - ends[0], PART_SPREAD_FLOOR) / 2
+    below, above = half.copy(), half.copy()
+    below[UP] = max(centre[UP] - lo[UP], PART_SPREAD_FLOOR / 2)
+    above[UP] = max(hi[UP] - centre[UP], PART_SPREAD_FLOOR / 2)
+    return below, above
+
+
+def _to_unit(offsets: np.ndarray, spans: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    below, above = spans
+    return np.where(offsets < 0, offsets / below, offsets / above)
+
+
+def _from_unit(where: np.ndarray, spans: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    below, above = spans
+    return np.where(where < 0, where * below, where * above)
 
 
 def _plan_stretch(where: np.ndarray, reach_here: np.ndarray, reach_there: np.ndarray) -> np.ndarray:
@@ -184,14 +207,16 @@ def _ends_and_centre(samples: np.ndarray, areas: np.ndarray | None) -> tuple[np.
     """A part's ends per axis (its PART_EXTENT and 100 - PART_EXTENT percentiles) and its
     centre, each sample counted by its area where given.  In plan the centre is the centre
     of mass: an airplane's wing has its mass at its root, and centred between its ends its
-    middle would move (docs/model.md, *Correspondence*).  In height it is the middle
-    between the ends, so that height maps end to end whatever the mass does between them:
-    a sled frame's runners and a swivel base's star carry most of their mass at the
-    floor, four legs theirs at mid-height (docs/model.md, *Heights end to end*)."""
+    middle would move (docs/model.md, *Correspondence*).  In height it lies
+    HEIGHT_CENTRE_OF_MASS of the way from the middle between the ends to the centre of
+    mass: a sled frame's runners carry most of its mass at the floor, four legs theirs at
+    mid-height, and centre to centre a point on a runner landed up the legs; middle to
+    middle, a fuselage with a canopy put its axis off another's (docs/model.md, *Heights*)."""
     ends = [PART_EXTENT, 100 - PART_EXTENT]
     if areas is None:
         ends, centre = np.percentile(samples, ends, axis=0), samples.mean(0)
     else:
         ends, centre = weighted_percentiles(samples, areas, ends), weighted_mean(samples, areas)
-    centre[UP] = (ends[0][UP] + ends[1][UP]) / 2
+    middle = (ends[0][UP] + ends[1][UP]) / 2
+    centre[UP] = middle + HEIGHT_CENTRE_OF_MASS * (centre[UP] - middle)
     return ends, centre
