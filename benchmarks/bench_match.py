@@ -5,8 +5,8 @@ diagonal; KeypointNet's and PDC's scale) are where the shipped match was tuned o
 2026-12-04 and 2026-12-05 (docs/models.md, *Real shapes first*).  This scores the real dev
 sets (training/evaluate.py's protocol: 3 sources, their estimates averaged and snapped;
 `--source_sets 3`: three sets of sources in turn, pooled) with the shipped match, without
-the extremity feature (`model.matching.EXTREMITY_WEIGHT` 0), with a part's heights scaled
-about its centre of mass instead of end to end (`model.matching._ends_and_centre`), and
+the extremity feature (`model.matching.EXTREMITY_WEIGHT` 0), with a part's centre in
+height at its centre of mass as on 2026-12-04 (`model.matching._ends_and_centre`), and
 with the engine's default embedding weight of 0.5 instead of the checkpoint's own:
 
     .venv/bin/python benchmarks/bench_match.py [--sets chair,sh3d,table,airplane] [--source_sets 3]
@@ -36,7 +36,7 @@ DEFAULT_WEIGHT = 0.5
 
 
 def centre_of_mass_in_height(samples: np.ndarray, areas: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """A part's ends and its centre of mass on every axis: heights before 2026-12-04."""
+    """A part's ends and its centre of mass on every axis: its centre in height of 2026-12-04."""
     ends, _ = SHIPPED_ENDS_AND_CENTRE(samples, areas)
     return ends, (samples.mean(0) if areas is None else weighted_mean(samples, areas))
 
@@ -46,7 +46,7 @@ def main() -> int:
     ap.add_argument("--sets", default="chair,sh3d,table,airplane")
     ap.add_argument("--source_sets", type=int, default=1)
     args = ap.parse_args()
-    print("model: shipped / no extremity / heights about the centre of mass / embedding weight 0.5; "
+    print("model: shipped / no extremity / centre in height at the centre of mass / embedding weight 0.5; "
           "PCK@0.05r and 0.10r: within 0.05 and 0.10 of the bounding radius")
     print("| set | targets | seconds | weight shipped | mIoU | PCK@0.05r | PCK@0.10r |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
