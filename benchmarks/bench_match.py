@@ -6,7 +6,7 @@ diagonal; KeypointNet's and PDC's scale) are where the shipped match was tuned o
 sets (training/evaluate.py's protocol: 3 sources, their estimates averaged and snapped;
 `--source_sets 3`: three sets of sources in turn, pooled) with the shipped match, without
 the extremity feature (`model.matching.EXTREMITY_WEIGHT` 0), with a part's centre in
-height at its centre of mass as on 2026-12-04 (`model.matching._ends_and_centre`), and
+height at its centre of mass as on 2026-12-04 (`model.matching.HEIGHT_CENTRE_OF_MASS` 1), and
 with the engine's default embedding weight of 0.5 instead of the checkpoint's own:
 
     .venv/bin/python benchmarks/bench_match.py [--sets chair,sh3d,table,airplane] [--source_sets 3]
@@ -18,27 +18,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from model import Correspondence, matching  # noqa: E402
-from model.density import weighted_mean  # noqa: E402
 from training.devset import load_devset  # noqa: E402
 from training.devset_sh3d import load_sh3d_devset  # noqa: E402
 from training.evaluate import evaluate_source_sets  # noqa: E402
 from training.families import PART_NAMES  # noqa: E402
 
-SHIPPED_ENDS_AND_CENTRE = matching._ends_and_centre
 SHIPPED_EXTREMITY = matching.EXTREMITY_WEIGHT
+SHIPPED_CENTRE = matching.HEIGHT_CENTRE_OF_MASS
 DEFAULT_WEIGHT = 0.5
-
-
-def centre_of_mass_in_height(samples: np.ndarray, areas: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """A part's ends and its centre of mass on every axis: its centre in height of 2026-12-04."""
-    ends, _ = SHIPPED_ENDS_AND_CENTRE(samples, areas)
-    return ends, (samples.mean(0) if areas is None else weighted_mean(samples, areas))
 
 
 def main() -> int:
@@ -57,16 +48,16 @@ def main() -> int:
         shapes = load_sh3d_devset("chair") if name == "sh3d" else load_devset(category)
         start = time.perf_counter()
         scores = []
-        for engine, extremity, frame in ((shipped, SHIPPED_EXTREMITY, SHIPPED_ENDS_AND_CENTRE),
-                                         (shipped, 0.0, SHIPPED_ENDS_AND_CENTRE),
-                                         (shipped, SHIPPED_EXTREMITY, centre_of_mass_in_height),
-                                         (default, SHIPPED_EXTREMITY, SHIPPED_ENDS_AND_CENTRE)):
-            matching.EXTREMITY_WEIGHT, matching._ends_and_centre = extremity, frame
+        for engine, extremity, centre in ((shipped, SHIPPED_EXTREMITY, SHIPPED_CENTRE),
+                                          (shipped, 0.0, SHIPPED_CENTRE),
+                                          (shipped, SHIPPED_EXTREMITY, 1.0),
+                                          (default, SHIPPED_EXTREMITY, SHIPPED_CENTRE)):
+            matching.EXTREMITY_WEIGHT, matching.HEIGHT_CENTRE_OF_MASS = extremity, centre
             try:
                 scores.append(evaluate_source_sets(engine, shapes, PART_NAMES[category], 3, args.source_sets,
                                                    progress=False)["model"])
             finally:
-                matching.EXTREMITY_WEIGHT, matching._ends_and_centre = SHIPPED_EXTREMITY, SHIPPED_ENDS_AND_CENTRE
+                matching.EXTREMITY_WEIGHT, matching.HEIGHT_CENTRE_OF_MASS = SHIPPED_EXTREMITY, SHIPPED_CENTRE
         cells = [" / ".join(f"{getattr(s, m):.1f}" for s in scores) for m in ("miou", "pck05_radius", "pck10_radius")]
         print(f"| {name} | {len(shapes) - 3} | {time.perf_counter() - start:.0f} | "
               f"{shipped.calibration.embedding_weight} | " + " | ".join(cells) + " |", flush=True)

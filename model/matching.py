@@ -37,6 +37,7 @@ EXTREMITY_WEIGHT = 0.1
 # The surface around a point is judged on at most this many samples (the dev set's clouds'
 # count): enough for a centre, and the time stays small on a mesh's 20,000 samples.
 EXTREMITY_SAMPLES = 2500
+EXTREMITY_CHUNK = 20000  # samples whose neighbours are gathered at once (memory)
 
 
 def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.ndarray,
@@ -71,7 +72,10 @@ def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.nd
     strongest = np.take_along_axis(target_emb, order, axis=1)
     runner_up = np.where(close_calls & (strongest[:, 0] - strongest[:, 1] < CLOSE_CALL), order[:, 1], -1)
     source_emb, target_emb = biased(source_emb, -part_bias), biased(target_emb, -part_bias)
-    ext_s, ext_t = _weighed(source_extremity, len(source_points)), _weighed(target_extremity, len(target_where))
+    if (source_extremity is None) != (target_extremity is None):
+        raise ValueError("give both the source's and the target's extremity, or neither")
+    ext_s = _extremity_features(source_extremity, len(source_points))
+    ext_t = _extremity_features(target_extremity, len(target_where))
     feat_s = np.concatenate([source_points, weight * source_emb, ext_s], 1)
     idx = np.full(len(target_where), -1)
     best = np.full(len(target_where), np.inf)
@@ -97,16 +101,17 @@ def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.nd
     return idx
 
 
-def _weighed(extremity: np.ndarray | None, n: int) -> np.ndarray:
+def _extremity_features(extremity: np.ndarray | None, n: int) -> np.ndarray:
     return np.zeros((n, 3)) if extremity is None else EXTREMITY_WEIGHT * extremity
 
 
 def extremity(samples: np.ndarray, areas: np.ndarray | None = None) -> np.ndarray:
     """(S, 3) each surface sample's offset to the centre of the surface within
-    EXTREMITY_RADIUS of it, over the radius: on a flat middle near zero, at a corner or a
-    tip pointing back into the shape, up to 1 long.  The surface is judged on at most
-    EXTREMITY_SAMPLES of the samples, drawn by their `areas` where given (an uneven
-    cloud's), so that a dense spot does not pull the centre."""
+    EXTREMITY_RADIUS of it (itself left out), over the radius: on a flat middle near zero,
+    at a corner or a tip pointing back into the shape, up to 1 long; a sample with nothing
+    within the radius points at its nearest neighbour, 1 long.  The surface is judged on
+    at most EXTREMITY_SAMPLES of the samples, drawn by their `areas` where given (an
+    uneven cloud's), so that a dense spot does not pull the centre."""
     n = len(samples)
     if n > EXTREMITY_SAMPLES:
         chance = None if areas is None else areas / areas.sum()
@@ -114,25 +119,34 @@ def extremity(samples: np.ndarray, areas: np.ndarray | None = None) -> np.ndarra
         weights = np.ones(EXTREMITY_SAMPLES)
     else:
         around, weights = samples, np.ones(n) if areas is None else areas
-    near = cKDTree(around).query_ball_point(samples, EXTREMITY_RADIUS, workers=-1)
-    counts = np.fromiter((len(i) for i in near), np.int64, n)
-    which = np.fromiter((j for i in near for j in i), np.int64, counts.sum())
-    row = np.repeat(np.arange(n), counts)
-    mass = np.bincount(row, weights[which], minlength=n)
-    centre = np.stack([np.bincount(row, weights[which] * around[which, k], minlength=n) for k in range(3)], 1)
-    found = mass > 0
+    tree = cKDTree(around)
     out = np.zeros_like(samples)
-    out[found] = (centre[found] / mass[found, None] - samples[found]) / EXTREMITY_RADIUS
+    for start in range(0, n, EXTREMITY_CHUNK):  # bounds the neighbour pairs held at once
+        here = samples[start:start + EXTREMITY_CHUNK]
+        pairs = cKDTree(here).sparse_distance_matrix(tree, EXTREMITY_RADIUS, output_type="ndarray")
+        pairs = pairs[pairs["v"] > 0]  # not the sample itself
+        row, col = pairs["i"], pairs["j"]
+        mass = np.bincount(row, weights[col], minlength=len(here))
+        centre = np.stack([np.bincount(row, weights[col] * around[col, k], minlength=len(here))
+                           for k in range(3)], 1)
+        found = mass > 0
+        offset = np.empty_like(here)
+        offset[found] = centre[found] / mass[found, None] - here[found]
+        if not found.all():
+            nearest = around[tree.query(here[~found], k=2)[1][:, -1]]
+            offset[~found] = nearest - here[~found]
+            offset[~found] *= EXTREMITY_RADIUS / np.linalg.norm(offset[~found], axis=1, keepdims=True).clip(1e-12)
+        out[start:start + EXTREMITY_CHUNK] = offset / EXTREMITY_RADIUS
     return out
 
 
 def into_part_frame(points: np.ndarray, part_here: np.ndarray, part_there: np.ndarray,
                     areas_here: np.ndarray | None = None, areas_there: np.ndarray | None = None) -> np.ndarray:
     """Points of a part moved into the frame of the same part on another shape: per axis,
-    its centre here (`_ends_and_centre`) goes to its centre there and its ends (its
-    PART_EXTENT and 100 - PART_EXTENT percentiles) to the ends there (`_half_spans`), so
-    that a wider table top or a longer wing is matched by relative position within the
-    part.  Scaled by the spread instead, a slatted back's corners would fall short of a
+    its centre here (`_ends_and_centre`) goes to its centre there and its extent (between
+    its PART_EXTENT and 100 - PART_EXTENT percentiles) is scaled to the extent there; in
+    height each side of the centre to its end (`_half_spans`).  So a wider table top or a
+    longer wing is matched by relative position within the part.  Scaled by the spread instead, a slatted back's corners would fall short of a
     solid back's (docs/model.md, *Correspondence*).  Samples with `areas` count by them (a
     point cloud's, so that its dense spots do not pull the frame).  The part is then
     stretched in plan, direction by direction, out to the other's reach (`_plan_stretch`)."""
@@ -149,7 +163,7 @@ def into_part_frame(points: np.ndarray, part_here: np.ndarray, part_there: np.nd
 
 def _half_spans(ends: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A part's reach below and above its centre on each axis.  In plan, half its extent
-    either way: a part's centre of mass lies near its middle there.  In height, from the
+    either way.  In height, from the
     centre to each end, so that both ends meet the other's ends wherever the centre lies
     between them: a swivel base's mass is at its foot, four legs' at mid-height, and
     scaled about the centre by the whole extent the base's foot would land partway up the
@@ -212,11 +226,11 @@ def _ends_and_centre(samples: np.ndarray, areas: np.ndarray | None) -> tuple[np.
     mass: a sled frame's runners carry most of its mass at the floor, four legs theirs at
     mid-height, and centre to centre a point on a runner landed up the legs; middle to
     middle, a fuselage with a canopy put its axis off another's (docs/model.md, *Heights*)."""
-    ends = [PART_EXTENT, 100 - PART_EXTENT]
+    q = [PART_EXTENT, 100 - PART_EXTENT]
     if areas is None:
-        ends, centre = np.percentile(samples, ends, axis=0), samples.mean(0)
+        ends, centre = np.percentile(samples, q, axis=0), samples.mean(0)
     else:
-        ends, centre = weighted_percentiles(samples, areas, ends), weighted_mean(samples, areas)
+        ends, centre = weighted_percentiles(samples, areas, q), weighted_mean(samples, areas)
     middle = (ends[0][UP] + ends[1][UP]) / 2
     centre[UP] = middle + HEIGHT_CENTRE_OF_MASS * (centre[UP] - middle)
     return ends, centre

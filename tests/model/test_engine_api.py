@@ -301,3 +301,16 @@ def test_long_calls_report_their_progress_chunk_by_chunk(box_mesh):
     before = len(seen)
     engine.segment(rng_points(2500, 2))
     assert len(seen) == before
+
+
+def test_the_match_weighs_each_shapes_extremity(engine, box_mesh, monkeypatch):
+    from model import matching
+    source = engine.prepare(box_mesh)
+    target = engine.prepare(trimesh.creation.box(extents=(1.2, 1.8, 0.6)).sample(3000, seed=1))
+    # a box's corner vertex points back into the box; its face centres barely do
+    corner = np.argmax(np.abs(source.points).sum(1))
+    assert np.linalg.norm(source.point_extremity[corner]) > 0.3
+    assert np.sign(source.point_extremity[corner]).tolist() == (-np.sign(source.points[corner])).tolist()
+    weighed = engine.correspond(source, target).source_index
+    monkeypatch.setattr(matching, "EXTREMITY_WEIGHT", 0.0)
+    assert np.mean(engine.correspond(source, target).source_index != weighed) > 0.05
