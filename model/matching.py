@@ -67,13 +67,13 @@ def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.nd
     keypoints where parts meet (docs/evaluation/devset.md), so the engine does it only when
     the source's labels are given.
     """
+    if (source_extremity is None) != (target_extremity is None):
+        raise ValueError("give both the source's and the target's extremity, or neither")
     order = np.argsort(-target_emb, axis=1)[:, :2]
     part_t, part_f = order[:, 0], source_emb.argmax(1)
     strongest = np.take_along_axis(target_emb, order, axis=1)
     runner_up = np.where(close_calls & (strongest[:, 0] - strongest[:, 1] < CLOSE_CALL), order[:, 1], -1)
     source_emb, target_emb = biased(source_emb, -part_bias), biased(target_emb, -part_bias)
-    if (source_extremity is None) != (target_extremity is None):
-        raise ValueError("give both the source's and the target's extremity, or neither")
     ext_s = _extremity_features(source_extremity, len(source_points))
     ext_t = _extremity_features(target_extremity, len(target_where))
     feat_s = np.concatenate([source_points, weight * source_emb, ext_s], 1)
@@ -146,10 +146,11 @@ def into_part_frame(points: np.ndarray, part_here: np.ndarray, part_there: np.nd
     its centre here (`_ends_and_centre`) goes to its centre there and its extent (between
     its PART_EXTENT and 100 - PART_EXTENT percentiles) is scaled to the extent there; in
     height each side of the centre to its end (`_half_spans`).  So a wider table top or a
-    longer wing is matched by relative position within the part.  Scaled by the spread instead, a slatted back's corners would fall short of a
-    solid back's (docs/model.md, *Correspondence*).  Samples with `areas` count by them (a
-    point cloud's, so that its dense spots do not pull the frame).  The part is then
-    stretched in plan, direction by direction, out to the other's reach (`_plan_stretch`)."""
+    longer wing is matched by relative position within the part.  Scaled by the spread
+    instead, a slatted back's corners would fall short of a solid back's (docs/model.md,
+    *Correspondence*).  Samples with `areas` count by them (a point cloud's, so that its
+    dense spots do not pull the frame).  The part is then stretched in plan, direction by
+    direction, out to the other's reach (`_plan_stretch`)."""
     if len(part_here) < 2 or len(part_there) < 2:
         return points
     ends_here, centre_here = _ends_and_centre(part_here, areas_here)
@@ -163,11 +164,10 @@ def into_part_frame(points: np.ndarray, part_here: np.ndarray, part_there: np.nd
 
 def _half_spans(ends: np.ndarray, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A part's reach below and above its centre on each axis.  In plan, half its extent
-    either way.  In height, from the
-    centre to each end, so that both ends meet the other's ends wherever the centre lies
-    between them: a swivel base's mass is at its foot, four legs' at mid-height, and
-    scaled about the centre by the whole extent the base's foot would land partway up the
-    legs (docs/model.md, *Heights*)."""
+    either way.  In height, from the centre to each end, so that both ends meet the other's
+    ends wherever the centre lies between them: a swivel base's mass is at its foot, four
+    legs' at mid-height, and scaled about the centre by the whole extent the base's foot
+    would land partway up the legs (docs/model.md, *Heights*)."""
     (lo, hi), half = ends, np.maximum(ends[1] - ends[0], PART_SPREAD_FLOOR) / 2
     below, above = half.copy(), half.copy()
     below[UP] = max(centre[UP] - lo[UP], PART_SPREAD_FLOOR / 2)
