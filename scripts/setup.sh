@@ -13,8 +13,14 @@ stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
     echo "[setup] installing dependencies (first run takes a few minutes)"
     .venv/bin/python -m pip install -q --upgrade pip
-    # torch first and pinned, so pip takes the CPU wheel instead of a multi-GB CUDA build.
-    .venv/bin/python -m pip install -q "torch==2.13.0"
+    # torch first and pinned, from PyTorch's CPU index: PyPI's torch for Linux is the
+    # multi-GB CUDA build.  TORCH_INDEX_URL= (empty) takes the default index's build.
+    index=${TORCH_INDEX_URL-https://download.pytorch.org/whl/cpu}
+    if [ -z "$index" ] || ! .venv/bin/python -m pip install -q --retries 1 --timeout 30 \
+            --index-url "$index" "torch==2.13.0" 2>/dev/null; then
+        [ -z "$index" ] || echo "[setup] $index not reachable: torch from the default index"
+        .venv/bin/python -m pip install -q "torch==2.13.0"
+    fi
     .venv/bin/python -m pip install -q -e ".[test]"
     rm -f .venv/.installed-*
     touch "$stamp"
