@@ -34,6 +34,11 @@ SOURCES = {"chair": ["101", "105", "110"], "table": ["141", "145", "150"], "airp
 EXCLUDED = {"61": "which end is the nose is unclear: a canard, or turned backwards in psb_rotations.json"}
 FOOT_BAND = 0.04  # points this close to the floor (diagonal 1) count as a foot
 TOP_BAND = 0.04
+# Weight of height in the directions a foot (down), a back's top corner and a seat's front
+# corner (up) are the extremes in.  On a vertical face every height is as far out, and
+# without it the samples' noise put the point anywhere in the band: PSB chair feet were a
+# median 0.029 of the diagonal above the floor (docs/evaluation/devset.md).
+HEIGHT_TIE = 0.5
 NARROW = 0.1  # a table piece narrower than this (diagonal 1) is part of a leg, not a beam
 
 
@@ -139,7 +144,7 @@ def keypoints(category: str, points: np.ndarray, labels: np.ndarray) -> dict[str
             low = legs[legs[:, 1] < legs[:, 1].min() + FOOT_BAND]
             for e, sz in ends.items():
                 for s, sx in sides.items():
-                    out[f"foot_{e}_{s}"] = _extreme(low, np.array([sx, 0.0, sz]))
+                    out[f"foot_{e}_{s}"] = _extreme(low, np.array([sx, -HEIGHT_TIE, sz]))
 
     if category == "chair":
         feet(part["leg"])
@@ -147,10 +152,10 @@ def keypoints(category: str, points: np.ndarray, labels: np.ndarray) -> dict[str
         if len(back):
             high = back[back[:, 1] > back[:, 1].max() - TOP_BAND]
             for s, sx in sides.items():
-                out[f"back_top_{s}"] = _extreme(high, np.array([sx, 0.0, 0.0]))
+                out[f"back_top_{s}"] = _extreme(high, np.array([sx, HEIGHT_TIE, 0.0]))
         for s, sx in sides.items():
             if len(part["seat"]):
-                out[f"seat_front_{s}"] = _extreme(part["seat"], np.array([sx, 0.0, -1.0]))
+                out[f"seat_front_{s}"] = _extreme(part["seat"], np.array([sx, HEIGHT_TIE, -1.0]))
             arm = part["arm"][part["arm"][:, 0] * sx > 0]
             if len(arm):
                 out[f"arm_front_{s}"] = _extreme(arm, np.array([0.0, 0.5, -1.0]))
