@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from . import labels as labelling
+from . import matching
 from .alignment import AlignMode, best_rotation, check_mode
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .confidence import confidence, existence
@@ -188,8 +189,9 @@ class Correspondence:
         emb_placed = (without_absent(vertex_embedding(run, tgt, fitted=True), tgt.placed.presence)
                       if tgt.fitted else emb_judged)
         where = self.settings.position_prior * tgt.points + (1.0 - self.settings.position_prior) * raw
+        weight = cal.embedding_weight * (1.0 if on_samples is not None else matching.UNLABELLED_EMBEDDING_SHARE)
         idx = match(src.sample_points, src.placed.embedding, src.placed.parts(on_samples), where, emb_placed,
-                    tgt.sample_points, tgt.placed.embedding.argmax(1), cal.embedding_weight, run.part_bias,
+                    tgt.sample_points, tgt.placed.embedding.argmax(1), weight, run.part_bias,
                     src.placed.weights, tgt.placed.weights, close_calls=on_samples is not None,
                     source_extremity=src.sample_extremity, target_extremity=tgt.point_extremity)
         # A part the source lacks has no source point with its embedding: the match (and

@@ -38,6 +38,10 @@ EXTREMITY_WEIGHT = 0.1
 # count): enough for a centre, and the time stays small on a mesh's 20,000 samples.
 EXTREMITY_SAMPLES = 2500
 EXTREMITY_CHUNK = 20000  # samples whose neighbours are gathered at once (memory)
+# Without the source's labels the embedding weighs this share of the checkpoint's
+# `embedding_weight`: labels keep their part boundaries by it, while keypoints and
+# attributes are placed by the position (docs/model.md, *Correspondence*).
+UNLABELLED_EMBEDDING_SHARE = 0.4
 
 
 def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.ndarray,

@@ -314,3 +314,18 @@ def test_the_match_weighs_each_shapes_extremity(engine, box_mesh, monkeypatch):
     weighed = engine.correspond(source, target).source_index
     monkeypatch.setattr(matching, "EXTREMITY_WEIGHT", 0.0)
     assert np.mean(engine.correspond(source, target).source_index != weighed) > 0.05
+
+
+def test_the_embedding_weighs_less_without_the_sources_labels(monkeypatch):
+    from model import matching
+    from training.devset import load_devset
+    engine = Correspondence.load(category="chair", device="cpu")  # a trained embedding: the tiny one is flat
+    chairs = load_devset("chair")[:2]
+    source, target = (engine.prepare(c["surface_points"]) for c in chairs)
+    labels = chairs[0]["surface_labels"]
+    plain, labelled = engine.correspond(source, target), engine.correspond(source, target, source_labels=labels)
+    monkeypatch.setattr(matching, "UNLABELLED_EMBEDDING_SHARE", 1.0)
+    # without labels the share changes the match; with them the checkpoint's weight is used whole
+    assert np.mean(engine.correspond(source, target).source_index != plain.source_index) > 0.1
+    assert np.array_equal(engine.correspond(source, target, source_labels=labels).source_index,
+                          labelled.source_index)
