@@ -7,7 +7,9 @@ sets (training/evaluate.py's protocol: 3 sources, their estimates averaged and s
 `--source_sets 3`: three sets of sources in turn, pooled) with the shipped match, without
 the extremity feature (`model.matching.EXTREMITY_WEIGHT` 0), with a part's centre in
 height at its centre of mass as on 2026-12-04 (`model.matching.HEIGHT_CENTRE_OF_MASS` 1), and
-with the engine's default embedding weight of 0.5 instead of the checkpoint's own:
+with the checkpoint's whole embedding weight when no labels are given, as before the
+second match of 2026-12-05 (`model.matching.UNLABELLED_EMBEDDING_SHARE` 1; the keypoints
+are matched without labels, label transfer with them):
 
     .venv/bin/python benchmarks/bench_match.py [--sets chair,sh3d,table,airplane] [--source_sets 3]
 """
@@ -27,9 +29,10 @@ from training.devset_sh3d import load_sh3d_devset  # noqa: E402
 from training.evaluate import evaluate_source_sets  # noqa: E402
 from training.families import PART_NAMES  # noqa: E402
 
-SHIPPED_EXTREMITY = matching.EXTREMITY_WEIGHT
-SHIPPED_CENTRE = matching.HEIGHT_CENTRE_OF_MASS
-DEFAULT_WEIGHT = 0.5
+# Each variant: the module constants of model/matching.py it sets.
+VARIANTS = {"shipped": {}, "no extremity": {"EXTREMITY_WEIGHT": 0.0},
+            "centre in height at the centre of mass": {"HEIGHT_CENTRE_OF_MASS": 1.0},
+            "whole embedding weight without labels": {"UNLABELLED_EMBEDDING_SHARE": 1.0}}
 
 
 def main() -> int:
@@ -37,30 +40,28 @@ def main() -> int:
     ap.add_argument("--sets", default="chair,sh3d,table,airplane")
     ap.add_argument("--source_sets", type=int, default=1)
     args = ap.parse_args()
-    print("model: shipped / no extremity / centre in height at the centre of mass / embedding weight 0.5; "
-          "PCK@0.05r and 0.10r: within 0.05 and 0.10 of the bounding radius")
+    print(f"model: {' / '.join(VARIANTS)}; PCK@0.05r and 0.10r: within 0.05 and 0.10 of the bounding radius")
     print("| set | targets | seconds | weight shipped | mIoU | PCK@0.05r | PCK@0.10r |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name in args.sets.split(","):
         category = "chair" if name == "sh3d" else name
-        shipped = Correspondence.load(category=category, device="cpu")
-        default = Correspondence.load(category=category, device="cpu", embedding_weight=DEFAULT_WEIGHT)
+        engine = Correspondence.load(category=category, device="cpu")
         shapes = load_sh3d_devset("chair") if name == "sh3d" else load_devset(category)
         start = time.perf_counter()
         scores = []
-        for engine, extremity, centre in ((shipped, SHIPPED_EXTREMITY, SHIPPED_CENTRE),
-                                          (shipped, 0.0, SHIPPED_CENTRE),
-                                          (shipped, SHIPPED_EXTREMITY, 1.0),
-                                          (default, SHIPPED_EXTREMITY, SHIPPED_CENTRE)):
-            matching.EXTREMITY_WEIGHT, matching.HEIGHT_CENTRE_OF_MASS = extremity, centre
+        for overrides in VARIANTS.values():
+            shipped = {key: getattr(matching, key) for key in overrides}
+            for key, value in overrides.items():
+                setattr(matching, key, value)
             try:
                 scores.append(evaluate_source_sets(engine, shapes, PART_NAMES[category], 3, args.source_sets,
                                                    progress=False)["model"])
             finally:
-                matching.EXTREMITY_WEIGHT, matching.HEIGHT_CENTRE_OF_MASS = SHIPPED_EXTREMITY, SHIPPED_CENTRE
+                for key, value in shipped.items():
+                    setattr(matching, key, value)
         cells = [" / ".join(f"{getattr(s, m):.1f}" for s in scores) for m in ("miou", "pck05_radius", "pck10_radius")]
         print(f"| {name} | {len(shapes) - 3} | {time.perf_counter() - start:.0f} | "
-              f"{shipped.calibration.embedding_weight} | " + " | ".join(cells) + " |", flush=True)
+              f"{engine.calibration.embedding_weight} | " + " | ".join(cells) + " |", flush=True)
     return 0
 
 
