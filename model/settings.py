@@ -22,7 +22,7 @@ class Calibration:
     cycle_sigma: float = 0.05  # confidence: distance of the round trip target -> source -> target
     part_bias: tuple[float, ...] = ()  # logit offset per branch in every part decision (training.export)
     fit_steps: int = 0  # steps fitting each shape's code to its surface (model/fitting.py); 0: E's code
-    embedding_weight: float = 0.5  # the match's weight of the part embedding against position
+    embedding_weight: float = 0.5  # the match's weight of the part embedding against position (with labels)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "part_bias", _offsets(self.part_bias))
