@@ -7,7 +7,7 @@ import torch
 
 from model import Correspondence, ImplicitCorrespondenceNet, preset
 from training.devset import DEVSET, POINTS, devset_record, face_parts, load_devset, upright_mesh
-from training.devset_build import EXCLUDED, build
+from training.devset_build import EXCLUDED, build, keypoints
 from training.evaluate import _keypoint_errors, diagonal_per_radius, evaluate, format_table
 from training.families import PART_NAMES
 
@@ -40,6 +40,21 @@ def test_chair_keypoints_sit_where_their_names_say():
         assert k["foot_front_left"][2] < k["foot_back_left"][2] and k["foot_front_left"][0] < k["foot_front_right"][0]
         assert k["back_top_left"][1] > k["seat_front_left"][1] > k["foot_front_left"][1]
         assert k["back_top_left"][2] > k["seat_front_left"][2]  # the back is behind the seat's front (+Z)
+
+
+def test_feet_stand_on_the_floor_and_corners_on_top_of_vertical_faces():
+    """On a vertical face every height is as far towards a corner: the foot is its lowest
+    point, a back's top corner and a seat's front corner its highest."""
+    rng = np.random.default_rng(0)
+    leg = np.c_[np.full(4000, -0.2), rng.uniform(-0.5, 0.0, 4000), np.full(4000, -0.2)]  # a vertical edge
+    legs = np.concatenate([leg * [sx, 1, sz] for sx in (1, -1) for sz in (1, -1)])
+    back = np.c_[rng.choice([-0.2, 0.2], 2000), rng.uniform(0.1, 0.5, 2000), np.full(2000, 0.2)]
+    seat = np.c_[rng.choice([-0.2, 0.2], 2000), rng.uniform(0.0, 0.05, 2000), np.full(2000, -0.2)]
+    points = np.concatenate([legs, back, seat])
+    labels = np.repeat([2, 1, 0], [len(legs), len(back), len(seat)])
+    k = keypoints("chair", points, labels)
+    assert all(k[f"foot_{e}_{s}"][1] < -0.499 for e in ("front", "back") for s in ("left", "right"))
+    assert k["back_top_left"][1] > 0.499 and k["seat_front_right"][1] > 0.049
 
 
 def test_the_data_file_is_what_the_builder_makes():
