@@ -64,7 +64,9 @@ class Correspondence:
 
     `options` override the checkpoint's calibration (`fit_steps`, `embedding_weight`,
     `part_bias`, the sigmas: model/settings.py `Calibration`) or set the engine's own
-    `Settings` (`chunk`, `max_points`, `seed`, `position_prior`).
+    `Settings` (`chunk`, `max_points`, `seed`, `position_prior`).  `embedding_weight` is
+    the match's with source labels; without them it uses
+    `matching.UNLABELLED_EMBEDDING_SHARE` of it.
     """
 
     def __init__(self, net: ImplicitCorrespondenceNet, device: str | torch.device | None = None,
@@ -169,7 +171,9 @@ class Correspondence:
         matched as that part, all of it (model/parts.py), which mends the model's
         segmentation of the source before anything lands on it.  With labels, a target point
         close to a part boundary takes whichever part's match is nearer (model/matching.py,
-        `close_calls`): the labels decide close calls.
+        `close_calls`): the labels decide close calls.  Without labels the part embedding
+        weighs less against the position (`matching.UNLABELLED_EMBEDDING_SHARE`), which
+        places keypoints and attributes more precisely.
 
         Fitted codes place the match (they draw the part boundaries where the shapes have
         them); E's codes, on which g was trained, judge it: under fitted codes g's round

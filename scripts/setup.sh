@@ -17,8 +17,8 @@ if [ ! -f "$stamp" ]; then
     # multi-GB CUDA build.  TORCH_INDEX_URL= (empty) takes the default index's build.
     index=${TORCH_INDEX_URL-https://download.pytorch.org/whl/cpu}
     if [ -z "$index" ] || ! .venv/bin/python -m pip install -q --retries 1 --timeout 30 \
-            --index-url "$index" "torch==2.13.0" 2>/dev/null; then
-        [ -z "$index" ] || echo "[setup] $index not reachable: torch from the default index"
+            --index-url "$index" "torch==2.13.0"; then
+        [ -z "$index" ] || echo "[setup] torch from $index failed (above): trying the default index"
         .venv/bin/python -m pip install -q "torch==2.13.0"
     fi
     .venv/bin/python -m pip install -q -e ".[test]"

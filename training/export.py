@@ -13,7 +13,8 @@ shape lacks lands further away and scores lower.
 checkpoint's default at inference; the confidence is E's code's either way.
 `--embedding_weight W` stores the weight of the part embedding against position in the
 match (the engine's `embedding_weight`, 0.5 unless stored): a network whose embedding
-varies faster across a part places matches better with a lower one.  Calibration uses it.
+varies faster across a part places matches better with a lower one.  Calibration matches
+without labels, at `model.matching.UNLABELLED_EMBEDDING_SHARE` of it.
 `--part_shapes N` sets per-part logit offsets (the engine's `part_bias`): those that
 maximise `segment()`'s mIoU on N held-out procedural shapes of the category, found one
 part at a time.  A small part f gives too little of its border to (an airplane's engines
