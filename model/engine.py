@@ -23,7 +23,6 @@ from .alignment import AlignMode, best_rotation, check_mode
 from .checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from .confidence import confidence, existence
 from .geometry import bounding_frame
-from .matching import match
 from .networks import ImplicitCorrespondenceNet
 from .parts import without_absent
 from .preparation import PreparedShape, cloud_areas, encoder_input, prepare, vertex_embedding
@@ -193,11 +192,12 @@ class Correspondence:
         emb_placed = (without_absent(vertex_embedding(run, tgt, fitted=True), tgt.placed.presence)
                       if tgt.fitted else emb_judged)
         where = self.settings.position_prior * tgt.points + (1.0 - self.settings.position_prior) * raw
-        weight = cal.embedding_weight * (1.0 if on_samples is not None else matching.UNLABELLED_EMBEDDING_SHARE)
-        idx = match(src.sample_points, src.placed.embedding, src.placed.parts(on_samples), where, emb_placed,
-                    tgt.sample_points, tgt.placed.embedding.argmax(1), weight, run.part_bias,
-                    src.placed.weights, tgt.placed.weights, close_calls=on_samples is not None,
-                    source_extremity=src.sample_extremity, target_extremity=tgt.point_extremity)
+        labelled = on_samples is not None
+        weight = cal.embedding_weight * (1.0 if labelled else matching.UNLABELLED_EMBEDDING_SHARE)
+        idx = matching.match(src.sample_points, src.placed.embedding, src.placed.parts(on_samples), where,
+                             emb_placed, tgt.sample_points, tgt.placed.embedding.argmax(1), weight, run.part_bias,
+                             src.placed.weights, tgt.placed.weights, close_calls=labelled,
+                             source_extremity=src.sample_extremity, target_extremity=tgt.point_extremity)
         # A part the source lacks has no source point with its embedding: the match (and
         # g's round trip) land on another part's.
         src_presence = src.judged.source_presence(on_samples)
