@@ -13,6 +13,8 @@ def load_mesh(path: str | Path) -> trimesh.Trimesh:
     """One triangle mesh from OBJ, OFF (also .off.gz), PLY, STL or GLB, scenes merged,
     vertices as stored; raises a ValueError naming the file when it is unusable."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: a folder, not a mesh file")
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     if path.stat().st_size == 0:

@@ -1,6 +1,7 @@
 """Input checks for the engine: every problem becomes a ValueError that names it."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -79,6 +80,9 @@ def as_shape(data: Any, name: str = "shape", max_points: int = DEFAULT_MAX_POINT
     """Accept an (N, 3) array, a (vertices, faces) pair, or any object with .vertices/.faces."""
     if isinstance(data, Shape):
         return data
+    if isinstance(data, (str, os.PathLike)):
+        raise ValueError(f"{name}: got the path {str(data)!r}; pass the shape itself: an (N, 3) array, a (vertices, "
+                         "faces) pair or a trimesh (model.meshio.read_mesh reads a file)")
     if hasattr(data, "vertices") and hasattr(data, "faces"):
         vertices, faces = data.vertices, data.faces
     elif hasattr(data, "vertices"):  # a point cloud object (trimesh.PointCloud)

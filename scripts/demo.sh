@@ -15,7 +15,7 @@ server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 t=$SECONDS
 until .venv/bin/python -m server.client --address "$address" --timeout 1 ping >/dev/null 2>&1; do
-    kill -0 $server 2>/dev/null || { echo "[demo] the server failed to start:"; cat "$out/server.log"; exit 1; }
+    kill -0 $server 2>/dev/null || { echo "[demo] the server failed to start (port $port taken? CORR_DEMO_PORT=6000 scripts/demo.sh):"; cat "$out/server.log"; exit 1; }
     sleep 1
 done
 echo "[demo] server ready on $address: $((SECONDS - t)) s"

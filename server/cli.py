@@ -29,6 +29,10 @@ from model.meshio import read_mesh, write_ply
 from .client import DEFAULT_ADDRESS, Client, ServerError
 
 ALIGN = {"off": False, "yaw": "yaw", "any": True}  # --align choices -> the op table's align modes
+# Mean confidence below which the summary suggests --align: the Blender panel's threshold
+# (blender_addon/ui.py LOW_CONFIDENCE, docs/blender.md).
+LOW_CONFIDENCE = 0.55
+REACH_TIMEOUT = 5.0  # seconds a server has to answer a ping before the work is sent
 
 
 def part_colors(labels: np.ndarray) -> np.ndarray:
@@ -43,21 +47,17 @@ def interpolate(values: np.ndarray, faces: np.ndarray, face: np.ndarray, bary: n
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m server.client", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m server.client", description=__doc__, parents=[_common(True)],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--address", default=DEFAULT_ADDRESS)
-    ap.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for a reply")
-    ap.add_argument("--category", default=None)
-    ap.add_argument("--align", default="off", choices=sorted(ALIGN),
-                    help="auto-align: yaw (upright shapes, turned about the up axis) or any (any rotation)")
     sub = ap.add_subparsers(dest="command", required=True)
-    sub.add_parser("ping")
-    sub.add_parser("info")
-    seg = sub.add_parser("segment")
+    common = _common(False)  # the same options after the command, where they override
+    sub.add_parser("ping", parents=[common])
+    sub.add_parser("info", parents=[common])
+    seg = sub.add_parser("segment", parents=[common])
     seg.add_argument("mesh")
     seg.add_argument("--out", required=True)
     for name in ("correspond", "transfer"):
-        p = sub.add_parser(name)
+        p = sub.add_parser(name, parents=[common])
         p.add_argument("source")
         p.add_argument("target")
         p.add_argument("--out", required=True)
@@ -68,14 +68,19 @@ def main(argv: Iterable[str] | None = None) -> int:
     if not args.timeout > 0:
         ap.error(f"--timeout must be a number of seconds > 0, got {args.timeout}")
     out = getattr(args, "out", None)
+    if out and Path(out).suffix.lower() != ".ply":
+        print(f"error: --out {out}: write a .ply file (PLY carries the per-vertex labels and confidence)",
+              file=sys.stderr)
+        return 2
     if out and not (Path(out).resolve().parent.is_dir() and os.access(Path(out).resolve().parent, os.W_OK)):
         print(f"error: --out {out}: cannot write into {Path(out).resolve().parent}", file=sys.stderr)  # before the work
         return 2
     try:
         with Client(args.address, timeout=args.timeout) as client:
+            _reach(client, args.address)
             return _run(client, args)
-    except ServerError as exc:
-        print(f"error: server: {exc}", file=sys.stderr)
+    except ServerError as exc:  # no reply is not the server's word
+        print(f"error: {exc.message}" if exc.code == "timeout" else f"error: server: {exc}", file=sys.stderr)
         return 1
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -117,8 +122,38 @@ def _run(client: Client, args: argparse.Namespace) -> int:
         matched = conf >= args.threshold
         colors = part_colors(np.where(matched, target_labels, -1))
         write_ply(args.out, tv, tf, colors, part_label=target_labels, corr_confidence=conf, corr_source_face=face)
-    print(f"wrote {args.out}: {len(tv)} vertices, {int(matched.sum())} matched at confidence >= {args.threshold}")
+    print(f"wrote {args.out}: {len(tv)} vertices, {int(matched.sum())} matched at confidence >= {args.threshold}, "
+          f"mean confidence {float(conf.mean()):.2f}")
+    if conf.mean() < LOW_CONFIDENCE and args.align == "off":
+        print("low confidence: if a mesh is not upright or not facing front (-Z), try --align yaw (turned about "
+              "the up axis) or --align any", file=sys.stderr)
     return 0
+
+
+def _common(top: bool) -> argparse.ArgumentParser:
+    """The options every command takes, before the command or after it.  After it they
+    default to nothing, so that one given before the command stands."""
+    def default(value):
+        return value if top else argparse.SUPPRESS
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--address", default=default(DEFAULT_ADDRESS), help=f"server address (default {DEFAULT_ADDRESS})")
+    p.add_argument("--timeout", type=float, default=default(300.0), help="seconds to wait for a reply (default 300)")
+    p.add_argument("--category", default=default(None), help="model to use (default: the server's first)")
+    p.add_argument("--align", default=default("off"), choices=sorted(ALIGN),
+                   help="auto-align: yaw (upright shapes, turned about the up axis) or any (any rotation); "
+                        "default off: the meshes face front (-Z) as they are")
+    return p
+
+
+def _reach(client: Client, address: str) -> None:
+    """A short ping first, so that no server at all reads differently from a slow reply."""
+    try:
+        client.ping(timeout=REACH_TIMEOUT)
+    except ServerError as exc:
+        if exc.code != "timeout":
+            raise
+        raise ServerError("timeout", f"no server answers at {address} (within {min(REACH_TIMEOUT, client.timeout):g} "
+                                     "s): start one with `python -m server`, or check --address") from None
 
 
 def _source_labels(path: str, n_vertices: int, n_faces: int) -> tuple[np.ndarray, bool]:

@@ -47,6 +47,7 @@ SERVERS = [
 CLIENT = [
     ".venv/bin/python -m server.client correspond source.obj target.obj --out target_labeled.ply",
     ".venv/bin/python -m server.client transfer source_colored.ply target.obj --out target_colored.ply",
+    ".venv/bin/python -m server.client segment table.obj --out table_parts.ply --category table --align yaw",
 ]
 
 
@@ -106,6 +107,7 @@ def test_readme_commands_run(tmp_path, psb_dir):
     (tmp_path / "benchmarks").symlink_to(ROOT / "benchmarks")
     load_mesh(psb_dir / "chair" / "101.off.gz").export(tmp_path / "source.obj")
     load_mesh(psb_dir / "chair" / "110.off.gz").export(tmp_path / "target.obj")
+    load_mesh(psb_dir / "table" / "141.off.gz").export(tmp_path / "table.obj")
 
     out = [shell(command, tmp_path, extra) for command, extra in SHORTENED.items()]
     assert len(list((tmp_path / "data" / "my_chairs").glob("*.npz"))) == 2
@@ -121,10 +123,13 @@ def test_readme_commands_run(tmp_path, psb_dir):
         shell(CLIENT[0], tmp_path)
         shutil.copy(tmp_path / "target_labeled.ply", tmp_path / "source_colored.ply")
         shell(CLIENT[1], tmp_path)
+        shell(CLIENT[2], tmp_path)
         shell(".venv/bin/python -m server.client ping", tmp_path)  # troubleshooting
     labeled = trimesh.load(tmp_path / "target_labeled.ply", process=False)
     assert len(labeled.vertices) == len(trimesh.load(tmp_path / "target.obj", process=False).vertices)
     assert (tmp_path / "target_colored.ply").stat().st_size > 0
+    assert len(trimesh.load(tmp_path / "table_parts.ply", process=False).vertices) == len(
+        trimesh.load(tmp_path / "table.obj", process=False).vertices)
 
     with Server(SERVERS[1], tmp_path) as server:
         assert server.address == "tcp://127.0.0.1:6000"

@@ -365,7 +365,8 @@ def main(argv: Iterable[str] | None = None) -> int:
                 raise ValueError(f"--meshes {args.meshes} is not a folder")
             rotations = load_rotations(args.rotations) if args.rotations else None
             if rotations is None and args.meshes.resolve().parent.name == "psb":
-                rotations = load_rotations(PSB_ROTATIONS)
+                here = {mesh_name(p) for p in find_meshes(args.meshes)}  # the table covers every category
+                rotations = {k: v for k, v in load_rotations(PSB_ROTATIONS).items() if k in here}
                 print(f"using the PSB orientations in {PSB_ROTATIONS}")
             new, old, failures = prepare_meshes(args.meshes, args.out, rotations, args.workers,
                                                 seg_labels=args.seg_labels)

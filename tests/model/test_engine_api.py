@@ -170,6 +170,7 @@ BAD_INPUTS = [
     ((np.eye(3), np.array([[0, 1, 5]])), "vertex indices"),
     ((np.eye(3), np.array([[0.0, 1.0, 2.0]])), "integer"),
     ((np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0.0]]), np.array([[0, 1, 2]])), "zero total area"),
+    ("chair.obj", "got the path 'chair.obj'; pass the shape itself"),
 ]
 
 

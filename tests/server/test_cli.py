@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from server.cli import main
+from server.cli import LOW_CONFIDENCE, main
 
 
 def _ply_vertex_data(path):
@@ -19,13 +19,17 @@ def test_ping_info(server, capsys):
     assert json.loads(capsys.readouterr().out)["device"] == "cpu"
 
 
-def test_segment_and_correspond_write_ply_with_attributes(server, tmp_path):
+def test_segment_and_correspond_write_ply_with_attributes(server, tmp_path, capsys):
     src, tgt = trimesh.creation.box().subdivide(), trimesh.creation.icosphere(2)
     src.export(tmp_path / "src.obj")
     tgt.export(tmp_path / "tgt.off")
     # --align takes its mode, so the subcommand after it is not read as one
     assert main(["--address", server.address, "--align", "yaw", "segment", str(tmp_path / "src.obj"),
                  "--out", str(tmp_path / "s.ply")]) == 0
+    # the common options also after the command; there they override those before it
+    assert main(["--address", "tcp://127.0.0.1:9", "segment", str(tmp_path / "src.obj"), "--out",
+                 str(tmp_path / "s2.ply"), "--address", server.address, "--align", "yaw"]) == 0
+    assert (tmp_path / "s2.ply").read_bytes() == (tmp_path / "s.ply").read_bytes()
     mesh, data = _ply_vertex_data(tmp_path / "s.ply")
     assert len(mesh.vertices) == len(src.vertices) and "part_label" in data.dtype.names
     face_labels = (np.abs(src.face_normals).argmax(1)).astype(int)  # 0/1/2 by face orientation
@@ -36,6 +40,9 @@ def test_segment_and_correspond_write_ply_with_attributes(server, tmp_path):
     mesh, data = _ply_vertex_data(out)
     assert len(mesh.vertices) == len(tgt.vertices)
     assert set(np.unique(data["part_label"])) <= {0, 1, 2}
+    said = capsys.readouterr()
+    assert f"mean confidence {data['corr_confidence'].mean():.2f}" in said.out
+    assert ("try --align yaw" in said.err) == (data["corr_confidence"].mean() < LOW_CONFIDENCE)
     assert ((data["corr_confidence"] >= 0) & (data["corr_confidence"] <= 1)).all()
     assert ((data["corr_source_face"] >= 0) & (data["corr_source_face"] < len(src.faces))).all()
 
@@ -60,8 +67,12 @@ def test_transfer_colours_and_errors(server, tmp_path, capsys):
     assert main(["--address", server.address, "correspond", str(tmp_path / "plain.obj"), str(tmp_path / "tgt.stl"),
                  "--out", str(out), "--source-labels", str(tmp_path / "bad.txt")]) == 2
     assert main(["--address", server.address, "segment", str(tmp_path / "missing.obj"), "--out", str(out)]) == 2
+    assert main(["--address", server.address, "segment", str(tmp_path), "--out", str(out)]) == 2
+    assert f"{tmp_path}: a folder, not a mesh file" in capsys.readouterr().err
     assert main(["--address", "tcp://127.0.0.1:9", "--timeout", "0.5", "ping"]) == 1
-    assert "timeout" in capsys.readouterr().err
+    assert "no server answers at tcp://127.0.0.1:9 (within 0.5 s): start one" in capsys.readouterr().err
+    assert main(["segment", str(tmp_path / "plain.obj"), "--out", str(tmp_path / "parts.obj")]) == 2
+    assert "write a .ply file" in capsys.readouterr().err  # not PLY under another name
     handled = server_handled(server.address)
     assert main(["--address", server.address, "segment", str(tmp_path / "plain.obj"),
                  "--out", str(tmp_path / "no" / "parts.ply")]) == 2  # refused before the server does the work

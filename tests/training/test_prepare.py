@@ -156,6 +156,16 @@ def test_meshes_of_one_name_rotations_and_sheets(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
+def test_psb_folders_take_their_orientations_without_a_warning(tmp_path, capsys):
+    """The PSB table covers every category: a folder of one category uses its part quietly."""
+    folder = tmp_path / "psb" / "chair"
+    folder.mkdir(parents=True)
+    trimesh.creation.box().export(folder / "101.obj")
+    assert prepare_main(["--meshes", str(folder), "--out", str(tmp_path / "out"), "--workers", "1"]) == 0
+    said = capsys.readouterr()
+    assert "using the PSB orientations" in said.out and "warning" not in said.err
+
+
 def test_a_run_where_every_mesh_fails_exits_nonzero(tmp_path, capsys):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "empty.off").write_text("")
