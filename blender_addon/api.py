@@ -61,14 +61,20 @@ class SegmentPlan:
                 break
             progress(i / len(self.meshes), f"segmenting {m.name} ({i + 1}/{len(self.meshes)})")
             out.append(client.segment(m.vertices, m.triangles, **self.options.request()))
+            out[-1] = (out[-1], _model_said(client.last_reply, client.last_reply.get("rebuild_distance")))
         return out
 
-    def apply(self, result: list[np.ndarray]) -> dict[str, Any]:
+    def apply(self, result: list[tuple[np.ndarray, dict[str, Any]]]) -> dict[str, Any]:
         done = self.objects[:len(result)]
-        mesh_data.write_all([(obj, tx.label_writes(parts)) for obj, parts in zip(done, result)])
+        mesh_data.write_all([(obj, tx.label_writes(parts)) for obj, (parts, _) in zip(done, result)])
         for obj in done:
             mesh_data.show(obj, "part_color")
-        return {obj.name: {"parts": sorted(set(parts.tolist()))} for obj, parts in zip(done, result)}
+        return {obj.name: {"parts": sorted(set(parts.tolist())), **model} for obj, (parts, model) in zip(done, result)}
+
+
+def _model_said(reply: dict[str, Any], distance: float | None) -> dict[str, Any]:
+    """The model that answered for a mesh and how far its rebuild of the mesh lies from it."""
+    return {"category": reply.get("category"), "rebuild_distance": distance}
 
 
 @dataclass
@@ -183,7 +189,7 @@ class TransferPlan:
         """-> {"parts": the model's parts per source (None where not asked), "replies": per
         target done, one reply per source}.  Stops between targets when asked."""
         parts: list[np.ndarray | None] = [None] * len(self.sources)
-        replies = []
+        replies, models = [], []
         n = len(self.targets_arrays)
         for i, tgt in enumerate(self.targets_arrays):
             if progress.stop_requested:
@@ -198,9 +204,11 @@ class TransferPlan:
                 if ask:
                     parts[k] = reply["source_parts"]
                 per_source.append(reply)
+            distances = client.last_reply.get("rebuild_distance") or {}
+            models.append(_model_said(client.last_reply, distances.get("target")))
             replies.append(per_source)
         progress(1.0, "writing")
-        return {"parts": parts, "replies": replies}
+        return {"parts": parts, "replies": replies, "models": models}
 
     def apply(self, result: dict[str, Any]) -> dict[str, Any]:
         replies = result["replies"]
@@ -209,7 +217,7 @@ class TransferPlan:
                           for s, p in zip(self.sources, result["parts"])]
         plan = [(s.obj, self._source_writes(s, p)) for s, p in zip(self.sources, result["parts"])]
         report = {}
-        for obj, tgt, per_source in zip(self.targets, self.targets_arrays, replies):
+        for obj, tgt, per_source, model in zip(self.targets, self.targets_arrays, replies, result["models"]):
             matches = [combine.Match(s.mesh, corr, ([lab] if lab is not None else []) + s.channels)
                        for s, lab, corr in zip(self.sources, label_channels, per_source)]
             writes = combine.target_writes(matches, tgt, self.choice.threshold, self.choice.fill)
@@ -219,7 +227,7 @@ class TransferPlan:
             conf = np.max([corr["confidence"] for corr in per_source], axis=0)
             report[obj.name] = {"mean_confidence": float(conf.mean()),
                                 "below_threshold": int((conf < self.choice.threshold).sum()),
-                                "written": [w.name for w in writes]}
+                                "written": [w.name for w in writes], **model}
         mesh_data.write_all(plan)
         self._keep_rotations(replies)
         shown = "part_color" if self.choice.labels and not self.preview else "corr_color"

@@ -1,12 +1,14 @@
 """The server's client, from the copy bundled in the built extension or from the repository."""
 try:
-    from .vendor.client import DEFAULT_ADDRESS, Client, ServerError  # inside the built extension
+    from .vendor.client import DEFAULT_ADDRESS, UNLIKE_DISTANCE, Client, ServerError  # inside the built extension
+    from .vendor.protocol import AUTO_CATEGORY
 except ImportError:  # running from a checkout
-    from server.client import DEFAULT_ADDRESS, Client, ServerError
+    from server.client import DEFAULT_ADDRESS, UNLIKE_DISTANCE, Client, ServerError
+    from server.protocol import AUTO_CATEGORY
 
 import os
 
-__all__ = ["DEFAULT_ADDRESS", "Client", "ServerError", "default_address"]
+__all__ = ["AUTO_CATEGORY", "DEFAULT_ADDRESS", "UNLIKE_DISTANCE", "Client", "ServerError", "default_address"]
 
 
 def default_address() -> str:

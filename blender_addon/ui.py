@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import bpy
 
 from . import api
-from .client import Client, ServerError, default_address
+from .client import AUTO_CATEGORY, UNLIKE_DISTANCE, Client, ServerError, default_address
 from .jobs import Job, describe
 from .local_server import LocalServer
 
@@ -46,8 +46,10 @@ def category_items(self, context) -> list[tuple[str, str, str]]:
     files = info.get("checkpoints") or {}
     model = info.get("model") or {}
     default = f"Server default ({model['category']}, {files.get(model['category'], 'checkpoint')})" if model else "Server default"
-    _category_items[:] = [(DEFAULT_CATEGORY, default, "The model the server loads first")] + [
-        (c, f"{c} ({files.get(c, 'shipped')})", f"Checkpoint {files.get(c, '?')}") for c in info.get("categories", [])]
+    categories = info.get("categories", [])
+    auto = [(AUTO_CATEGORY, "Auto", "Each request by the model that rebuilds its meshes closest")] if len(categories) > 1 else []
+    _category_items[:] = [(DEFAULT_CATEGORY, default, "The model the server loads first")] + auto + [
+        (c, f"{c} ({files.get(c, 'shipped')})", f"Checkpoint {files.get(c, '?')}") for c in categories]
     return _category_items
 
 
@@ -154,7 +156,10 @@ def _summary(report: dict) -> str:
     low = [name for name, r in report.items() if r.get("mean_confidence", 1.0) < LOW_CONFIDENCE]
     hint = (f"; low confidence on {', '.join(low)}: if a mesh lies on its side or upside down, set Auto-align "
             "to Any rotation" if low else "")
-    return ", ".join(parts) + hint
+    unlike = [f"{name} does not look like a {r['category']} to its model" for name, r in report.items()
+              if (r.get("rebuild_distance") or 0.0) > UNLIKE_DISTANCE]
+    return ", ".join(parts) + hint + (f"; {'; '.join(unlike)}: expect weak matches, or set Category to Auto"
+                                      if unlike else "")
 
 
 class _PlanOperator:

@@ -48,6 +48,8 @@ class PreparedShape:
     # f at the vertices under each code, computed on first use: a target met by several
     # sources (or segmented, then matched) is embedded once
     vertex_embeddings: dict = field(default_factory=dict, repr=False, compare=False)
+    # measures of the whole shape computed on first use (`Correspondence.rebuild_distance`)
+    measures: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def fitted(self) -> bool:

@@ -30,7 +30,7 @@ import zmq
 
 from . import protocol
 from .cache import PreparedCache, shape_key
-from .protocol import ProtocolError
+from .protocol import AUTO_CATEGORY, ProtocolError
 
 log = logging.getLogger("corr-server")
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
@@ -116,12 +116,42 @@ def _prepared(engine, cache: PreparedCache, params: dict[str, Any], arrays: dict
 
 
 def run_model_op(engines: Engines, cache: PreparedCache, op: str, params: dict[str, Any],
-                 arrays: dict[str, np.ndarray]) -> dict:
-    """-> reply arrays (protocol.OPS names them and casts them on sending).  ValueError for bad input.
-    Passes over many points are logged as they go, so a long request shows in the log."""
+                 arrays: dict[str, np.ndarray]) -> tuple[dict, dict]:
+    """-> (reply arrays, reply fields).  The arrays: protocol.OPS names them and casts them on
+    sending.  The fields: `category`, the model that answered (category "auto": the one
+    that rebuilds the request's shapes closest), and `rebuild_distance`, how far its rebuild
+    of each shape lies from it (`Correspondence.rebuild_distance`).  ValueError for bad
+    input.  Passes over many points are logged as they go, so a long request shows in the log."""
+    prefixes = ("source_", "target_") if op == "correspond" else ("",)
+    if params["category"] == AUTO_CATEGORY:
+        params = {**params, "category": _likeliest_category(engines, cache, params, arrays, prefixes)}
     engine = engines.get(params["category"])
     with engine.reporting(_long_pass_logger(op)):
-        return _model_op(engine, cache, op, params, arrays)
+        shapes = {p: _prepared(engine, cache, params, arrays, p) for p in prefixes}
+        out = _model_op(engine, op, params, arrays, shapes)
+        distances = _rebuild_distances(engine, shapes)
+    fields = {"category": engine.category,
+              "rebuild_distance": distances[""] if op != "correspond" else
+              {"source": distances["source_"], "target": distances["target_"]}}
+    return out, fields
+
+
+def _rebuild_distances(engine, shapes: dict[str, Any]) -> dict[str, float]:
+    return {p: round(engine.rebuild_distance(prep), 4) for p, prep in shapes.items()}
+
+
+def _likeliest_category(engines: Engines, cache: PreparedCache, params: dict[str, Any],
+                        arrays: dict[str, np.ndarray], prefixes: tuple[str, ...]) -> str:
+    """The served category whose model rebuilds the request's shapes closest, summed."""
+    summed = {}
+    for category in engines.served():
+        engine = engines.get(category)
+        with engine.reporting(_long_pass_logger(f"auto category ({category})")):
+            shapes = {p: _prepared(engine, cache, {**params, "category": category}, arrays, p) for p in prefixes}
+            summed[category] = sum(_rebuild_distances(engine, shapes).values())
+    chosen = min(summed, key=summed.get)
+    log.info("auto category: %s (rebuild distances %s)", chosen, ", ".join(f"{c} {d:.3f}" for c, d in summed.items()))
+    return chosen
 
 
 def _long_pass_logger(op: str):
@@ -139,15 +169,15 @@ def _long_pass_logger(op: str):
     return report
 
 
-def _model_op(engine, cache: PreparedCache, op: str, params: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict:
+def _model_op(engine, op: str, params: dict[str, Any], arrays: dict[str, np.ndarray], shapes: dict[str, Any]) -> dict:
+    """The op on its shapes, prepared (`shapes`: by array prefix)."""
     if op == "segment":
-        prep = _prepared(engine, cache, params, arrays, "")
+        prep = shapes[""]
         return {"parts": engine.segment(prep), "rotation": prep.frame.rotation}
     if op == "reconstruct":
-        mesh = engine.reconstruct(_prepared(engine, cache, params, arrays, ""), resolution=params["resolution"])
+        mesh = engine.reconstruct(shapes[""], resolution=params["resolution"])
         return {"vertices": mesh.vertices, "faces": mesh.faces, "parts": mesh.parts, "rotation": mesh.rotation}
-    src = _prepared(engine, cache, params, arrays, "source_")
-    tgt = _prepared(engine, cache, params, arrays, "target_")
+    src, tgt = shapes["source_"], shapes["target_"]
     # the source's own part labels, when the caller has them, guide the match (see Correspondence.correspond)
     res = engine.correspond(src, tgt, source_labels=arrays.get("source_labels"))
     out = {**_correspond_arrays(res, ""), "source_rotation": res.source_rotation, "target_rotation": res.target_rotation}
@@ -314,8 +344,8 @@ class Server:
                 break
             request_id, op = job.header.get("id"), job.header["op"]
             try:
-                frames = self.session.reply(request_id, op, run_model_op(self.engines, self.cache, op, job.params,
-                                                                         job.arrays))
+                arrays, fields = run_model_op(self.engines, self.cache, op, job.params, job.arrays)
+                frames = self.session.reply(request_id, op, arrays, **fields)
             except (ValueError, TypeError) as exc:
                 frames = self.session.error(request_id, "bad_input", str(exc))
             except Exception as exc:  # a bug or out of memory: report it, keep serving

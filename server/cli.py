@@ -26,7 +26,7 @@ import numpy as np
 from model.labels import GREY, face_areas, label_colors, nearest_corner, slivers, vertex_areas
 from model.meshio import read_mesh, write_ply
 
-from .client import DEFAULT_ADDRESS, Client, ServerError
+from .client import DEFAULT_ADDRESS, UNLIKE_DISTANCE, Client, ServerError
 
 ALIGN = {"off": False, "yaw": "yaw", "any": True}  # --align choices -> the op table's align modes
 # Mean confidence below which the summary suggests --align: the Blender panel's threshold
@@ -97,6 +97,7 @@ def _run(client: Client, args: argparse.Namespace) -> int:
         parts = client.segment(v, f, **opts)
         write_ply(args.out, v, f, part_colors(parts), part_label=parts)
         print(f"wrote {args.out}: {len(v)} vertices, parts {sorted(set(parts.tolist()))}")
+        _say_model(client.last_reply, {args.mesh: client.last_reply.get("rebuild_distance")})
         return 0
     sv, sf, scol = read_mesh(args.source)
     if args.command == "transfer" and scol is None:
@@ -106,6 +107,8 @@ def _run(client: Client, args: argparse.Namespace) -> int:
     res = client.correspond(sv, tv, source_faces=sf, target_faces=tf, **opts,
                             source_labels=None if given is None else given[0],
                             source_parts=args.command == "correspond" and given is None)
+    distances = client.last_reply.get("rebuild_distance") or {}
+    _say_model(client.last_reply, {args.source: distances.get("source"), args.target: distances.get("target")})
     face, bary, conf = res["source_face"], res["source_bary"], res["confidence"]
     matched = conf >= args.threshold
     if args.command == "transfer":
@@ -130,6 +133,16 @@ def _run(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def _say_model(reply: dict, distances: dict[str, float | None]) -> None:
+    """Which model answered, and a warning for each mesh it does not explain."""
+    print(f"model: {reply.get('category')}; rebuild distance "
+          + ", ".join(f"{Path(name).name} {d:.3f}" for name, d in distances.items() if d is not None))
+    for name, d in distances.items():
+        if d is not None and d > UNLIKE_DISTANCE:
+            print(f"{name} does not look like a {reply.get('category')} to its model (rebuilt {d:.2f} of its "
+                  "diagonal off): expect weak matches, or try --category auto", file=sys.stderr)
+
+
 def _common(top: bool) -> argparse.ArgumentParser:
     """The options every command takes, before the command or after it.  After it they
     default to nothing, so that one given before the command stands."""
@@ -138,7 +151,8 @@ def _common(top: bool) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--address", default=default(DEFAULT_ADDRESS), help=f"server address (default {DEFAULT_ADDRESS})")
     p.add_argument("--timeout", type=float, default=default(300.0), help="seconds to wait for a reply (default 300)")
-    p.add_argument("--category", default=default(None), help="model to use (default: the server's first)")
+    p.add_argument("--category", default=default(None),
+                   help="model to use (default: the server's first); auto: the one that rebuilds the meshes closest")
     p.add_argument("--align", default=default("off"), choices=sorted(ALIGN),
                    help="auto-align: yaw (upright shapes, turned about the up axis) or any (any rotation); "
                         "default off: the meshes face front (-Z) as they are")

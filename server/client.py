@@ -31,6 +31,11 @@ REPLY_MAX_ELEMENTS = 1 << 31  # replies are about as big as what was sent; this 
 CHECK_SIZE_ABOVE = 1 << 20
 
 
+# A shape whose rebuild distance (a reply's `rebuild_distance`, protocol.py) is above this
+# does not look like the answering model's category (docs/model.md, *Rebuild distance*).
+UNLIKE_DISTANCE = 0.08
+
+
 class ServerError(RuntimeError):
     """An error reply, or no reply: `code` says which (e.g. "timeout", "bad_input")."""
 
@@ -53,6 +58,9 @@ class Client:
         self.sock: zmq.Socket | None = None
         self.cancel: threading.Event | None = None
         self._server_limit: int | None = None
+        # the header of the last reply: after a model op, `category` (the model that
+        # answered) and `rebuild_distance` (protocol.py)
+        self.last_reply: dict[str, Any] = {}
 
     def _socket(self) -> zmq.Socket:
         if self.sock is None:
@@ -106,6 +114,7 @@ class Client:
                 protocol.check_arrays(op, "reply", out)
             except protocol.ProtocolError as exc:
                 raise ServerError(exc.code, f"reply from {self.address}: {exc}") from None
+            self.last_reply = reply
             return reply, out
 
     def _check_size(self, op: str, size: int) -> None:

@@ -31,6 +31,12 @@ A message over the server's size limit (`info`'s `limits.max_message_bytes`) is 
 unread by ZeroMQ, which resets the connection, so it gets no reply: a client checks the
 limit before sending a large request, as `server.client.Client` does.
 
+Every model op's reply also carries the fields `category` (the model that answered) and
+`rebuild_distance` (how far that model's rebuild of each shape lies from it, over the
+shape's diagonal: a number, or `{"source", "target"}` for `correspond`).  A request's
+`category` may be AUTO_CATEGORY: the server then answers with the served model that
+rebuilds the request's shapes closest.
+
 OPS is the table of operations: each op's request and reply arrays (required or optional,
 dtype, shape rule) and its parameters.  Senders cast and check their arrays against it,
 receivers check what came against it; nothing is ever pickled: arrays are rebuilt with
@@ -129,6 +135,8 @@ def _rotation(name: str) -> Array:
     return Array(name, "float32", (3, 3), required=False)
 
 
+# category: a served model's, or this for the one that rebuilds the request's shapes closest
+AUTO_CATEGORY = "auto"
 # align: false (as given), "yaw" (upright shapes: turned about the up axis only), true (any rotation)
 ALIGN_MODES = (False, True, "yaw")
 _SHAPE_PARAMS = {"category": (str, None), "align": (OneOf(ALIGN_MODES), False)}

@@ -21,11 +21,12 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, checkpoint: Path, *args: str, port: int | None = None, bind: str | None = None,
+    def __init__(self, checkpoint: Path | None, *args: str, port: int | None = None, bind: str | None = None,
                  env: dict[str, str] | None = None):
         self.port = port or free_port()
         self.address = f"tcp://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "server", "--bind", bind or self.address, "--checkpoint", str(checkpoint),
+        model = ["--checkpoint", str(checkpoint)] if checkpoint else []  # None: the shipped models
+        cmd = [sys.executable, "-m", "server", "--bind", bind or self.address, *model,
                "--device", "cpu", "--log-level", "WARNING", *args]
         env = child_env(OMP_NUM_THREADS="1", **(env or {}))
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -62,8 +62,13 @@ def test_every_op(server):
             c.correspond(box.vertices, pts(20, 1), source_faces=box.faces, source_labels=[0, 1, 2])
         with pytest.raises(ValueError, match="source_labels must be integers"):
             c.correspond(box.vertices, pts(20, 1), source_labels=np.zeros(len(box.vertices)))
+        distances = c.last_reply["rebuild_distance"]
+        assert c.last_reply["category"] == "chair" and set(distances) == {"source", "target"}
         mesh = c.reconstruct(pts(500), resolution=16)
         assert mesh["faces"].ndim == 2 and len(mesh["parts"]) == len(mesh["vertices"])
+        assert 0 < c.last_reply["rebuild_distance"] <= 1
+        c.segment(pts(300), category="auto")  # one model served: that one
+        assert c.last_reply["category"] == "chair"
 
 
 BAD = [
@@ -163,6 +168,30 @@ def test_a_category_the_server_does_not_serve_is_named(server):
     engines = Engines(None, "cpu", 10_000)  # the shipped models
     with pytest.raises(ValueError, match="category 'Chair': this server serves 'airplane', 'chair', 'table'"):
         engines.get("Chair")
+
+
+def test_auto_category_answers_with_the_model_that_rebuilds_the_shapes_closest(psb_dir):
+    """Served the shipped models, "auto" takes a real airplane to the airplane model and a
+    chair pair to the chair model, and each reply names the model and its distances."""
+    from model.meshio import read_mesh
+    from training.prepare import psb_rotation
+
+    def upright(path):
+        v, f, _ = read_mesh(psb_dir / path)
+        return v @ psb_rotation(path.split("/")[1].split(".")[0]).T, f
+    plane, chair_a, chair_b = (upright(p) for p in ("airplane/61.off.gz", "chair/101.off.gz", "chair/102.off.gz"))
+    proc = ServerProcess(None).wait_ready()
+    try:
+        with Client(proc.address, timeout=120) as c:
+            c.segment(*plane, category="auto")
+            assert c.last_reply["category"] == "airplane"
+            near = c.last_reply["rebuild_distance"]
+            c.segment(*plane, category="chair")  # the chair model rebuilds an airplane further off
+            assert c.last_reply["category"] == "chair" and c.last_reply["rebuild_distance"] > near
+            c.correspond(chair_a[0], chair_b[0], source_faces=chair_a[1], target_faces=chair_b[1], category="auto")
+            assert c.last_reply["category"] == "chair"
+    finally:
+        proc.stop()
 
 
 def test_a_long_request_shows_in_the_log_as_it_goes(tiny_checkpoint):
