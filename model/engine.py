@@ -269,11 +269,11 @@ class Correspondence:
         return without_absent(emb, prep.placed.presence).argmax(axis=1).astype(np.int64)
 
     def rebuild_distance(self, shape: Any, align: AlignMode = False) -> float:
-        """How far this model's own rebuild of the shape lies from it, over its diagonal: on
-        the real dev sets a category's own shapes measure about 0.02-0.06 and other
-        categories' 0.04-0.15, so a large figure says the shape does not look like this
-        model's category, and the model that rebuilds a shape closest is the likeliest
-        category for it (docs/model.md, *Rebuild distance*).  Kept on the prepared shape."""
+        """How far this model's own rebuild of the shape lies from it, over its diagonal
+        (`reconstruction.rebuild_distance`).  A large figure says the shape does not look
+        like this model's category, and the model that rebuilds a shape closest is the
+        likeliest category for it (docs/model.md, *Rebuild distance*, has the figures).
+        Kept on the prepared shape."""
         prep = self._prepared(shape, "shape", align)
         if "rebuild_distance" not in prep.measures:
             self._stage = "rebuilding"
