@@ -1,6 +1,7 @@
 """The rebuild distance (`Correspondence.rebuild_distance`) of real shapes under each shipped
-model: the real dev sets (PSB chairs, tables, airplanes; Sweet Home 3D chairs), PSB's
-four-legged animals, and a flat sheet, a cube and a sphere, all upright.  Prints, per set and
+model: the real dev sets' 2,500-point clouds (PSB chairs, tables, airplanes; Sweet Home 3D
+chairs, sources included), upright; PSB's four-legged animals as they come (PSB records no
+upright poses for them); and a flat sheet, a cube and a sphere.  Prints, per set and
 model, the median and 90th percentile and the share above the warning threshold
 (`server.client.UNLIKE_DISTANCE`), then how often the model with the smallest distance is
 the set's own (what category "auto" picks, one shape at a time), and the seconds a shape.

@@ -54,14 +54,15 @@ class SegmentPlan:
         _refuse_shared_meshes(self.objects)
         self.meshes = [_gather_writable(obj, options.evaluated) for obj in self.objects]
 
-    def work(self, client: Client, progress: Progress) -> list[np.ndarray]:
+    def work(self, client: Client, progress: Progress) -> list[tuple[np.ndarray, dict[str, Any]]]:
+        """-> per mesh done, its parts and the model that answered (`_model_said`)."""
         out = []
         for i, m in enumerate(self.meshes):
             if progress.stop_requested:
                 break
             progress(i / len(self.meshes), f"segmenting {m.name} ({i + 1}/{len(self.meshes)})")
-            out.append(client.segment(m.vertices, m.triangles, **self.options.request()))
-            out[-1] = (out[-1], _model_said(client.last_reply, client.last_reply.get("rebuild_distance")))
+            parts = client.segment(m.vertices, m.triangles, **self.options.request())
+            out.append((parts, _model_said(client.last_reply, client.last_reply.get("rebuild_distance"))))
         return out
 
     def apply(self, result: list[tuple[np.ndarray, dict[str, Any]]]) -> dict[str, Any]:
@@ -195,12 +196,13 @@ class TransferPlan:
             if progress.stop_requested:
                 break
             progress(i / n, f"{tgt.name} ({i + 1}/{n})")
-            per_source = []
+            per_source, request = [], self.options.request()
             for k, src in enumerate(self.sources):
                 ask = self._wants_parts(src) and parts[k] is None
                 reply = client.correspond(src.mesh.vertices, tgt.vertices, source_faces=src.mesh.triangles,
                                           target_faces=tgt.triangles, source_labels=src.guide, source_parts=ask,
-                                          **self.options.request())
+                                          **request)
+                request["category"] = client.last_reply.get("category")  # one model for all of a target's sources
                 if ask:
                     parts[k] = reply["source_parts"]
                 per_source.append(reply)

@@ -1,14 +1,15 @@
 """The server's client, from the copy bundled in the built extension or from the repository."""
 try:
-    from .vendor.client import DEFAULT_ADDRESS, UNLIKE_DISTANCE, Client, ServerError  # inside the built extension
+    from .vendor.client import DEFAULT_ADDRESS, LOW_CONFIDENCE, Client, ServerError, unlike_warning  # in the extension
     from .vendor.protocol import AUTO_CATEGORY
 except ImportError:  # running from a checkout
-    from server.client import DEFAULT_ADDRESS, UNLIKE_DISTANCE, Client, ServerError
+    from server.client import DEFAULT_ADDRESS, LOW_CONFIDENCE, Client, ServerError, unlike_warning
     from server.protocol import AUTO_CATEGORY
 
 import os
 
-__all__ = ["AUTO_CATEGORY", "DEFAULT_ADDRESS", "UNLIKE_DISTANCE", "Client", "ServerError", "default_address"]
+__all__ = ["AUTO_CATEGORY", "DEFAULT_ADDRESS", "LOW_CONFIDENCE", "Client", "ServerError", "default_address",
+           "unlike_warning"]
 
 
 def default_address() -> str:

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import bpy
 
 from . import api
-from .client import AUTO_CATEGORY, UNLIKE_DISTANCE, Client, ServerError, default_address
+from .client import AUTO_CATEGORY, LOW_CONFIDENCE, Client, ServerError, default_address, unlike_warning
 from .jobs import Job, describe
 from .local_server import LocalServer
 
@@ -33,9 +33,6 @@ def options(context) -> api.Options:
                        align=api.ALIGN_MODES[s.align], evaluated=s.use_modifiers)
 
 
-# Mean confidence below which the report suggests auto-alignment: upright real chairs score
-# 0.57-0.75, turned ones 0.53-0.67 and one lying on its side 0.46 (docs/blender.md).
-LOW_CONFIDENCE = 0.55
 DEFAULT_CATEGORY = "DEFAULT"  # the category menu's first entry: the model the server loads first
 _category_items: list[tuple[str, str, str]] = []  # Blender needs the strings to outlive the callback
 
@@ -48,8 +45,10 @@ def category_items(self, context) -> list[tuple[str, str, str]]:
     default = f"Server default ({model['category']}, {files.get(model['category'], 'checkpoint')})" if model else "Server default"
     categories = info.get("categories", [])
     auto = [(AUTO_CATEGORY, "Auto", "Each request by the model that rebuilds its meshes closest")] if len(categories) > 1 else []
-    _category_items[:] = [(DEFAULT_CATEGORY, default, "The model the server loads first")] + auto + [
-        (c, f"{c} ({files.get(c, 'shipped')})", f"Checkpoint {files.get(c, '?')}") for c in categories]
+    # Blender keeps a dynamic menu's choice by its position: Auto goes last, so that adding it
+    # moves no category a saved file chose
+    _category_items[:] = [(DEFAULT_CATEGORY, default, "The model the server loads first")] + [
+        (c, f"{c} ({files.get(c, 'shipped')})", f"Checkpoint {files.get(c, '?')}") for c in categories] + auto
     return _category_items
 
 
@@ -149,17 +148,18 @@ def transfer_choice(context) -> api.TransferChoice:
 
 
 # ---------------------------------------------------------------------- operators
-def _summary(report: dict) -> str:
-    """Each object with its mean confidence, and a hint where that is low."""
+def _summary(report: dict, others: bool = False) -> str:
+    """Each object with its mean confidence, a hint where that is low, and a warning where
+    the model does not explain it (`others`: the server has other models to try)."""
     parts = [f"{name} (confidence {r['mean_confidence']:.2f})" if "mean_confidence" in r else name
              for name, r in report.items()]
     low = [name for name, r in report.items() if r.get("mean_confidence", 1.0) < LOW_CONFIDENCE]
     hint = (f"; low confidence on {', '.join(low)}: if a mesh lies on its side or upside down, set Auto-align "
             "to Any rotation" if low else "")
-    unlike = [f"{name} does not look like a {r['category']} to its model" for name, r in report.items()
-              if (r.get("rebuild_distance") or 0.0) > UNLIKE_DISTANCE]
-    return ", ".join(parts) + hint + (f"; {'; '.join(unlike)}: expect weak matches, or set Category to Auto"
-                                      if unlike else "")
+    unlike = [w for w in (unlike_warning(name, r.get("category"), r.get("rebuild_distance"))
+                          for name, r in report.items()) if w]
+    advice = "expect weak matches" + (", or set Category to Auto" if others else "")
+    return ", ".join(parts) + hint + (f"; {'; '.join(unlike)}: {advice}" if unlike else "")
 
 
 class _PlanOperator:
@@ -177,7 +177,8 @@ class _PlanOperator:
             self.report({"WARNING"}, f"{plan.label} stopped after {stopped} of {len(plan.targets)} targets: "
                                      f"{', '.join(report) or 'nothing'} written")
         else:
-            self.report({"INFO"}, f"{plan.label}: {_summary(report)}")
+            others = context.scene.corr.category != AUTO_CATEGORY and len((status["info"] or {}).get("categories", [])) > 1
+            self.report({"INFO"}, f"{plan.label}: {_summary(report, others)}")
         for area in context.screen.areas if context.screen else ():
             if area.type == "VIEW_3D":
                 shading = area.spaces.active.shading

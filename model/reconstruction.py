@@ -45,11 +45,11 @@ def rebuild_distance(runner: Runner, prep: PreparedShape) -> float:
     the rebuilt surface through the shape's points, so the other way round (shape to
     rebuild) stays small even for a flat sheet; but a model that cannot explain a shape
     rebuilds parts of its own category where the shape has none.  1.0 when nothing is
-    rebuilt."""
+    rebuilt (no surface with area)."""
     verts, faces = occupancy_surface(runner, prep.code, REBUILD_RESOLUTION)
-    if not len(faces):
-        return 1.0
     rebuilt = trimesh.Trimesh(verts, faces, process=False)
+    if not rebuilt.area > 0:
+        return 1.0
     samples, _ = trimesh.sample.sample_surface(rebuilt, REBUILD_SAMPLES, seed=0)
     return float(prep.distance_to_surface(samples).mean())
 

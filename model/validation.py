@@ -82,7 +82,7 @@ def as_shape(data: Any, name: str = "shape", max_points: int = DEFAULT_MAX_POINT
         return data
     if isinstance(data, (str, os.PathLike)):
         raise ValueError(f"{name}: got the path {str(data)!r}; pass the shape itself: an (N, 3) array, a (vertices, "
-                         "faces) pair or a trimesh (model.meshio.read_mesh reads a file)")
+                         "faces) pair or a trimesh (model.meshio.load_mesh reads a file into one)")
     if hasattr(data, "vertices") and hasattr(data, "faces"):
         vertices, faces = data.vertices, data.faces
     elif hasattr(data, "vertices"):  # a point cloud object (trimesh.PointCloud)

@@ -129,7 +129,7 @@ def run_model_op(engines: Engines, cache: PreparedCache, op: str, params: dict[s
     with engine.reporting(_long_pass_logger(op)):
         shapes = {p: _prepared(engine, cache, params, arrays, p) for p in prefixes}
         out = _model_op(engine, op, params, arrays, shapes)
-        distances = _rebuild_distances(engine, shapes)
+        distances = _measured(lambda: _rebuild_distances(engine, shapes), dict.fromkeys(prefixes))
     fields = {"category": engine.category,
               "rebuild_distance": distances[""] if op != "correspond" else
               {"source": distances["source_"], "target": distances["target_"]}}
@@ -140,15 +140,31 @@ def _rebuild_distances(engine, shapes: dict[str, Any]) -> dict[str, float]:
     return {p: round(engine.rebuild_distance(prep), 4) for p, prep in shapes.items()}
 
 
+def _measured(measure, instead):
+    """A diagnostic of a finished answer: if it fails (a bug), the answer stands without it."""
+    try:
+        return measure()
+    except Exception:
+        log.exception("the rebuild distance failed; the reply goes without it")
+        return instead
+
+
 def _likeliest_category(engines: Engines, cache: PreparedCache, params: dict[str, Any],
                         arrays: dict[str, np.ndarray], prefixes: tuple[str, ...]) -> str:
-    """The served category whose model rebuilds the request's shapes closest, summed."""
-    summed = {}
+    """The served category whose model rebuilds the request's shapes closest, summed.  A
+    model that cannot take the shapes is passed over; when none can, its error stands."""
+    summed, refused = {}, None
     for category in engines.served():
         engine = engines.get(category)
-        with engine.reporting(_long_pass_logger(f"auto category ({category})")):
-            shapes = {p: _prepared(engine, cache, {**params, "category": category}, arrays, p) for p in prefixes}
-            summed[category] = sum(_rebuild_distances(engine, shapes).values())
+        try:
+            with engine.reporting(_long_pass_logger(f"auto category ({category})")):
+                shapes = {p: _prepared(engine, cache, {**params, "category": category}, arrays, p) for p in prefixes}
+                summed[category] = sum(_rebuild_distances(engine, shapes).values())
+        except ValueError as exc:
+            log.info("auto category: the %s model cannot take the shapes: %s", category, exc)
+            refused = exc
+    if not summed:
+        raise refused
     chosen = min(summed, key=summed.get)
     log.info("auto category: %s (rebuild distances %s)", chosen, ", ".join(f"{c} {d:.3f}" for c, d in summed.items()))
     return chosen

@@ -26,12 +26,10 @@ import numpy as np
 from model.labels import GREY, face_areas, label_colors, nearest_corner, slivers, vertex_areas
 from model.meshio import read_mesh, write_ply
 
-from .client import DEFAULT_ADDRESS, UNLIKE_DISTANCE, Client, ServerError
+from .client import DEFAULT_ADDRESS, LOW_CONFIDENCE, Client, ServerError, unlike_warning
+from .protocol import AUTO_CATEGORY
 
 ALIGN = {"off": False, "yaw": "yaw", "any": True}  # --align choices -> the op table's align modes
-# Mean confidence below which the summary suggests --align: the Blender panel's threshold
-# (blender_addon/ui.py LOW_CONFIDENCE, docs/blender.md).
-LOW_CONFIDENCE = 0.55
 REACH_TIMEOUT = 5.0  # seconds a server has to answer a ping before the work is sent
 
 
@@ -97,7 +95,7 @@ def _run(client: Client, args: argparse.Namespace) -> int:
         parts = client.segment(v, f, **opts)
         write_ply(args.out, v, f, part_colors(parts), part_label=parts)
         print(f"wrote {args.out}: {len(v)} vertices, parts {sorted(set(parts.tolist()))}")
-        _say_model(client.last_reply, {args.mesh: client.last_reply.get("rebuild_distance")})
+        _say_model(client, args, {args.mesh: client.last_reply.get("rebuild_distance")})
         return 0
     sv, sf, scol = read_mesh(args.source)
     if args.command == "transfer" and scol is None:
@@ -108,7 +106,7 @@ def _run(client: Client, args: argparse.Namespace) -> int:
                             source_labels=None if given is None else given[0],
                             source_parts=args.command == "correspond" and given is None)
     distances = client.last_reply.get("rebuild_distance") or {}
-    _say_model(client.last_reply, {args.source: distances.get("source"), args.target: distances.get("target")})
+    _say_model(client, args, {args.source: distances.get("source"), args.target: distances.get("target")})
     face, bary, conf = res["source_face"], res["source_bary"], res["confidence"]
     matched = conf >= args.threshold
     if args.command == "transfer":
@@ -133,14 +131,18 @@ def _run(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-def _say_model(reply: dict, distances: dict[str, float | None]) -> None:
-    """Which model answered, and a warning for each mesh it does not explain."""
-    print(f"model: {reply.get('category')}; rebuild distance "
+def _say_model(client: Client, args: argparse.Namespace, distances: dict[str, float | None]) -> None:
+    """Which model answered, and a warning for each mesh it does not explain (with the hint
+    of --category auto where the server has other models to try)."""
+    category = client.last_reply.get("category")
+    print(f"model: {category}; rebuild distance "
           + ", ".join(f"{Path(name).name} {d:.3f}" for name, d in distances.items() if d is not None))
-    for name, d in distances.items():
-        if d is not None and d > UNLIKE_DISTANCE:
-            print(f"{name} does not look like a {reply.get('category')} to its model (rebuilt {d:.2f} of its "
-                  "diagonal off): expect weak matches, or try --category auto", file=sys.stderr)
+    warnings = [w for w in (unlike_warning(name, category, d) for name, d in distances.items()) if w]
+    if warnings:
+        others = args.category != AUTO_CATEGORY and len(client.info().get("categories", [])) > 1
+        advice = "expect weak matches" + (", or try --category auto" if others else "")
+        for warning in warnings:
+            print(f"{warning}: {advice}", file=sys.stderr)
 
 
 def _common(top: bool) -> argparse.ArgumentParser:

@@ -34,6 +34,16 @@ CHECK_SIZE_ABOVE = 1 << 20
 # A shape whose rebuild distance (a reply's `rebuild_distance`, protocol.py) is above this
 # does not look like the answering model's category (docs/model.md, *Rebuild distance*).
 UNLIKE_DISTANCE = 0.08
+# Mean confidence below which a report suggests auto-alignment: upright real chairs score
+# 0.57-0.75, turned ones 0.53-0.67 and one lying on its side 0.46 (docs/blender.md).
+LOW_CONFIDENCE = 0.55
+
+
+def unlike_warning(name: str, category: str | None, distance: float | None) -> str | None:
+    """The warning for a mesh whose rebuild lies over UNLIKE_DISTANCE off; None when it does not."""
+    if distance is None or not distance > UNLIKE_DISTANCE:
+        return None
+    return f"{name} does not look like a {category} to its model (rebuilt {distance:.2f} of its diagonal off)"
 
 
 class ServerError(RuntimeError):

@@ -83,11 +83,14 @@ class Scores:
     confidence_missing: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     confidence_right: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
     confidence_wrong: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    # named keypoints: each name's errors in units of the bounding radius
+    keypoint_errors_radius: dict[str, np.ndarray] = field(repr=False, default_factory=dict)
 
     def summary(self) -> dict:
         return {"miou": self.miou, "pck05": self.pck05, "pck10": self.pck10, "auroc": self.auroc,
                 "label_auroc": self.label_auroc, "pck05_radius": self.pck05_radius,
-                "pck10_radius": self.pck10_radius, "per_part_iou": self.per_part_iou}
+                "pck10_radius": self.pck10_radius, "per_part_iou": self.per_part_iou,
+                "per_keypoint_pck05_radius": {k: _pck(v, 0.05) for k, v in self.keypoint_errors_radius.items()}}
 
 
 def _pck(errors: np.ndarray, threshold: float) -> float:
@@ -134,9 +137,9 @@ def diagonal_per_radius(points: np.ndarray) -> float:
 
 
 def _keypoint_errors(target: dict, estimates: dict[str, list[np.ndarray]], tree: cKDTree,
-                     on_cloud: bool = False) -> list[float]:
+                     on_cloud: bool = False) -> dict[str, float]:
     """The sources' estimates of each keypoint on the target, averaged, snapped to the
-    nearest target point -> distances to the target's own keypoints, per unit diagonal.
+    nearest target point -> by name, distances to the target's own keypoints, per unit diagonal.
     `on_cloud`: each keypoint of the target taken as its nearest target point, as
     KeypointNet's keypoints are points of the cloud (the dev set's lie on the surface,
     0.016-0.019 of the bounding radius from the nearest of 2,500 points, median).
@@ -149,8 +152,8 @@ def _keypoint_errors(target: dict, estimates: dict[str, list[np.ndarray]], tree:
              else target["keypoints"])
     best = None
     for renaming in target.get("keypoint_renamings", [{name: name for name in snapped}]):
-        errors = [float(np.linalg.norm(at - truth[renaming[name]]) / diagonal) for name, at in snapped.items()]
-        if best is None or sum(errors) < sum(best):
+        errors = {name: float(np.linalg.norm(at - truth[renaming[name]]) / diagonal) for name, at in snapped.items()}
+        if best is None or sum(errors.values()) < sum(best.values()):
             best = errors
     return best
 
@@ -197,7 +200,7 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
                  if with_keypoints else {} for s in sources]
     n_labels = 1 + max(max(parts), *(int(s["surface_labels"].max()) for s in sources))
     acc = {m: {"miou": [], "pck": [], "pck_radius": [], "pos": [], "neg": [], "right": [], "wrong": [],
-               "iou": {p: [] for p in parts}} for m in ("model", "nn")}
+               "iou": {p: [] for p in parts}, "by_name": {}} for m in ("model", "nn")}
     for tgt in tqdm(targets, desc="evaluate", unit="shape", disable=not progress):
         tp, tl = tgt["surface_points"], tgt["surface_labels"]
         tn = _normalised(tp)
@@ -241,10 +244,11 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
             for p, v in ious.items():
                 acc[m]["iou"][p].append(v)
             if with_keypoints:
-                acc[m]["pck"] += _keypoint_errors(tgt, estimates[m], t_raw_tree)
+                acc[m]["pck"] += _keypoint_errors(tgt, estimates[m], t_raw_tree).values()
                 per_radius = diagonal_per_radius(tp)
-                acc[m]["pck_radius"] += [e * per_radius
-                                         for e in _keypoint_errors(tgt, estimates[m], t_raw_tree, on_cloud=True)]
+                for name, e in _keypoint_errors(tgt, estimates[m], t_raw_tree, on_cloud=True).items():
+                    acc[m]["pck_radius"].append(e * per_radius)
+                    acc[m]["by_name"].setdefault(name, []).append(e * per_radius)
     out = {}
     for m, a in acc.items():
         pck, pck_radius = np.asarray(a["pck"]), np.asarray(a["pck_radius"])
@@ -260,6 +264,7 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
             label_auroc=auroc(right, wrong),
             pck_errors=pck, pck_errors_radius=pck_radius, confidence_existing=pos, confidence_missing=neg,
             confidence_right=right, confidence_wrong=wrong,
+            keypoint_errors_radius={k: np.asarray(v) for k, v in sorted(a["by_name"].items())},
         )
     return out
 
@@ -290,7 +295,9 @@ def evaluate_source_sets(engine: Correspondence, shapes: list[dict[str, np.ndarr
             pck05_radius=_pck(pck_radius, 0.05), pck10_radius=_pck(pck_radius, 0.10),
             auroc=auroc(pooled["confidence_existing"], pooled["confidence_missing"]),
             per_part_iou={p: float(np.mean([r.per_part_iou[p] for r in every])) for p in every[0].per_part_iou},
-            label_auroc=auroc(pooled["confidence_right"], pooled["confidence_wrong"]), **pooled)
+            label_auroc=auroc(pooled["confidence_right"], pooled["confidence_wrong"]), **pooled,
+            keypoint_errors_radius={k: np.concatenate([r.keypoint_errors_radius.get(k, np.zeros(0)) for r in every])
+                                    for k in sorted({k for r in every for k in r.keypoint_errors_radius})})
     return out
 
 
@@ -332,6 +339,16 @@ def format_table(scores: dict[str, Scores]) -> str:
     if np.isnan(scores["model"].auroc):
         lines.append("\nexistence AUROC n/a: no target has a part its sources lack")
     return "\n".join(lines)
+
+
+def format_keypoint_table(scores: dict[str, Scores]) -> str:
+    """Each named keypoint's PCK@0.05r / 0.10r, model / nearest neighbour."""
+    model, nn = scores["model"].keypoint_errors_radius, scores["nn"].keypoint_errors_radius
+    rows = ["| keypoint | estimates | PCK@0.05r | PCK@0.10r |", "| --- | --- | --- | --- |"]
+    for name, errors in model.items():
+        rows.append(f"| {name} | {len(errors)} | {_pck(errors, 0.05):.1f} / {_pck(nn[name], 0.05):.1f} | "
+                    f"{_pck(errors, 0.10):.1f} / {_pck(nn[name], 0.10):.1f} |")
+    return "\n".join(rows)
 
 
 def _auroc_cell(value: float) -> str:
@@ -380,6 +397,8 @@ def main(argv: Iterable[str] | None = None) -> int:
                     help="steps fitting each shape's code to its surface (default: the engine's; 0: E's code as is)")
     ap.add_argument("--source_sets", type=int, default=1,
                     help="score this many sets of sources in turn (the next shapes each time) and pool them")
+    ap.add_argument("--per_keypoint", action="store_true",
+                    help="named keypoints: also each one's PCK@0.05r / 0.10r (model / nearest neighbour)")
     ap.add_argument("--json", type=Path, help="also write the scores here")
     args = ap.parse_args(list(argv) if argv is not None else None)
     try:
@@ -425,6 +444,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     sets = f" (in turn {args.source_sets} sets of them, pooled)" if args.source_sets > 1 else ""
     print(f"{category}: {len(shapes) - n_sources} targets, {n_sources} labelled sources{sets}{turned}")
     print(format_table(scores))
+    if args.per_keypoint:
+        print(format_keypoint_table(scores))
     if args.json:
         args.json.write_text(json.dumps({k: v.summary() for k, v in scores.items()}, indent=2))
     return 0

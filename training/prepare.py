@@ -365,9 +365,10 @@ def main(argv: Iterable[str] | None = None) -> int:
                 raise ValueError(f"--meshes {args.meshes} is not a folder")
             rotations = load_rotations(args.rotations) if args.rotations else None
             if rotations is None and args.meshes.resolve().parent.name == "psb":
-                here = {mesh_name(p) for p in find_meshes(args.meshes)}  # the table covers every category
+                here = {mesh_name(p) for p in find_meshes(args.meshes)}  # the table holds three categories
                 rotations = {k: v for k, v in load_rotations(PSB_ROTATIONS).items() if k in here}
-                print(f"using the PSB orientations in {PSB_ROTATIONS}")
+                print(f"using the PSB orientations in {PSB_ROTATIONS}" if rotations else
+                      f"no PSB orientations for these meshes in {PSB_ROTATIONS}: they are prepared as they stand")
             new, old, failures = prepare_meshes(args.meshes, args.out, rotations, args.workers,
                                                 seg_labels=args.seg_labels)
         else:

@@ -142,7 +142,7 @@ def test_the_report_names_the_model_and_a_target_it_does_not_explain(bpy, chair_
     """The chair model rebuilds a real chair within 0.04 of its diagonal and an airplane
     0.1 off: the report carries both, and the summary warns of the airplane alone."""
     from blender_addon import ui
-    from blender_addon.client import UNLIKE_DISTANCE
+    from server.client import UNLIKE_DISTANCE
 
     src, chair, plane = moved_away(bpy, psb_object(bpy, "chair", "101", "source"), psb_object(bpy, "chair", "103"),
                                    psb_object(bpy, "airplane", "69"))
@@ -151,6 +151,7 @@ def test_the_report_names_the_model_and_a_target_it_does_not_explain(bpy, chair_
     assert report[chair.name]["rebuild_distance"] < UNLIKE_DISTANCE < report[plane.name]["rebuild_distance"]
     said = ui._summary(report)
     assert f"{plane.name} does not look like a chair to its model" in said and f"{chair.name} does not" not in said
+    assert "set Category to Auto" not in said and "set Category to Auto" in ui._summary(report, others=True)
     assert api.segment([plane])[plane.name]["rebuild_distance"] == report[plane.name]["rebuild_distance"]
 
 
@@ -163,7 +164,7 @@ def test_the_category_menu_comes_from_the_server_and_the_log_opens(bpy, chair_se
     assert items == {"DEFAULT": "Server default (chair, chair.pth)", "chair": "chair (chair.pth)"}
     served = {**ui.status["info"], "categories": ["airplane", "chair", "table"]}
     monkeypatch.setitem(ui.status, "info", served)  # a server of the shipped models: Auto among them
-    assert [i[0] for i in ui.category_items(None, bpy.context)] == ["DEFAULT", "auto", "airplane", "chair", "table"]
+    assert [i[0] for i in ui.category_items(None, bpy.context)] == ["DEFAULT", "airplane", "chair", "table", "auto"]
     monkeypatch.undo()
     bpy.context.scene.corr.category = "chair"
     assert ui.options(bpy.context).category == "chair" and ui.options(bpy.context).align == "yaw"  # upright meshes, turned about Z

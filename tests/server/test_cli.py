@@ -44,6 +44,7 @@ def test_segment_and_correspond_write_ply_with_attributes(server, tmp_path, caps
     assert f"mean confidence {data['corr_confidence'].mean():.2f}" in said.out
     assert "model: chair; rebuild distance src.obj " in said.out  # the tiny model explains neither shape
     assert f"{tmp_path / 'tgt.off'} does not look like a chair to its model" in said.err
+    assert "--category auto" not in said.err  # this server has no other model to try
     assert ("try --align yaw" in said.err) == (data["corr_confidence"].mean() < LOW_CONFIDENCE)
     assert ((data["corr_confidence"] >= 0) & (data["corr_confidence"] <= 1)).all()
     assert ((data["corr_source_face"] >= 0) & (data["corr_source_face"] < len(src.faces))).all()

@@ -173,22 +173,20 @@ def test_a_category_the_server_does_not_serve_is_named(server):
 def test_auto_category_answers_with_the_model_that_rebuilds_the_shapes_closest(psb_dir):
     """Served the shipped models, "auto" takes a real airplane to the airplane model and a
     chair pair to the chair model, and each reply names the model and its distances."""
-    from model.meshio import read_mesh
-    from training.prepare import psb_rotation
+    from training.prepare import load_psb_upright
 
-    def upright(path):
-        v, f, _ = read_mesh(psb_dir / path)
-        return v @ psb_rotation(path.split("/")[1].split(".")[0]).T, f
-    plane, chair_a, chair_b = (upright(p) for p in ("airplane/61.off.gz", "chair/101.off.gz", "chair/102.off.gz"))
+    plane, chair_a, chair_b = (load_psb_upright(psb_dir / p) for p in ("airplane/61.off.gz", "chair/101.off.gz",
+                                                                       "chair/102.off.gz"))
     proc = ServerProcess(None).wait_ready()
     try:
         with Client(proc.address, timeout=120) as c:
-            c.segment(*plane, category="auto")
+            c.segment(plane.vertices, plane.faces, category="auto")
             assert c.last_reply["category"] == "airplane"
             near = c.last_reply["rebuild_distance"]
-            c.segment(*plane, category="chair")  # the chair model rebuilds an airplane further off
+            c.segment(plane.vertices, plane.faces, category="chair")  # the chair model rebuilds an airplane further off
             assert c.last_reply["category"] == "chair" and c.last_reply["rebuild_distance"] > near
-            c.correspond(chair_a[0], chair_b[0], source_faces=chair_a[1], target_faces=chair_b[1], category="auto")
+            c.correspond(chair_a.vertices, chair_b.vertices, source_faces=chair_a.faces, target_faces=chair_b.faces,
+                         category="auto")
             assert c.last_reply["category"] == "chair"
     finally:
         proc.stop()

@@ -8,7 +8,7 @@ import torch
 from model import Correspondence, ImplicitCorrespondenceNet, preset
 from training.devset import DEVSET, POINTS, devset_record, face_parts, load_devset, upright_mesh
 from training.devset_build import EXCLUDED, build, keypoints
-from training.evaluate import _keypoint_errors, diagonal_per_radius, evaluate, format_table
+from training.evaluate import _keypoint_errors, diagonal_per_radius, evaluate, format_keypoint_table, format_table
 from training.families import PART_NAMES
 
 PSB = Path(__file__).resolve().parents[3] / "shared" / "data" / "psb"
@@ -82,11 +82,11 @@ def test_keypoint_errors_average_the_sources_then_snap():
 
     # a: the mean of (0,0,0) and (1,0,0) snaps to (0.5,0,0), exact; b: lands on (0,0,0), 1 away
     errors = _keypoint_errors(target, {"a": [points[0], points[1]], "b": [points[0]]}, cKDTree(points))
-    assert errors == pytest.approx([0.0, 1 / np.sqrt(2)])
+    assert errors == pytest.approx({"a": 0.0, "b": 1 / np.sqrt(2)})
     # on the cloud, the truth of b is its nearest point: (0,1,0) itself, and a moves to (0.5,0,0)
     target["keypoints"] = {"a": np.array([0.45, 0.02, 0]), "b": np.array([0.0, 0.9, 0])}
     assert _keypoint_errors(target, {"a": [points[0], points[1]], "b": [points[3]]}, cKDTree(points),
-                            on_cloud=True) == [0.0, 0.0]
+                            on_cloud=True) == {"a": 0.0, "b": 0.0}
 
 
 def test_diagonal_per_radius_is_two_for_a_box_and_more_for_a_shape_short_of_its_corners():
@@ -107,4 +107,9 @@ def test_keypoint_pck_of_a_shape_with_itself_is_perfect_for_the_baseline():
     assert scores["nn"].pck05_radius == 100.0
     assert len(scores["model"].pck_errors_radius) == len(shape["keypoints"])
     assert "PCK@0.05r" in format_table(scores)
+    # each named keypoint's own errors: a target with itself, each 0 for the baseline
+    assert set(scores["nn"].keypoint_errors_radius) == set(shape["keypoints"])
+    assert all(list(e) == [0.0] for e in scores["nn"].keypoint_errors_radius.values())
+    table = format_keypoint_table(scores)
+    assert all(f"| {name} | 1 | " in table for name in shape["keypoints"])
     assert 0 <= scores["model"].pck05 <= 100

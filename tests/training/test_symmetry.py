@@ -29,9 +29,9 @@ def test_keypoints_are_scored_under_the_renaming_that_fits_best():
     points = np.array([[-1.0, 0, 0], [1, 0, 0], [0, 1, 0]])
     target = {"surface_points": points, "keypoints": {"left": points[0], "right": points[1]}}
     swapped = {"left": [points[1]], "right": [points[0]]}
-    assert _keypoint_errors(target, swapped, cKDTree(points)) == pytest.approx([2 / 5**0.5] * 2)
+    assert _keypoint_errors(target, swapped, cKDTree(points)) == pytest.approx({"left": 2 / 5**0.5, "right": 2 / 5**0.5})
     target["keypoint_renamings"] = [{"left": "left", "right": "right"}, {"left": "right", "right": "left"}]
-    assert _keypoint_errors(target, swapped, cKDTree(points)) == [0.0, 0.0]
+    assert _keypoint_errors(target, swapped, cKDTree(points)) == {"left": 0.0, "right": 0.0}
 
 
 def test_a_turned_target_keeps_its_keypoints_on_the_same_surface_spots():
