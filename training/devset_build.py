@@ -39,6 +39,12 @@ TOP_BAND = 0.04
 # without it the samples' noise put the point anywhere in the band: PSB chair feet were a
 # median 0.029 of the diagonal above the floor (docs/evaluation/devset.md).
 HEIGHT_TIE = 0.5
+# The fuselage's rear end is sought among body and tail points this close (diagonal 1) to
+# the body's middle in x and below its top: PSB cuts many fuselages where the tail begins
+# and labels the tail cone tail, so the body's own rear end was that cut, up to a third of
+# the length short of the aircraft's (docs/evaluation/devset.md).
+TAIL_AXIS_BAND = 0.03
+BODY_TOP = 98.0  # percentile of the body's heights taken as its top
 NARROW = 0.1  # a table piece narrower than this (diagonal 1) is part of a leg, not a beam
 
 
@@ -131,6 +137,14 @@ def _extreme(points: np.ndarray, direction: np.ndarray) -> np.ndarray:
     return points[np.argmax(points @ direction)]
 
 
+def _fuselage_axis(body: np.ndarray, tail: np.ndarray) -> np.ndarray:
+    """Body and tail points along the fuselage: within TAIL_AXIS_BAND of the body's middle in
+    x (not the stabilisers) and below the body's top (not the fin)."""
+    both = np.concatenate([body, tail])
+    near = (np.abs(both[:, 0] - np.median(body[:, 0])) < TAIL_AXIS_BAND) & (both[:, 1] < np.percentile(body[:, 1], BODY_TOP))
+    return both[near] if near.any() else body
+
+
 def keypoints(category: str, points: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
     """Named keypoints from labelled surface points in the model frame (+Y up, front -Z,
     right +X as seen by someone sitting on the chair or flying the airplane)."""
@@ -169,7 +183,7 @@ def keypoints(category: str, points: np.ndarray, labels: np.ndarray) -> dict[str
         body, wing, tail = part["body"], part["wing"], part["tail"]
         if len(body):
             out["nose"] = _extreme(body, np.array([0.0, 0.0, -1.0]))
-            out["tail_end"] = _extreme(body, np.array([0.0, 0.0, 1.0]))
+            out["tail_end"] = _extreme(_fuselage_axis(body, tail), np.array([0.0, 0.0, 1.0]))
         for s, sx in sides.items():
             if len(wing):
                 out[f"wing_tip_{s}"] = _extreme(wing, np.array([sx, 0.0, 0.0]))

@@ -57,6 +57,20 @@ def test_feet_stand_on_the_floor_and_corners_on_top_of_vertical_faces():
     assert k["back_top_left"][1] > 0.499 and k["seat_front_right"][1] > 0.049
 
 
+def test_the_tail_end_is_the_fuselages_end_when_the_tail_cone_is_labelled_tail():
+    """PSB often labels the rear fuselage with the fin: the tail end is the cone's end on the
+    fuselage's axis, not where the body's labels stop, nor the fin or a stabiliser."""
+    rng = np.random.default_rng(0)
+    body = np.c_[rng.uniform(-0.03, 0.03, 3000), rng.uniform(-0.03, 0.03, 3000), rng.uniform(-0.4, 0.1, 3000)]
+    cone = np.c_[rng.uniform(-0.02, 0.02, 1000), rng.uniform(-0.02, 0.02, 1000), rng.uniform(0.1, 0.3, 1000)]
+    fin = np.c_[np.zeros(500), rng.uniform(0.03, 0.15, 500), rng.uniform(0.2, 0.38, 500)]  # reaches further back
+    stabiliser = np.c_[rng.uniform(0.05, 0.15, 500), np.zeros(500), rng.uniform(0.2, 0.36, 500)]
+    wing = np.c_[rng.uniform(-0.4, 0.4, 500), np.zeros(500), rng.uniform(-0.1, 0.0, 500)]
+    points = np.concatenate([body, cone, fin, stabiliser, wing])
+    labels = np.repeat([0, 2, 2, 2, 1], [len(body), len(cone), len(fin), len(stabiliser), len(wing)])
+    assert keypoints("airplane", points, labels)["tail_end"][2] == pytest.approx(0.3, abs=0.01)
+
+
 def test_the_data_file_is_what_the_builder_makes():
     """The stored segment map and keypoints come from the rule (a hand edit of the file
     without the builder fails here)."""
