@@ -5,11 +5,11 @@ diagonal; KeypointNet's and PDC's scale) are where the shipped match was tuned o
 2026-12-04 and 2026-12-05 (docs/models.md, *Real shapes first*).  This scores the real dev
 sets (training/evaluate.py's protocol: 3 sources, their estimates averaged and snapped;
 `--source_sets 3`: three sets of sources in turn, pooled) with the shipped match, without
-the extremity feature (`model.matching.EXTREMITY_WEIGHT` 0), with a part's centre in
-height at its centre of mass as on 2026-12-04 (`model.matching.HEIGHT_CENTRE_OF_MASS` 1), and
-with the checkpoint's whole embedding weight when no labels are given, as before the
-second match of 2026-12-05 (`model.matching.UNLABELLED_EMBEDDING_SHARE` 1; the keypoints
-are matched without labels, label transfer with them):
+the outward move of extreme points' matches (`model.matching.outward`), with that move
+free to slide sideways (`OUTWARD_SIDEWAYS` 0), without the extremity feature
+(`EXTREMITY_WEIGHT` 0), and with the checkpoint's whole embedding weight when no labels
+are given (`UNLABELLED_EMBEDDING_SHARE` 1).  The keypoints are matched without labels,
+label transfer with them (and without the outward move):
 
     .venv/bin/python benchmarks/bench_match.py [--sets chair,sh3d,table,airplane] [--source_sets 3]
 """
@@ -30,8 +30,9 @@ from training.evaluate import evaluate_source_sets  # noqa: E402
 from training.families import PART_NAMES  # noqa: E402
 
 # Each variant: the module constants of model/matching.py it sets.
-VARIANTS = {"shipped": {}, "no extremity": {"EXTREMITY_WEIGHT": 0.0},
-            "centre in height at the centre of mass": {"HEIGHT_CENTRE_OF_MASS": 1.0},
+VARIANTS = {"shipped": {}, "no outward move": {"OUTWARD_EXTREMITY": float("inf")},
+            "outward move without the sideways cost": {"OUTWARD_SIDEWAYS": 0.0},
+            "no extremity": {"EXTREMITY_WEIGHT": 0.0},
             "whole embedding weight without labels": {"UNLABELLED_EMBEDDING_SHARE": 1.0}}
 
 

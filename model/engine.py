@@ -171,8 +171,9 @@ class Correspondence:
         segmentation of the source before anything lands on it.  With labels, a target point
         close to a part boundary takes whichever part's match is nearer (model/matching.py,
         `close_calls`): the labels decide close calls.  Without labels the part embedding
-        weighs less against the position (`matching.UNLABELLED_EMBEDDING_SHARE`), which
-        places keypoints and attributes more precisely.
+        weighs less against the position (`matching.UNLABELLED_EMBEDDING_SHARE`), and the
+        match of a point at a corner, edge or tip moves out to the source's
+        (`matching.outward`), which places keypoints and attributes more precisely.
 
         Fitted codes place the match (they draw the part boundaries where the shapes have
         them); E's codes, on which g was trained, judge it: under fitted codes g's round
@@ -198,6 +199,8 @@ class Correspondence:
                              emb_placed, tgt.sample_points, tgt.placed.embedding.argmax(1), weight, run.part_bias,
                              src.placed.weights, tgt.placed.weights, close_calls=labelled,
                              source_extremity=src.sample_extremity, target_extremity=tgt.point_extremity)
+        if not labelled:  # labels keep their boundaries where the match put them
+            idx = matching.outward(idx, src.sample_points, tgt.point_extremity)
         # A part the source lacks has no source point with its embedding: the match (and
         # g's round trip) land on another part's.
         src_presence = src.judged.source_presence(on_samples)

@@ -38,6 +38,16 @@ EXTREMITY_WEIGHT = 0.1
 # count): enough for a centre, and the time stays small on a mesh's 20,000 samples.
 EXTREMITY_SAMPLES = 2500
 EXTREMITY_CHUNK = 20000  # samples whose neighbours are gathered at once (memory)
+# Without the source's labels, a target point at least this extreme (`extremity`'s length:
+# about 0.3 on an edge, more at a corner or a tip) has its match moved to the source sample
+# within OUTWARD_RADIUS of it that lies furthest out in the point's own outward direction
+# (`outward`), so that a corner lands on the corner and not just inside it
+# (docs/model.md, *Outward*).
+OUTWARD_EXTREMITY = 0.3
+OUTWARD_RADIUS = 0.05
+# Each unit moved sideways costs this much of the way gained outward: along an edge every
+# sample is as far out, and the noise of the samples would slide the match along it.
+OUTWARD_SIDEWAYS = 0.5
 # Without the source's labels the embedding weighs this share of the checkpoint's
 # `embedding_weight`: labels keep their part boundaries by it, while keypoints and
 # attributes are placed by the position (docs/model.md, *Correspondence*).
@@ -103,6 +113,30 @@ def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.nd
         idx[elsewhere] = cKDTree(feat_s).query(np.concatenate([target_where[elsewhere], weight * target_emb[elsewhere],
                                                                ext_t[elsewhere]], 1), workers=-1)[1]
     return idx
+
+
+def outward(idx: np.ndarray, source_points: np.ndarray, target_extremity: np.ndarray) -> np.ndarray:
+    """`idx` (each target point's source sample, from `match`) with the match of each target
+    point whose extremity is at least OUTWARD_EXTREMITY moved to the source sample within
+    OUTWARD_RADIUS of it furthest out along the point's outward direction (minus its
+    extremity, which points back into the shape), less OUTWARD_SIDEWAYS times how far it
+    lies to the side.  A match lies inside the corner it
+    should meet as often as not, since a corner has surface on one side only; moved out
+    along the target's own direction it meets the source's corner, tip or foot."""
+    length = np.linalg.norm(target_extremity, axis=1)
+    extreme = np.flatnonzero(length >= OUTWARD_EXTREMITY)
+    if not len(extreme):
+        return idx
+    out = idx.copy()
+    around = cKDTree(source_points).query_ball_point(source_points[idx[extreme]], OUTWARD_RADIUS, workers=-1)
+    for point, near in zip(extreme, around):
+        if len(near) > 1:
+            near = np.asarray(near)
+            step = source_points[near] - source_points[idx[point]]
+            out_along = step @ (-target_extremity[point] / length[point])
+            sideways = np.sqrt(np.maximum(np.einsum("ij,ij->i", step, step) - out_along**2, 0.0))
+            out[point] = near[np.argmax(out_along - OUTWARD_SIDEWAYS * sideways)]
+    return out
 
 
 def _extremity_features(extremity: np.ndarray | None, n: int) -> np.ndarray:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from model import matching
-from model.matching import CLOSE_CALL, extremity, into_part_frame, match
+from model.matching import CLOSE_CALL, extremity, into_part_frame, match, outward
 
 
 def test_a_slatted_back_meets_a_solid_backs_corners():
@@ -180,3 +180,18 @@ def test_only_one_sides_extremity_is_refused():
     parts, emb = np.zeros(100, int), np.tile([1.0, 0.0], (100, 1))
     with pytest.raises(ValueError, match="both"):
         match(plate, emb, parts, plate, emb, plate, parts, 0.1, np.zeros(2), source_extremity=extremity(plate))
+
+
+def test_a_corners_match_moves_out_to_the_corner_and_a_middles_stays():
+    """A target corner matched just inside the source's corner moves out to it, along the
+    target's own outward direction; a point of a flat middle keeps its match."""
+    rng = np.random.default_rng(5)
+    source, target = _plate(rng, 5000), _plate(rng, 5000)
+    ext = extremity(target)
+    corner = np.argmin(np.linalg.norm(target - [0.3, 0, 0.2], axis=1))
+    middle = np.argmin(np.linalg.norm(target, axis=1))
+    inside = np.argmin(np.linalg.norm(source - [0.27, 0, 0.17], axis=1))  # 0.04 in from the corner
+    idx = np.array([inside, inside])
+    moved = outward(idx, source, ext[[corner, middle]])
+    assert np.linalg.norm(source[moved[0]] - [0.3, 0, 0.2]) < 0.015
+    assert moved[1] == inside
