@@ -70,13 +70,7 @@ class Job:
         client = Client(self.address, timeout=self.timeout)
         client.cancel = self.cancel_event
         try:
-            try:
-                client.ping(timeout=REACH_TIMEOUT)
-            except ServerError as exc:
-                if exc.code != "timeout":
-                    raise
-                raise ServerError("timeout", f"no server answers at {self.address} (within {REACH_TIMEOUT:g} s): "
-                                             "start one, or check the address") from None
+            client.reach(REACH_TIMEOUT, "start one, or check the address")
             self.result = self.work(client, self.progress)
         except Exception as exc:  # reported on the main thread
             self.error = exc

@@ -75,7 +75,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         return 2
     try:
         with Client(args.address, timeout=args.timeout) as client:
-            _reach(client, args.address)
+            client.reach(REACH_TIMEOUT, "start one with `python -m server`, or check --address")
             return _run(client, args)
     except ServerError as exc:  # no reply is not the server's word
         print(f"error: {exc.message}" if exc.code == "timeout" else f"error: server: {exc}", file=sys.stderr)
@@ -159,17 +159,6 @@ def _common(top: bool) -> argparse.ArgumentParser:
                    help="auto-align: yaw (upright shapes, turned about the up axis) or any (any rotation); "
                         "default off: the meshes face front (-Z) as they are")
     return p
-
-
-def _reach(client: Client, address: str) -> None:
-    """A short ping first, so that no server at all reads differently from a slow reply."""
-    try:
-        client.ping(timeout=REACH_TIMEOUT)
-    except ServerError as exc:
-        if exc.code != "timeout":
-            raise
-        raise ServerError("timeout", f"no server answers at {address} (within {min(REACH_TIMEOUT, client.timeout):g} "
-                                     "s): start one with `python -m server`, or check --address") from None
 
 
 def _source_labels(path: str, n_vertices: int, n_faces: int) -> tuple[np.ndarray, bool]:

@@ -153,6 +153,17 @@ class Client:
     def info(self) -> dict[str, Any]:
         return self.request("info")[0]
 
+    def reach(self, timeout: float, hint: str) -> None:
+        """A short ping before the work, so that no server at all reads differently from a
+        slow reply: ServerError("timeout", "no server answers at ADDRESS ...: HINT")."""
+        try:
+            self.ping(timeout=timeout)
+        except ServerError as exc:
+            if exc.code != "timeout":
+                raise
+            raise ServerError("timeout", f"no server answers at {self.address} (within "
+                                         f"{min(timeout, self.timeout):g} s): {hint}") from None
+
     # align: False, True (any rotation) or "yaw" (upright shapes, about the up axis): protocol.ALIGN_MODES
     def segment(self, vertices, faces=None, category: str | None = None, align: bool | str = False) -> np.ndarray:
         arrays = _shape("", vertices, faces)
