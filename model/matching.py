@@ -120,9 +120,9 @@ def outward(idx: np.ndarray, source_points: np.ndarray, target_extremity: np.nda
     point whose extremity is at least OUTWARD_EXTREMITY moved to the source sample within
     OUTWARD_RADIUS of it furthest out along the point's outward direction (minus its
     extremity, which points back into the shape), less OUTWARD_SIDEWAYS times how far it
-    lies to the side.  A match lies inside the corner it
-    should meet as often as not, since a corner has surface on one side only; moved out
-    along the target's own direction it meets the source's corner, tip or foot."""
+    lies to the side.  A corner has surface on one side only, so a match that misses it
+    lies inside it; moved out along the target's own direction, it meets the source's
+    corner, tip or foot."""
     length = np.linalg.norm(target_extremity, axis=1)
     extreme = np.flatnonzero(length >= OUTWARD_EXTREMITY)
     if not len(extreme):

@@ -41,7 +41,7 @@ TOP_BAND = 0.04
 HEIGHT_TIE = 0.5
 # The fuselage's rear end is sought among body and tail points this close (diagonal 1) to
 # the body's middle in x and below its top: PSB cuts many fuselages where the tail begins
-# and labels the tail cone tail, so the body's own rear end was that cut, up to a third of
+# and labels the tail cone tail, so the body's own rear end was that cut, up to a quarter of
 # the length short of the aircraft's (docs/evaluation/devset.md).
 TAIL_AXIS_BAND = 0.03
 BODY_TOP = 98.0  # percentile of the body's heights taken as its top
