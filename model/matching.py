@@ -115,7 +115,8 @@ def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.nd
     return idx
 
 
-def outward(idx: np.ndarray, source_points: np.ndarray, target_extremity: np.ndarray) -> np.ndarray:
+def outward(idx: np.ndarray, source_points: np.ndarray, target_extremity: np.ndarray,
+            source_parts: np.ndarray) -> np.ndarray:
     """`idx` (each target point's source sample, from `match`) with the match of each target
     point whose extremity is at least OUTWARD_EXTREMITY moved to the source sample within
     OUTWARD_RADIUS of it furthest out along the point's outward direction (minus its
@@ -130,8 +131,9 @@ def outward(idx: np.ndarray, source_points: np.ndarray, target_extremity: np.nda
     out = idx.copy()
     around = cKDTree(source_points).query_ball_point(source_points[idx[extreme]], OUTWARD_RADIUS, workers=-1)
     for point, near in zip(extreme, around):
+        near = np.asarray(near)
+        near = near[source_parts[near] == source_parts[idx[point]]]  # the match keeps its part
         if len(near) > 1:
-            near = np.asarray(near)
             step = source_points[near] - source_points[idx[point]]
             out_along = step @ (-target_extremity[point] / length[point])
             sideways = np.sqrt(np.maximum(np.einsum("ij,ij->i", step, step) - out_along**2, 0.0))

@@ -192,6 +192,12 @@ def test_a_corners_match_moves_out_to_the_corner_and_a_middles_stays():
     middle = np.argmin(np.linalg.norm(target, axis=1))
     inside = np.argmin(np.linalg.norm(source - [0.27, 0, 0.17], axis=1))  # 0.04 in from the corner
     idx = np.array([inside, inside])
-    moved = outward(idx, source, ext[[corner, middle]])
+    moved = outward(idx, source, ext[[corner, middle]], np.zeros(len(source), int))
     assert np.linalg.norm(source[moved[0]] - [0.3, 0, 0.2]) < 0.015
     assert moved[1] == inside
+    # where the corner is another part, the match stays in its own: labels carried by the
+    # match keep their boundaries
+    parts = (source[:, 0] > 0.285).astype(int)
+    kept = outward(idx, source, ext[[corner, middle]], parts)
+    assert parts[kept[0]] == 0 and np.linalg.norm(source[kept[0]] - [0.3, 0, 0.2]) < np.linalg.norm(
+        source[inside] - [0.3, 0, 0.2])
