@@ -48,6 +48,7 @@ OUTWARD_RADIUS = 0.05
 # Each unit moved sideways costs this much of the way gained outward: along an edge every
 # sample is as far out, and the noise of the samples would slide the match along it.
 OUTWARD_SIDEWAYS = 0.5
+OUTWARD_CHUNK = 2048  # points moved at once: bounds the (point, sample) pairs held (memory)
 # Without the source's labels the embedding weighs this share of the checkpoint's
 # `embedding_weight`: labels keep their part boundaries by it, while keypoints and
 # attributes are placed by the position (docs/model.md, *Correspondence*).
@@ -126,18 +127,21 @@ def outward(idx: np.ndarray, source_points: np.ndarray, target_extremity: np.nda
     corner, tip or foot."""
     length = np.linalg.norm(target_extremity, axis=1)
     extreme = np.flatnonzero(length >= OUTWARD_EXTREMITY)
-    if not len(extreme):
-        return idx
-    out = idx.copy()
-    around = cKDTree(source_points).query_ball_point(source_points[idx[extreme]], OUTWARD_RADIUS, workers=-1)
-    for point, near in zip(extreme, around):
-        near = np.asarray(near)
-        near = near[source_parts[near] == source_parts[idx[point]]]  # the match keeps its part
-        if len(near) > 1:
-            step = source_points[near] - source_points[idx[point]]
-            out_along = step @ (-target_extremity[point] / length[point])
-            sideways = np.sqrt(np.maximum(np.einsum("ij,ij->i", step, step) - out_along**2, 0.0))
-            out[point] = near[np.argmax(out_along - OUTWARD_SIDEWAYS * sideways)]
+    out, tree = idx.copy(), cKDTree(source_points)
+    for start in range(0, len(extreme), OUTWARD_CHUNK):
+        points = extreme[start:start + OUTWARD_CHUNK]
+        at = idx[points]
+        near = tree.query_ball_point(source_points[at], OUTWARD_RADIUS, workers=-1)
+        counts = np.fromiter(map(len, near), dtype=np.int64, count=len(near))
+        owner = np.repeat(np.arange(len(points)), counts)  # each pair's point: contiguous runs
+        sample = np.concatenate(near).astype(np.int64)
+        step = source_points[sample] - source_points[at][owner]
+        out_along = np.einsum("ij,ij->i", step, -target_extremity[points][owner] / length[points][owner, None])
+        sideways = np.sqrt(np.maximum(np.einsum("ij,ij->i", step, step) - out_along**2, 0.0))
+        score = np.where(source_parts[sample] == source_parts[at][owner],  # the match keeps its part
+                         out_along - OUTWARD_SIDEWAYS * sideways, -np.inf)
+        best = np.lexsort((-score, owner))[np.r_[0, np.cumsum(counts)[:-1]]]  # each run's highest score
+        out[points] = sample[best]
     return out
 
 
