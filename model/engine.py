@@ -195,12 +195,13 @@ class Correspondence:
         where = self.settings.position_prior * tgt.points + (1.0 - self.settings.position_prior) * raw
         labelled = on_samples is not None
         weight = cal.embedding_weight * (1.0 if labelled else matching.UNLABELLED_EMBEDDING_SHARE)
-        idx = matching.match(src.sample_points, src.placed.embedding, src.placed.parts(on_samples), where,
+        source_parts = src.placed.parts(on_samples)
+        idx = matching.match(src.sample_points, src.placed.embedding, source_parts, where,
                              emb_placed, tgt.sample_points, tgt.placed.embedding.argmax(1), weight, run.part_bias,
                              src.placed.weights, tgt.placed.weights, close_calls=labelled,
                              source_extremity=src.sample_extremity, target_extremity=tgt.point_extremity)
         if not labelled:  # labels keep their boundaries where the match put them
-            idx = matching.outward(idx, src.sample_points, tgt.point_extremity, src.placed.parts(None))
+            idx = matching.outward(idx, src.sample_points, tgt.point_extremity, source_parts)
         # A part the source lacks has no source point with its embedding: the match (and
         # g's round trip) land on another part's.
         src_presence = src.judged.source_presence(on_samples)

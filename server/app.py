@@ -129,7 +129,11 @@ def run_model_op(engines: Engines, cache: PreparedCache, op: str, params: dict[s
     with engine.reporting(_long_pass_logger(op)):
         shapes = {p: _prepared(engine, cache, params, arrays, p) for p in prefixes}
         out = _model_op(engine, op, params, arrays, shapes)
-        distances = _measured(lambda: _rebuild_distances(engine, shapes), dict.fromkeys(prefixes))
+        try:
+            distances = _rebuild_distances(engine, shapes)
+        except Exception:  # a diagnostic of a finished answer: if it fails (a bug), the answer stands
+            log.exception("the rebuild distance failed; the reply goes without it")
+            distances = dict.fromkeys(prefixes)
     fields = {"category": engine.category,
               "rebuild_distance": distances[""] if op != "correspond" else
               {"source": distances["source_"], "target": distances["target_"]}}
@@ -138,15 +142,6 @@ def run_model_op(engines: Engines, cache: PreparedCache, op: str, params: dict[s
 
 def _rebuild_distances(engine, shapes: dict[str, Any]) -> dict[str, float]:
     return {p: round(engine.rebuild_distance(prep), 4) for p, prep in shapes.items()}
-
-
-def _measured(measure, instead):
-    """A diagnostic of a finished answer: if it fails (a bug), the answer stands without it."""
-    try:
-        return measure()
-    except Exception:
-        log.exception("the rebuild distance failed; the reply goes without it")
-        return instead
 
 
 def _likeliest_category(engines: Engines, cache: PreparedCache, params: dict[str, Any],
