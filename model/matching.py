@@ -39,15 +39,17 @@ EXTREMITY_WEIGHT = 0.1
 EXTREMITY_SAMPLES = 2500
 EXTREMITY_CHUNK = 20000  # samples whose neighbours are gathered at once (memory)
 # Without the source's labels, a target point at least this extreme (`extremity`'s length:
-# about 0.3 on an edge, more at a corner or a tip) has its match moved to the source sample
-# within OUTWARD_RADIUS of it that lies furthest out in the point's own outward direction
-# (`outward`), so that a corner lands on the corner and not just inside it
-# (docs/model.md, *Outward*).
+# about 0.3 on an edge, more at a corner or a tip) has its match moved, within
+# OUTWARD_RADIUS of it and along the point's own outward direction, to the source sample that
+# lies as far short of the source's furthest out there as the point lies short of its own
+# shape's (`outward`): a corner lands on the corner and not just inside it, and the points
+# around it keep their distance from it (docs/model.md, *Outward*).
 OUTWARD_EXTREMITY = 0.3
 OUTWARD_RADIUS = 0.05
-# Each unit moved sideways costs this much of the way gained outward: along an edge every
-# sample is as far out, and the noise of the samples would slide the match along it.
-OUTWARD_SIDEWAYS = 0.5
+# Each unit moved sideways costs as much as this share of a unit missed along the outward
+# direction: along an edge every sample is as far out, and the noise of the samples would
+# slide the match along it.
+OUTWARD_SIDEWAYS = 0.35
 OUTWARD_CHUNK = 2048  # points moved at once: bounds the (point, sample) pairs held (memory)
 # Without the source's labels the embedding weighs this share of the checkpoint's
 # `embedding_weight`: labels keep their part boundaries by it, while keypoints and
@@ -116,33 +118,52 @@ def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.nd
     return idx
 
 
-def outward(idx: np.ndarray, source_points: np.ndarray, target_extremity: np.ndarray,
-            source_parts: np.ndarray) -> np.ndarray:
+def outward(idx: np.ndarray, source_points: np.ndarray, target_points: np.ndarray, target_samples: np.ndarray,
+            target_extremity: np.ndarray, source_parts: np.ndarray) -> np.ndarray:
     """`idx` (each target point's source sample, from `match`) with the match of each target
-    point whose extremity is at least OUTWARD_EXTREMITY moved to the source sample within
-    OUTWARD_RADIUS of it furthest out along the point's outward direction (minus its
-    extremity, which points back into the shape), less OUTWARD_SIDEWAYS times how far it
-    lies to the side.  A corner has surface on one side only, so a match that misses it
-    lies inside it; moved out along the target's own direction, it meets the source's
-    corner, tip or foot."""
+    point whose extremity is at least OUTWARD_EXTREMITY moved along the point's outward
+    direction (minus its extremity, which points back into the shape) to the source sample
+    within OUTWARD_RADIUS of it that lies as far short of the source's furthest-out sample
+    there as the target point lies short of its own shape's furthest out (the gap), less
+    OUTWARD_SIDEWAYS times how far it lies to the side.  A corner has surface on one side
+    only, so a match that misses it lies inside it: the target's own corner (gap 0) meets the
+    source's corner, and the points around it keep their distance from it."""
     length = np.linalg.norm(target_extremity, axis=1)
     extreme = np.flatnonzero(length >= OUTWARD_EXTREMITY)
-    out, tree = idx.copy(), cKDTree(source_points)
+    out, tree, own = idx.copy(), cKDTree(source_points), cKDTree(target_samples)
     for start in range(0, len(extreme), OUTWARD_CHUNK):
         points = extreme[start:start + OUTWARD_CHUNK]
         at = idx[points]
+        direction = -target_extremity[points] / length[points, None]
+        gap = _reach(own, target_samples, target_points[points], direction)
         near = tree.query_ball_point(source_points[at], OUTWARD_RADIUS, workers=-1)
         counts = np.fromiter(map(len, near), dtype=np.int64, count=len(near))
         owner = np.repeat(np.arange(len(points)), counts)  # each pair's point: contiguous runs
         sample = np.concatenate(near).astype(np.int64)
         step = source_points[sample] - source_points[at][owner]
-        out_along = np.einsum("ij,ij->i", step, -target_extremity[points][owner] / length[points][owner, None])
+        out_along = np.einsum("ij,ij->i", step, direction[owner])
         sideways = np.sqrt(np.maximum(np.einsum("ij,ij->i", step, step) - out_along**2, 0.0))
-        score = np.where(source_parts[sample] == source_parts[at][owner],  # the match keeps its part
-                         out_along - OUTWARD_SIDEWAYS * sideways, -np.inf)
+        same_part = source_parts[sample] == source_parts[at][owner]  # the match keeps its part
+        furthest = np.full(len(points), -np.inf)
+        np.maximum.at(furthest, owner[same_part], out_along[same_part])
+        score = np.where(same_part, -np.abs(furthest[owner] - gap[owner] - out_along) - OUTWARD_SIDEWAYS * sideways,
+                         -np.inf)
         best = np.lexsort((-score, owner))[np.r_[0, np.cumsum(counts)[:-1]]]  # each run's highest score
         out[points] = sample[best]
     return out
+
+
+def _reach(tree: cKDTree, samples: np.ndarray, points: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """How much further out along `direction` than each point its shape's samples within
+    OUTWARD_RADIUS of it go (0 at the point's own extreme)."""
+    near = tree.query_ball_point(points, OUTWARD_RADIUS, workers=-1)
+    counts = np.fromiter(map(len, near), dtype=np.int64, count=len(near))
+    owner = np.repeat(np.arange(len(points)), counts)
+    sample = np.concatenate(near).astype(np.int64) if counts.sum() else np.zeros(0, np.int64)
+    along = np.einsum("ij,ij->i", samples[sample] - points[owner], direction[owner])
+    reach = np.zeros(len(points))
+    np.maximum.at(reach, owner, along)
+    return reach
 
 
 def _extremity_features(extremity: np.ndarray | None, n: int) -> np.ndarray:

@@ -24,6 +24,10 @@ Metrics (targets are all shapes but the first --sources, which lend their labels
   keypoint taken as its nearest target point: KeypointNet's and PDC's keypoint
   evaluation, and most likely the held-out ShapeNet figures' (docs/models.md, *Real
   shapes first*);
+* with `--lookup`, the keypoints also looked up through the match the other way round, as
+  a script holding only the target-to-source map would: each source keypoint's estimate
+  is the target point whose match (`correspond(source, target)`, no labels) lies nearest
+  it (the row "model, looked up");
 * AUROC of the confidence for "this part exists on the source" over target points of
   source-target pairs where the target has a part the source lacks;
 * AUROC of the confidence for "this point's label, from this source, is right" over all
@@ -184,9 +188,11 @@ def turned_targets(shapes: list[dict], n_sources: int, mode: AlignMode, seed: in
 
 
 def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts: dict[int, str],
-             n_sources: int = 3, progress: bool = True, align: AlignMode = False) -> dict[str, Scores]:
+             n_sources: int = 3, progress: bool = True, align: AlignMode = False,
+             lookup: bool = False) -> dict[str, Scores]:
     """Model and nearest-neighbour scores over targets shapes[n_sources:], every shape
-    prepared with auto-alignment `align`."""
+    prepared with auto-alignment `align`; with `lookup` and named keypoints, also the
+    keypoints looked up through the target-to-source match ("lookup": keypoint scores only)."""
     sources, targets = shapes[:n_sources], shapes[n_sources:]
     if not sources or not targets:
         raise ValueError(f"need more than {n_sources} shapes to evaluate, got {len(shapes)}")
@@ -199,15 +205,16 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
     src_named = [{k: int(cKDTree(s["surface_points"]).query(v)[1]) for k, v in s["keypoints"].items()}
                  if with_keypoints else {} for s in sources]
     n_labels = 1 + max(max(parts), *(int(s["surface_labels"].max()) for s in sources))
+    methods = ("model", "nn", "lookup") if lookup and with_keypoints else ("model", "nn")
     acc = {m: {"miou": [], "pck": [], "pck_radius": [], "pos": [], "neg": [], "right": [], "wrong": [],
-               "iou": {p: [] for p in parts}, "by_name": {}} for m in ("model", "nn")}
+               "iou": {p: [] for p in parts}, "by_name": {}} for m in methods}
     for tgt in tqdm(targets, desc="evaluate", unit="shape", disable=not progress):
         tp, tl = tgt["surface_points"], tgt["surface_labels"]
         tn = _normalised(tp)
         t_tree = cKDTree(tn)
         t_keys = _part_keypoints(tp, tl)
         votes = {m: np.zeros((len(tp), n_labels)) for m in ("model", "nn")}
-        estimates = {m: {} for m in ("model", "nn")}
+        estimates = {m: {} for m in methods}
         tgt_prep = engine.prepare(tp, align=align)
         for s, prep, norm, tree, s_keys, named in zip(sources, src_prep, src_norm, src_tree, src_keys, src_named):
             sl = s["surface_labels"]
@@ -234,15 +241,20 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
             if with_keypoints:  # the source's keypoints mapped onto the target
                 shared = [k for k in named if k in tgt["keypoints"]]
                 back = engine.correspond(tgt_prep, prep).mapped
+                looked = engine.correspond(prep, tgt_prep).mapped if "lookup" in methods else None
                 for k in shared:
                     estimates["model"].setdefault(k, []).append(back[named[k]])
                     estimates["nn"].setdefault(k, []).append(tp[t_tree.query(norm[named[k]])[1]])
+                    if looked is not None:
+                        at = s["surface_points"][named[k]]
+                        estimates["lookup"].setdefault(k, []).append(tp[np.argmin(np.linalg.norm(looked - at, axis=1))])
         t_raw_tree = cKDTree(tp) if with_keypoints else None
-        for m in ("model", "nn"):
-            miou, ious = shape_miou(votes[m].argmax(axis=1), tl, parts)
-            acc[m]["miou"].append(miou)
-            for p, v in ious.items():
-                acc[m]["iou"][p].append(v)
+        for m in methods:
+            if m in votes:
+                miou, ious = shape_miou(votes[m].argmax(axis=1), tl, parts)
+                acc[m]["miou"].append(miou)
+                for p, v in ious.items():
+                    acc[m]["iou"][p].append(v)
             if with_keypoints:
                 acc[m]["pck"] += _keypoint_errors(tgt, estimates[m], t_raw_tree).values()
                 per_radius = diagonal_per_radius(tp)
@@ -254,13 +266,14 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
         pck, pck_radius = np.asarray(a["pck"]), np.asarray(a["pck_radius"])
         pos = np.concatenate(a["pos"]) if a["pos"] else np.zeros(0)
         neg = np.concatenate(a["neg"]) if a["neg"] else np.zeros(0)
-        right, wrong = np.concatenate(a["right"]), np.concatenate(a["wrong"])
+        right = np.concatenate(a["right"]) if a["right"] else np.zeros(0)
+        wrong = np.concatenate(a["wrong"]) if a["wrong"] else np.zeros(0)
         out[m] = Scores(
-            miou=100 * float(np.mean(a["miou"])),
+            miou=100 * float(np.mean(a["miou"])) if a["miou"] else float("nan"),
             pck05=_pck(pck, 0.05), pck10=_pck(pck, 0.10),
             pck05_radius=_pck(pck_radius, 0.05), pck10_radius=_pck(pck_radius, 0.10),
             auroc=auroc(pos, neg),
-            per_part_iou={parts[p]: 100 * float(np.mean(v)) for p, v in a["iou"].items()},
+            per_part_iou={parts[p]: 100 * float(np.mean(v)) if v else float("nan") for p, v in a["iou"].items()},
             label_auroc=auroc(right, wrong),
             pck_errors=pck, pck_errors_radius=pck_radius, confidence_existing=pos, confidence_missing=neg,
             confidence_right=right, confidence_wrong=wrong,
@@ -330,11 +343,12 @@ def format_table(scores: dict[str, Scores]) -> str:
     lines = ["| method | mIoU | PCK@0.05 | PCK@0.10 | " + ("PCK@0.05r | PCK@0.10r | " if radius else "") +
              "existence AUROC | right-label AUROC | " + " | ".join(f"IoU {p}" for p in parts) + " |"]
     lines.append("|" + " --- |" * (6 + 2 * radius + len(parts)))
-    for name, label in (("model", "model"), ("nn", "nearest neighbour")):
+    rows = (("model", "model"), ("lookup", "model, looked up"), ("nn", "nearest neighbour"))
+    for name, label in ((n, label) for n, label in rows if n in scores):
         s = scores[name]
-        cells = [label, f"{s.miou:.1f}", f"{s.pck05:.1f}", f"{s.pck10:.1f}"]
+        cells = [label, _cell(s.miou), f"{s.pck05:.1f}", f"{s.pck10:.1f}"]
         cells += [f"{s.pck05_radius:.1f}", f"{s.pck10_radius:.1f}"] if radius else []
-        cells += [_auroc_cell(s.auroc), _auroc_cell(s.label_auroc)] + [f"{v:.1f}" for v in s.per_part_iou.values()]
+        cells += [_auroc_cell(s.auroc), _auroc_cell(s.label_auroc)] + [_cell(v) for v in s.per_part_iou.values()]
         lines.append("| " + " | ".join(cells) + " |")
     if np.isnan(scores["model"].auroc):
         lines.append("\nexistence AUROC n/a: no target has a part its sources lack")
@@ -353,6 +367,10 @@ def format_keypoint_table(scores: dict[str, Scores]) -> str:
 
 def _auroc_cell(value: float) -> str:
     return "n/a" if np.isnan(value) else f"{value:.3f}"
+
+
+def _cell(value: float) -> str:
+    return "n/a" if np.isnan(value) else f"{value:.1f}"
 
 
 def part_names(category: str, shapes: list[dict[str, np.ndarray]]) -> dict[int, str]:
@@ -399,6 +417,8 @@ def main(argv: Iterable[str] | None = None) -> int:
                     help="score this many sets of sources in turn (the next shapes each time) and pool them")
     ap.add_argument("--per_keypoint", action="store_true",
                     help="named keypoints: also each one's PCK@0.05r / 0.10r (model / nearest neighbour)")
+    ap.add_argument("--lookup", action="store_true",
+                    help="named keypoints: also looked up through the target-to-source match (row \"model, looked up\")")
     ap.add_argument("--json", type=Path, help="also write the scores here")
     args = ap.parse_args(list(argv) if argv is not None else None)
     try:
@@ -436,7 +456,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         if align:
             shapes = turned_targets(shapes, n_sources, align)
         scores = evaluate_source_sets(engine, shapes, part_names(category, shapes), n_sources, args.source_sets,
-                                      align=align)
+                                      align=align, lookup=args.lookup)
     except (ValueError, FetchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -192,12 +192,35 @@ def test_a_corners_match_moves_out_to_the_corner_and_a_middles_stays():
     middle = np.argmin(np.linalg.norm(target, axis=1))
     inside = np.argmin(np.linalg.norm(source - [0.27, 0, 0.17], axis=1))  # 0.04 in from the corner
     idx = np.array([inside, inside])
-    moved = outward(idx, source, ext[[corner, middle]], np.zeros(len(source), int))
+    pick = [corner, middle]
+    moved = outward(idx, source, target[pick], target, ext[pick], np.zeros(len(source), int))
     assert np.linalg.norm(source[moved[0]] - [0.3, 0, 0.2]) < 0.015
     assert moved[1] == inside
     # where the corner is another part, the match stays in its own: labels carried by the
     # match keep their boundaries
     parts = (source[:, 0] > 0.285).astype(int)
-    kept = outward(idx, source, ext[[corner, middle]], parts)
+    kept = outward(idx, source, target[pick], target, ext[pick], parts)
     assert parts[kept[0]] == 0 and np.linalg.norm(source[kept[0]] - [0.3, 0, 0.2]) < np.linalg.norm(
         source[inside] - [0.3, 0, 0.2])
+
+
+def test_points_near_a_corner_keep_their_distance_from_it():
+    """A target point a little inside its own corner lands as far inside the source's: the
+    move does not pile every point near a corner onto the corner, so each source point is
+    still found at its own place on the target (a keypoint looked up through the match)."""
+    rng = np.random.default_rng(6)
+    source, target = _plate(rng, 5000), _plate(rng, 5000)
+    ext = extremity(target)
+    near_corner = np.flatnonzero((np.linalg.norm(target - [0.3, 0, 0.2], axis=1) < 0.04)
+                                 & (np.linalg.norm(ext, axis=1) >= 0.3))
+    inside = np.argmin(np.linalg.norm(source - [0.27, 0, 0.17], axis=1))
+    moved = outward(np.full(len(near_corner), inside), source, target[near_corner], target, ext[near_corner],
+                    np.zeros(len(source), int))
+    to_corner = lambda p: np.linalg.norm(p - [0.3, 0, 0.2], axis=1)
+    assert len(near_corner) > 20
+    assert np.corrcoef(to_corner(target[near_corner]), to_corner(source[moved]))[0, 1] > 0.6
+    assert len(np.unique(moved)) > len(near_corner) / 3
+    # a shape matched onto itself stays where it is
+    ext_all = extremity(source)
+    same = outward(np.arange(len(source)), source, source, source, ext_all, np.zeros(len(source), int))
+    assert np.mean(same == np.arange(len(source))) > 0.99
