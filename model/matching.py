@@ -1,6 +1,8 @@
 """The source sample each target point corresponds to."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from scipy.spatial import cKDTree
 
@@ -118,52 +120,62 @@ def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.nd
     return idx
 
 
-def outward(idx: np.ndarray, source_points: np.ndarray, target_points: np.ndarray, target_samples: np.ndarray,
-            target_extremity: np.ndarray, source_parts: np.ndarray) -> np.ndarray:
+def outward(idx: np.ndarray, source_points: np.ndarray, target_extremity: np.ndarray, target_reach: np.ndarray,
+            source_parts: np.ndarray) -> np.ndarray:
     """`idx` (each target point's source sample, from `match`) with the match of each target
     point whose extremity is at least OUTWARD_EXTREMITY moved along the point's outward
     direction (minus its extremity, which points back into the shape) to the source sample
-    within OUTWARD_RADIUS of it that lies as far short of the source's furthest-out sample
-    there as the target point lies short of its own shape's furthest out (the gap), less
+    within OUTWARD_RADIUS of it that lies as far short of the source's furthest out there as
+    the point lies short of its own shape's (`target_reach`, from `outward_reach`), less
     OUTWARD_SIDEWAYS times how far it lies to the side.  A corner has surface on one side
-    only, so a match that misses it lies inside it: the target's own corner (gap 0) meets the
-    source's corner, and the points around it keep their distance from it."""
+    only, so a match that misses it lies inside it: the target's own corner (reach 0) meets
+    the source's corner, and the points around it keep their distance from it."""
     length = np.linalg.norm(target_extremity, axis=1)
     extreme = np.flatnonzero(length >= OUTWARD_EXTREMITY)
-    out, tree, own = idx.copy(), cKDTree(source_points), cKDTree(target_samples)
+    out, tree = idx.copy(), cKDTree(source_points)
     for start in range(0, len(extreme), OUTWARD_CHUNK):
         points = extreme[start:start + OUTWARD_CHUNK]
         at = idx[points]
-        direction = -target_extremity[points] / length[points, None]
-        gap = _reach(own, target_samples, target_points[points], direction)
-        near = tree.query_ball_point(source_points[at], OUTWARD_RADIUS, workers=-1)
-        counts = np.fromiter(map(len, near), dtype=np.int64, count=len(near))
-        owner = np.repeat(np.arange(len(points)), counts)  # each pair's point: contiguous runs
-        sample = np.concatenate(near).astype(np.int64)
+        owner, sample = _balls(tree, source_points[at])
         step = source_points[sample] - source_points[at][owner]
+        direction = -target_extremity[points] / length[points, None]
         out_along = np.einsum("ij,ij->i", step, direction[owner])
         sideways = np.sqrt(np.maximum(np.einsum("ij,ij->i", step, step) - out_along**2, 0.0))
         same_part = source_parts[sample] == source_parts[at][owner]  # the match keeps its part
         furthest = np.full(len(points), -np.inf)
         np.maximum.at(furthest, owner[same_part], out_along[same_part])
-        score = np.where(same_part, -np.abs(furthest[owner] - gap[owner] - out_along) - OUTWARD_SIDEWAYS * sideways,
-                         -np.inf)
-        best = np.lexsort((-score, owner))[np.r_[0, np.cumsum(counts)[:-1]]]  # each run's highest score
-        out[points] = sample[best]
+        missed = np.abs(furthest[owner] - target_reach[points][owner] - out_along)
+        score = np.where(same_part, -missed - OUTWARD_SIDEWAYS * sideways, -np.inf)
+        first = np.r_[0, np.flatnonzero(np.diff(owner)) + 1]  # each point's run of pairs
+        out[points] = sample[np.lexsort((-score, owner))[first]]  # each run's highest score
     return out
 
 
-def _reach(tree: cKDTree, samples: np.ndarray, points: np.ndarray, direction: np.ndarray) -> np.ndarray:
-    """How much further out along `direction` than each point its shape's samples within
-    OUTWARD_RADIUS of it go (0 at the point's own extreme)."""
-    near = tree.query_ball_point(points, OUTWARD_RADIUS, workers=-1)
-    counts = np.fromiter(map(len, near), dtype=np.int64, count=len(near))
-    owner = np.repeat(np.arange(len(points)), counts)
-    sample = np.concatenate(near).astype(np.int64) if counts.sum() else np.zeros(0, np.int64)
-    along = np.einsum("ij,ij->i", samples[sample] - points[owner], direction[owner])
-    reach = np.zeros(len(points))
-    np.maximum.at(reach, owner, along)
+def outward_reach(points: np.ndarray, samples: np.ndarray, extremity: np.ndarray) -> np.ndarray:
+    """(N,) for each point at least OUTWARD_EXTREMITY extreme, how much further out along its
+    outward direction (minus its `extremity`) its shape's `samples` within OUTWARD_RADIUS of
+    it go: 0 at its own corner or tip.  0 for the other points."""
+    length = np.linalg.norm(extremity, axis=1)
+    extreme = np.flatnonzero(length >= OUTWARD_EXTREMITY)
+    reach, tree = np.zeros(len(points)), cKDTree(samples)
+    for start in range(0, len(extreme), OUTWARD_CHUNK):
+        here = extreme[start:start + OUTWARD_CHUNK]
+        owner, sample = _balls(tree, points[here])
+        direction = -extremity[here] / length[here, None]
+        along = np.einsum("ij,ij->i", samples[sample] - points[here][owner], direction[owner])
+        furthest = np.zeros(len(here))
+        np.maximum.at(furthest, owner, along)
+        reach[here] = furthest
     return reach
+
+
+def _balls(tree: cKDTree, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The (centre, sample) pairs within OUTWARD_RADIUS, as each pair's centre (in
+    contiguous runs) and sample."""
+    near = tree.query_ball_point(centres, OUTWARD_RADIUS, workers=-1)
+    counts = np.fromiter(map(len, near), dtype=np.int64, count=len(near))
+    sample = np.fromiter(itertools.chain.from_iterable(near), dtype=np.int64, count=int(counts.sum()))
+    return np.repeat(np.arange(len(centres)), counts), sample
 
 
 def _extremity_features(extremity: np.ndarray | None, n: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from .density import farthest_points, uneven_areas
 from .fitting import fit_code, orient_outward
 from .geometry import Frame, barycentric, bounding_frame, sample_surface
 from .labels import vertex_areas
-from .matching import extremity
+from .matching import extremity, outward_reach
 from .normals import estimate_normals, pca_normals
 from .parts import Embedded
 from .runner import Runner
@@ -78,6 +78,11 @@ class PreparedShape:
         if not self.shape.is_mesh:
             return self.sample_extremity
         return self.sample_extremity[self._sample_tree.query(self.points, workers=-1)[1]]
+
+    @cached_property
+    def point_reach(self) -> np.ndarray:
+        """(N,) how much further out than each extreme point the surface goes (`outward_reach`)."""
+        return outward_reach(self.points, self.sample_points, self.point_extremity)
 
     def distance_to_surface(self, points: np.ndarray) -> np.ndarray:
         """Distance to the nearest surface sample: within the samples' spacing (about 0.007

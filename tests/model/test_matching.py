@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from model import matching
-from model.matching import CLOSE_CALL, extremity, into_part_frame, match, outward
+from model.matching import CLOSE_CALL, extremity, into_part_frame, match, outward, outward_reach
 
 
 def test_a_slatted_back_meets_a_solid_backs_corners():
@@ -193,13 +193,14 @@ def test_a_corners_match_moves_out_to_the_corner_and_a_middles_stays():
     inside = np.argmin(np.linalg.norm(source - [0.27, 0, 0.17], axis=1))  # 0.04 in from the corner
     idx = np.array([inside, inside])
     pick = [corner, middle]
-    moved = outward(idx, source, target[pick], target, ext[pick], np.zeros(len(source), int))
+    reach = outward_reach(target[pick], target, ext[pick])
+    moved = outward(idx, source, ext[pick], reach, np.zeros(len(source), int))
     assert np.linalg.norm(source[moved[0]] - [0.3, 0, 0.2]) < 0.015
     assert moved[1] == inside
     # where the corner is another part, the match stays in its own: labels carried by the
     # match keep their boundaries
     parts = (source[:, 0] > 0.285).astype(int)
-    kept = outward(idx, source, target[pick], target, ext[pick], parts)
+    kept = outward(idx, source, ext[pick], reach, parts)
     assert parts[kept[0]] == 0 and np.linalg.norm(source[kept[0]] - [0.3, 0, 0.2]) < np.linalg.norm(
         source[inside] - [0.3, 0, 0.2])
 
@@ -214,13 +215,14 @@ def test_points_near_a_corner_keep_their_distance_from_it():
     near_corner = np.flatnonzero((np.linalg.norm(target - [0.3, 0, 0.2], axis=1) < 0.04)
                                  & (np.linalg.norm(ext, axis=1) >= 0.3))
     inside = np.argmin(np.linalg.norm(source - [0.27, 0, 0.17], axis=1))
-    moved = outward(np.full(len(near_corner), inside), source, target[near_corner], target, ext[near_corner],
-                    np.zeros(len(source), int))
+    moved = outward(np.full(len(near_corner), inside), source, ext[near_corner],
+                    outward_reach(target[near_corner], target, ext[near_corner]), np.zeros(len(source), int))
     to_corner = lambda p: np.linalg.norm(p - [0.3, 0, 0.2], axis=1)
     assert len(near_corner) > 20
     assert np.corrcoef(to_corner(target[near_corner]), to_corner(source[moved]))[0, 1] > 0.6
     assert len(np.unique(moved)) > len(near_corner) / 3
     # a shape matched onto itself stays where it is
     ext_all = extremity(source)
-    same = outward(np.arange(len(source)), source, source, source, ext_all, np.zeros(len(source), int))
+    same = outward(np.arange(len(source)), source, ext_all, outward_reach(source, source, ext_all),
+                   np.zeros(len(source), int))
     assert np.mean(same == np.arange(len(source))) > 0.99
