@@ -115,3 +115,19 @@ def test_an_auroc_with_no_missing_part_reads_n_a():
     table = format_table(scores)
     assert "| n/a | 0.800 |" in table and "nan" not in table
     assert "no target has a part its sources lack" in table
+
+
+def test_keypoints_looked_up_through_the_match_find_a_copys_own():
+    """--lookup: each source keypoint is found as the target point whose match lies nearest
+    it; on a copy of the source that is the keypoint itself, and the row has no label scores."""
+    from training.devset import DEFAULT_PSB, load_devset
+    from training.evaluate import format_table
+    chair = load_devset("chair", DEFAULT_PSB, points=600, targets=1)[0]
+    engine = Correspondence.load(category="chair")
+    scores = evaluate(engine, [chair, dict(chair)], {0: "seat", 1: "back", 2: "leg", 3: "arm"}, 1,
+                      progress=False, lookup=True)
+    assert set(scores) == {"model", "nn", "lookup"}
+    assert scores["lookup"].pck05_radius == 100.0 and np.isnan(scores["lookup"].miou)
+    assert len(scores["lookup"].keypoint_errors_radius) == len(chair["keypoints"])
+    row = next(line for line in format_table(scores).splitlines() if line.startswith("| model, looked up"))
+    assert row.startswith("| model, looked up | n/a | ") and "nan" not in row
