@@ -4,7 +4,8 @@ chairs, sources included), upright; PSB's four-legged animals as they come (PSB 
 upright poses for them); and a flat sheet, a cube and a sphere.  Prints, per set and
 model, the median and 90th percentile and the share above the warning threshold
 (`server.client.UNLIKE_DISTANCE`), then how often the model with the smallest distance is
-the set's own (what category "auto" picks, one shape at a time), and the seconds a shape.
+the set's own, with fitted codes and with E's codes (what category "auto" picks, one shape
+at a time: `rebuild_distance(fitted=False)`), and the seconds a shape.
 
     .venv/bin/python benchmarks/bench_rebuild.py [--limit N]
 """
@@ -44,31 +45,36 @@ def shape_sets(limit: int | None) -> dict[str, tuple[str | None, list[np.ndarray
     return {name: (own, shapes[:limit]) for name, (own, shapes) in sets.items()}
 
 
+def _own_chosen(distances: dict[str, list[float]], own: str | None, n: int) -> str:
+    """How many of n shapes the model with the smallest distance is `own`'s ("-": no own)."""
+    if not own:
+        return "-"
+    chosen = [min(distances, key=lambda c: distances[c][i]) for i in range(n)]
+    return f"{sum(c == own for c in chosen)} of {n}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=None, help="the first N shapes of each set")
     args = ap.parse_args()
     engines = {c: Correspondence.load(category=c, device="cpu") for c in shipped_categories()}
     print(f"rebuild distance (median / 90th percentile / share above {UNLIKE_DISTANCE})")
-    print("| set | shapes | " + " | ".join(f"{c} model" for c in engines) + " | smallest is its own |")
-    print("| --- | --- | " + " | ".join("---" for _ in engines) + " | --- |")
+    print("| set | shapes | " + " | ".join(f"{c} model" for c in engines) + " | smallest is its own | from E's codes |")
+    print("| --- | --- | " + " | ".join("---" for _ in engines) + " | --- | --- |")
     seconds, count = 0.0, 0
     for name, (own, shapes) in shape_sets(args.limit).items():
-        distances = {c: [] for c in engines}
+        distances, encoded = {c: [] for c in engines}, {c: [] for c in engines}
         for points in shapes:
             for c, engine in engines.items():
                 prep = engine.prepare(points)
                 start = time.perf_counter()
                 distances[c].append(engine.rebuild_distance(prep))
                 seconds, count = seconds + time.perf_counter() - start, count + 1
+                encoded[c].append(engine.rebuild_distance(prep, fitted=False))
         cells = [f"{np.median(d):.3f} / {np.percentile(d, 90):.3f} / {100 * np.mean(np.array(d) > UNLIKE_DISTANCE):.0f}%"
                  for d in distances.values()]
-        if own:
-            chosen = [min(engines, key=lambda c: distances[c][i]) for i in range(len(shapes))]
-            right = f"{sum(c == own for c in chosen)} of {len(shapes)}"
-        else:
-            right = "-"
-        print(f"| {name} | {len(shapes)} | " + " | ".join(cells) + f" | {right} |", flush=True)
+        right = [_own_chosen(d, own, len(shapes)) for d in (distances, encoded)]
+        print(f"| {name} | {len(shapes)} | " + " | ".join(cells + right) + " |", flush=True)
     print(f"{seconds / count:.2f} s a rebuild distance (after preparing)")
     return 0
 

@@ -39,14 +39,14 @@ def occupancy_surface(runner: Runner, code: torch.Tensor, resolution: int) -> tu
     return verts, np.asarray(faces, dtype=np.int64)
 
 
-def rebuild_distance(runner: Runner, prep: PreparedShape) -> float:
+def rebuild_distance(runner: Runner, prep: PreparedShape, code: torch.Tensor | None = None) -> float:
     """Mean distance from the surface the model rebuilds from the shape's code to the shape
     itself, over its bounding-box diagonal (the model frame's unit).  The fitted code puts
     the rebuilt surface through the shape's points, so the other way round (shape to
     rebuild) stays small even for a flat sheet; but a model that cannot explain a shape
     rebuilds parts of its own category where the shape has none.  1.0 when nothing is
-    rebuilt (no surface with area)."""
-    verts, faces = occupancy_surface(runner, prep.code, REBUILD_RESOLUTION)
+    rebuilt (no surface with area).  `code`: another code of the shape's (default: its own)."""
+    verts, faces = occupancy_surface(runner, prep.code if code is None else code, REBUILD_RESOLUTION)
     rebuilt = trimesh.Trimesh(verts, faces, process=False)
     if not rebuilt.area > 0:
         return 1.0

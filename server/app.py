@@ -124,7 +124,7 @@ def run_model_op(engines: Engines, cache: PreparedCache, op: str, params: dict[s
     input.  Passes over many points are logged as they go, so a long request shows in the log."""
     prefixes = ("source_", "target_") if op == "correspond" else ("",)
     if params["category"] == AUTO_CATEGORY:
-        params = {**params, "category": _likeliest_category(engines, cache, params, arrays, prefixes)}
+        params = {**params, "category": _likeliest_category(engines, params, arrays, prefixes)}
     engine = engines.get(params["category"])
     with engine.reporting(_long_pass_logger(op)):
         shapes = {p: _prepared(engine, cache, params, arrays, p) for p in prefixes}
@@ -144,24 +144,27 @@ def _rebuild_distances(engine, shapes: dict[str, Any]) -> dict[str, float]:
     return {p: round(engine.rebuild_distance(prep), 4) for p, prep in shapes.items()}
 
 
-def _likeliest_category(engines: Engines, cache: PreparedCache, params: dict[str, Any],
-                        arrays: dict[str, np.ndarray], prefixes: tuple[str, ...]) -> str:
-    """The served category whose model rebuilds the request's shapes closest, summed.  A
-    model that cannot take the shapes is passed over; when none can, its error stands."""
+def _likeliest_category(engines: Engines, params: dict[str, Any], arrays: dict[str, np.ndarray],
+                        prefixes: tuple[str, ...]) -> str:
+    """The served category whose model rebuilds the request's shapes closest from E's codes,
+    summed (`rebuild_distance(fitted=False)`: each shape encoded by every model, prepared
+    only by the one chosen).  A model that cannot take the shapes is passed over; when none
+    can, its error stands."""
     summed, refused = {}, None
     for category in engines.served():
         engine = engines.get(category)
         try:
             with engine.reporting(_long_pass_logger(f"auto category ({category})")):
-                shapes = {p: _prepared(engine, cache, {**params, "category": category}, arrays, p) for p in prefixes}
-                summed[category] = sum(_rebuild_distances(engine, shapes).values())
+                summed[category] = sum(engine.rebuild_distance(_shape_from(arrays, p), params["align"], fitted=False)
+                                       for p in prefixes)
         except ValueError as exc:
             log.info("auto category: the %s model cannot take the shapes: %s", category, exc)
             refused = exc
     if not summed:
         raise refused
     chosen = min(summed, key=summed.get)
-    log.info("auto category: %s (rebuild distances %s)", chosen, ", ".join(f"{c} {d:.3f}" for c, d in summed.items()))
+    log.info("auto category: %s (rebuild distances from E's codes %s)", chosen,
+             ", ".join(f"{c} {d:.3f}" for c, d in summed.items()))
     return chosen
 
 

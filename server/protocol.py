@@ -35,7 +35,8 @@ Every model op's reply also carries the fields `category` (the model that answer
 `rebuild_distance` (how far that model's rebuild of each shape lies from it, over the
 shape's diagonal: a number, or `{"source", "target"}` for `correspond`).  A request's
 `category` may be AUTO_CATEGORY: the server then answers with the served model that
-rebuilds the request's shapes closest.
+rebuilds the request's shapes closest from E's codes (each shape encoded by every model,
+prepared by the one chosen).
 
 OPS is the table of operations: each op's request and reply arrays (required or optional,
 dtype, shape rule) and its parameters.  Senders cast and check their arrays against it,
