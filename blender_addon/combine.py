@@ -1,5 +1,5 @@
-"""One target from several sources: part labels voted with confidence weights (as
-training/evaluate.py's vote), every other value taken from the source that matches each
+"""One target from several sources: part labels voted with confidence weights (the
+engine's `vote`, model/labels.py), every other value taken from the source that matches each
 target vertex best (per polygon for corner and face values, so a polygon's UVs and material
 come from one source).  Plain numpy: tests call it without bpy.
 """
@@ -11,8 +11,7 @@ import numpy as np
 
 from . import transfer as tx
 from .inpaint import most_common
-
-UNVOTED = 1e-9  # a vertex whose labels all got confidence 0 still takes one (evaluate.py's rule)
+from .labels import vote
 
 
 @dataclass
@@ -87,12 +86,6 @@ def voted_labels(labelled: list[tuple[Match, tx.Channel]], target: tx.MeshArrays
         values = tx.values_at(ch, m.source, m.corr["source_face"], m.corr["source_bary"]).astype(np.int64)
         got.append(values)
         conf.append(np.where(tx.label_slivers(ch, m.source, target, values), 0.0, m.corr["confidence"]))
-    got, conf = np.stack(got), np.stack(conf)
-    known = got >= 0  # -1: unlabelled source points lend nothing
-    votes = np.zeros((len(target.vertices), int(got.max(initial=0)) + 1))
-    src, vert = np.nonzero(known)
-    np.add.at(votes, (vert, got[src, vert]), conf[src, vert] + UNVOTED)
-    voted = np.where(known.any(axis=0), votes.argmax(axis=1), -1)
-    support = np.where(got == voted, conf, 0.0).max(axis=0)
+    voted, support = vote(np.stack(got), np.stack(conf))
     values, keep = tx.resolve(voted, (support >= threshold) & (voted >= 0), fill, target.edges, vote=True, mark=-1)
     return tx.label_writes(values, keep)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -229,6 +229,21 @@ class Correspondence:
         source = self._labelled(source, source_labels)
         src, tgt = self._prepared(source, "source", align), self._prepared(target, "target", align)
         return self.labels_from(self.correspond(src, tgt, align, source_labels), src, source_labels, tgt)
+
+    def vote_labels(self, sources: list[Any], source_labels: Sequence[Any], target: Any,
+                    align: AlignMode = False) -> tuple[np.ndarray, np.ndarray]:
+        """Labels per target point from several labelled sources: each lends its labels
+        (`transfer_labels`) and every point takes the label with the most confidence summed
+        over the sources (`labels.vote`) -> (labels (M,), support (M,): the largest
+        confidence of a source that gave the label).  A wrong match tends to come with a low
+        confidence, so the sources that match a point well outvote one that does not."""
+        if not isinstance(sources, list) or not sources:  # a tuple is one mesh: (vertices, faces)
+            raise ValueError("sources must be a non-empty list of shapes (one source: transfer_labels)")
+        if len(source_labels) != len(sources):
+            raise ValueError(f"give one label array per source: {len(sources)} sources, {len(source_labels)} label arrays")
+        tgt = self._prepared(target, "target", align)
+        lent = [self.transfer_labels(s, labels, tgt, align) for s, labels in zip(sources, source_labels)]
+        return labelling.vote(np.stack([got for got, _ in lent]), np.stack([conf for _, conf in lent]))
 
     def labels_from(self, result: CorrespondenceResult, source: PreparedShape, source_labels: Any,
                     target: PreparedShape | None = None) -> tuple[np.ndarray, np.ndarray]:

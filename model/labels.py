@@ -8,6 +8,9 @@ import numpy as np
 # A label covering less than this fraction of its share of the source on the target comes
 # from stray matches along a part boundary, not from a part both shapes have.
 MIN_LABEL_SHARE = 0.2
+# The vote each label from a source gets beside its confidence (`vote`): a point whose
+# labels all got confidence 0 still takes one.
+UNVOTED = 1e-9
 
 # One colour per part label (RGB in [0, 1]); -1 (no label) is GREY.
 PALETTE = np.array([
@@ -49,6 +52,24 @@ def slivers(source_labels: np.ndarray, target_labels: np.ndarray, min_share: flo
     share_source = _shares(inverse[:n], len(values), source_areas)
     share_target = _shares(inverse[n:], len(values), target_areas)
     return (share_target < min_share * share_source)[inverse[n:]]
+
+
+def vote(labels: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels from several sources: (S, M) each source's label (-1: none) and its confidence
+    per target point -> (voted (M,), support (M,)).  Each point takes the label with the most
+    confidence summed over the sources (a point whose labels all got confidence 0 still
+    takes one), -1 where no source lends one; its support is the largest confidence of a
+    source that gave that label."""
+    labels, confidence = np.atleast_2d(labels), np.atleast_2d(confidence)
+    if labels.shape != confidence.shape:
+        raise ValueError(f"labels {labels.shape} and confidence {confidence.shape} differ in shape")
+    known = labels >= 0  # -1: unlabelled source points lend nothing
+    votes = np.zeros((labels.shape[1], int(labels.max(initial=0)) + 1))
+    source, point = np.nonzero(known)
+    np.add.at(votes, (point, labels[source, point]), confidence[source, point] + UNVOTED)
+    voted = np.where(known.any(axis=0), votes.argmax(axis=1), -1)
+    support = np.where(known & (labels == voted), confidence, 0.0).max(axis=0, initial=0.0)
+    return voted, support
 
 
 def _shares(index: np.ndarray, count: int, areas: np.ndarray | None) -> np.ndarray:

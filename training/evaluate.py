@@ -9,7 +9,8 @@ Metrics (targets are all shapes but the first --sources, which lend their labels
 * label-transfer mIoU: each source lends each target point the label of its match (the
   source's labels guiding the match: `correspond(..., source_labels=)`), with the
   model's confidence in it (`Correspondence.labels_from`), and the point takes the
-  label with the largest summed confidence; per-shape mean IoU over the category's parts,
+  label with the largest summed confidence (`model.labels.vote`, as
+  `Correspondence.vote_labels` and the add-on do); per-shape mean IoU over the category's parts,
   a part absent from both prediction and truth counting 1 (ShapeNet-Part convention),
   then the mean;
 * PCK at 0.05 and 0.10 of the target's bounding-box diagonal. Shapes with named
@@ -61,6 +62,7 @@ from tqdm import tqdm
 from model import Correspondence
 from model.alignment import AlignMode
 from model.geometry import bounding_frame
+from model.labels import vote
 
 from .debian import FetchError
 from .devset import devset_record, load_devset
@@ -204,7 +206,6 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
     # each named keypoint of a source as its nearest surface point
     src_named = [{k: int(cKDTree(s["surface_points"]).query(v)[1]) for k, v in s["keypoints"].items()}
                  if with_keypoints else {} for s in sources]
-    n_labels = 1 + max(max(parts), *(int(s["surface_labels"].max()) for s in sources))
     methods = ("model", "nn", "lookup") if lookup and with_keypoints else ("model", "nn")
     acc = {m: {"miou": [], "pck": [], "pck_radius": [], "pos": [], "neg": [], "right": [], "wrong": [],
                "iou": {p: [] for p in parts}, "by_name": {}} for m in methods}
@@ -213,7 +214,7 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
         tn = _normalised(tp)
         t_tree = cKDTree(tn)
         t_keys = _part_keypoints(tp, tl)
-        votes = {m: np.zeros((len(tp), n_labels)) for m in ("model", "nn")}
+        lent = {m: ([], []) for m in ("model", "nn")}  # each source's labels and the weight of their votes
         estimates = {m: {} for m in methods}
         tgt_prep = engine.prepare(tp, align=align)
         for s, prep, norm, tree, s_keys, named in zip(sources, src_prep, src_norm, src_tree, src_keys, src_named):
@@ -223,11 +224,11 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
             dist, nn_idx = tree.query(tn)
             # existence AUROC, per pair where the target has a part the source lacks
             exists = np.isin(tl, sl)
-            # (a point whose labels all got confidence 0 still takes one, by a vote of 1e-9 each)
-            for m, conf, idx, lab, vote in (("model", res.confidence, res.source_index, labels, label_conf + 1e-9),
-                                            ("nn", -dist, nn_idx, sl[nn_idx], 1.0 - 1e-3 * dist)):
+            for m, conf, idx, lab, weight in (("model", res.confidence, res.source_index, labels, label_conf),
+                                              ("nn", -dist, nn_idx, sl[nn_idx], 1.0 - 1e-3 * dist)):
+                lent[m][0].append(lab)
+                lent[m][1].append(weight)
                 known = lab >= 0  # -1: unlabelled source points lend nothing
-                votes[m][np.flatnonzero(known), lab[known]] += vote[known]
                 if not exists.all():
                     acc[m]["pos"].append(conf[exists])
                     acc[m]["neg"].append(conf[~exists])
@@ -250,8 +251,8 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
                         estimates["lookup"].setdefault(k, []).append(tp[np.argmin(np.linalg.norm(looked - at, axis=1))])
         t_raw_tree = cKDTree(tp) if with_keypoints else None
         for m in methods:
-            if m in votes:
-                miou, ious = shape_miou(votes[m].argmax(axis=1), tl, parts)
+            if m in lent:
+                miou, ious = shape_miou(vote(np.stack(lent[m][0]), np.stack(lent[m][1]))[0], tl, parts)
                 acc[m]["miou"].append(miou)
                 for p, v in ious.items():
                     acc[m]["iou"][p].append(v)

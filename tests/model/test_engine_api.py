@@ -330,3 +330,29 @@ def test_the_embedding_weighs_less_without_the_sources_labels(monkeypatch):
     assert np.mean(engine.correspond(source, target).source_index != plain.source_index) > 0.1
     assert np.array_equal(engine.correspond(source, target, source_labels=labels).source_index,
                           labelled.source_index)
+
+
+def test_labels_voted_over_several_sources_by_their_confidence():
+    from model.labels import vote
+    labels = np.array([[0, 1, -1, 2], [1, 1, -1, 2], [1, 0, -1, 2]])
+    conf = np.array([[0.9, 0.2, 0.5, 0.0], [0.3, 0.4, 0.5, 0.0], [0.3, 0.1, 0.5, 0.0]])
+    voted, support = vote(labels, conf)
+    # one sure source outvotes two unsure ones; no source, no label; all unsure still vote
+    assert voted.tolist() == [0, 1, -1, 2]
+    assert support.tolist() == [0.9, 0.4, 0.0, 0.0]
+    with pytest.raises(ValueError, match="differ in shape"):
+        vote(labels, conf[:2])
+
+
+def test_vote_labels_takes_a_list_of_sources_with_one_label_array_each(engine):
+    src, other, tgt = rng_points(400), rng_points(400, 1), rng_points(300, 2)
+    lab, other_lab = (src[:, 1] > 0.5).astype(np.int64), (other[:, 1] > 0.5).astype(np.int64)
+    alone, conf = engine.transfer_labels(src, lab, tgt)
+    voted, support = engine.vote_labels([src, src], [lab, lab], tgt)
+    assert np.array_equal(voted, alone) and np.allclose(support, conf)
+    voted, _ = engine.vote_labels([src, other], [lab, other_lab], tgt)
+    assert set(np.unique(voted)) <= {0, 1} and len(voted) == len(tgt)
+    with pytest.raises(ValueError, match="list of shapes"):
+        engine.vote_labels((src, np.zeros((0, 3), int)), [lab], tgt)  # a tuple is one mesh, not two sources
+    with pytest.raises(ValueError, match="one label array per source: 2 sources, 1 label arrays"):
+        engine.vote_labels([src, other], [lab], tgt)
