@@ -41,13 +41,16 @@ EXTREMITY_WEIGHT = 0.1
 EXTREMITY_SAMPLES = 2500
 EXTREMITY_CHUNK = 20000  # samples whose neighbours are gathered at once (memory)
 # Without the source's labels, a target point at least this extreme (`extremity`'s length:
-# about 0.3 on an edge, more at a corner or a tip) has its match moved, within
-# OUTWARD_RADIUS of it and along the point's own outward direction, to the source sample that
-# lies as far short of the source's furthest out there as the point lies short of its own
-# shape's (`outward`): a corner lands on the corner and not just inside it, and the points
-# around it keep their distance from it (docs/model.md, *Outward*).
+# about 0.3 on an edge, more at a corner or a tip) and at its own shape's extreme has its
+# match moved, within OUTWARD_RADIUS of it and along the point's own outward direction, to
+# the source's extreme there (`outward`): a corner lands on the corner and not just inside
+# it (docs/model.md, *Outward*).
 OUTWARD_EXTREMITY = 0.3
 OUTWARD_RADIUS = 0.05
+# Only a point within this of its own shape's furthest out along its outward direction (its
+# reach, `outward_reach`) moves: the points around a corner keep the match's places, so they
+# do not pile onto the corner, nor spread across the source's UV seams that run there.
+OUTWARD_AT_EXTREME = 0.005
 # Each unit moved sideways costs as much as this share of a unit missed along the outward
 # direction: along an edge every sample is as far out, and the noise of the samples would
 # slide the match along it.
@@ -123,15 +126,17 @@ def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.nd
 def outward(idx: np.ndarray, source_points: np.ndarray, target_extremity: np.ndarray, target_reach: np.ndarray,
             source_parts: np.ndarray) -> np.ndarray:
     """`idx` (each target point's source sample, from `match`) with the match of each target
-    point whose extremity is at least OUTWARD_EXTREMITY moved along the point's outward
-    direction (minus its extremity, which points back into the shape) to the source sample
-    within OUTWARD_RADIUS of it that lies as far short of the source's furthest out there as
-    the point lies short of its own shape's (`target_reach`, from `outward_reach`), less
+    point at its own shape's extreme moved out to the source's.  A point moves when its
+    extremity is at least OUTWARD_EXTREMITY and its reach (`target_reach`, from
+    `outward_reach`) at most OUTWARD_AT_EXTREME: along its outward direction (minus its
+    extremity, which points back into the shape), to the source sample within
+    OUTWARD_RADIUS of its match and in the match's part that lies as far short of the
+    part's furthest out there as the point lies short of its own shape's, less
     OUTWARD_SIDEWAYS times how far it lies to the side.  A corner has surface on one side
-    only, so a match that misses it lies inside it: the target's own corner (reach 0) meets
-    the source's corner, and the points around it keep their distance from it."""
+    only, so a match that misses it lies inside it: the target's corner meets the source's,
+    and the points around it stay where the match put them."""
     length = np.linalg.norm(target_extremity, axis=1)
-    extreme = np.flatnonzero(length >= OUTWARD_EXTREMITY)
+    extreme = np.flatnonzero((length >= OUTWARD_EXTREMITY) & (target_reach <= OUTWARD_AT_EXTREME))
     out, tree = idx.copy(), cKDTree(source_points)
     for start in range(0, len(extreme), OUTWARD_CHUNK):
         points = extreme[start:start + OUTWARD_CHUNK]

@@ -1,6 +1,7 @@
 """The match: a part's ends meet the other part's ends; labels decide close calls."""
 import numpy as np
 import pytest
+from scipy.spatial import cKDTree
 
 from model import matching
 from model.matching import CLOSE_CALL, extremity, into_part_frame, match, outward, outward_reach
@@ -205,22 +206,27 @@ def test_a_corners_match_moves_out_to_the_corner_and_a_middles_stays():
         source[inside] - [0.3, 0, 0.2])
 
 
-def test_points_near_a_corner_keep_their_distance_from_it():
-    """A target point a little inside its own corner lands as far inside the source's: the
-    move does not pile every point near a corner onto the corner, so each source point is
-    still found at its own place on the target (a keypoint looked up through the match)."""
+def test_only_points_at_their_own_extreme_move_so_a_corner_is_found_at_the_corner():
+    """Every match lies a tenth inward, as a match that misses a corner does.  The target's
+    points at their own extreme move out to the source's, the others keep their match: the
+    target's corner meets the source's, and the source's corner, looked up through the
+    match (the target point matched nearest it), is found at the target's corner, not at
+    one of the points around it piled onto it."""
     rng = np.random.default_rng(6)
     source, target = _plate(rng, 5000), _plate(rng, 5000)
     ext = extremity(target)
-    near_corner = np.flatnonzero((np.linalg.norm(target - [0.3, 0, 0.2], axis=1) < 0.04)
-                                 & (np.linalg.norm(ext, axis=1) >= 0.3))
-    inside = np.argmin(np.linalg.norm(source - [0.27, 0, 0.17], axis=1))
-    moved = outward(np.full(len(near_corner), inside), source, ext[near_corner],
-                    outward_reach(target[near_corner], target, ext[near_corner]), np.zeros(len(source), int))
-    to_corner = lambda p: np.linalg.norm(p - [0.3, 0, 0.2], axis=1)
-    assert len(near_corner) > 20
-    assert np.corrcoef(to_corner(target[near_corner]), to_corner(source[moved]))[0, 1] > 0.6
-    assert len(np.unique(moved)) > len(near_corner) / 3
+    reach = outward_reach(target, target, ext)
+    idx = cKDTree(source).query(target * 0.9)[1]
+    moved = outward(idx, source, ext, reach, np.zeros(len(source), int))
+    corner = np.array([0.3, 0, 0.2])
+    source_corner = source[np.argmin(np.linalg.norm(source - corner, axis=1))]
+    target_corner = np.argmin(np.linalg.norm(target - corner, axis=1))
+    assert np.linalg.norm(source[idx[target_corner]] - corner) > 0.03
+    assert np.linalg.norm(source[moved[target_corner]] - corner) < 0.015
+    found = np.linalg.norm(source[moved] - source_corner, axis=1)
+    assert np.linalg.norm(target[np.argmin(found)] - corner) < 0.015 and np.sum(found < 0.005) <= 3
+    off = reach > matching.OUTWARD_AT_EXTREME
+    assert off.sum() > 100 and np.array_equal(moved[off], idx[off])
     # a shape matched onto itself stays where it is
     ext_all = extremity(source)
     same = outward(np.arange(len(source)), source, ext_all, outward_reach(source, source, ext_all),
