@@ -293,8 +293,8 @@ class Correspondence:
         like this model's category, and the model that rebuilds a shape closest is the
         likeliest category for it (docs/model.md, *Rebuild distance*, has the figures).
         Kept on the prepared shape.  `fitted=False`: the rebuild from E's code, for which a
-        shape not yet prepared is only encoded, not fitted (a fifth of the time; what
-        category "auto" ranks models by), and which is not kept."""
+        shape not yet prepared is prepared without fitting a code (a quarter to a ninth of
+        the time; what category "auto" ranks models by), and which is not kept."""
         if not fitted:
             if isinstance(shape, PreparedShape):
                 prep = self._prepared(shape, "shape", align)

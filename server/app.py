@@ -101,6 +101,9 @@ class Engines:
 
 # Points from which a pass of f or g is logged as it goes (a 200k-point pass takes about a second on CPU).
 LONG_PASS = 200_000
+# Shapes whose rebuild distances from E's codes (category "auto") are kept: a float per
+# shape and served model, so that a Transfer's target sent once per source is ranked once.
+RANKED_ENTRIES = 256
 
 
 def _shape_from(arrays: dict[str, np.ndarray], prefix: str):
@@ -116,15 +119,17 @@ def _prepared(engine, cache: PreparedCache, params: dict[str, Any], arrays: dict
 
 
 def run_model_op(engines: Engines, cache: PreparedCache, op: str, params: dict[str, Any],
-                 arrays: dict[str, np.ndarray]) -> tuple[dict, dict]:
+                 arrays: dict[str, np.ndarray], ranked: PreparedCache | None = None) -> tuple[dict, dict]:
     """-> (reply arrays, reply fields).  The arrays: protocol.OPS names them and casts them on
     sending.  The fields: `category`, the model that answered (category "auto": the one
-    that rebuilds the request's shapes closest), and `rebuild_distance`, how far its rebuild
-    of each shape lies from it (`Correspondence.rebuild_distance`).  ValueError for bad
-    input.  Passes over many points are logged as they go, so a long request shows in the log."""
+    that rebuilds the request's shapes closest from E's codes, each shape's distances kept
+    in `ranked`), and `rebuild_distance`, how far its rebuild from the fitted code of each
+    shape lies from it (`Correspondence.rebuild_distance`).  ValueError for bad input.
+    Passes over many points are logged as they go, so a long request shows in the log."""
     prefixes = ("source_", "target_") if op == "correspond" else ("",)
     if params["category"] == AUTO_CATEGORY:
-        params = {**params, "category": _likeliest_category(engines, params, arrays, prefixes)}
+        ranked = PreparedCache(max_entries=0) if ranked is None else ranked
+        params = {**params, "category": _likeliest_category(engines, ranked, params, arrays, prefixes)}
     engine = engines.get(params["category"])
     with engine.reporting(_long_pass_logger(op)):
         shapes = {p: _prepared(engine, cache, params, arrays, p) for p in prefixes}
@@ -144,19 +149,24 @@ def _rebuild_distances(engine, shapes: dict[str, Any]) -> dict[str, float]:
     return {p: round(engine.rebuild_distance(prep), 4) for p, prep in shapes.items()}
 
 
-def _likeliest_category(engines: Engines, params: dict[str, Any], arrays: dict[str, np.ndarray],
-                        prefixes: tuple[str, ...]) -> str:
+def _likeliest_category(engines: Engines, ranked: PreparedCache, params: dict[str, Any],
+                        arrays: dict[str, np.ndarray], prefixes: tuple[str, ...]) -> str:
     """The served category whose model rebuilds the request's shapes closest from E's codes,
     summed (`rebuild_distance(fitted=False)`: each shape encoded by every model, prepared
     only by the one chosen).  A model that cannot take the shapes is passed over; when none
     can, its error stands."""
+    served = engines.served()
+    if len(served) == 1:
+        return served[0]
     summed, refused = {}, None
-    for category in engines.served():
+    for category in served:
         engine = engines.get(category)
         try:
             with engine.reporting(_long_pass_logger(f"auto category ({category})")):
-                summed[category] = sum(engine.rebuild_distance(_shape_from(arrays, p), params["align"], fitted=False)
-                                       for p in prefixes)
+                summed[category] = sum(
+                    ranked.get(shape_key(arrays, p, f"{category} from E's code", params["align"]),
+                               lambda p=p: engine.rebuild_distance(_shape_from(arrays, p), params["align"], fitted=False))
+                    for p in prefixes)
         except ValueError as exc:
             log.info("auto category: the %s model cannot take the shapes: %s", category, exc)
             refused = exc
@@ -225,6 +235,7 @@ class Server:
         self.session = protocol.Session(key, max_elements=max_elements, side="server")
         self.engines = Engines(checkpoint, device, max_vertices)
         self.cache = cache or PreparedCache()
+        self.ranked = PreparedCache(max_entries=RANKED_ENTRIES)  # category "auto"'s distances
         self.handled: collections.Counter[str] = collections.Counter()  # model requests answered, by op
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
@@ -358,7 +369,7 @@ class Server:
                 break
             request_id, op = job.header.get("id"), job.header["op"]
             try:
-                arrays, fields = run_model_op(self.engines, self.cache, op, job.params, job.arrays)
+                arrays, fields = run_model_op(self.engines, self.cache, op, job.params, job.arrays, self.ranked)
                 frames = self.session.reply(request_id, op, arrays, **fields)
             except (ValueError, TypeError) as exc:
                 frames = self.session.error(request_id, "bad_input", str(exc))

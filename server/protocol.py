@@ -36,7 +36,8 @@ Every model op's reply also carries the fields `category` (the model that answer
 shape's diagonal: a number, or `{"source", "target"}` for `correspond`).  A request's
 `category` may be AUTO_CATEGORY: the server then answers with the served model that
 rebuilds the request's shapes closest from E's codes (each shape encoded by every model,
-prepared by the one chosen).
+prepared by the one chosen); the reply's `rebuild_distance` is still that model's from the
+fitted codes, as for any other request.
 
 OPS is the table of operations: each op's request and reply arrays (required or optional,
 dtype, shape rule) and its parameters.  Senders cast and check their arrays against it,

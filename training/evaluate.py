@@ -357,12 +357,14 @@ def format_table(scores: dict[str, Scores]) -> str:
 
 
 def format_keypoint_table(scores: dict[str, Scores]) -> str:
-    """Each named keypoint's PCK@0.05r / 0.10r, model / nearest neighbour."""
-    model, nn = scores["model"].keypoint_errors_radius, scores["nn"].keypoint_errors_radius
-    rows = ["| keypoint | estimates | PCK@0.05r | PCK@0.10r |", "| --- | --- | --- | --- |"]
-    for name, errors in model.items():
-        rows.append(f"| {name} | {len(errors)} | {_pck(errors, 0.05):.1f} / {_pck(nn[name], 0.05):.1f} | "
-                    f"{_pck(errors, 0.10):.1f} / {_pck(nn[name], 0.10):.1f} |")
+    """Each named keypoint's PCK@0.05r / 0.10r: model / (looked up /) nearest neighbour."""
+    methods = [m for m in ("model", "lookup", "nn") if m in scores]
+    errors = [scores[m].keypoint_errors_radius for m in methods]
+    order = " / ".join({"model": "model", "lookup": "looked up", "nn": "nearest neighbour"}[m] for m in methods)
+    rows = [f"| keypoint ({order}) | estimates | PCK@0.05r | PCK@0.10r |", "| --- | --- | --- | --- |"]
+    for name in errors[0]:
+        cells = [" / ".join(f"{_pck(e[name], t):.1f}" for e in errors) for t in (0.05, 0.10)]
+        rows.append(f"| {name} | {len(errors[0][name])} | {cells[0]} | {cells[1]} |")
     return "\n".join(rows)
 
 
@@ -449,6 +451,8 @@ def main(argv: Iterable[str] | None = None) -> int:
                 n_sources = len(record["categories"][args.devset]["sources"])
         else:
             shapes = labelled_samples(args.data)
+        if args.lookup and not all("keypoints" in shape for shape in shapes):
+            raise ValueError("--lookup looks up named keypoints: give --devset (these shapes have none)")
         align = {None: False, "yaw": "yaw", "any": True}[args.turned]
         if align and args.source_sets > 1:
             raise ValueError("--source_sets and --turned: give one or the other (the turned shapes are the targets)")

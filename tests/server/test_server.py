@@ -192,6 +192,26 @@ def test_auto_category_answers_with_the_model_that_rebuilds_the_shapes_closest(p
         proc.stop()
 
 
+def test_auto_ranks_each_shape_once_and_prepares_it_under_the_chosen_model_only(psb_dir):
+    """Category "auto" keeps each shape's distances from E's codes: a target sent again
+    (a Transfer sends it once per source) is not encoded again, and only the chosen model
+    prepares the shapes."""
+    from server.app import Engines, run_model_op
+    from server.cache import PreparedCache
+    from training.prepare import load_psb_upright
+
+    chair = load_psb_upright(psb_dir / "chair/101.off.gz")
+    engines, cache, ranked = Engines(None, "cpu", 50_000), PreparedCache(), PreparedCache()
+    arrays = {"vertices": np.asarray(chair.vertices, np.float32), "faces": np.asarray(chair.faces, np.int32)}
+    params = {"category": protocol.AUTO_CATEGORY, "align": False}
+    for _ in range(2):
+        _, fields = run_model_op(engines, cache, "segment", params, arrays, ranked)
+        assert fields["category"] == "chair"
+    served = len(engines.served())
+    assert served > 1 and (ranked.misses, ranked.hits) == (served, served)
+    assert (cache.misses, len(cache)) == (1, 1)
+
+
 def test_a_long_request_shows_in_the_log_as_it_goes(tiny_checkpoint):
     proc = ServerProcess(tiny_checkpoint, "--log-level", "INFO").wait_ready(120)
     try:

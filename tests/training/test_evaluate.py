@@ -131,3 +131,11 @@ def test_keypoints_looked_up_through_the_match_find_a_copys_own():
     assert len(scores["lookup"].keypoint_errors_radius) == len(chair["keypoints"])
     row = next(line for line in format_table(scores).splitlines() if line.startswith("| model, looked up"))
     assert row.startswith("| model, looked up | n/a | ") and "nan" not in row
+    from training.evaluate import format_keypoint_table
+    table = format_keypoint_table(scores)
+    assert "(model / looked up / nearest neighbour)" in table and "| 100.0 / 100.0 / 100.0 |" in table
+
+
+def test_lookup_needs_named_keypoints(capsys):
+    assert evaluate_main(["--procedural", "chair", "--count", "4", "--lookup"]) == 2
+    assert "--lookup looks up named keypoints" in capsys.readouterr().err
