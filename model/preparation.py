@@ -81,7 +81,8 @@ class PreparedShape:
 
     @cached_property
     def point_reach(self) -> np.ndarray:
-        """(N,) how much further out than each extreme point the surface goes (`outward_reach`)."""
+        """(N,) how much further out than each extreme point the surface goes (`outward_reach`,
+        with the matching module's constants as they are on first use)."""
         return outward_reach(self.points, self.sample_points, self.point_extremity)
 
     def distance_to_surface(self, points: np.ndarray) -> np.ndarray:
