@@ -126,11 +126,13 @@ class Correspondence:
     def prepare(self, data: Any, name: str = "shape", align: AlignMode = False) -> PreparedShape:
         """Validate, normalise (and optionally auto-align: False, True for any rotation, "yaw"
         for upright shapes turned about +Y; model/alignment.py), encode and sample a shape."""
+        return self._prepare(data, name, align, self.calibration.fit_steps, self._made_with)
+
+    def _prepare(self, data: Any, name: str, align: AlignMode, fit_steps: int, made_with: tuple) -> PreparedShape:
         align = check_mode(align)
         shape = as_shape(data, name, self.settings.max_points)
         self._stage = f"preparing the {name}"
-        return prepare(self.runner, self.cfg, shape, align, self.calibration.fit_steps, self.settings.seed,
-                       self._made_with, self.category)
+        return prepare(self.runner, self.cfg, shape, align, fit_steps, self.settings.seed, made_with, self.category)
 
     @contextlib.contextmanager
     def reporting(self, progress: Callable[[str, int, int], None] | None) -> Iterator[None]:
@@ -299,9 +301,7 @@ class Correspondence:
             if isinstance(shape, PreparedShape):
                 prep = self._prepared(shape, "shape", align)
             else:
-                self._stage = "encoding the shape"
-                prep = prepare(self.runner, self.cfg, as_shape(shape, "shape", self.settings.max_points),
-                               check_mode(align), 0, self.settings.seed, (*self._made_with, "unfitted"), self.category)
+                prep = self._prepare(shape, "shape", align, 0, (*self._made_with, "unfitted"))
             self._stage = "rebuilding"
             return rebuild_distance(self.runner, prep, prep.encoder_code)
         prep = self._prepared(shape, "shape", align)
