@@ -336,6 +336,10 @@ def labelled_samples(folder: Path) -> list[dict[str, np.ndarray]]:
     return shapes
 
 
+# The methods scored, in the order the tables show them.
+METHOD_NAMES = {"model": "model", "lookup": "looked up", "nn": "nearest neighbour"}
+
+
 def format_table(scores: dict[str, Scores]) -> str:
     """Markdown table, model above nearest neighbour; the PCK at the bounding radius's
     scale (r) only where keypoints gave it."""
@@ -344,10 +348,9 @@ def format_table(scores: dict[str, Scores]) -> str:
     lines = ["| method | mIoU | PCK@0.05 | PCK@0.10 | " + ("PCK@0.05r | PCK@0.10r | " if radius else "") +
              "existence AUROC | right-label AUROC | " + " | ".join(f"IoU {p}" for p in parts) + " |"]
     lines.append("|" + " --- |" * (6 + 2 * radius + len(parts)))
-    rows = (("model", "model"), ("lookup", "model, looked up"), ("nn", "nearest neighbour"))
-    for name, label in ((n, label) for n, label in rows if n in scores):
+    for name in (m for m in METHOD_NAMES if m in scores):
         s = scores[name]
-        cells = [label, _cell(s.miou), f"{s.pck05:.1f}", f"{s.pck10:.1f}"]
+        cells = ["model, looked up" if name == "lookup" else METHOD_NAMES[name], _cell(s.miou), f"{s.pck05:.1f}", f"{s.pck10:.1f}"]
         cells += [f"{s.pck05_radius:.1f}", f"{s.pck10_radius:.1f}"] if radius else []
         cells += [_auroc_cell(s.auroc), _auroc_cell(s.label_auroc)] + [_cell(v) for v in s.per_part_iou.values()]
         lines.append("| " + " | ".join(cells) + " |")
@@ -358,9 +361,9 @@ def format_table(scores: dict[str, Scores]) -> str:
 
 def format_keypoint_table(scores: dict[str, Scores]) -> str:
     """Each named keypoint's PCK@0.05r / 0.10r: model / (looked up /) nearest neighbour."""
-    methods = [m for m in ("model", "lookup", "nn") if m in scores]
+    methods = [m for m in METHOD_NAMES if m in scores]
     errors = [scores[m].keypoint_errors_radius for m in methods]
-    order = " / ".join({"model": "model", "lookup": "looked up", "nn": "nearest neighbour"}[m] for m in methods)
+    order = " / ".join(METHOD_NAMES[m] for m in methods)
     rows = [f"| keypoint ({order}) | estimates | PCK@0.05r | PCK@0.10r |", "| --- | --- | --- | --- |"]
     for name in errors[0]:
         cells = [" / ".join(f"{_pck(e[name], t):.1f}" for e in errors) for t in (0.05, 0.10)]
