@@ -141,10 +141,8 @@ def outward(idx: np.ndarray, source_points: np.ndarray, target_extremity: np.nda
     for start in range(0, len(extreme), OUTWARD_CHUNK):
         points = extreme[start:start + OUTWARD_CHUNK]
         at = idx[points]
-        owner, sample = _balls(tree, source_points[at])
-        step = source_points[sample] - source_points[at][owner]
-        direction = -target_extremity[points] / length[points, None]
-        out_along = np.einsum("ij,ij->i", step, direction[owner])
+        owner, sample, step, out_along = _outward_pairs(tree, source_points, source_points[at],
+                                                        target_extremity[points])
         sideways = np.sqrt(np.maximum(np.einsum("ij,ij->i", step, step) - out_along**2, 0.0))
         same_part = source_parts[sample] == source_parts[at][owner]  # the match keeps its part
         furthest = np.full(len(points), -np.inf)
@@ -165,22 +163,26 @@ def outward_reach(points: np.ndarray, samples: np.ndarray, extremity: np.ndarray
     reach, tree = np.zeros(len(points)), cKDTree(samples)
     for start in range(0, len(extreme), OUTWARD_CHUNK):
         here = extreme[start:start + OUTWARD_CHUNK]
-        owner, sample = _balls(tree, points[here])
-        direction = -extremity[here] / length[here, None]
-        along = np.einsum("ij,ij->i", samples[sample] - points[here][owner], direction[owner])
+        owner, _, _, along = _outward_pairs(tree, samples, points[here], extremity[here])
         furthest = np.zeros(len(here))
         np.maximum.at(furthest, owner, along)
         reach[here] = furthest
     return reach
 
 
-def _balls(tree: cKDTree, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The (centre, sample) pairs within OUTWARD_RADIUS, as each pair's centre (in
-    contiguous runs) and sample."""
+def _outward_pairs(tree: cKDTree, samples: np.ndarray, centres: np.ndarray, extremity: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The (centre, sample) pairs within OUTWARD_RADIUS, each as its centre (in contiguous
+    runs), its sample, the step from the centre to the sample, and how far that step goes
+    along the centre's outward direction (minus its `extremity`, which points back into
+    the shape)."""
     near = tree.query_ball_point(centres, OUTWARD_RADIUS, workers=-1)
     counts = np.fromiter(map(len, near), dtype=np.int64, count=len(near))
     sample = np.fromiter(itertools.chain.from_iterable(near), dtype=np.int64, count=int(counts.sum()))
-    return np.repeat(np.arange(len(centres)), counts), sample
+    owner = np.repeat(np.arange(len(centres)), counts)
+    step = samples[sample] - centres[owner]
+    direction = -extremity / np.linalg.norm(extremity, axis=1, keepdims=True)
+    return owner, sample, step, np.einsum("ij,ij->i", step, direction[owner])
 
 
 def _extremity_features(extremity: np.ndarray | None, n: int) -> np.ndarray:
