@@ -45,6 +45,10 @@ HEIGHT_TIE = 0.5
 # the length short of the aircraft's (docs/evaluation/devset.md).
 TAIL_AXIS_BAND = 0.03
 BODY_TOP = 98.0  # percentile of the body's heights taken as its top
+# A segment at least half as wide as a chair's seat or a table's top, lying within this
+# (diagonal 1) below its underside, is its rim or underside: PSB cuts some seats into a
+# cushion, a board under it and the board's rim.
+UNDERSIDE = 0.06
 NARROW = 0.1  # a table piece narrower than this (diagonal 1) is part of a leg, not a beam
 
 
@@ -71,8 +75,9 @@ def chair_rule(stats: dict[int, dict], floor: float, ceiling: float) -> dict[int
     out = {}
     for s, st in stats.items():
         c = st["centroid"]
-        if s == seat:
-            out[s] = "seat"
+        if s == seat or (st["lo"][1] > seat_lo[1] - UNDERSIDE and st["hi"][1] <= seat_hi[1]
+                         and _width(st) > 0.5 * _width(stats[seat])):
+            out[s] = "seat"  # the seat's rim and underside, as a table top's
         elif c[1] < seat_y - 0.02:
             out[s] = "leg"
         elif st["hi"][1] > seat_y + 0.25 * (ceiling - seat_y) and c[2] > seat_z + 0.3 * (seat_hi[2] - seat_z):
@@ -89,7 +94,7 @@ def table_rule(stats: dict[int, dict], floor: float, ceiling: float) -> dict[int
     top_lo, top_width = stats[top]["lo"][1], _width(stats[top])
     out = {}
     for s, st in stats.items():
-        if s == top or st["lo"][1] > top_lo - 0.06 and _width(st) > 0.5 * top_width:
+        if s == top or st["lo"][1] > top_lo - UNDERSIDE and _width(st) > 0.5 * top_width:
             out[s] = "top"  # the top's rim and underside
         elif st["hi"][1] - st["lo"][1] >= _width(st) or _width(st) < NARROW:
             out[s] = "leg"  # upright pieces, also a turned leg cut into rings
@@ -282,7 +287,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         record = build(args.psb, categories)
         if args.out.is_file():  # keep the categories not rebuilt
             old = json.loads(args.out.read_text())["categories"]
-            record["categories"] = {**{c: v for c, v in old.items() if c not in categories}, **record["categories"]}
+            merged = {**old, **record["categories"]}
+            record["categories"] = {c: merged[c] for c in CATEGORIES if c in merged}  # in the file's order
         args.out.write_text(json.dumps(record, indent=1) + "\n")
         print(f"wrote {args.out}")
         if args.sheets:

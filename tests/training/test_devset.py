@@ -7,7 +7,7 @@ import torch
 
 from model import Correspondence, ImplicitCorrespondenceNet, preset
 from training.devset import DEVSET, POINTS, devset_record, face_parts, load_devset, upright_mesh
-from training.devset_build import EXCLUDED, build, keypoints
+from training.devset_build import EXCLUDED, build, chair_rule, keypoints
 from training.evaluate import _keypoint_errors, diagonal_per_radius, evaluate, format_keypoint_table, format_table
 from training.families import PART_NAMES
 
@@ -69,6 +69,22 @@ def test_the_tail_end_is_the_fuselages_end_when_the_tail_cone_is_labelled_tail()
     points = np.concatenate([body, cone, fin, stabiliser, wing])
     labels = np.repeat([0, 2, 2, 2, 1], [len(body), len(cone), len(fin), len(stabiliser), len(wing)])
     assert keypoints("airplane", points, labels)["tail_end"][2] == pytest.approx(0.3, abs=0.01)
+
+
+def test_a_seats_board_and_rim_below_it_are_seat_and_the_posts_below_are_legs():
+    """PSB cuts some seats into a cushion, a board under it and the board's rim (chair 114):
+    wide pieces just under the seat are the seat, as a table top's underside is the top."""
+    def box(lo, hi, flat_area=0.0):
+        lo, hi = np.array(lo, float), np.array(hi, float)
+        return {"centroid": (lo + hi) / 2, "lo": lo, "hi": hi, "area": 0.1, "flat": 0.5, "flat_area": flat_area}
+    stats = {0: box([-0.15, 0.13, -0.17], [0.15, 0.2, 0.19], flat_area=0.1),  # cushion
+             1: box([-0.12, 0.10, -0.15], [0.12, 0.125, 0.16]),  # board
+             2: box([-0.15, 0.10, -0.17], [0.15, 0.135, 0.19]),  # rim
+             3: box([-0.18, -0.42, -0.21], [-0.12, 0.09, -0.15]),  # a leg
+             4: box([-0.14, 0.15, 0.16], [0.14, 0.42, 0.21]),  # the back: as wide, above
+             5: box([-0.15, -0.2, -0.17], [0.15, -0.17, 0.19])}  # a shelf far below the seat
+    assert chair_rule(stats, -0.42, 0.42) == {0: "seat", 1: "seat", 2: "seat", 3: "leg", 4: "back", 5: "leg"}
+    assert devset_record()["categories"]["chair"]["shapes"]["114"]["segments"]["5"] == "seat"
 
 
 def test_the_data_file_is_what_the_builder_makes():
