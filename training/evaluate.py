@@ -350,7 +350,8 @@ def format_table(scores: dict[str, Scores]) -> str:
     lines.append("|" + " --- |" * (6 + 2 * radius + len(parts)))
     for name in (m for m in METHOD_NAMES if m in scores):
         s = scores[name]
-        cells = ["model, looked up" if name == "lookup" else METHOD_NAMES[name], _cell(s.miou), f"{s.pck05:.1f}", f"{s.pck10:.1f}"]
+        label = "model, looked up" if name == "lookup" else METHOD_NAMES[name]
+        cells = [label, _cell(s.miou), f"{s.pck05:.1f}", f"{s.pck10:.1f}"]
         cells += [f"{s.pck05_radius:.1f}", f"{s.pck10_radius:.1f}"] if radius else []
         cells += [_auroc_cell(s.auroc), _auroc_cell(s.label_auroc)] + [_cell(v) for v in s.per_part_iou.values()]
         lines.append("| " + " | ".join(cells) + " |")
