@@ -75,8 +75,7 @@ def chair_rule(stats: dict[int, dict], floor: float, ceiling: float) -> dict[int
     out = {}
     for s, st in stats.items():
         c = st["centroid"]
-        if s == seat or (st["lo"][1] > seat_lo[1] - UNDERSIDE and st["hi"][1] <= seat_hi[1]
-                         and _width(st) > 0.5 * _width(stats[seat])):
+        if s == seat or (_rim_or_underside(st, stats[seat]) and st["hi"][1] <= seat_hi[1]):
             out[s] = "seat"  # the seat's rim and underside, as a table top's
         elif c[1] < seat_y - 0.02:
             out[s] = "leg"
@@ -91,16 +90,21 @@ def chair_rule(stats: dict[int, dict], floor: float, ceiling: float) -> dict[int
 
 def table_rule(stats: dict[int, dict], floor: float, ceiling: float) -> dict[int, str]:
     top = max(stats, key=lambda s: stats[s]["flat_area"] * (stats[s]["centroid"][1] > floor + 0.4 * (ceiling - floor)))
-    top_lo, top_width = stats[top]["lo"][1], _width(stats[top])
     out = {}
     for s, st in stats.items():
-        if s == top or st["lo"][1] > top_lo - UNDERSIDE and _width(st) > 0.5 * top_width:
+        if s == top or _rim_or_underside(st, stats[top]):
             out[s] = "top"  # the top's rim and underside
         elif st["hi"][1] - st["lo"][1] >= _width(st) or _width(st) < NARROW:
             out[s] = "leg"  # upright pieces, also a turned leg cut into rings
         else:
             out[s] = "support"  # aprons, stretchers, shelves, feet runners
     return out
+
+
+def _rim_or_underside(st: dict, part: dict) -> bool:
+    """Whether a segment is at least half as wide as `part` and lies within UNDERSIDE below
+    its underside."""
+    return st["lo"][1] > part["lo"][1] - UNDERSIDE and _width(st) > 0.5 * _width(part)
 
 
 def _width(st: dict) -> float:
