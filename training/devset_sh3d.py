@@ -59,6 +59,8 @@ BIN = 0.01  # height bins (diagonal 1) of the seat search
 STRONG = 0.3  # a height bin with this share of the largest bin's flat area is a surface of the seat
 CUSHION = 12  # bins: the seat's top is the highest strong level this far above the largest
 SEAT_BODY = 15  # bins: the seat's underside is the next strong surface at most this far below its top
+SURFACE_GAP = 2  # bins: strong levels this close are one surface (a dished seat's centre and rim)
+FAINT = 0.1  # of the largest bin: a level of a sloping underside whose run together is strong
 THIN_SEAT = 0.03  # a seat with no underside in sight reaches this far below its top surface
 ARM_REACH = 0.3  # of the seat's depth: how far in front of the back an arm reaches
 ARM_AREA = 0.01  # of the surface: the least area of an arm's reach
@@ -113,13 +115,22 @@ def seat_levels(mesh: trimesh.Trimesh, flat: np.ndarray) -> tuple[float, float]:
     strong = np.flatnonzero(hist >= STRONG * hist[peak])
     top_bin = strong[(strong >= peak) & (strong <= peak + CUSHION)].max()
     top = bins[top_bin] + BIN
-    # levels in a row are one surface (a dished seat spans several bins); the underside is
-    # the next surface down, all of it
-    runs = np.split(strong, np.flatnonzero(np.diff(strong) > 1) + 1)
-    top_run = next(r for r in runs if top_bin in r)
-    under = [r for r in runs if r.max() < top_run.min() and r.max() >= top_bin - SEAT_BODY]
+    # levels in a row are one surface (a dished seat spans several bins, a weak one between);
+    # the underside is the next surface down, all of it
+    top_run = next(r for r in _runs(strong, SURFACE_GAP) if top_bin in r)
+    under = [r for r in _runs(strong, SURFACE_GAP) if r.max() < top_run.min() and r.max() >= top_bin - SEAT_BODY]
+    if not under:
+        # a shell's sloping underside spreads its area over several weak bins in a row
+        faint = _runs(np.flatnonzero(hist >= FAINT * hist[peak]), 1)
+        under = [r for r in faint if top_run.min() > r.max() >= top_bin - SEAT_BODY
+                 and hist[r].sum() >= STRONG * hist[peak]]
     bottom = bins[under[-1].min()] if under else bins[top_run.min()] - THIN_SEAT
     return float(top), float(bottom)
+
+
+def _runs(bins: np.ndarray, gap: int) -> list[np.ndarray]:
+    """Sorted bin indices split where the step to the next exceeds `gap`."""
+    return np.split(bins, np.flatnonzero(np.diff(bins) > gap) + 1)
 
 
 RULES = {"chair": chair_faces}
