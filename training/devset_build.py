@@ -32,7 +32,13 @@ NAMES = {"chair": range(101, 121), "table": range(141, 161), "airplane": range(6
 SOURCES = {"chair": ["101", "105", "110"], "table": ["141", "145", "150"], "airplane": ["64", "70", "72"]}
 # Meshes left out, and why.
 EXCLUDED = {"61": "which end is the nose is unclear: a canard, or turned backwards in psb_rotations.json"}
-FOOT_BAND = 0.04  # points this close to the floor (diagonal 1) count as a foot
+FOOT_BAND = 0.04  # points this close to a corner's lowest leg point (diagonal 1) count as its foot
+# A corner's feet are sought among the leg points on its side of the legs' middle in plan.
+# Its lowest leg point this far above the legs' lowest is no foot (a tripod's empty corner,
+# a leg bending in toward a pedestal), and two corners' feet this close are one foot (a
+# leg on the line between two corners): neither is named.
+FOOT_REACH = 0.1
+FOOT_DISTINCT = 0.05
 TOP_BAND = 0.04
 # Weight of height in the directions a foot (down), a back's top corner and a seat's front
 # corner (up) are the extremes in.  On a vertical face every height is as far out, and
@@ -163,11 +169,19 @@ def keypoints(category: str, points: np.ndarray, labels: np.ndarray) -> dict[str
     ends = {"front": -1.0, "back": 1.0}
 
     def feet(legs: np.ndarray) -> None:
-        if len(legs):
-            low = legs[legs[:, 1] < legs[:, 1].min() + FOOT_BAND]
-            for e, sz in ends.items():
-                for s, sx in sides.items():
-                    out[f"foot_{e}_{s}"] = _extreme(low, np.array([sx, -HEIGHT_TIE, sz]))
+        if not len(legs):
+            return
+        middle = (legs.min(0) + legs.max(0)) / 2
+        found = {}
+        for e, sz in ends.items():
+            for s, sx in sides.items():
+                corner = legs[(sx * (legs[:, 0] - middle[0]) > 0) & (sz * (legs[:, 2] - middle[2]) > 0)]
+                if len(corner) and corner[:, 1].min() < legs[:, 1].min() + FOOT_REACH:
+                    low = corner[corner[:, 1] < corner[:, 1].min() + FOOT_BAND]
+                    found[f"foot_{e}_{s}"] = _extreme(low, np.array([sx, -HEIGHT_TIE, sz]))
+        for name, at in found.items():
+            if all(np.linalg.norm(at - other) >= FOOT_DISTINCT for n, other in found.items() if n != name):
+                out[name] = at
 
     if category == "chair":
         feet(part["leg"])

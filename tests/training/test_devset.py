@@ -57,6 +57,27 @@ def test_feet_stand_on_the_floor_and_corners_on_top_of_vertical_faces():
     assert k["back_top_left"][1] > 0.499 and k["seat_front_right"][1] > 0.049
 
 
+def test_each_corner_has_its_own_foot_or_none():
+    rng = np.random.default_rng(0)
+
+    def leg(x, z, bottom):  # a post 0.04 thick
+        turn = rng.uniform(0, 2 * np.pi, 500)
+        return np.c_[x + 0.02 * np.cos(turn), rng.uniform(bottom, 0.0, 500), z + 0.02 * np.sin(turn)]
+
+    # back legs stopping short of the floor still give the back feet
+    chair = np.concatenate([leg(-0.2, -0.2, -0.5), leg(0.2, -0.2, -0.5), leg(-0.2, 0.2, -0.46), leg(0.2, 0.2, -0.46)])
+    k = keypoints("table", chair, np.ones(len(chair), np.int64))
+    assert np.allclose(k["foot_back_left"], [-0.214, -0.46, 0.214], atol=0.01)
+    assert np.allclose(k["foot_back_right"], [0.214, -0.46, 0.214], atol=0.01)
+    # a tripod: its front leg's corner is named once, its empty corner not at all
+    tripod = np.concatenate([leg(-0.05, -0.2, -0.5), leg(-0.15, 0.15, -0.5), leg(0.2, 0.05, -0.5)])
+    k = keypoints("table", tripod, np.ones(len(tripod), np.int64))
+    assert "foot_front_right" not in k and np.allclose(k["foot_front_left"][[0, 2]], [-0.064, -0.214], atol=0.01)
+    # a diamond: each side leg straddles two corners, which then share one foot: none named
+    diamond = np.concatenate([leg(-0.25, 0.0, -0.5), leg(0.25, 0.0, -0.5), leg(0.0, -0.17, -0.5), leg(0.0, 0.17, -0.5)])
+    assert not [n for n in keypoints("table", diamond, np.ones(len(diamond), np.int64)) if n.startswith("foot")]
+
+
 def test_the_tail_end_is_the_fuselages_end_when_the_tail_cone_is_labelled_tail():
     """PSB often labels the rear fuselage with the fin: the tail end is the cone's end on the
     fuselage's axis, not where the body's labels stop, nor the fin or a stabiliser."""
