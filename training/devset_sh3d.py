@@ -117,8 +117,9 @@ def seat_levels(mesh: trimesh.Trimesh, flat: np.ndarray) -> tuple[float, float]:
     top = bins[top_bin] + BIN
     # levels in a row are one surface (a dished seat spans several bins, a weak one between);
     # the underside is the next surface down, all of it
-    top_run = next(r for r in _runs(strong, SURFACE_GAP) if top_bin in r)
-    under = [r for r in _runs(strong, SURFACE_GAP) if r.max() < top_run.min() and r.max() >= top_bin - SEAT_BODY]
+    runs = _runs(strong, SURFACE_GAP)
+    top_run = next(r for r in runs if top_bin in r)
+    under = [r for r in runs if r.max() < top_run.min() and r.max() >= top_bin - SEAT_BODY]
     if not under:
         # a shell's sloping underside spreads its area over several weak bins in a row
         faint = _runs(np.flatnonzero(hist >= FAINT * hist[peak]), 1)
