@@ -48,7 +48,8 @@ HEIGHT_TIE = 0.5
 # The fuselage's rear end is sought among body and tail points this close (diagonal 1) to
 # the body's middle in x and below its top: PSB cuts many fuselages where the tail begins
 # and labels the tail cone tail, so the body's own rear end was that cut, up to a quarter of
-# the length short of the aircraft's (docs/evaluation/devset.md).
+# the length short of the aircraft's (docs/evaluation/devset.md). The fin's top must lie as
+# close to that middle: PSB airplane 75's V-tail put its "fin top" on a tail surface's tip.
 TAIL_AXIS_BAND = 0.03
 BODY_TOP = 98.0  # percentile of the body's heights taken as its top
 # A segment at least half as wide as a chair's seat or a table's top, lying within this
@@ -160,6 +161,16 @@ def _fuselage_axis(body: np.ndarray, tail: np.ndarray) -> np.ndarray:
     return both[near] if near.any() else body
 
 
+def _fin_top(body: np.ndarray, tail: np.ndarray) -> np.ndarray | None:
+    """The tail's highest point where it lies on the fuselage's axis (within TAIL_AXIS_BAND
+    of the body's middle in x); None where it does not: a V-tail's or twin fins' top is no
+    fin's top."""
+    if not len(tail) or not len(body):
+        return None
+    top = _extreme(tail, np.array([0.0, 1.0, 0.0]))
+    return top if abs(top[0] - np.median(body[:, 0])) < TAIL_AXIS_BAND else None
+
+
 def keypoints(category: str, points: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
     """Named keypoints from labelled surface points in the model frame (+Y up, front -Z,
     right +X as seen by someone sitting on the chair or flying the airplane)."""
@@ -212,8 +223,9 @@ def keypoints(category: str, points: np.ndarray, labels: np.ndarray) -> dict[str
                 out[f"wing_tip_{s}"] = _extreme(wing, np.array([sx, 0.0, 0.0]))
             if len(tail):
                 out[f"stabiliser_tip_{s}"] = _extreme(tail, np.array([sx, 0.0, 0.0]))
-        if len(tail):
-            out["fin_top"] = _extreme(tail, np.array([0.0, 1.0, 0.0]))
+        fin_top = _fin_top(body, tail)
+        if fin_top is not None:
+            out["fin_top"] = fin_top
     return out
 
 

@@ -89,7 +89,15 @@ def test_the_tail_end_is_the_fuselages_end_when_the_tail_cone_is_labelled_tail()
     wing = np.c_[rng.uniform(-0.4, 0.4, 500), np.zeros(500), rng.uniform(-0.1, 0.0, 500)]
     points = np.concatenate([body, cone, fin, stabiliser, wing])
     labels = np.repeat([0, 2, 2, 2, 1], [len(body), len(cone), len(fin), len(stabiliser), len(wing)])
-    assert keypoints("airplane", points, labels)["tail_end"][2] == pytest.approx(0.3, abs=0.01)
+    k = keypoints("airplane", points, labels)
+    assert k["tail_end"][2] == pytest.approx(0.3, abs=0.01)
+    assert k["fin_top"][1] == pytest.approx(0.15, abs=0.005) and k["fin_top"][0] == 0.0
+    # a V-tail: the highest tail points are its surfaces' tips, off the axis: no fin top
+    rise = rng.uniform(0.0, 0.12, 1000)
+    v_tail = np.c_[np.where(np.arange(1000) % 2, 1, -1) * rise, 0.02 + 0.8 * rise, rng.uniform(0.2, 0.3, 1000)]
+    points = np.concatenate([body, cone, v_tail, wing])
+    labels = np.repeat([0, 2, 2, 1], [len(body), len(cone), len(v_tail), len(wing)])
+    assert "fin_top" not in keypoints("airplane", points, labels)
 
 
 def test_a_seats_board_and_rim_below_it_are_seat_and_the_posts_below_are_legs():
