@@ -65,6 +65,7 @@ THIN_SEAT = 0.03  # a seat with no underside in sight reaches this far below its
 ARM_REACH = 0.3  # of the seat's depth: how far in front of the back an arm reaches
 ARM_AREA = 0.01  # of the surface: the least area of an arm's reach
 ARM_HEIGHT = 0.04  # an armrest's reach stands this far above the seat (a cafe chair's frame does not)
+ARM_OUTSIDE = 0.03  # on an arm's side, below the seat's top, this far beyond the seat's edge is arm
 
 
 def chair_faces(mesh: trimesh.Trimesh) -> np.ndarray:
@@ -75,7 +76,8 @@ def chair_faces(mesh: trimesh.Trimesh) -> np.ndarray:
     area: its top the highest such level within a cushion's thickness, its underside the
     next surface below.  Below the underside is leg (a swivel base, a sofa's plinth); above the
     top, at a side and in front of the back's front, arm, where something on that side
-    reaches well forward; the rest above is back.
+    reaches well forward, and on that side between underside and top whatever stands out
+    beside the seat (an armchair's side block, an arm's post); the rest above is back.
     """
     c, area = mesh.triangles_center, mesh.area_faces
     lo, hi = mesh.bounds
@@ -99,6 +101,10 @@ def chair_faces(mesh: trimesh.Trimesh) -> np.ndarray:
         reach = side & (c[:, 2] < back_front - ARM_REACH * (z1 - z0)) & (c[:, 1] > top + ARM_HEIGHT)
         if area[reach].sum() > ARM_AREA * mesh.area:
             parts[side] = 3
+            # below the seat's top, what stands out beside the seat on that side is the
+            # arm's block or post
+            edge = x1 if sign > 0 else x0
+            parts[~above & (c[:, 1] >= bottom - 0.01) & (sign * (c[:, 0] - edge) > ARM_OUTSIDE)] = 3
     return parts
 
 

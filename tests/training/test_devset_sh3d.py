@@ -77,6 +77,17 @@ def test_a_dished_seats_sloping_shell_underneath_is_seat(packages):
     assert np.all(parts[shell] == 0) and np.all(parts[post] == 2)
 
 
+def test_an_armchairs_side_blocks_below_the_seats_top_are_arm(packages):
+    mesh = devset_sh3d._mesh("chair", "sh3d-blendswap-cc-by-armchair1", artist.DEFAULT_CACHE)
+    parts = devset_sh3d.chair_faces(mesh)
+    top, bottom = devset_sh3d.seat_levels(mesh, np.abs(mesh.face_normals[:, 1]) > devset_sh3d.FLAT)
+    x, y, z = mesh.triangles_center.T
+    sides = (np.abs(x) > 0.29) & (y < top) & (y > bottom)  # the blocks' outer faces at the seat's level
+    cushion = (np.abs(x) < 0.1) & (y < top) & (y > top - 0.05) & (z < 0)
+    assert mesh.area_faces[sides].sum() > 0.01 * mesh.area
+    assert np.all(parts[sides] == 3) and np.all(parts[cushion] == 0)
+
+
 def test_the_loaded_dev_set_has_every_part_where_it_should(packages):
     shapes = devset_sh3d.load_sh3d_devset("chair", targets=4)
     assert [s["name"] for s in shapes[:3]] == devset_sh3d.SOURCES["chair"] and len(shapes) == 7
