@@ -87,11 +87,11 @@ def chair_faces(mesh: trimesh.Trimesh) -> np.ndarray:
     x0, x1 = np.percentile(c[seat, 0], [2, 98]) if seat.any() else (lo[0], hi[0])
     z0, z1 = np.percentile(c[seat, 2], [2, 98]) if seat.any() else (lo[2], hi[2])
     mid_seat, half = (x0 + x1) / 2, (x1 - x0) / 2
-    above = c[:, 1] > top + 0.01
+    above, below = c[:, 1] > top + 0.01, c[:, 1] < bottom - 0.01
     central = above & (np.abs(c[:, 0] - mid_seat) < 0.5 * half)
     back_front = np.percentile(c[central, 2], 10) if central.sum() > 10 else (lo[2] + hi[2]) / 2
     parts = np.zeros(len(c), np.int64)  # seat
-    parts[c[:, 1] < bottom - 0.01] = 2
+    parts[below] = 2
     parts[above] = 1
     for sign in (-1.0, 1.0):
         # a side with an arm: something there, well above the seat, reaches well in front
@@ -104,7 +104,7 @@ def chair_faces(mesh: trimesh.Trimesh) -> np.ndarray:
             # below the seat's top, what stands out beside the seat on that side is the
             # arm's block or post
             edge = x1 if sign > 0 else x0
-            parts[~above & (c[:, 1] >= bottom - 0.01) & (sign * (c[:, 0] - edge) > ARM_OUTSIDE)] = 3
+            parts[~above & ~below & (sign * (c[:, 0] - edge) > ARM_OUTSIDE)] = 3
     return parts
 
 
