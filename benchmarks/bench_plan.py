@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_joints import with_joints  # noqa: E402
+from bench_joints import with_keypoints  # noqa: E402
 
 from model import Correspondence, matching  # noqa: E402
 from training.devset import load_devset  # noqa: E402
@@ -42,7 +42,7 @@ def main() -> int:
         category = "chair" if name == "sh3d" else name
         engine = Correspondence.load(category=category, device="cpu")
         shapes = load_sh3d_devset("chair") if name == "sh3d" else load_devset(category)
-        kinds = {name: shapes, f"{name}, where parts meet": with_joints(shapes)} if category == "chair" else {name: shapes}
+        kinds = {name: shapes, f"{name}, where parts meet": with_keypoints(shapes)} if category == "chair" else {name: shapes}
         for kind, posed in kinds.items():
             start = time.perf_counter()
             scores = []
