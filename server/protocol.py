@@ -62,6 +62,7 @@ import numpy as np
 
 VERSION = 1
 MAX_HEADER_BYTES = 64 * 1024
+MAX_DIMENSION = 2**31 - 1  # any one dimension of an array: larger cannot be a real mesh, and numpy refuses some
 WINDOW_S = 300.0  # a signed message's ts may be this far from the receiver's clock
 MAX_SEEN = 100_000  # message ids remembered for replay protection (a few MB)
 SIGNATURE = "hmac-sha256"
@@ -368,8 +369,8 @@ def _header(frames: list[bytes]) -> dict[str, Any]:
         raise ProtocolError("too_large", f"header is {len(frames[0])} bytes, the limit is {MAX_HEADER_BYTES}")
     try:
         header = json.loads(frames[0].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError("bad_json", f"header frame is not UTF-8 JSON: {exc}") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON errors, huge integers
+        raise ProtocolError("bad_json", f"header frame is not UTF-8 JSON that can be read: {exc}") from None
     if not isinstance(header, dict):
         raise ProtocolError("bad_header", "header must be a JSON object")
     if header.get("v") != VERSION:
@@ -393,8 +394,9 @@ def _decode_array(spec: Any, frame: bytes) -> tuple[str, np.ndarray]:
         raise ProtocolError("bad_dtype", f"array {name!r}: dtype {spec.get('dtype')!r} is not one of {sorted(DTYPES)}")
     shape = spec.get("shape")
     if (not isinstance(shape, list) or len(shape) > 4
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
-        raise ProtocolError("bad_shape", f"array {name!r}: shape must be a list of at most 4 non-negative integers, got {shape!r}")
+            or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_DIMENSION for d in shape)):
+        raise ProtocolError("bad_shape", f"array {name!r}: shape must be a list of at most 4 integers from 0 to "
+                                         f"{MAX_DIMENSION}, got {shape!r}")
     expected = math.prod(shape) * dtype.itemsize
     if len(frame) != expected:
         raise ProtocolError("size_mismatch", f"array {name!r}: {dtype.name}{tuple(shape)} needs {expected} bytes, the frame has {len(frame)}")

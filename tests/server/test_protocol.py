@@ -47,6 +47,9 @@ def _frames(spec, payload=b"", extra=None):
     (_frames([{"name": "a", "dtype": "float32", "shape": [2, 3]}], b"\x00" * 23), "size_mismatch"),
     (_frames([{"dtype": "float32", "shape": [1]}], b"\x00" * 4), "bad_header"),
     ([b"{" + b" " * 70000 + b"}"], "too_large"),
+    ([b"[" * 30000], "bad_json"),  # nested past Python's recursion limit
+    ([b'{"v": ' + b"9" * 5000 + b"}"], "bad_json"),  # an integer too long to read
+    (_frames([{"name": "a", "dtype": "float32", "shape": [0, 2**62]}], b""), "bad_shape"),
 ])
 def test_malformed_messages_name_their_problem(frames, code):
     with pytest.raises(ProtocolError) as err:
