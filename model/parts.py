@@ -63,18 +63,22 @@ class Embedded:
             return parts
         guided = parts.copy()
         weights = np.ones(len(parts)) if self.weights is None else self.weights
-        branch_size = np.bincount(parts, weights, minlength=self.raw.shape[1])
-        for label in np.unique(labels[labels >= 0]):
-            mine = labels == label
-            size = weights[mine].sum()
-            counts = np.bincount(parts[mine], weights[mine], minlength=len(branch_size))
-            part = counts.argmax()
-            bulk = np.argmax(counts / np.maximum(branch_size, 1e-12))  # the branch this label is most of
-            if counts[part] >= MIN_LABEL_AGREEMENT * max(size, branch_size[part]):
-                guided[mine] = part
-            elif (counts[bulk] >= MIN_LABEL_AGREEMENT * branch_size[bulk]
-                  and counts[bulk] >= MIN_LABEL_COVER * size):
-                guided[mine] = bulk
+        k = self.raw.shape[1]
+        branch_size = np.bincount(parts, weights, minlength=k)
+        known = np.flatnonzero(labels >= 0)
+        if not len(known):
+            return guided
+        # every label at once (one row each): a cloud may come with a label per point
+        ids, row = np.unique(labels[known], return_inverse=True)
+        counts = np.bincount(row * k + parts[known], weights[known], minlength=len(ids) * k).reshape(len(ids), k)
+        size, every = counts.sum(axis=1), np.arange(len(ids))
+        part = counts.argmax(axis=1)
+        bulk = np.argmax(counts / np.maximum(branch_size, 1e-12), axis=1)  # the branch each label is most of
+        whole = counts[every, part] >= MIN_LABEL_AGREEMENT * np.maximum(size, branch_size[part])
+        covered = ((counts[every, bulk] >= MIN_LABEL_AGREEMENT * branch_size[bulk])
+                   & (counts[every, bulk] >= MIN_LABEL_COVER * size))
+        choice = np.where(whole, part, np.where(covered, bulk, -1))[row]
+        guided[known[choice >= 0]] = choice[choice >= 0]
         return guided
 
     def source_presence(self, labels: np.ndarray | None) -> np.ndarray:

@@ -37,3 +37,20 @@ def test_a_label_that_is_no_part_guides_nothing():
     labels = np.array([0] * 5 + [1] * 15)
     guided = embedded(parts).parts(labels)
     assert (guided[labels == 1] == 0).all()
+
+
+def test_a_label_per_point_takes_time_in_proportion_to_the_points():
+    """A cloud may come with a label per point (the server takes any integers): every
+    label is judged at once, not one pass over the samples per label."""
+    import time
+
+    rng = np.random.default_rng(0)
+    n = 200_000
+    parts = rng.integers(0, 4, n)
+    guided = embedded(parts)
+    start = time.perf_counter()
+    out = guided.parts(np.arange(n))
+    assert time.perf_counter() - start < 5.0  # one pass per label: minutes
+    assert (out == parts).all()  # a one-point label is all its branch
+    labels = np.where(rng.random(n) < 0.5, -1, parts + 10)  # half unlabelled, the rest one label per branch
+    assert (guided.parts(labels) == parts).all()
