@@ -8,7 +8,7 @@ bl_info = {
     "name": "Implicit Correspondence",
     "author": "Implicit Correspondence contributors",
     "version": (0, 1, 0),
-    "blender": (4, 0, 0),
+    "blender": (4, 1, 0),  # the legacy zip carries cp311 wheels: Blender 4.0 embeds Python 3.10
     "location": "3D Viewport > Sidebar > Correspondence",
     "description": "Dense correspondence between shapes of different topology: transfer parts, colours, UVs, weights",
     "category": "Mesh",

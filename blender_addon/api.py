@@ -156,6 +156,7 @@ class TransferPlan:
             group_names = [g.name for g in objects[0].vertex_groups]
         out = []
         for obj in objects:
+            mesh_data.writable(obj)  # a source takes its own corr_color (and its parts)
             labels = mesh_data.read_labels(obj, ev) if c.labels and not self.preview else None
             channels = [] if self.preview else self._channels(obj, group_names)
             out.append(Source(obj, mesh_data.gather(obj, ev), labels, channels))
@@ -213,6 +214,7 @@ class TransferPlan:
         return {"parts": parts, "replies": replies, "models": models}
 
     def apply(self, result: dict[str, Any]) -> dict[str, Any]:
+        mesh_data.still_there([s.obj for s in self.sources] + list(self.targets))
         replies = result["replies"]
         label_channels = [s.labels if s.labels is not None or p is None else
                           tx.Channel("part_label", "labels", "POINT", "INT", p.astype(np.int32))
@@ -306,6 +308,7 @@ def _refuse_shared_meshes(objects: Sequence[bpy.types.Object]) -> None:
 
 def _gather_writable(obj: bpy.types.Object, evaluated: bool) -> tx.MeshArrays:
     """Gather a mesh that results will be written to: its vertices must be the object's own."""
+    mesh_data.writable(obj)
     arrays = mesh_data.gather(obj, evaluated)
     if evaluated and len(arrays.vertices) != len(obj.data.vertices):
         raise ValueError(f"the modifiers of {obj.name!r} change its vertex count "

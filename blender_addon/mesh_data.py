@@ -19,6 +19,8 @@ LAYOUT = {
     "BYTE_COLOR": ("color", 4, np.float32), "QUATERNION": ("value", 4, np.float32),
 }
 DOMAINS = ("POINT", "CORNER", "FACE")
+LABEL_TYPES = ("INT", "INT8", "BOOLEAN", "FLOAT")  # types a part_label is read from
+MAX_UV_MAPS = 8  # Blender's limit: uv_layers.new returns None beyond it
 
 
 def mesh_of(obj: bpy.types.Object, evaluated: bool = False) -> bpy.types.Mesh:
@@ -29,6 +31,27 @@ def mesh_of(obj: bpy.types.Object, evaluated: bool = False) -> bpy.types.Mesh:
     if evaluated:
         return obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
     return obj.data
+
+
+def writable(obj: bpy.types.Object) -> None:
+    """Results are written to the object's mesh: it must be this file's own, or what is
+    written is lost on save (a linked mesh) or refused by Blender (a library override)."""
+    mesh = mesh_of(obj)
+    if mesh.library is not None:
+        raise ValueError(f"{obj.name!r} uses a mesh linked from {mesh.library.filepath!r}: what is written to it "
+                         f"would be lost on save; make it local first (Object > Relations > Make Local)")
+    if mesh.override_library is not None:
+        raise ValueError(f"{obj.name!r} uses a library override's mesh, whose attributes are not saved with this "
+                         f"file: make it local first (Object > Relations > Make Local)")
+
+
+def still_there(objects) -> None:
+    """Every object of a plan still exists (the artist may delete one while the server works)."""
+    for obj in objects:
+        try:
+            obj.name
+        except ReferenceError:
+            raise ValueError("an object of this job was deleted while it ran: nothing was written") from None
 
 
 def _get(collection, key: str, width: int, dtype) -> np.ndarray:
@@ -77,11 +100,20 @@ def read_attribute(obj: bpy.types.Object, name: str, kind: str = "attribute", ev
 
 
 def read_labels(obj: bpy.types.Object, evaluated: bool = False) -> Channel | None:
-    """The source's own `part_label` (painted or edited by the artist), if it has one."""
+    """The source's own `part_label` (painted or edited by the artist), if it has one: whole
+    numbers of any one-value type (an imported .ply brings them as floats)."""
     attr = mesh_of(obj, evaluated).attributes.get("part_label")
-    if attr is None or attr.domain not in DOMAINS or attr.data_type != "INT":
+    if attr is None:
         return None
-    return Channel("part_label", "labels", attr.domain, "INT", _get(attr.data, "value", 1, np.int32))
+    if attr.domain not in DOMAINS or attr.data_type not in LABEL_TYPES:
+        raise ValueError(f"{obj.name!r} has part_label as {attr.data_type} on {attr.domain}: part labels are whole "
+                         f"numbers ({', '.join(LABEL_TYPES)}) on {', '.join(DOMAINS)}; rename or convert it")
+    key, width, dtype = LAYOUT[attr.data_type]
+    values = _get(attr.data, key, width, dtype)
+    if values.dtype.kind == "f" and not (np.isfinite(values).all() and (values == np.round(values)).all()
+                                          and np.abs(values).max(initial=0) < 2**31):
+        raise ValueError(f"{obj.name!r} has part_label values that are not whole numbers: labels name parts")
+    return Channel("part_label", "labels", attr.domain, "INT", values.astype(np.int32))
 
 
 def read_materials(obj: bpy.types.Object, evaluated: bool = False) -> Channel:
@@ -134,6 +166,9 @@ def _checked(obj: bpy.types.Object, w: Write) -> Write:
     else:
         key, width, _ = LAYOUT[w.data_type]
         _check_replaceable(obj, w)
+        if w.kind == "uv" and w.name not in mesh.uv_layers and len(mesh.uv_layers) >= MAX_UV_MAPS:
+            raise ValueError(f"{obj.name!r} already has {MAX_UV_MAPS} UV maps, Blender's most: remove one, or carry "
+                             f"the UV map into one of its names")
     n = _size(mesh, w.domain)
     if values.shape[0] != n or values.size != n * width:
         raise ValueError(f"{w.name!r} for {obj.name!r}: {values.shape} values for {n} {w.domain.lower()} elements")
@@ -144,8 +179,9 @@ def _checked(obj: bpy.types.Object, w: Write) -> Write:
 
 def write_all(plan: list[tuple[bpy.types.Object, list[Write]]]) -> None:
     """Apply every write on every object, or none of them."""
+    still_there(obj for obj, _ in plan)
     for obj, _ in plan:  # again: the panel's transfer runs while the artist may have entered Edit Mode
-        mesh_of(obj)
+        writable(obj)
     checked = [(obj, [_checked(obj, w) for w in writes]) for obj, writes in plan]
     undo: list = []  # each writer adds its restore before it changes anything
     try:

@@ -359,3 +359,61 @@ def test_a_source_whose_modifiers_add_vertices_is_used_as_evaluated_and_left_as_
     assert "part_label" in report["tgt"]["written"]
     assert user_attributes(src) == before
     assert tgt.data.color_attributes.default_color_name == "part_color"  # what renders show
+
+
+def test_linked_meshes_are_refused_before_the_server_is_asked(bpy, tmp_path):
+    src, tgt = psb_object(bpy, "chair", "101", "src"), psb_object(bpy, "chair", "103", "tgt")
+    library = tmp_path / "props.blend"
+    bpy.data.libraries.write(str(library), {tgt.data})
+    with bpy.data.libraries.load(str(library), link=True) as (_, data_to):
+        data_to.meshes = [tgt.data.name]
+    linked = bpy.data.objects.new("linked", data_to.meshes[0])
+    bpy.context.scene.collection.objects.link(linked)
+    before = user_attributes(src)
+    for plan in (lambda: api.transfer(src, [linked]), lambda: api.transfer(linked, [tgt]),
+                 lambda: api.segment([linked])):
+        with pytest.raises(ValueError, match="'linked' uses a mesh linked from .*props.blend.*Make Local"):
+            plan()
+    assert user_attributes(src) == before and not any(a.name == "part_label" for a in linked.data.attributes)
+
+
+def test_the_artists_whole_number_labels_of_any_type_guide_and_others_are_refused(bpy):
+    src, tgt = psb_object(bpy, "chair", "101", "src"), psb_object(bpy, "chair", "105", "tgt")
+    label_halves(src)
+    ints = attr(src, "part_label")[1].astype(np.float32)
+    src.data.attributes.remove(src.data.attributes["part_label"])
+    as_float = src.data.attributes.new("part_label", "FLOAT", "FACE")  # as an imported .ply brings them
+    as_float.data.foreach_set("value", ints)
+    api.transfer(src, [tgt], threshold=0.0, fill="MARK")
+    assert set(np.unique(attr(tgt, "part_label")[1])) <= {3, 4}
+    a, kept = attr(src, "part_label")
+    assert a.data_type == "FLOAT" and np.array_equal(kept, ints)  # the artist's labels stay as they were
+    target_labels = attr(tgt, "part_label")[1].copy()
+    as_float.data.foreach_set("value", ints + 0.5)
+    with pytest.raises(ValueError, match="'src' has part_label values that are not whole numbers"):
+        api.transfer(src, [tgt])
+    src.data.attributes.remove(src.data.attributes["part_label"])
+    src.data.attributes.new("part_label", "FLOAT_VECTOR", "POINT")
+    with pytest.raises(ValueError, match="'src' has part_label as FLOAT_VECTOR on POINT"):
+        api.transfer(src, [tgt])
+    assert np.array_equal(attr(tgt, "part_label")[1], target_labels)
+
+
+def test_a_target_deleted_or_out_of_uv_maps_gets_nothing_written(bpy, chair_server):
+    from blender_addon import mesh_data
+
+    src, tgt = psb_object(bpy, "chair", "101", "src"), psb_object(bpy, "chair", "103", "tgt")
+    src.data.uv_layers.new(name="UVMap")
+    for i in range(mesh_data.MAX_UV_MAPS):
+        tgt.data.uv_layers.new(name=f"uv{i}")
+    before = [user_attributes(o) for o in (src, tgt)]
+    with pytest.raises(ValueError, match="'tgt' already has 8 UV maps"):
+        api.transfer(src, [tgt], uv_map="UVMap")
+    assert [user_attributes(o) for o in (src, tgt)] == before
+    gone = psb_object(bpy, "chair", "105", "gone")
+    plan = api.TransferPlan(src, [gone], api.TransferChoice(), api.Options(address=chair_server.address))
+    result = Job(plan.work, chair_server.address, 120.0).start().wait()
+    bpy.data.objects.remove(gone)  # deleted while the server worked
+    with pytest.raises(ValueError, match="deleted while it ran: nothing was written"):
+        plan.apply(result)
+    assert user_attributes(src) == before[0]
