@@ -34,6 +34,11 @@ from .protocol import AUTO_CATEGORY, ProtocolError
 
 log = logging.getLogger("corr-server")
 DEFAULT_BIND = "tcp://127.0.0.1:5555"
+# Requests waiting, from all clients together: each holds its arrays until its turn, and a
+# client's own limit (queue_limit) counts per socket, so many sockets could queue without end.
+MAX_QUEUED = 64
+MAX_QUEUED_BYTES = 2 * 1024**3
+WORKER_GRACE_S = 5.0  # on stopping, how long a running request may take to finish
 ELEMENTS_PER_VERTEX = 18  # a request holds two meshes, each ~2 faces a vertex: 2 * (3 + 2 * 3) values
 
 
@@ -249,6 +254,7 @@ class Server:
         self.wake_recv.bind(f"inproc://wake-{id(self)}")
         self._wake_addr = f"inproc://wake-{id(self)}"
         self.pending: dict[bytes, collections.deque[Job]] = {}
+        self.queued_bytes = 0  # the arrays of the jobs in `pending`
         self.turns: collections.deque[bytes] = collections.deque()
         self.work: queue.Queue[Job | None] = queue.Queue(maxsize=1)
         self.done: queue.Queue[list[bytes]] = queue.Queue()
@@ -306,12 +312,18 @@ class Server:
                 self._reply(envelope, self._quick(op, header.get("id")), op, arrays, time.perf_counter())
                 return
             client = envelope[0] if envelope else b""
-            q = self.pending.setdefault(client, collections.deque())
+            q = self.pending.get(client, ())  # a refused client leaves no entry behind
             if len(q) >= self.queue_limit:
                 raise ProtocolError("busy", f"{len(q)} requests of yours are already queued; wait for replies")
+            size = sum(a.nbytes for a in arrays.values())
+            queued = sum(map(len, self.pending.values()))
+            if queued >= MAX_QUEUED or (queued and self.queued_bytes + size > MAX_QUEUED_BYTES):
+                raise ProtocolError("busy", f"the server has {queued} requests ({self.queued_bytes / 1e6:.0f} MB) "
+                                            f"queued from all its clients; try again later")
             if client not in self.turns:
                 self.turns.append(client)
-            q.append(Job(envelope, header, params, arrays))
+            self.pending.setdefault(client, collections.deque()).append(Job(envelope, header, params, arrays))
+            self.queued_bytes += size
         except ProtocolError as exc:
             request_id = (exc.header or header).get("id")
             self._reply(envelope, self.session.error(request_id, exc.code, str(exc)), "?", {}, time.perf_counter())
@@ -338,6 +350,7 @@ class Server:
         client = self.turns.popleft()
         q = self.pending[client]
         job = q.popleft()
+        self.queued_bytes -= sum(a.nbytes for a in job.arrays.values())
         if q:
             self.turns.append(client)
         else:
@@ -363,6 +376,14 @@ class Server:
         wake = self.ctx.socket(zmq.PUSH)
         wake.setsockopt(zmq.LINGER, 0)
         wake.connect(self._wake_addr)
+        try:
+            self._serve_jobs(wake)
+        except zmq.ContextTerminated:  # the server closed while a job ran: its reply has no one to go to
+            pass
+        finally:
+            wake.close()
+
+    def _serve_jobs(self, wake: zmq.Socket) -> None:
         while True:
             job = self.work.get()
             if job is None:
@@ -381,16 +402,19 @@ class Server:
             _log_request(op, job.arrays, job.received, self.cache)
             self.done.put([*job.envelope, *frames])
             wake.send(b"")
-        wake.close()
 
     def stop(self) -> None:
         self.stopping.set()
 
     def close(self) -> None:
-        self.work.put(None)
-        self.worker.join(timeout=5)
+        if self.worker.is_alive():
+            self.work.put(None)
+            self.worker.join(timeout=WORKER_GRACE_S)
         self.sock.close(0)
         self.wake_recv.close(0)
+        if self.worker.is_alive():  # a long job: the (daemon) worker ends with the process, not after the job
+            log.info("a request is still running: stopping without waiting for it")
+            return
         self.ctx.term()
 
 

@@ -444,6 +444,52 @@ def test_sigterm_stops_cleanly(tiny_checkpoint):
     assert proc.proc.wait(20) == 0
 
 
+def test_sigterm_during_a_long_request_stops_without_waiting_for_it(tiny_checkpoint):
+    from server.app import WORKER_GRACE_S
+
+    proc = ServerProcess(tiny_checkpoint).wait_ready()
+    s = zmq.Context.instance().socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(proc.address)
+    try:  # marching cubes at 512: minutes of f on this machine
+        s.send_multipart([b"", *encode({"op": "reconstruct", "id": 1, "resolution": 512}, {"points": pts(500)})])
+        with Client(proc.address, timeout=10) as c:
+            deadline = time.time() + 10
+            while not c.ping()["busy"] and time.time() < deadline:
+                time.sleep(0.05)
+        proc.proc.send_signal(signal.SIGTERM)
+        start = time.time()
+        assert proc.proc.wait(WORKER_GRACE_S + 15) == 0
+        assert time.time() - start < WORKER_GRACE_S + 5
+        assert "Traceback" not in proc.proc.stderr.read()
+    finally:
+        s.close(0)
+        proc.stop()
+
+
+def test_requests_queued_from_all_clients_are_bounded_in_number_and_bytes(tiny_checkpoint, monkeypatch):
+    from server import app
+
+    server = app.Server(bind=f"tcp://127.0.0.1:{free_port()}", checkpoint=str(tiny_checkpoint), device="cpu")
+    try:
+        server.busy = True  # the worker is taken: every request waits
+        request = encode({"op": "segment", "id": 1}, {"vertices": pts(100)})
+        for k in range(app.MAX_QUEUED + 5):  # one request per client: no client's own limit is reached
+            server._receive([f"client-{k}".encode(), b"", *request])
+        assert sum(map(len, server.pending.values())) == app.MAX_QUEUED
+        assert server.queued_bytes == app.MAX_QUEUED * pts(100).nbytes
+        server._dispatch()  # no: busy
+        server.busy = False
+        server._dispatch()
+        assert server.work.get_nowait().header["op"] == "segment"  # handed over (no worker runs here)
+        assert server.queued_bytes == (app.MAX_QUEUED - 1) * pts(100).nbytes
+        monkeypatch.setattr(app, "MAX_QUEUED_BYTES", server.queued_bytes + pts(100).nbytes - 1)
+        server._receive([b"one-more", b"", *request])
+        assert b"one-more" not in server.pending
+    finally:
+        server.close()
+
+
 # ---------------------------------------------------------------------- prepared shapes kept
 def box_mesh(scale=1.0):
     box = trimesh.creation.box().subdivide()
