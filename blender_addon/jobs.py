@@ -69,10 +69,18 @@ class Job:
     def _run(self) -> None:
         client = Client(self.address, timeout=self.timeout)
         client.cancel = self.cancel_event
+        reached = False
         try:
             client.reach(REACH_TIMEOUT, "start one, or check the address")
+            reached = True
             self.result = self.work(client, self.progress)
-        except Exception as exc:  # reported on the main thread
+        except ServerError as exc:  # reported on the main thread
+            self.error = exc
+            if reached and exc.code == "timeout":  # it answered the ping: busy or slow, not absent
+                self.error = ServerError("slow", f"the server is running but gave no reply within {self.timeout:g} s "
+                                                 f"(it may be busy with another request, or the meshes are large): "
+                                                 f"raise Timeout in the add-on's preferences")
+        except Exception as exc:
             self.error = exc
         finally:
             client.close()
@@ -111,5 +119,7 @@ def describe(exc: BaseException) -> str:
                     "(panel: Start local server, or `python -m server`)")
         if exc.code == "cancelled":
             return "Cancelled."
+        if exc.code == "slow":
+            return exc.message[:1].upper() + exc.message[1:] + "."
         return f"Server error ({exc.code}): {exc.message}"
     return str(exc)

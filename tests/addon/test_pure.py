@@ -8,6 +8,7 @@ import pytest
 from blender_addon import frames, inpaint, interpolate, labels, seams, transfer
 from blender_addon.client import ServerError
 from blender_addon.jobs import Job, describe
+from tests.server.conftest import ServerProcess, tiny_checkpoint  # noqa: F401 (a fixture)
 
 
 def test_blender_to_model_frame():
@@ -204,6 +205,20 @@ def test_job_reports_an_absent_server_and_cancels_quickly():
     with pytest.raises(ServerError, match="cancelled"):
         job.wait(5)
     assert time.monotonic() - t0 < 2
+
+
+def test_a_server_that_answers_but_not_in_time_is_called_slow_not_absent(tiny_checkpoint):
+    proc = ServerProcess(tiny_checkpoint).wait_ready()
+    try:  # marching cubes at 512: minutes of f on this machine
+        points = np.random.default_rng(0).random((500, 3)).astype(np.float32)
+        job = Job(lambda c, progress: c.reconstruct(points, resolution=512), proc.address, timeout=2).start()
+        with pytest.raises(ServerError) as err:
+            job.wait(30)
+        text = describe(err.value)
+        assert err.value.code == "slow" and "no reply within 2 s" in text and "raise Timeout" in text
+        assert "Start local server" not in text
+    finally:
+        proc.stop()
 
 
 def test_labels_landing_on_a_sliver_are_left_to_the_fill():
