@@ -186,8 +186,15 @@ def write_all(plan: list[tuple[bpy.types.Object, list[Write]]]) -> None:
     undo: list = []  # each writer adds its restore before it changes anything
     try:
         for obj, writes in checked:
+            groups = [w for w in writes if w.kind == "vertex_group"]
+            if groups:  # every group's old weights read in one pass over the vertices
+                old = {ch.name: ch.values for ch in read_vertex_groups(obj, [w.name for w in groups
+                                                                             if w.name in obj.vertex_groups])}
+                for w in groups:
+                    _write_vertex_group(obj, w, old.get(w.name), undo)
             for w in writes:
-                WRITERS.get(w.kind, _write_attribute)(obj, w, undo)
+                if w.kind != "vertex_group":
+                    WRITERS.get(w.kind, _write_attribute)(obj, w, undo)
             obj.data.update()
     except Exception:
         for restore in reversed(undo):
@@ -248,9 +255,9 @@ def _write_attribute(obj, w: Write, undo: list) -> None:
     mesh.attributes[w.name].data.foreach_set(key, values.ravel())
 
 
-def _write_vertex_group(obj, w: Write, undo: list) -> None:
+def _write_vertex_group(obj, w: Write, old: np.ndarray | None, undo: list) -> None:
+    """`old`: the group's weights before (None: no such group yet)."""
     group = obj.vertex_groups.get(w.name)
-    old = None if group is None else read_vertex_groups(obj, [w.name])[0].values
 
     def restore():
         now = obj.vertex_groups.get(w.name)
@@ -287,15 +294,19 @@ def _write_materials(obj, w: Write, undo: list) -> None:
     mesh.polygons.foreach_set("material_index", np.asarray(w.values, np.int32))
 
 
-WRITERS = {"vertex_group": _write_vertex_group, "material": _write_materials}  # the rest: _write_attribute
+WRITERS = {"material": _write_materials}  # vertex groups: all of an object's at once; the rest: _write_attribute
 
 
 def _set_weights(group, weights: np.ndarray) -> None:
     """Vertices with weight > 0 in the group with that weight; the others out of it."""
     everyone = list(range(len(weights)))
     group.remove(everyone)
-    for i in np.flatnonzero(weights > 0).tolist():
-        group.add([i], float(weights[i]), "REPLACE")
+    inside = np.flatnonzero(weights > 0)
+    values, which = np.unique(weights[inside], return_inverse=True)
+    order = np.argsort(which, kind="stable")  # one add per distinct weight (a rig's 1.0s at once)
+    starts = np.r_[0, np.flatnonzero(np.diff(which[order])) + 1, len(order)]
+    for k, value in enumerate(values.tolist()):
+        group.add(inside[order[starts[k]:starts[k + 1]]].tolist(), value, "REPLACE")
 
 
 def show(obj: bpy.types.Object, color_name: str) -> None:

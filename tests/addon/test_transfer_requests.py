@@ -417,3 +417,29 @@ def test_a_target_deleted_or_out_of_uv_maps_gets_nothing_written(bpy, chair_serv
     with pytest.raises(ValueError, match="deleted while it ran: nothing was written"):
         plan.apply(result)
     assert user_attributes(src) == before[0]
+
+
+def test_vertex_groups_are_written_kept_where_asked_and_put_back_on_a_failed_write(bpy, monkeypatch):
+    from blender_addon import mesh_data
+    from blender_addon.transfer import Write
+
+    tgt = psb_object(bpy, "chair", "103", "tgt")
+    n = len(tgt.data.vertices)
+    rng = np.random.default_rng(0)
+    old = np.where(rng.random(n) < 0.5, 1.0, rng.random(n)).astype(np.float32)  # a rig's full weights and others
+    group = tgt.vertex_groups.new(name="spine")
+    mesh_data._set_weights(group, old)
+    assert np.allclose(mesh_data.read_vertex_groups(tgt, ["spine"])[0].values, old)
+    new = np.where(rng.random(n) < 0.3, 0.0, np.round(rng.random(n), 2)).astype(np.float32)
+    keep = rng.random(n) < 0.2
+    writes = [Write("spine", "vertex_group", "POINT", "FLOAT", new, keep),
+              Write("hips", "vertex_group", "POINT", "FLOAT", new[::-1].copy())]
+    with pytest.raises(RuntimeError, match="the write failed"):
+        mesh_data.write_all([(tgt, writes + [_failing_write(monkeypatch, n)])])
+    assert [g.name for g in tgt.vertex_groups] == ["spine"]
+    assert np.allclose(mesh_data.read_vertex_groups(tgt, ["spine"])[0].values, old)
+    mesh_data.write_all([(tgt, writes)])
+    spine, hips = mesh_data.read_vertex_groups(tgt, ["spine", "hips"])
+    assert np.allclose(spine.values, np.where(keep, old, new)) and np.allclose(hips.values, new[::-1])
+    assert sum(1 for v in tgt.data.vertices for g in v.groups if g.group == tgt.vertex_groups["hips"].index) \
+        == int((new > 0).sum())  # a weight of 0 leaves the vertex out of the group
