@@ -147,6 +147,9 @@ class TransferPlan:
         _refuse_shared_meshes(sources + targets)
         self.sources = self._gather_sources(sources)
         self.targets_arrays = [_gather_writable(t, options.evaluated) for t in targets]
+        if options.evaluated and not preview:
+            _refuse_changed_faces(targets, sorted({ch.name for s in self.sources for ch in s.channels
+                                                   if ch.domain != "POINT"}))
         self.stopped_after: int | None = None  # targets done when the user stopped the transfer
 
     def _gather_sources(self, objects: list[bpy.types.Object]) -> list[Source]:
@@ -315,6 +318,17 @@ def _gather_writable(obj: bpy.types.Object, evaluated: bool) -> tx.MeshArrays:
                          f"({len(obj.data.vertices)} -> {len(arrays.vertices)}): results could not be written "
                          "back; apply them or turn off 'Use modifiers'")
     return arrays
+
+
+def _refuse_changed_faces(targets: Sequence[bpy.types.Object], layered: list[str]) -> None:
+    """Corner and face values (UVs, corner colours, materials) are written to a target's own
+    faces: its modifiers must leave them as they are (a Triangulate keeps the vertices)."""
+    for obj in targets if layered else ():
+        mesh, evaluated = obj.data, mesh_data.mesh_of(obj, evaluated=True)
+        if (len(evaluated.loops), len(evaluated.polygons)) != (len(mesh.loops), len(mesh.polygons)):
+            raise ValueError(f"the modifiers of {obj.name!r} change its faces ({len(mesh.polygons)} -> "
+                             f"{len(evaluated.polygons)}): {', '.join(layered)} could not be written back to them; "
+                             "apply the modifiers or turn off 'Use modifiers'")
 
 
 def run(plan, options: Options) -> dict[str, Any]:

@@ -443,3 +443,18 @@ def test_vertex_groups_are_written_kept_where_asked_and_put_back_on_a_failed_wri
     assert np.allclose(spine.values, np.where(keep, old, new)) and np.allclose(hips.values, new[::-1])
     assert sum(1 for v in tgt.data.vertices for g in v.groups if g.group == tgt.vertex_groups["hips"].index) \
         == int((new > 0).sum())  # a weight of 0 leaves the vertex out of the group
+
+
+def test_a_target_whose_modifiers_change_its_faces_is_refused_for_uvs_only(bpy):
+    src = psb_object(bpy, "chair", "101", "src")
+    src.data.uv_layers.new(name="UVMap")
+    bpy.ops.mesh.primitive_cube_add(size=0.5)
+    tgt = bpy.context.active_object
+    tgt.name = "cube"
+    tgt.modifiers.new("tri", "TRIANGULATE")  # the same 8 vertices, 12 triangles for 6 quads
+    before = user_attributes(tgt)
+    with pytest.raises(ValueError, match=r"the modifiers of 'cube' change its faces \(6 -> 12\): UVMap could not"):
+        api.transfer(src, [tgt], uv_map="UVMap", evaluated=True)
+    assert user_attributes(tgt) == before
+    report = api.transfer(src, [tgt], evaluated=True)  # labels are per vertex: those can be written
+    assert "part_label" in report["cube"]["written"]
