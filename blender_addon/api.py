@@ -192,9 +192,10 @@ class TransferPlan:
 
     def work(self, client: Client, progress: Progress) -> dict[str, Any]:
         """-> {"parts": the model's parts per source (None where not asked), "replies": per
-        target done, one reply per source}.  Stops between targets when asked."""
+        target done, one reply per source, "models", "writes": per target done, what it is
+        written}.  Stops between targets when asked."""
         parts: list[np.ndarray | None] = [None] * len(self.sources)
-        replies, models = [], []
+        replies, models, writes = [], [], []
         n = len(self.targets_arrays)
         for i, tgt in enumerate(self.targets_arrays):
             if progress.stop_requested:
@@ -213,23 +214,28 @@ class TransferPlan:
             distances = client.last_reply.get("rebuild_distance") or {}
             models.append(_model_said(client.last_reply, distances.get("target")))
             replies.append(per_source)
+            progress((i + 0.9) / n, f"{tgt.name}: carrying the values over")
+            writes.append(self._target_writes(tgt, per_source, parts))  # here, off Blender's main thread
         progress(1.0, "writing")
-        return {"parts": parts, "replies": replies, "models": models}
+        return {"parts": parts, "replies": replies, "models": models, "writes": writes}
+
+    def _target_writes(self, tgt: tx.MeshArrays, per_source: list[dict[str, Any]],
+                       parts: list[np.ndarray | None]) -> list[tx.Write]:
+        """What a target is written: numpy only (the seams, the UV relax), so the job's thread does it."""
+        label_channels = [s.labels if s.labels is not None or p is None else
+                          tx.Channel("part_label", "labels", "POINT", "INT", p.astype(np.int32))
+                          for s, p in zip(self.sources, parts)]
+        matches = [combine.Match(s.mesh, corr, ([lab] if lab is not None else []) + s.channels)
+                   for s, lab, corr in zip(self.sources, label_channels, per_source)]
+        writes = combine.target_writes(matches, tgt, self.choice.threshold, self.choice.fill)
+        return [w for w in writes if w.name == "corr_color"] if self.preview else writes
 
     def apply(self, result: dict[str, Any]) -> dict[str, Any]:
         mesh_data.still_there([s.obj for s in self.sources] + list(self.targets))
         replies = result["replies"]
-        label_channels = [s.labels if s.labels is not None or p is None else
-                          tx.Channel("part_label", "labels", "POINT", "INT", p.astype(np.int32))
-                          for s, p in zip(self.sources, result["parts"])]
         plan = [(s.obj, self._source_writes(s, p)) for s, p in zip(self.sources, result["parts"])]
         report = {}
-        for obj, tgt, per_source, model in zip(self.targets, self.targets_arrays, replies, result["models"]):
-            matches = [combine.Match(s.mesh, corr, ([lab] if lab is not None else []) + s.channels)
-                       for s, lab, corr in zip(self.sources, label_channels, per_source)]
-            writes = combine.target_writes(matches, tgt, self.choice.threshold, self.choice.fill)
-            if self.preview:
-                writes = [w for w in writes if w.name == "corr_color"]
+        for obj, writes, per_source, model in zip(self.targets, result["writes"], replies, result["models"]):
             plan.append((obj, writes))
             conf = np.max([corr["confidence"] for corr in per_source], axis=0)
             report[obj.name] = {"mean_confidence": float(conf.mean()),

@@ -458,3 +458,20 @@ def test_a_target_whose_modifiers_change_its_faces_is_refused_for_uvs_only(bpy):
     assert user_attributes(tgt) == before
     report = api.transfer(src, [tgt], evaluated=True)  # labels are per vertex: those can be written
     assert "part_label" in report["cube"]["written"]
+
+
+def test_what_a_target_is_written_is_worked_out_off_blenders_main_thread(bpy, chair_server, monkeypatch):
+    from blender_addon import combine
+
+    src, tgt = psb_object(bpy, "chair", "101", "src"), psb_object(bpy, "chair", "103", "tgt")
+    src.data.uv_layers.new(name="UVMap")
+    plan = api.TransferPlan(src, [tgt], api.TransferChoice(uv_map="UVMap"), api.Options(address=chair_server.address))
+    job = Job(plan.work, chair_server.address, 120.0).start()
+    result = job.wait()
+    assert {"part_label", "UVMap"} <= {w.name for w in result["writes"][0]}
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("worked out on the main thread")
+    monkeypatch.setattr(combine, "target_writes", not_here)
+    report = plan.apply(result)  # only writes
+    assert "UVMap" in report["tgt"]["written"] and "UVMap" in tgt.data.uv_layers
