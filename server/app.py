@@ -62,6 +62,7 @@ class Job:
     params: dict[str, Any]
     arrays: dict[str, np.ndarray]
     received: float = field(default_factory=time.perf_counter)
+    cancel: threading.Event = field(default_factory=threading.Event)  # set by op "cancel" while it runs
 
 
 class Engines:
@@ -123,8 +124,13 @@ def _prepared(engine, cache: PreparedCache, params: dict[str, Any], arrays: dict
     return cache.get(key, lambda: engine.prepare(_shape_from(arrays, prefix), name, params["align"]))
 
 
+class Cancelled(Exception):
+    """The client gave up the request (op "cancel") while it ran."""
+
+
 def run_model_op(engines: Engines, cache: PreparedCache, op: str, params: dict[str, Any],
-                 arrays: dict[str, np.ndarray], ranked: PreparedCache | None = None) -> tuple[dict, dict]:
+                 arrays: dict[str, np.ndarray], ranked: PreparedCache | None = None,
+                 cancel: threading.Event | None = None) -> tuple[dict, dict]:
     """-> (reply arrays, reply fields).  The arrays: protocol.OPS names them and casts them on
     sending.  The fields: `category`, the model that answered (category "auto": the one
     that rebuilds the request's shapes closest from E's codes, each shape's distances kept
@@ -136,7 +142,7 @@ def run_model_op(engines: Engines, cache: PreparedCache, op: str, params: dict[s
         ranked = PreparedCache(max_entries=0) if ranked is None else ranked
         params = {**params, "category": _likeliest_category(engines, ranked, params, arrays, prefixes)}
     engine = engines.get(params["category"])
-    with engine.reporting(_long_pass_logger(op)):
+    with engine.reporting(_long_pass_logger(op, cancel)):
         shapes = {p: _prepared(engine, cache, params, arrays, p) for p in prefixes}
         out = _model_op(engine, op, params, arrays, shapes)
         try:
@@ -183,11 +189,14 @@ def _likeliest_category(engines: Engines, ranked: PreparedCache, params: dict[st
     return chosen
 
 
-def _long_pass_logger(op: str):
-    """A progress callback that logs each quarter of a pass over LONG_PASS points or more."""
+def _long_pass_logger(op: str, cancel: threading.Event | None = None):
+    """A progress callback that logs each quarter of a pass over LONG_PASS points or more, and
+    raises Cancelled once `cancel` is set: the request stops after the chunk in hand."""
     logged = {"done": 0, "quarter": 0}
 
     def report(stage: str, done: int, total: int) -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
         if done <= logged["done"]:  # a new pass
             logged["quarter"] = 0
         logged["done"] = done
@@ -245,7 +254,7 @@ class Server:
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
-        # bytes: every value a float64, plus header and signature; zmq drops bigger messages unread
+        # bytes: every value a float64, plus header and signature; zmq drops bigger frames unread
         # (the client checks against `info`'s max_message_bytes before sending one)
         self.max_message_bytes = max_elements * 8 + protocol.MAX_HEADER_BYTES + 1024
         self.sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
@@ -255,6 +264,7 @@ class Server:
         self._wake_addr = f"inproc://wake-{id(self)}"
         self.pending: dict[bytes, collections.deque[Job]] = {}
         self.queued_bytes = 0  # the arrays of the jobs in `pending`
+        self.running: Job | None = None  # the request the worker runs
         self.turns: collections.deque[bytes] = collections.deque()
         self.work: queue.Queue[Job | None] = queue.Queue(maxsize=1)
         self.done: queue.Queue[list[bytes]] = queue.Queue()
@@ -309,7 +319,7 @@ class Server:
             header, params, arrays = self.session.read_request(body)  # verified and checked against OPS
             op = header["op"]
             if not protocol.OPS[op].model:
-                self._reply(envelope, self._quick(op, header.get("id")), op, arrays, time.perf_counter())
+                self._reply(envelope, self._quick(op, header.get("id"), params), op, arrays, time.perf_counter())
                 return
             client = envelope[0] if envelope else b""
             q = self.pending.get(client, ())  # a refused client leaves no entry behind
@@ -332,7 +342,9 @@ class Server:
             self._reply(envelope, self.session.error(header.get("id"), "internal", f"{type(exc).__name__}: {exc}"),
                         "?", {}, time.perf_counter())
 
-    def _quick(self, op: str, request_id: Any) -> list[bytes]:
+    def _quick(self, op: str, request_id: Any, params: dict[str, Any]) -> list[bytes]:
+        if op == "cancel":
+            return self.session.reply(request_id, op, cancelled=self._cancel(params["request"]))
         if op == "ping":
             return self.session.reply(request_id, op, busy=self.busy, queued=sum(map(len, self.pending.values())),
                                       prepared=self.cache.stats(), handled=dict(self.handled))
@@ -342,6 +354,25 @@ class Server:
                                   cache={k: v for k, v in self.cache.stats().items() if k.startswith("max_")},
                                   limits={"max_vertices": self.max_vertices, "queue_per_client": self.queue_limit,
                                           "max_message_bytes": self.max_message_bytes})
+
+    def _cancel(self, request_id: str | None) -> str:
+        """Give up request `request_id`: "queued" (dropped, answered "cancelled"), "running"
+        (it stops at its next pass over the points) or "unknown" (done, or never seen)."""
+        for client, q in self.pending.items():
+            for job in q:
+                if job.header.get("id") == request_id:
+                    q.remove(job)
+                    self.queued_bytes -= sum(a.nbytes for a in job.arrays.values())
+                    if not q:
+                        del self.pending[client]
+                        self.turns.remove(client)
+                    self._reply(job.envelope, self.session.error(request_id, "cancelled", "cancelled by the client"),
+                                job.header["op"], job.arrays, job.received)
+                    return "queued"
+        if self.running is not None and request_id is not None and self.running.header.get("id") == request_id:
+            self.running.cancel.set()
+            return "running"
+        return "unknown"
 
     def _dispatch(self) -> None:
         """Hand the next job to the worker, round-robin over clients."""
@@ -355,7 +386,7 @@ class Server:
             self.turns.append(client)
         else:
             del self.pending[client]
-        self.busy = True
+        self.busy, self.running = True, job
         self.work.put(job)
 
     def _send_done(self) -> None:
@@ -364,7 +395,7 @@ class Server:
                 frames = self.done.get_nowait()
             except queue.Empty:
                 return
-            self.busy = False
+            self.busy, self.running = False, None
             self.sock.send_multipart(frames)
 
     def _reply(self, envelope, frames, op, arrays, started) -> None:
@@ -390,8 +421,11 @@ class Server:
                 break
             request_id, op = job.header.get("id"), job.header["op"]
             try:
-                arrays, fields = run_model_op(self.engines, self.cache, op, job.params, job.arrays, self.ranked)
+                arrays, fields = run_model_op(self.engines, self.cache, op, job.params, job.arrays, self.ranked,
+                                              job.cancel)
                 frames = self.session.reply(request_id, op, arrays, **fields)
+            except Cancelled:
+                frames = self.session.error(request_id, "cancelled", "cancelled by the client")
             except (ValueError, TypeError) as exc:
                 frames = self.session.error(request_id, "bad_input", str(exc))
             except Exception as exc:  # a bug or out of memory: report it, keep serving
@@ -468,4 +502,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: server.stop())
     server.serve()
+    if server.worker.is_alive():  # a request still running: the interpreter cannot finish under it
+        logging.shutdown()
+        os._exit(0)
     return 0

@@ -29,6 +29,7 @@ REPLY_MAX_ELEMENTS = 1 << 31  # replies are about as big as what was sent; this 
 # A request bigger than this is first checked against the server's limit (`info`): ZeroMQ
 # drops a message over it unread, which would look like a server that is down.
 CHECK_SIZE_ABOVE = 1 << 20
+CANCEL_TIMEOUT = 2.0  # seconds to wait for the server to take a request back (it answers at once)
 
 
 # A shape whose rebuild distance (a reply's `rebuild_distance`, protocol.py) is above this
@@ -106,6 +107,8 @@ class Client:
         while True:
             if not self._wait(sock, give_up):
                 self._drop_socket()  # a fresh socket next time: no stale reply can arrive late
+                if protocol.OPS[op].model:
+                    self._give_up(request_id)
                 if self.cancel is not None and self.cancel.is_set():
                     raise ServerError("cancelled", f"{op} cancelled")
                 raise ServerError("timeout", f"no reply from {self.address} within {deadline:g} s")
@@ -126,6 +129,17 @@ class Client:
                 raise ServerError(exc.code, f"reply from {self.address}: {exc}") from None
             self.last_reply = reply
             return reply, out
+
+    def _give_up(self, request_id: str) -> None:
+        """Tell the server to drop or stop a request no one waits for any more, so that it
+        does not hold up the next one (best effort: a server that is not there is not asked)."""
+        cancel, self.cancel = self.cancel, None  # the user's cancel must not stop this one too
+        try:
+            self.request("cancel", timeout=CANCEL_TIMEOUT, request=request_id)
+        except ServerError:
+            pass
+        finally:
+            self.cancel = cancel
 
     def _check_size(self, op: str, size: int) -> None:
         if size <= CHECK_SIZE_ABOVE:

@@ -27,9 +27,12 @@ and a `msg_id` it has already seen within that window ["replayed_message"]; it r
 at most MAX_SEEN ids.  A receiver without a key refuses a signed message ["bad_signature"],
 so a key set on one end only is reported at once rather than silently ignored.
 
-A message over the server's size limit (`info`'s `limits.max_message_bytes`) is dropped
+A frame over the server's size limit (`info`'s `limits.max_message_bytes`) is dropped
 unread by ZeroMQ, which resets the connection, so it gets no reply: a client checks the
-limit before sending a large request, as `server.client.Client` does.
+limit before sending a large request, as `server.client.Client` does.  ZeroMQ applies the
+limit to each frame, not to a message's sum: a message of many frames is read whole, then
+refused for its frame count or its arrays' size.  On a non-loopback bind, where anyone who
+can reach the port can send, put the server behind a firewall or a tunnel.
 
 Every model op's reply also carries the fields `category` (the model that answered) and
 `rebuild_distance` (how far that model's rebuild of each shape lies from it, over the
@@ -146,6 +149,9 @@ _SHAPE_PARAMS = {"category": (str, None), "align": (OneOf(ALIGN_MODES), False)}
 OPS: dict[str, Op] = {
     "ping": Op(model=False),
     "info": Op(model=False),
+    # give up a request sent earlier (its id), from any socket: a queued one is dropped, a
+    # running one stops at its next pass over the points; its reply is error "cancelled"
+    "cancel": Op(params={"request": (str, None)}, model=False),
     "segment": Op(_mesh("", "N", "F"), (Array("parts", "int64", ("N",)), _rotation("rotation")), _SHAPE_PARAMS),
     # source_parts: the model's parts of the source (N,), when asked for, so a transfer
     # without the artist's labels needs no separate segment request

@@ -138,7 +138,7 @@ def test_a_letter_in_a_shape_rule_is_one_length_per_message():
     s.reply(1, "correspond", mapped)
     with pytest.raises(ProtocolError, match=r"confidence is float32 \(5,\); a correspond reply needs float32 \(M\) with M = 4"):
         s.reply(1, "correspond", {**mapped, "confidence": np.zeros(5)})
-    assert set(OPS) == {"ping", "info", "segment", "correspond", "reconstruct"}
+    assert set(OPS) == {"ping", "info", "cancel", "segment", "correspond", "reconstruct"}
 
 
 # ---------------------------------------------------------------------- signing

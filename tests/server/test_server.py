@@ -452,11 +452,12 @@ def test_sigterm_during_a_long_request_stops_without_waiting_for_it(tiny_checkpo
     s.setsockopt(zmq.LINGER, 0)
     s.connect(proc.address)
     try:  # marching cubes at 512: minutes of f on this machine
-        s.send_multipart([b"", *encode({"op": "reconstruct", "id": 1, "resolution": 512}, {"points": pts(500)})])
+        s.send_multipart([b"", *encode({"op": "reconstruct", "id": 1, "resolution": 512}, {"vertices": pts(500)})])
         with Client(proc.address, timeout=10) as c:
             deadline = time.time() + 10
             while not c.ping()["busy"] and time.time() < deadline:
                 time.sleep(0.05)
+            assert c.ping()["busy"]
         proc.proc.send_signal(signal.SIGTERM)
         start = time.time()
         assert proc.proc.wait(WORKER_GRACE_S + 15) == 0
@@ -533,3 +534,60 @@ def test_align_modes_pass_through_and_the_rotations_come_back(server):
             c.correspond(sv, tv, align="sideways")
         reply = raw_request(server.address, encode({"op": "segment", "id": 4, "align": "roll"}, {"vertices": pts(10)}))
         assert reply["error"]["code"] == "bad_param" and "yaw" in reply["error"]["message"]
+
+
+def _dealer(address):
+    s = zmq.Context.instance().socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(address)
+    return s
+
+
+def _reply_header(s, timeout_s):
+    assert s.poll(int(timeout_s * 1000)), "no reply"
+    frames = s.recv_multipart()
+    return PLAIN.decode(frames[1:] if frames[0] == b"" else frames)[0]
+
+
+def test_a_request_given_up_is_dropped_from_the_queue_or_stopped_while_it_runs(tiny_checkpoint):
+    proc = ServerProcess(tiny_checkpoint).wait_ready()
+    long, queued = _dealer(proc.address), _dealer(proc.address)
+    try:  # marching cubes at 512: minutes of f on this machine
+        long.send_multipart([b"", *encode({"op": "reconstruct", "id": "r-long", "resolution": 512},
+                                               {"vertices": pts(500)})])
+        with Client(proc.address, timeout=10) as c:
+            deadline = time.time() + 10
+            while not c.ping()["busy"] and time.time() < deadline:
+                time.sleep(0.05)
+            assert c.ping()["busy"]
+            queued.send_multipart([b"", *encode({"op": "segment", "id": "r-q"}, {"vertices": pts(50)})])
+            deadline = time.time() + 10
+            while c.ping()["queued"] < 1 and time.time() < deadline:
+                time.sleep(0.05)
+            assert c.request("cancel", request="r-q")[0]["cancelled"] == "queued"
+            assert _reply_header(queued, 5)["error"]["code"] == "cancelled"
+            assert c.request("cancel", request="r-q")[0]["cancelled"] == "unknown"
+            started = time.time()
+            assert c.request("cancel", request="r-long")[0]["cancelled"] == "running"
+            assert _reply_header(long, 30)["error"] == {"code": "cancelled", "message": "cancelled by the client"}
+            assert time.time() - started < 20
+            assert c.segment(pts(60)).shape == (60,)  # the next request runs at once
+    finally:
+        long.close(0)
+        queued.close(0)
+        proc.stop()
+
+
+def test_a_client_that_times_out_takes_its_request_back(tiny_checkpoint):
+    proc = ServerProcess(tiny_checkpoint).wait_ready()
+    try:
+        with Client(proc.address, timeout=2) as c:
+            with pytest.raises(ServerError, match="within 2 s"):
+                c.reconstruct(pts(500), resolution=512)
+            deadline = time.time() + 20
+            while c.ping()["busy"] and time.time() < deadline:
+                time.sleep(0.1)
+            assert not c.ping()["busy"]
+            assert c.segment(pts(40)).shape == (40,)
+    finally:
+        proc.stop()
