@@ -4,12 +4,14 @@ Keyed by a hash of the shape's arrays as they arrived (bytes, dtype and shape) w
 request's category and align mode: a changed mesh has another key and is prepared again.
 Least recently used entries go first when the cache holds more than MAX_ENTRIES shapes or
 MAX_BYTES of arrays (measured again after each request: a shape's surface index is built
-on first use).  Used by the server's single model thread only.
+on first use).  Filled by the server's single model thread; `ping` reads its counts from
+the main thread, so the entries change and are counted under a lock.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -62,33 +64,47 @@ class PreparedCache:
         self.max_entries, self.max_bytes = max_entries, max_bytes
         self._entries: OrderedDict[str, tuple[Any, int]] = OrderedDict()
         self.hits = self.misses = 0
+        self._lock = threading.Lock()  # not held while a shape is made or measured
 
     def get(self, key: str, make: Callable[[], Any]) -> Any:
         """The cached shape for key, or make() it (and keep it)."""
-        if key in self._entries:
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return self._entries[key][0]
-        self.misses += 1
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                self.hits += 1
+                return self._entries[key][0]
+            self.misses += 1
         value = make()
-        self._entries[key] = (value, nbytes(value))
+        size = nbytes(value)
+        with self._lock:
+            self._entries[key] = (value, size)
         self.settle()
         return value
 
     def settle(self) -> None:
         """Measure the entries again and drop the least recently used until within bounds."""
-        for key, (value, _) in self._entries.items():
-            self._entries[key] = (value, nbytes(value))
-        while self._entries and (len(self._entries) > self.max_entries or self.bytes > self.max_bytes):
-            self._entries.popitem(last=False)
+        with self._lock:
+            held = list(self._entries.items())
+        sizes = {key: nbytes(value) for key, (value, _) in held}
+        with self._lock:
+            for key, size in sizes.items():
+                if key in self._entries:
+                    self._entries[key] = (self._entries[key][0], size)
+            while self._entries and (len(self._entries) > self.max_entries or self._bytes() > self.max_bytes):
+                self._entries.popitem(last=False)
+
+    def _bytes(self) -> int:
+        return sum(size for _, size in self._entries.values())
 
     @property
     def bytes(self) -> int:
-        return sum(size for _, size in self._entries.values())
+        with self._lock:
+            return self._bytes()
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def stats(self) -> dict[str, int]:
-        return {"entries": len(self), "bytes": self.bytes, "hits": self.hits, "misses": self.misses,
-                "max_entries": self.max_entries, "max_bytes": self.max_bytes}
+        with self._lock:
+            return {"entries": len(self._entries), "bytes": self._bytes(), "hits": self.hits, "misses": self.misses,
+                    "max_entries": self.max_entries, "max_bytes": self.max_bytes}

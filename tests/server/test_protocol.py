@@ -228,6 +228,37 @@ def test_the_cache_keys_shapes_by_their_arrays_and_is_bounded_in_entries_and_byt
     assert len(cache) == 1 and cache.bytes == 9_950
 
 
+def test_the_cache_counts_can_be_read_while_another_thread_fills_it():
+    """`ping` reads the counts on the server's main thread while the model thread adds and drops."""
+    import threading
+
+    from server.cache import PreparedCache
+
+    cache, errors, done = PreparedCache(max_entries=3, max_bytes=1 << 20), [], threading.Event()
+
+    def fill():
+        for i in range(20_000):
+            cache.get(f"k{i % 7}", lambda: np.zeros(64, np.uint8))
+            cache.settle()
+        done.set()
+
+    def read():
+        while not done.is_set():
+            try:
+                stats = cache.stats()
+                assert stats["entries"] <= 4  # the bound, and one just made before it is settled
+            except Exception as exc:  # collected for the main thread
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=fill), threading.Thread(target=read)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and cache.hits + cache.misses == 20_000
+
+
 def test_a_prepared_shape_counts_what_it_keeps_after_use():
     """The cache's byte bound sees the vertex embeddings a prepared mesh keeps once it has been matched."""
     import trimesh
