@@ -147,6 +147,8 @@ def run_model_op(engines: Engines, cache: PreparedCache, op: str, params: dict[s
         out = _model_op(engine, op, params, arrays, shapes)
         try:
             distances = _rebuild_distances(engine, shapes)
+        except Cancelled:
+            raise
         except Exception:  # a diagnostic of a finished answer: if it fails (a bug), the answer stands
             log.exception("the rebuild distance failed; the reply goes without it")
             distances = dict.fromkeys(prefixes)

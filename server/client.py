@@ -132,7 +132,7 @@ class Client:
 
     def _give_up(self, request_id: str) -> None:
         """Tell the server to drop or stop a request no one waits for any more, so that it
-        does not hold up the next one (best effort: a server that is not there is not asked)."""
+        does not hold up the next one (best effort: a server that is gone costs CANCEL_TIMEOUT)."""
         cancel, self.cancel = self.cancel, None  # the user's cancel must not stop this one too
         try:
             self.request("cancel", timeout=CANCEL_TIMEOUT, request=request_id)
