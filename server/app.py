@@ -64,6 +64,11 @@ class Job:
     received: float = field(default_factory=time.perf_counter)
     cancel: threading.Event = field(default_factory=threading.Event)  # set by op "cancel" while it runs
 
+    @property
+    def nbytes(self) -> int:
+        """What its arrays hold while it waits (`Server.queued_bytes`)."""
+        return sum(a.nbytes for a in self.arrays.values())
+
 
 class Engines:
     """Correspondence engines by category, loaded on first use and kept."""
@@ -327,15 +332,15 @@ class Server:
             q = self.pending.get(client, ())  # a refused client leaves no entry behind
             if len(q) >= self.queue_limit:
                 raise ProtocolError("busy", f"{len(q)} requests of yours are already queued; wait for replies")
-            size = sum(a.nbytes for a in arrays.values())
+            job = Job(envelope, header, params, arrays)
             queued = sum(map(len, self.pending.values()))
-            if queued >= MAX_QUEUED or (queued and self.queued_bytes + size > MAX_QUEUED_BYTES):
+            if queued >= MAX_QUEUED or (queued and self.queued_bytes + job.nbytes > MAX_QUEUED_BYTES):
                 raise ProtocolError("busy", f"the server has {queued} requests ({self.queued_bytes / 1e6:.0f} MB) "
                                             f"queued from all its clients; try again later")
             if client not in self.turns:
                 self.turns.append(client)
-            self.pending.setdefault(client, collections.deque()).append(Job(envelope, header, params, arrays))
-            self.queued_bytes += size
+            self.pending.setdefault(client, collections.deque()).append(job)
+            self.queued_bytes += job.nbytes
         except ProtocolError as exc:
             request_id = (exc.header or header).get("id")
             self._reply(envelope, self.session.error(request_id, exc.code, str(exc)), "?", {}, time.perf_counter())
@@ -364,7 +369,7 @@ class Server:
             for job in q:
                 if job.header.get("id") == request_id:
                     q.remove(job)
-                    self.queued_bytes -= sum(a.nbytes for a in job.arrays.values())
+                    self.queued_bytes -= job.nbytes
                     if not q:
                         del self.pending[client]
                         self.turns.remove(client)
@@ -383,7 +388,7 @@ class Server:
         client = self.turns.popleft()
         q = self.pending[client]
         job = q.popleft()
-        self.queued_bytes -= sum(a.nbytes for a in job.arrays.values())
+        self.queued_bytes -= job.nbytes
         if q:
             self.turns.append(client)
         else:
