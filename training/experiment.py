@@ -297,4 +297,11 @@ def _expand(where: str, raw: Any) -> list[tuple[int, int, int, dict[str, Any]]]:
 def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """The sections in which two experiments train differently (the export and notes may differ)."""
     ignored = {"export", "description", "name"}
+    a, b = _without_device(a), _without_device(b)
     return sorted(k for k in set(a) | set(b) if k not in ignored and a.get(k) != b.get(k))
+
+
+def _without_device(exp: dict[str, Any]) -> dict[str, Any]:
+    """The experiment less where it trains: a run resumed on another device trains the same."""
+    train = exp.get("train")
+    return {**exp, "train": {k: v for k, v in train.items() if k != "device"}} if isinstance(train, dict) else exp

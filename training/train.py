@@ -17,8 +17,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from model.files import write_atomically
+
 from .cli import Path_, add_flags, given, guarded
-from .experiment import RUN_KEYS
+from .experiment import RUN_KEYS, data_folder
 from .families import FAMILIES
 from .run import run_experiment
 
@@ -40,10 +42,13 @@ SCHEDULE_FLAGS = ("epoch", "resolution", "batch_size", "pretrain_model", "pretra
 def preset_experiment(name: str, values: dict[Path_, Any]) -> dict[str, Any]:
     """The experiment a preset stands for, changed by the given flags' `values`."""
     cate = values.get(("cate_name",), "chair")
-    folder = values.get(("data_dir",)) or f"data/{cate}"
+    given_folder = values.get(("data_dir",))
+    folder = given_folder or f"data/{cate}"
     count = values.get(("procedural_count",), DATA_COUNT[name])
-    # as the per-stage commands do: a folder that has samples is used as it is
-    procedural = [{"family": cate, "count": count, "first_seed": 0, "only_if_empty": True}] if cate in FAMILIES else []
+    # as the per-stage commands do: data/<cate_name> is filled with procedural shapes when it
+    # has none, a folder given by --data_dir is used as it is
+    procedural = [{"family": cate, "count": count, "first_seed": 0, "only_if_empty": True}] \
+        if cate in FAMILIES and not given_folder else []
     phases, previous = [], 0
     for stage, resolution, epoch, batch in SCHEDULES[name]:
         phases.append({"stage": stage, "resolution": resolution, "epochs": epoch - previous, "batch_size": batch})
@@ -53,9 +58,29 @@ def preset_experiment(name: str, values: dict[Path_, Any]) -> dict[str, Any]:
         "model": {"preset": name, **{p[1]: v for p, v in values.items() if p[0] == "model" and len(p) == 2}},
         "losses": {"part": PART_WEIGHT[name], **{p[1]: v for p, v in values.items() if p[0] == "losses"}},
         "data": {"folder": folder, "procedural": procedural},
-        "train": {"lr": LEARNING_RATE[name], **{p[0]: v for p, v in values.items() if p[0] in RUN_KEYS}},
+        # the device is where this run trains, not what it trains: a resume may move it
+        "train": {"lr": LEARNING_RATE[name],
+                  **{p[0]: v for p, v in values.items() if p[0] in RUN_KEYS and p[0] != "device"}},
         "phases": phases,
     }
+
+
+def check_before_run(exp: dict[str, Any], out: Path, resume: bool, data_dir_given: bool) -> None:
+    """Refuse what would otherwise fail only after the run folder is claimed, or train
+    something else than asked: nothing to resume, a category with neither a procedural
+    family nor data, a --data_dir without samples."""
+    if resume and not (out / "experiment.json").is_file():
+        raise ValueError(f"nothing to resume: {out} holds no run (no experiment.json); leave out --resume to "
+                         f"start one, or give the run's --checkpoint_dir")
+    folder = data_folder(exp, out)
+    has_samples = folder.is_dir() and any(folder.glob("*.npz"))
+    if data_dir_given and not has_samples:
+        raise FileNotFoundError(f"--data_dir {folder}: no samples (.npz) there; prepare them with `python -m "
+                                f"training.prepare`, or leave --data_dir out")
+    if exp["category"] not in FAMILIES and not has_samples:
+        raise ValueError(f"--cate_name {exp['category']}: no procedural family of that name "
+                         f"({', '.join(sorted(FAMILIES))}) and no samples in {folder}; give --data_dir with "
+                         f"samples prepared by `python -m training.prepare`")
 
 
 def main(argv: Iterable[str] | None = None) -> int:
@@ -71,10 +96,12 @@ def main(argv: Iterable[str] | None = None) -> int:
     def work() -> int:
         exp = preset_experiment(values.pop(("model",), "small"), values)
         out = Path(values.get(("checkpoint_dir",)) or f"runs/{exp['category']}")
-        path = run_experiment(exp, out, resume=values.get(("resume",), False),
-                              progress=values.get(("progress",), True))
+        resume = values.get(("resume",), False)
+        check_before_run(exp, out, resume, data_dir_given=("data_dir",) in values)
+        overrides = {"device": values[("device",)]} if ("device",) in values else {}
+        path = run_experiment(exp, out, resume=resume, progress=values.get(("progress",), True), **overrides)
         final = out / "final.pth"
-        shutil.copyfile(path, final)
+        write_atomically(final, lambda tmp: shutil.copyfile(path, tmp))
         print(f"final checkpoint: {final}")
         return 0
 

@@ -167,7 +167,12 @@ class Trainer:
             net = ck.build(self.device).train()
             opt = make_optimizer(net, cfg.lr)
             if ck.optimizer:
-                opt.load_state_dict(ck.optimizer)
+                opt.load_state_dict(ck.optimizer)  # which restores the saved learning rate too
+                was = opt.param_groups[0]["lr"]
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr
+                if was != cfg.lr:
+                    self._log(f"learning rate {cfg.lr:g} from here (the run had {was:g})")
             self._log(f"resuming from {resume} (epoch {ck.epoch})")
             return net, opt, ck.epoch + 1, list(ck.extra.get("history", []))
         if cfg.pretrain_model:
@@ -180,7 +185,12 @@ class Trainer:
             ck = load_checkpoint(path)
             self.extra["trained_on"] = ck.extra.get("trained_on", [])
             net = ck.build(self.device).train()  # all of E, f and g: stage 3 keeps stage 2's g
-            self._log(f"loaded {path} (stage {ck.stage}, resolution {ck.resolution}, epoch {ck.epoch})")
+            self._log(f"loaded {path} ({ck.category}, stage {ck.stage}, resolution {ck.resolution}, epoch {ck.epoch})")
+            if ck.category and ck.category != cfg.cate_name:
+                self._log(f"note: {path.name} was trained as {ck.category}; this run trains it on {cfg.cate_name}")
+            if cfg.stage == 3 and ck.stage == 1:
+                self._log(f"note: {path.name} is a stage-1 model, whose g is untrained; stage 3 usually "
+                          f"starts from stage 2")
             if cfg.model.encoder_normals and not net.cfg.encoder_normals:
                 net = with_encoder_normals(net)
                 self._log("E widened to see normals (their weights start at 0)")
@@ -199,12 +209,21 @@ class Trainer:
 
     def _refuse_to_overwrite(self, start: int) -> None:
         """A new run must not redo (and so overwrite, then delete) epochs of a run of the same
-        stage and resolution already in the folder: that is what --resume is for."""
-        held = None if self.cfg.resume else self.latest_own_checkpoint()
+        stage and resolution already in the folder: that is what --resume is for.  Nor may
+        it write over another stage's or resolution's checkpoint (a later stage started
+        without --pretrain_model from epoch 0 would replace Corr-49.pth of stage 1)."""
+        cfg = self.cfg
+        held = None if cfg.resume else self.latest_own_checkpoint()
         if held is not None and _epoch_of(held) >= start:
             raise ValueError(
-                f"{self.dir} already holds a stage {self.cfg.stage} run at {self.cfg.resolution}^3 up to epoch "
+                f"{self.dir} already holds a stage {cfg.stage} run at {cfg.resolution}^3 up to epoch "
                 f"{_epoch_of(held)} ({held.name}): continue it with --resume, or give another --checkpoint_dir")
+        for epoch in range(start, cfg.epoch):
+            path = self._final_path(epoch)
+            if path.is_file() and not of_stage(ck := load_checkpoint(path), cfg):
+                raise ValueError(
+                    f"this run would write over {path} (stage {ck.stage} at {ck.resolution}^3): start from it with "
+                    f"--pretrain_model TRUE --pretrain_model_name {path.name}, or give another --checkpoint_dir")
 
     # ------------------------------------------------------------------ loop
     def run(self) -> Path | None:
@@ -238,7 +257,8 @@ class Trainer:
         self.extra["trained_on"] = sorted(set(data.names) | set(self.extra.get("trained_on", ())))
         if start >= cfg.epoch:
             done = self._final_path(start - 1)
-            if not done.is_file():  # started from a model of another run: --epoch counts on from its epochs
+            if not (done.is_file() and of_stage(load_checkpoint(done), cfg)):
+                # started from another stage's model: --epoch counts on from its epochs
                 raise ValueError(f"--epoch {cfg.epoch} is the epoch to stop before, counted across stages, and the "
                                  f"pretrained model ends at epoch {start - 1}: give --epoch above {start}")
             self._log(f"nothing to do: already at epoch {start - 1}, --epoch is {cfg.epoch}")
@@ -382,7 +402,7 @@ class Trainer:
         """Copy the checkpoint to best.pth when its validation part mIoU is this stage's highest."""
         scores = [h.get("val_part_miou", -1.0) for h in history if h["stage"] == self.cfg.stage]
         if scores[-1] >= 0 and scores[-1] > max(scores[:-1], default=-1.0):
-            shutil.copyfile(path, self.dir / "best.pth")
+            write_atomically(self.dir / "best.pth", lambda tmp: shutil.copyfile(path, tmp))
             self._log(f"best.pth: epoch {history[-1]['epoch']}, val_part_miou {scores[-1]:.4f}")
 
     def _append_csv(self, row: dict) -> None:

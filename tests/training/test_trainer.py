@@ -214,6 +214,31 @@ def test_a_new_run_refuses_to_overwrite_a_run_of_its_stage(data, tmp_path, capsy
     assert load_checkpoint(tmp_path / "Corr-2.pth").epoch == 2
 
 
+def test_a_later_stage_never_writes_over_an_earlier_stages_checkpoint(data, tmp_path, capsys):
+    common = ["--cate_name", "chair", "--data_dir", str(data), "--checkpoint_dir", str(tmp_path), "--preset", "tiny",
+              "--batch_size", "3", "--no_progress", "--occupancy_points", "256"]
+    assert stage_main(1, common + ["--epoch", "2"]) == 0
+    before = weights(tmp_path / "Corr-1.pth")
+    # stage 2 without --pretrain_model would train epochs 0-3 and replace Corr-1.pth of stage 1
+    assert stage_main(2, common + ["--epoch", "4"]) == 2
+    assert "write over" in capsys.readouterr().err
+    # --epoch taken for the epochs to add: the pretrained stage-1 file is not this run's result
+    assert stage_main(1, common + ["--epoch", "2", "--resolution", "32", "--pretrain_model", "TRUE",
+                                   "--pretrain_model_name", "Corr-1.pth"]) == 2
+    out = capsys.readouterr()
+    assert "give --epoch above 2" in out.err and "saved" not in out.out
+    ck = load_checkpoint(tmp_path / "Corr-1.pth")
+    assert (ck.stage, ck.resolution) == (1, 16) and all(torch.equal(before[k], v) for k, v in ck.state_dict.items())
+    assert sorted(p.name for p in tmp_path.glob("Corr-*.pth")) == ["Corr-1.pth"]
+
+
+def test_a_resumed_run_takes_the_learning_rate_it_is_given(data, tmp_path, capsys):
+    run(data, tmp_path, epoch=1)
+    run(data, tmp_path, epoch=2, resume=True, lr=2.5e-4)
+    assert load_checkpoint(tmp_path / "Corr-1.pth").optimizer["param_groups"][0]["lr"] == 2.5e-4
+    assert "learning rate 0.00025 from here (the run had 0.001)" in capsys.readouterr().out
+
+
 def test_resume_needs_a_run_and_other_stages_keep_their_log(data, tmp_path, capsys):
     common = ["--cate_name", "chair", "--data_dir", str(data), "--checkpoint_dir", str(tmp_path), "--preset", "tiny",
               "--batch_size", "3", "--no_progress", "--occupancy_points", "256"]
@@ -223,11 +248,11 @@ def test_resume_needs_a_run_and_other_stages_keep_their_log(data, tmp_path, caps
     assert load_checkpoint(tmp_path / "Corr-1.pth").extra["trained_on"] == sorted(f.stem for f in data.glob("*.npz"))
     pretrained = ["--pretrain_model", "TRUE", "--pretrain_model_name"]
     assert stage_main(2, common + ["--epoch", "4", *pretrained, "Corr-1.pth"]) == 0
-    # stage 1 again in the same folder (epochs 0-1 at 32^3) keeps stage 2's rows of the log
-    assert stage_main(1, common + ["--epoch", "2", "--resolution", "32"]) == 0
+    # stage 1 again in the same folder (epoch 0 at 32^3) keeps stage 2's rows of the log
+    assert stage_main(1, common + ["--epoch", "1", "--resolution", "32"]) == 0
     log = (tmp_path / "log.csv").read_text().splitlines()
     epochs_and_stages = [line.split(",")[:2] for line in log[1:]]
-    assert epochs_and_stages == [["0", "1"], ["1", "1"], ["2", "2"], ["3", "2"], ["0", "1"], ["1", "1"]]
+    assert epochs_and_stages == [["0", "1"], ["1", "1"], ["2", "2"], ["3", "2"], ["0", "1"]]
     # an --epoch that ends before the pretrained model's epochs: said, and nothing claimed saved
     capsys.readouterr()
     assert stage_main(2, common + ["--epoch", "3", *pretrained, str(tmp_path / "Corr-3.pth"),
@@ -271,10 +296,33 @@ def test_the_validation_labels_read_alone_are_those_of_the_datasets_validation_s
 
 def test_a_named_data_folder_without_samples_is_an_error_not_procedural_shapes(tmp_path, capsys):
     args = ["--cate_name", "chair", "--data_dir", str(tmp_path / "typo"), "--checkpoint_dir", str(tmp_path / "run"),
-            "--preset", "tiny", "--epoch", "1", "--no_progress"]
-    assert stage_main(1, args) == 2
+            "--preset", "tiny", "--no_progress"]
+    assert stage_main(1, args + ["--epoch", "1"]) == 2
     assert "no samples" in capsys.readouterr().err
-    assert not (tmp_path / "typo").exists()
+    assert train_main(args) == 2  # the whole schedule, likewise
+    assert "no samples" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists() and not (tmp_path / "run").exists()
+
+
+def test_the_whole_schedule_refuses_before_claiming_its_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["--preset", "tiny", "--no_progress", "--checkpoint_dir", str(tmp_path / "run")]
+    assert train_main(args + ["--cate_name", "chair", "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert train_main(args + ["--cate_name", "chairs"]) == 2
+    assert "no procedural family of that name (airplane, chair" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "data").exists()
+
+
+def test_the_device_is_not_part_of_the_experiment():
+    from training.experiment import differences
+    from training.train import preset_experiment
+
+    on_gpu = preset_experiment("tiny", {("cate_name",): "chair", ("device",): "cuda", ("lr",): 0.01})
+    assert "device" not in on_gpu["train"] and on_gpu["train"]["lr"] == 0.01
+    recorded = {**on_gpu, "train": {**on_gpu["train"], "device": "cuda"}}  # as runs before recorded it
+    assert differences(recorded, preset_experiment("tiny", {("cate_name",): "chair", ("lr",): 0.01})) == []
+    assert differences(on_gpu, preset_experiment("tiny", {("cate_name",): "chair"})) == ["train"]
 
 
 @pytest.mark.parametrize("flag,value", [("--val_fraction", "1.5"), ("--max_steps_per_epoch", "-1"),
