@@ -60,6 +60,7 @@ from scipy.stats import rankdata
 from tqdm import tqdm
 
 from model import Correspondence
+from model.files import write_atomically
 from model.alignment import AlignMode
 from model.geometry import bounding_frame
 from model.labels import vote
@@ -476,7 +477,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     if args.per_keypoint:
         print(format_keypoint_table(scores))
     if args.json:
-        args.json.write_text(json.dumps({k: v.summary() for k, v in scores.items()}, indent=2))
+        summary = json.dumps({k: v.summary() for k, v in scores.items()}, indent=2)
+        write_atomically(args.json, lambda tmp: Path(tmp).write_text(summary))
     return 0
 
 

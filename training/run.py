@@ -17,9 +17,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from model.networks import ImplicitCorrespondenceNet
 from model.checkpoint import load_checkpoint, save_checkpoint
+from model.files import write_atomically
 from model.losses import LossWeights
+from model.networks import ImplicitCorrespondenceNet
 
 from . import artist
 from .cli import add_flags, given, guarded
@@ -67,7 +68,7 @@ def _claim_run_folder(exp: dict[str, Any], out: Path, resume: bool) -> None:
             raise ExperimentError(f"{out} holds a run of another experiment (it differs in {', '.join(changed)}): "
                                   f"choose another run folder, or delete this one to start over")
     out.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(exp, indent=1) + "\n")
+    write_atomically(record, lambda tmp: Path(tmp).write_text(json.dumps(exp, indent=1) + "\n"))
 
 
 def prepare_data(data: dict[str, Any], folder: Path, workers: int | None = None, progress: bool = True) -> None:
