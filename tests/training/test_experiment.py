@@ -197,7 +197,7 @@ def test_init_starts_the_first_phase_from_a_checkpoint_numbering_on(finished_run
     assert "phase 1/1: stage 3 at 64^3, epoch 5," in printed and "phases (1 epochs)" in printed
 
     assert run_main([str(tmp_path / "finetune.json"), "--out", str(out), "--no_progress"]) == 0
-    assert f"loaded {init} (stage 3, resolution 64, epoch 4)" in capsys.readouterr().out
+    assert f"loaded {init} (chair, stage 3, resolution 64, epoch 4)" in capsys.readouterr().out
     ck = load_checkpoint(out / "01-stage3-64" / "Corr-5.pth")
     assert (ck.stage, ck.epoch) == (3, 5) and ck.extra["trainer"]["pretrain_model_name"] == str(init)
     start = load_checkpoint(init).state_dict
