@@ -38,10 +38,13 @@ class Checkpoint:
 
     def build(self, device: str | torch.device = "cpu") -> ImplicitCorrespondenceNet:
         """A network with these weights, in eval mode, on `device`."""
-        net = ImplicitCorrespondenceNet(self.config)
+        try:
+            net = ImplicitCorrespondenceNet(self.config)
+        except (TypeError, ValueError) as exc:  # a config whose fields are of the wrong kind
+            raise CheckpointError(f"checkpoint config cannot build a network: {exc}") from None
         try:
             net.load_state_dict(self.state_dict)
-        except RuntimeError as exc:
+        except (RuntimeError, TypeError) as exc:
             raise CheckpointError(f"checkpoint weights do not match its config: {exc}") from None
         return net.to(device).eval()
 
@@ -84,6 +87,9 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"{path} has checkpoint format version {version}; this program reads versions "
             f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
+    if not isinstance(payload.get("state_dict"), dict) or not all(
+            isinstance(v, torch.Tensor) for v in payload["state_dict"].values()):
+        raise CheckpointError(f"{path} has a malformed checkpoint payload: state_dict is not a dict of tensors")
     try:
         config = ModelConfig.from_dict(payload["config"])
         return Checkpoint(

@@ -97,13 +97,16 @@ class Correspondence:
                     f"no default checkpoint for category {category!r} (shipped: {have}); "
                     f"train one with `python -m training.train --cate_name {category}` or pass a path")
         try:
-            dev = torch.device(device or default_device())
-        except RuntimeError:
+            dev = torch.device(default_device() if device is None or device == "" else device)
+        except (RuntimeError, TypeError):
             raise ValueError(f"device {device!r}: expected 'cpu' or 'cuda' (or 'cuda:N')") from None
         if dev.type not in ("cpu", "cuda"):
             raise ValueError(f"device {device!r}: expected 'cpu' or 'cuda' (or 'cuda:N')")
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' requested but CUDA is not available on this machine")
+        if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
         ckpt = load_checkpoint(path, map_location="cpu")
         if ckpt.stage == 1:
             warnings.warn(f"{path} is a stage-1 checkpoint: its inverse map g is untrained, so the confidences "
@@ -146,19 +149,22 @@ class Correspondence:
             self.runner.on_chunk = None
 
     def _prepared(self, data: Any, name: str, align: AlignMode) -> PreparedShape:
-        check_mode(align)
+        align = check_mode(align)
         if not isinstance(data, PreparedShape):
             return self.prepare(data, name, align)
         if data.made_with != self._made_with:
             raise ValueError(f"{name} was prepared by an engine with another network or settings (seed, "
                              f"fit_steps, part_bias); prepare it with this engine")
+        if align and align != data.align:  # its frame is fixed: it cannot be aligned now
+            raise ValueError(f"{name} was prepared with align={data.align!r}, and this call asks align={align!r}: "
+                             f"prepare it with align={align!r}, or pass the shape itself")
         return data
 
     def align(self, data: Any, mode: AlignMode = True) -> np.ndarray:
         """The rotation (3, 3) auto-alignment (`mode` True or "yaw") picks for a shape:
         p_model = R @ p_centred, the rotation `prepare` puts in the shape's frame."""
         mode = check_mode(mode)
-        shape = as_shape(data, "shape", self.settings.max_points)
+        shape = data.shape if isinstance(data, PreparedShape) else as_shape(data, "shape", self.settings.max_points)
         enc = encoder_input(shape, bounding_frame(shape.spanning), self.cfg, self.settings.seed, cloud_areas(shape))
         return best_rotation(self.runner, enc, self.settings.seed, mode, self.category)
 
@@ -222,13 +228,13 @@ class Correspondence:
             source_face=None if face is None else face.astype(np.int64), source_bary=bary,
             raw=src.frame.from_model(raw), surface_distance=surf_dist, embedding_distance=emb_dist,
             cycle_distance=cycle_dist, existence=exists,
-            source_rotation=src.frame.rotation, target_rotation=tgt.frame.rotation)
+            source_rotation=src.frame.rotation.copy(), target_rotation=tgt.frame.rotation.copy())
 
     def transfer_labels(self, source: Any, source_labels: Any, target: Any,
                         align: AlignMode = False) -> tuple[np.ndarray, np.ndarray]:
         """Labels per target point from per-point (or, for meshes, per-vertex or per-face)
         source labels -> (labels (M,), confidence (M,)); see `labels_from`."""
-        source = self._labelled(source, source_labels)
+        source = self._labelled(source, source_labels, required=True)
         src, tgt = self._prepared(source, "source", align), self._prepared(target, "target", align)
         return self.labels_from(self.correspond(src, tgt, align, source_labels), src, source_labels, tgt)
 
@@ -241,6 +247,8 @@ class Correspondence:
         confidence, so the sources that match a point well outvote one that does not."""
         if not isinstance(sources, list) or not sources:  # a tuple is one mesh: (vertices, faces)
             raise ValueError("sources must be a non-empty list of shapes (one source: transfer_labels)")
+        if not isinstance(source_labels, Sequence | np.ndarray):
+            raise ValueError(f"source_labels must be a list of label arrays, one per source; got {type(source_labels).__name__}")
         if len(source_labels) != len(sources):
             raise ValueError(f"give one label array per source: {len(sources)} sources, {len(source_labels)} label arrays")
         tgt = self._prepared(target, "target", align)
@@ -262,10 +270,13 @@ class Correspondence:
                                    target_areas=None if target is None else target.point_areas)
         return out, np.where(sliver, 0.0, result.confidence)
 
-    def _labelled(self, source: Any, source_labels: Any) -> Any:
-        """The source as a checked shape, its labels checked against it before the work of
-        preparing it."""
-        if source_labels is None or isinstance(source, PreparedShape):
+    def _labelled(self, source: Any, source_labels: Any, required: bool = False) -> Any:
+        """The source as a checked shape, its labels (optional unless `required`) checked
+        against it before the work of preparing it."""
+        if source_labels is None and not required:
+            return source
+        if isinstance(source, PreparedShape):
+            self._label_layout(source, source_labels)
             return source
         shape = as_shape(source, "source", self.settings.max_points)
         labelling.label_layout(source_labels, len(shape.vertices), len(shape.faces) if shape.is_mesh else None)
@@ -320,4 +331,4 @@ class Correspondence:
         parts = (without_absent(self.runner.embed(verts, prep.code), prep.placed.presence).argmax(axis=1)
                  if len(verts) else np.zeros(0, np.int64))
         return ReconstructedMesh(vertices=prep.frame.from_model(verts), faces=faces, parts=parts.astype(np.int64),
-                                 rotation=prep.frame.rotation)
+                                 rotation=prep.frame.rotation.copy())

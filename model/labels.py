@@ -64,10 +64,12 @@ def vote(labels: np.ndarray, confidence: np.ndarray) -> tuple[np.ndarray, np.nda
     if labels.shape != confidence.shape:
         raise ValueError(f"labels {labels.shape} and confidence {confidence.shape} differ in shape")
     known = labels >= 0  # -1: unlabelled source points lend nothing
-    votes = np.zeros((labels.shape[1], int(labels.max(initial=0)) + 1))
+    # votes over the labels given, not every id up to the largest: ids may be sparse (1000, 2000)
+    given, dense = np.unique(labels[known], return_inverse=True)
+    votes = np.zeros((labels.shape[1], max(len(given), 1)))
     source, point = np.nonzero(known)
-    np.add.at(votes, (point, labels[source, point]), confidence[source, point] + UNVOTED)
-    voted = np.where(known.any(axis=0), votes.argmax(axis=1), -1)
+    np.add.at(votes, (point, dense.reshape(-1)), confidence[source, point] + UNVOTED)
+    voted = np.where(known.any(axis=0), given[votes.argmax(axis=1)] if len(given) else -1, -1)
     support = np.where(known & (labels == voted), confidence, 0.0).max(axis=0, initial=0.0)
     return voted, support
 
@@ -95,10 +97,16 @@ def vertex_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 def label_layout(labels: np.ndarray, n_vertices: int, n_faces: int | None, name: str = "source_labels"
                  ) -> tuple[np.ndarray, bool]:
-    """Integer labels per vertex (or point) or per face -> (int64 labels, per_face)."""
+    """Integer labels per vertex (or point) or per face, -1 for unlabelled -> (int64
+    labels, per_face)."""
+    if labels is None:
+        raise ValueError(f"{name}: missing; give one integer label per point, vertex or face (-1: unlabelled)")
     arr = np.asarray(labels)
     if not np.issubdtype(arr.dtype, np.integer) or arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D array of integer labels, got {arr.dtype} {arr.shape}")
+    if len(arr) and (arr.min() < -1 or arr.max() > np.iinfo(np.int64).max):
+        bad = arr.min() if arr.min() < -1 else arr.max()
+        raise ValueError(f"{name}: label {bad} is out of range (labels are 0 and up, -1 for unlabelled)")
     if len(arr) == n_vertices:
         return arr.astype(np.int64, copy=False), False
     if n_faces is not None and len(arr) == n_faces:

@@ -50,6 +50,7 @@ class PreparedShape:
     vertex_embeddings: dict = field(default_factory=dict, repr=False, compare=False)
     # measures of the whole shape computed on first use (`Correspondence.rebuild_distance`)
     measures: dict = field(default_factory=dict, repr=False, compare=False)
+    align: AlignMode = False  # the auto-alignment it was prepared with (the rotation is in `frame`)
 
     @property
     def fitted(self) -> bool:
@@ -110,7 +111,8 @@ def prepare(runner: Runner, cfg: ModelConfig, shape: Shape, align: AlignMode, fi
         samples, face, bary = points, None, None
     judged = Embedded.of(runner.embed(samples, encoder_code), areas)
     placed = Embedded.of(runner.embed(samples, code), areas) if fit_steps else judged
-    return PreparedShape(shape, frame, points, code, encoder_code, samples, face, bary, placed, judged, made_with)
+    return PreparedShape(shape, frame, points, code, encoder_code, samples, face, bary, placed, judged, made_with,
+                         align=align)
 
 
 def cloud_areas(shape: Shape) -> np.ndarray | None:

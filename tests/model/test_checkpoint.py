@@ -98,3 +98,15 @@ def test_weights_that_do_not_match_the_config(tmp_path):
     save_checkpoint(path, ck)
     with pytest.raises(CheckpointError, match="do not match"):
         load_checkpoint(path).build()
+
+
+def test_a_payload_of_the_wrong_kinds_inside_is_a_checkpoint_error(tmp_path):
+    net, ck = _ckpt()
+    path = tmp_path / "c.pth"
+    save_checkpoint(path, ck)
+    payload = torch.load(path, weights_only=True)
+    for change in ({"state_dict": None}, {"state_dict": [1, 2]},
+                   {"config": {**payload["config"], "encoder_widths": 5}}):
+        torch.save({**payload, **change}, path)
+        with pytest.raises(CheckpointError):
+            load_checkpoint(path).build()

@@ -218,6 +218,37 @@ def test_bad_labels(engine):
         engine.transfer_labels(rng_points(10), np.zeros(10), rng_points(5))
     with pytest.raises(ValueError, match="has 4 entries but the shape has 10"):
         engine.correspond(rng_points(10), rng_points(5), source_labels=np.arange(4))
+    for labels in (np.arange(10) - 5, np.full(10, 2**63, dtype=np.uint64)):  # -5; wraps to a negative int64
+        with pytest.raises(ValueError, match="out of range"):
+            engine.transfer_labels(rng_points(10), labels, rng_points(5))
+    with pytest.raises(ValueError, match="source_labels: missing"):
+        engine.transfer_labels(rng_points(10), None, rng_points(5))
+    with pytest.raises(ValueError, match="list of label arrays"):
+        engine.vote_labels([rng_points(10)], None, rng_points(5))
+    # a prepared source's labels are checked before the target is prepared
+    prepare = engine.prepare
+    with pytest.raises(ValueError, match="has 4 entries"):
+        engine.transfer_labels(prepare(rng_points(10)), np.arange(4), np.full((5, 3), np.nan))
+
+
+def test_sparse_label_ids_are_voted_without_a_row_per_id():
+    from model.labels import vote
+    ids = np.array([[10**12, 7, -1], [10**12, 2**40, -1]])
+    voted, support = vote(ids, np.array([[0.9, 0.2, 0.5], [0.3, 0.4, 0.5]]))
+    assert voted.tolist() == [10**12, 2**40, -1] and support.tolist() == [0.9, 0.4, 0.0]
+
+
+def test_a_prepared_shape_keeps_its_alignment_and_is_not_shared_with_results(engine):
+    src, tgt = rng_points(300), rng_points(200, 1)
+    upright = engine.prepare(src)
+    with pytest.raises(ValueError, match="prepared with align=False, and this call asks align=True"):
+        engine.correspond(upright, tgt, align=True)
+    turned = engine.prepare(src, align=True)
+    res = engine.correspond(turned, tgt, align=True)
+    assert np.allclose(res.source_rotation, engine.align(src)) and np.allclose(engine.align(turned), engine.align(src))
+    assert engine.correspond(turned, tgt).mapped.shape == (200, 3)  # used as prepared
+    res.source_rotation[:] = 0  # the result's own copy
+    assert np.allclose(engine.correspond(turned, tgt, align=True).source_rotation, engine.align(src))
 
 
 def test_size_limit():
@@ -243,6 +274,9 @@ def test_load_paths(tmp_path, monkeypatch):
     for device in ("gpu", "mps"):
         with pytest.raises(ValueError, match=f"device '{device}': expected 'cpu' or 'cuda'"):
             Correspondence.load(path, device=device)
+    beyond = f"cuda:{torch.cuda.device_count()}"
+    with pytest.raises(ValueError, match="CUDA is not available" if not torch.cuda.is_available() else "CUDA device"):
+        Correspondence.load(path, device=beyond)
     monkeypatch.undo()
     with pytest.raises(CheckpointError, match="no default checkpoint for category '../checkpoints/chair'"):
         Correspondence.load(category="../checkpoints/chair")  # a category is a name, never a path
