@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import atexit
+import threading
 import time
 from types import SimpleNamespace
 
@@ -66,16 +67,22 @@ def split_selection(context) -> tuple[list, list]:
 
 def check_server(context=None, timeout: float = 2.0) -> bool:
     """Ping + info; the panel's status line."""
+    found = server_status(preferences(context).address, timeout)
+    status.update(text=found["text"], info=found["info"])
+    return found["info"] is not None
+
+
+def server_status(address: str, timeout: float) -> dict:
+    """{"text": the status line, "info": the server's info, None when it did not answer}.
+    No bpy: it may run off Blender's main thread."""
     try:
-        with Client(preferences(context).address, timeout=timeout) as c:
+        with Client(address, timeout=timeout) as c:
             c.ping(timeout=timeout)
             info = c.info()
     except (ServerError, ValueError) as exc:  # ValueError: an address that is no endpoint
-        status.update(text=local_server.failure() or describe(exc), info=None)
-        return False
+        return {"text": local_server.failure() or describe(exc), "info": None}
     model = info.get("model") or {}
-    status.update(text=f"connected: {model.get('category', '?')} on {info.get('device', '?')}", info=info)
-    return True
+    return {"text": f"connected: {model.get('category', '?')} on {info.get('device', '?')}", "info": info}
 
 
 def _redraw() -> None:
@@ -348,19 +355,36 @@ class CORR_OT_server_start(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         status.update(text="starting...", info=None, give_up=time.monotonic() + START_TIMEOUT)
+        _start_ping.update(address=prefs.address, thread=None, found=None)
         bpy.app.timers.register(_poll_start, first_interval=1.0)
         return {"FINISHED"}
 
 
+# The starting server's pings run in a thread: each may wait up to START_PING_TIMEOUT for a
+# server still loading torch, which on Blender's main thread would freeze the UI.
+START_PING_TIMEOUT = 0.5
+_start_ping: dict = {"address": "", "thread": None, "found": None}
+
+
 def _poll_start():
     """Timer: ping the starting server until it answers, it dies, or START_TIMEOUT passes."""
-    if check_server(timeout=0.5) or local_server.failure() or not local_server.running:
+    ping = _start_ping
+    if ping["thread"] is not None and ping["thread"].is_alive():
+        return 0.1
+    found, ping["found"], ping["thread"] = ping["found"], None, None
+    if found is not None and (found["info"] is not None or local_server.failure() or not local_server.running):
+        status.update(text=found["text"], info=found["info"])
         _redraw()
         return None
     if time.monotonic() > status["give_up"]:
         status["text"] = f"the server did not answer within {START_TIMEOUT:.0f} s"
         return None
-    return 1.0
+    def ask() -> None:
+        ping["found"] = server_status(ping["address"], START_PING_TIMEOUT)
+
+    ping["thread"] = threading.Thread(target=ask, name="corr-start-ping", daemon=True)
+    ping["thread"].start()
+    return 0.5
 
 
 class CORR_OT_server_stop(bpy.types.Operator):

@@ -1,11 +1,15 @@
 """The add-on in real bpy (headless) against a real server process with the shipped chair model."""
+import socket
+import time
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
 from blender_addon.client import ServerError
 
 from ..conftest import child_env
-from .conftest import psb_object
+from .conftest import SHIPPED_CHAIR, psb_object
 
 pytestmark = pytest.mark.usefixtures("scene")
 
@@ -189,6 +193,32 @@ def test_server_down_and_bad_meshes_write_nothing(bpy, monkeypatch):
     monkeypatch.setattr(ui, "preferences", lambda context=None: type("P", (), dict(address="nonsense"))())
     assert not ui.check_server() and "cannot connect to 'nonsense'" in ui.status["text"]
     assert [user_attributes(o) for o in (src, tgt)] == before
+
+
+def test_starting_a_local_server_never_blocks_blenders_main_thread(bpy, monkeypatch):
+    from blender_addon import ui
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setattr(ui, "preferences", lambda context=None: SimpleNamespace(
+        address=f"tcp://127.0.0.1:{port}", python="", checkpoint=str(SHIPPED_CHAIR), device="cpu", timeout=5.0))
+    assert bpy.ops.corr.server_start() == {"FINISHED"}
+    try:
+        slowest, polls, deadline = 0.0, 0, time.monotonic() + 120
+        while time.monotonic() < deadline:  # what Blender's timer does, here by hand (no event loop)
+            started = time.perf_counter()
+            again = ui._poll_start()
+            slowest, polls = max(slowest, time.perf_counter() - started), polls + 1
+            if again is None:
+                break
+            time.sleep(again)
+        assert ui.status["text"] == "connected: chair on cpu" and ui.status["info"]["model"]["category"] == "chair"
+        assert slowest < 0.1 and polls > 2  # each ping, up to 0.5 s while the server loads, waits in a thread
+    finally:
+        bpy.ops.corr.server_stop()
+        if bpy.app.timers.is_registered(ui._poll_start):
+            bpy.app.timers.unregister(ui._poll_start)
 
 
 def test_undo_restores_the_meshes_and_the_turns_found(bpy):
