@@ -40,9 +40,10 @@ def orient_outward(points: np.ndarray, normals: np.ndarray, cloud: np.ndarray,
 
 def fit_code(embed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], code: torch.Tensor,
              points: np.ndarray, normals: np.ndarray, steps: int = 30, lr: float = 1e-2,
-             offset: float = 0.01) -> torch.Tensor:
+             offset: float = 0.01, on_step: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """The code after `steps` Adam steps toward occupancy 1 at `offset` inside each
-    surface point (against its outward normal) and 0 at `offset` outside."""
+    surface point (against its outward normal) and 0 at `offset` outside.  `on_step(done,
+    steps)` after each step reports progress (and may raise to stop)."""
     device = code.device
     p = torch.as_tensor(points, dtype=torch.float32, device=device)
     n = torch.as_tensor(normals, dtype=torch.float32, device=device)
@@ -53,10 +54,12 @@ def fit_code(embed: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], code: 
     z = code.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
     with torch.enable_grad():
-        for _ in range(steps):
+        for step in range(steps):
             # the mean squared error inside plus that outside; the code's gradient only: f stays untouched
             z.grad = sum(torch.autograd.grad(((embed(x[:, i : i + chunk], z).max(-1).values
                                                - occupied[:, i : i + chunk]) ** 2).sum() / max(len(p), 1), z)[0]
                          for i in range(0, x.shape[1], chunk))
             opt.step()
+            if on_step is not None:
+                on_step(step + 1, steps)
     return z.detach()

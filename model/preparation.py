@@ -176,7 +176,7 @@ def fitted_code(runner: Runner, shape: Shape, frame: Frame, code: torch.Tensor, 
                                                   p=areas[pick] / areas[pick].sum())
     normals = orient_outward(pts[used], normals[used], pts, lambda x: runner.f(x, code).max(axis=1), FIT_OFFSET)
     with runner.precision():
-        return fit_code(runner.net.embed, code, pts[used], normals, steps, FIT_LR, FIT_OFFSET)
+        return fit_code(runner.net.embed, code, pts[used], normals, steps, FIT_LR, FIT_OFFSET, runner.on_chunk)
 
 
 def vertex_embedding(runner: Runner, prep: PreparedShape, fitted: bool) -> np.ndarray:

@@ -338,6 +338,25 @@ def test_long_calls_report_their_progress_chunk_by_chunk(box_mesh):
     assert len(seen) == before
 
 
+def test_fitting_a_code_reports_each_step_and_stops_when_told(box_mesh):
+    torch.manual_seed(0)
+    engine = Correspondence(ImplicitCorrespondenceNet(preset("tiny")), device="cpu", fit_steps=7)
+    seen = []
+    with engine.reporting(lambda stage, done, total: seen.append((stage, done, total))):
+        engine.prepare(box_mesh)
+    assert [done for _, done, total in seen if total == 7] == list(range(1, 8))
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_step_3(stage, done, total):
+        if total == 7 and done == 3:
+            raise Stop
+
+    with engine.reporting(stop_at_step_3), pytest.raises(Stop):  # as the server's cancel does
+        engine.prepare(box_mesh)
+
+
 def test_the_match_weighs_each_shapes_extremity(engine, box_mesh, monkeypatch):
     from model import matching
     source = engine.prepare(box_mesh)
