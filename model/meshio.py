@@ -24,8 +24,11 @@ def load_mesh(path: str | Path) -> trimesh.Trimesh:
         if name.endswith(".gz"):
             with gzip.open(path, "rb") as fh:
                 mesh = trimesh.load(fh, file_type=name[:-3].rsplit(".", 1)[-1], force="mesh", process=False)
-        else:
+        elif _utf8(path.name):
             mesh = trimesh.load(path, force="mesh", process=False)
+        else:  # trimesh names scene nodes by the file name and hashes it as UTF-8
+            with open(path, "rb") as fh:
+                mesh = trimesh.load(fh, file_type=path.suffix.lstrip(".").lower(), force="mesh", process=False)
     except Exception as exc:  # trimesh raises many types for malformed files
         raise ValueError(f"{path}: cannot read as a mesh: {exc}") from None
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
@@ -35,6 +38,14 @@ def load_mesh(path: str | Path) -> trimesh.Trimesh:
     if mesh.area <= 0:
         raise ValueError(f"{path}: has zero surface area")
     return mesh
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a byte of another encoding, kept by Python as a lone surrogate
+        return False
+    return True
 
 
 def read_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -85,7 +86,8 @@ def winding_inside(vertices: np.ndarray, faces: np.ndarray, band: float = 0.0):
 
     def inside(points: np.ndarray) -> np.ndarray:
         p = np.ascontiguousarray(points, dtype=np.float64)
-        result = igl.fast_winding_number(v, f, p) > 0.5
+        # |w|: a mesh modelled inside out (or one part of it) winds -1 around its inside
+        result = np.abs(igl.fast_winding_number(v, f, p)) > 0.5
         rest = np.flatnonzero(~result)
         if band > 0 and len(rest):
             d2 = igl.point_mesh_squared_distance(p[rest], v, f)[0]
@@ -107,7 +109,12 @@ def mesh_sample(path: Path, rotation: np.ndarray | None = None, n_surface: int =
     frame = bounding_frame(vertices)
     model_vertices = frame.to_model(vertices)
     faces = np.asarray(mesh.faces, dtype=np.int64)
-    face_labels = read_face_labels(path, len(faces))
+    try:
+        face_labels = read_face_labels(path, len(faces))
+    except ValueError:
+        if seg_labels:
+            raise
+        face_labels = None  # a .seg that does not fit the mesh costs its segment ids, not the mesh
     if seg_labels and face_labels is None:
         raise ValueError(f"no {mesh_name(path)}.seg beside it, which --seg_labels reads its part labels from")
     if seg_labels and face_labels.min() < 0:
@@ -164,7 +171,18 @@ def mat_sample(path: Path) -> dict[str, np.ndarray]:
 
 
 def save_sample(path: Path, sample: dict[str, np.ndarray]) -> None:
-    write_atomically(path, lambda tmp: np.savez_compressed(tmp, **sample), suffix=".tmp.npz")
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:  # a file, not a name: np.savez would add ".npz" to it
+            np.savez_compressed(fh, **sample)
+
+    write_atomically(path, write)  # the unfinished file ends in .tmp: never taken for a sample
+
+
+def remove_unfinished(folder: Path) -> None:
+    """Samples whose writing was killed before rename, as runs before `save_sample` wrote
+    them: `<name>.npz.<random>.tmp.npz`, which a folder's `*.npz` would take for samples."""
+    for leftover in folder.glob("*.npz.*.tmp.npz"):
+        leftover.unlink(missing_ok=True)
 
 
 def save_json(path: Path, data: Any) -> None:
@@ -188,26 +206,32 @@ def _is_current(dst: Path, made_from: np.ndarray, seg_labels: bool) -> bool:
             if "made_from" not in npz.files:
                 return not seg_labels
             return np.array_equal(npz["made_from"], made_from)
-    except (OSError, ValueError):  # unreadable: made again
+    except Exception:  # noqa: BLE001 - unreadable (a truncated zip raises BadZipFile, EOFError, ...): made again
         return False
 
 
 def _prepare_one(job: tuple[str, str, np.ndarray | None, int, bool]) -> tuple[str, str | None]:
     src, dst, rotation, seed, seg_labels = job
     try:
-        path = Path(src)
-        sample = (mat_sample(path) if path.suffix.lower() == ".mat"
-                  else mesh_sample(path, rotation, seed=seed, seg_labels=seg_labels))
-        if not sample["occ_values_64"].any():
-            raise ValueError("encloses no volume: no 64^3 sample is inside it (a single sheet or a few "
-                             "triangles), so there is no occupancy to learn")
-        sample["made_from"] = _made_from(path, rotation, seg_labels)
-        save_sample(Path(dst), sample)
+        _prepare_mesh_sample(Path(src), Path(dst), rotation, seed, seg_labels)
         return src, None
-    except ValueError as exc:  # what is wrong with the file; the messages name it
-        return src, str(exc).removeprefix(f"{src}: ")
     except Exception as exc:  # report, skip, carry on
-        return src, f"{type(exc).__name__}: {exc}"
+        # a sample of this file there is of an older version of it (only new or changed
+        # meshes get here): it must not stay to be trained on
+        old = Path(dst).is_file()
+        Path(dst).unlink(missing_ok=True)
+        why = str(exc).removeprefix(f"{src}: ") if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        return src, why + (" (its old sample removed)" if old else "")
+
+
+def _prepare_mesh_sample(path: Path, dst: Path, rotation: np.ndarray | None, seed: int, seg_labels: bool) -> None:
+    sample = (mat_sample(path) if path.suffix.lower() == ".mat"
+              else mesh_sample(path, rotation, seed=seed, seg_labels=seg_labels))
+    if not sample["occ_values_64"].any():
+        raise ValueError("encloses no volume: no 64^3 sample is inside it (a single sheet or a few "
+                         "triangles), so there is no occupancy to learn")
+    sample["made_from"] = _made_from(path, rotation, seg_labels)
+    save_sample(dst, sample)
 
 
 def _procedural_one(job: tuple[str, int, str]) -> tuple[str, str | None]:
@@ -229,12 +253,20 @@ def run_jobs(fn, jobs: list, workers: int | None, desc: str, progress: bool = Tr
     # Workers come from a fresh server process, not a fork of this one: the trainer calls
     # this with CUDA (and its threads) already started, and a forked child can deadlock.
     context = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
+    finished = 0
     with ProcessPoolExecutor(max_workers=n, mp_context=context) if n > 1 else nullcontext() as pool:
         results = pool.map(fn, jobs, chunksize=4) if pool else map(fn, jobs)
-        for name, error in tqdm(results, total=len(jobs), desc=desc, unit="shape", disable=not progress):
-            if error:
-                failures.append((name, error))
-                tqdm.write(f"skipped {name}: {error}")
+        try:
+            for name, error in tqdm(results, total=len(jobs), desc=desc, unit="shape", disable=not progress):
+                finished += 1
+                if error:
+                    failures.append((name, error))
+                    tqdm.write(f"skipped {name}: {error}")
+        except BrokenProcessPool:  # killed from outside: out of memory, or a crash in a native library
+            failures.append((f"{len(jobs) - finished} shape(s)", "not prepared: a worker process died (out of "
+                             "memory, or a crash in a native library); run again to go on (finished samples are "
+                             "kept), with --workers 1 to see which shape it is"))
+            tqdm.write(f"stopped: {failures[-1][0]} {failures[-1][1]}")
     return failures
 
 
@@ -253,12 +285,15 @@ def add_estimated_normals(files: list[Path], workers: int | None = None,
     """Give each sample the normals the engine estimates from bare points
     (`estimated_normals`, for networks whose E sees normals), once: samples that have
     them are left alone.  Rewrites each file atomically; -> failures."""
-    jobs = []
+    jobs, unreadable = [], []
     for f in files:
-        with np.load(f) as npz:
-            if "estimated_normals" not in npz.files:
-                jobs.append(str(f))
-    return run_jobs(_estimated_normals_one, jobs, workers, "estimate normals", progress)
+        try:
+            with np.load(f) as npz:
+                if "estimated_normals" not in npz.files:
+                    jobs.append(str(f))
+        except Exception as exc:  # noqa: BLE001 - a truncated zip raises BadZipFile, EOFError, ...
+            unreadable.append((str(f), f"not a readable sample: {type(exc).__name__}: {exc}"))
+    return unreadable + run_jobs(_estimated_normals_one, jobs, workers, "estimate normals", progress)
 
 
 def prepare_meshes(
@@ -275,6 +310,7 @@ def prepare_meshes(
     if unused:
         print(f"warning: --rotations names {len(unused)} mesh(es) not found under {meshes}: "
               f"{', '.join(unused[:5])}{' ...' if len(unused) > 5 else ''}", file=sys.stderr)
+    remove_unfinished(out)
     jobs, done, changed = [], 0, 0
     for i, p in enumerate(paths):
         dst, rotation = out / f"{mesh_name(p)}.npz", rotations.get(mesh_name(p))
@@ -334,6 +370,7 @@ def prepare_procedural(
         raise ValueError(f"no procedural family {category!r}; choose one of {sorted(FAMILIES)}")
     if count < 1:
         raise ValueError(f"--count must be >= 1, got {count}")
+    remove_unfinished(out)
     jobs, done = [], 0
     for i in range(first, first + count):
         dst = out / f"{category}_{i:05d}.npz"

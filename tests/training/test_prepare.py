@@ -229,3 +229,39 @@ def test_consistent_seg_ids_become_part_labels_that_evaluation_reads(tmp_path, c
     assert prepare_main(["--meshes", str(meshes), "--out", str(tmp_path / "o2"), "--seg_labels",
                          "--workers", "1"]) == 0
     assert "no lamp3.seg beside it" in capsys.readouterr().out
+
+
+def test_a_mesh_that_now_fails_loses_its_old_sample_and_broken_samples_are_made_again(tmp_path):
+    meshes, out = tmp_path / "in", tmp_path / "out"
+    meshes.mkdir()
+    trimesh.creation.box().export(meshes / "box.off")
+    trimesh.creation.icosphere(1).export(meshes / "ball.off")
+    assert prepare_meshes(meshes, out, workers=1)[:2] == (2, 0)
+    (meshes / "box.off").write_text("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n")  # now one triangle
+    (out / "ball.npz").write_bytes((out / "ball.npz").read_bytes()[:3000])  # a truncated zip
+    (out / "ball.npz.x1y2.tmp.npz").write_bytes(b"killed mid-write by an older run")
+    new, old, failures = prepare_meshes(meshes, out, workers=1)
+    assert (new, old) == (1, 0) and failures[0][1].endswith("(its old sample removed)")
+    assert sorted(p.name for p in out.iterdir()) == ["ball.npz"]  # nothing left to train on but the ball
+    assert np.load(out / "ball.npz")["occ_values_64"].any()
+
+
+def test_inside_out_meshes_odd_seg_files_and_non_utf8_names_are_prepared(tmp_path):
+    meshes, out = tmp_path / "in", tmp_path / "out"
+    meshes.mkdir()
+    trimesh.creation.box().invert().export(meshes / "inverted.off")  # every face wound inward
+    trimesh.creation.box().export(meshes / "seg.off")
+    (meshes / "seg.seg").write_text("0\n1\n")  # 2 ids for 12 faces: only segment ids are lost
+    trimesh.creation.box().export(meshes / "caf\udce9.off")  # a Latin-1 byte in the name
+    new, _, failures = prepare_meshes(meshes, out, workers=1)
+    assert (new, failures) == (3, [])
+    inside = {p.stem: np.load(p)["occ_values_64"].mean() for p in out.glob("*.npz")}
+    assert all(0.2 < share < 0.8 for share in inside.values()), inside
+    assert "segment_ids" not in np.load(out / "seg.npz").files
+
+
+def test_a_worker_that_dies_is_reported_not_raised():
+    from training.prepare import run_jobs
+
+    failures = run_jobs(os._exit, [1, 1, 1], workers=2, desc="die", progress=False)
+    assert failures[0][0] == "3 shape(s)" and "worker process died" in failures[0][1]
