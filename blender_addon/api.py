@@ -298,7 +298,7 @@ def apply_rotation(obj: bpy.types.Object) -> bool:
     if found is None:
         return False
     rot = np.array(list(found), dtype=np.float64).reshape(3, 3)
-    obj.matrix_world = mathutils.Matrix(frames.rotated_world(np.array(obj.matrix_world), rot).tolist())  # rows
+    obj.matrix_world = mathutils.Matrix(frames.rotated_world(mesh_data.world_matrix(obj), rot).tolist())  # rows
     for prop in (ROTATION_PROP, TURN_PROP):
         if prop in obj:
             del obj[prop]

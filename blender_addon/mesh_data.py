@@ -29,8 +29,25 @@ def mesh_of(obj: bpy.types.Object, evaluated: bool = False) -> bpy.types.Mesh:
     if obj.data.is_editmode:  # its mesh lags the edit, and leaving Edit Mode would overwrite what is written
         raise ValueError(f"{obj.name!r} is in Edit Mode: switch to Object Mode (Tab) first")
     if evaluated:
-        return obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).data
+        shown = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+        if not shown.is_evaluated:  # outside the view layer, or hidden in viewports: Blender evaluates it not
+            raise ValueError(f"{obj.name!r} is not in the view layer, or is disabled in viewports, so its modifiers "
+                             f"are not evaluated: show it, or turn off Use modifiers")
+        return shown.data
     return obj.data
+
+
+def world_matrix(obj: bpy.types.Object) -> np.ndarray:
+    """(4, 4) where the object stands now.  `matrix_world` is only as fresh as the last
+    evaluation (a script that has just turned the object has not run one), and an object
+    Blender does not evaluate (outside the view layer, disabled in viewports) keeps a stale
+    one: that is built from its own transform and its parents' (constraints aside)."""
+    if obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).is_evaluated:  # the call evaluates the scene
+        return np.array(obj.matrix_world)
+    local = np.array(obj.matrix_basis)
+    if obj.parent is None:
+        return local
+    return world_matrix(obj.parent) @ np.array(obj.matrix_parent_inverse) @ local
 
 
 def writable(obj: bpy.types.Object) -> None:
@@ -66,7 +83,7 @@ def gather(obj: bpy.types.Object, evaluated: bool = False) -> MeshArrays:
     if len(mesh.vertices) < 3 or len(mesh.polygons) == 0:
         raise ValueError(f"{obj.name!r} has no faces: correspondence needs a surface")
     co = _get(mesh.vertices, "co", 3, np.float32)
-    world = frames.apply_matrix(np.array(obj.matrix_world), co)
+    world = frames.apply_matrix(world_matrix(obj), co)
     if not np.isfinite(world).all():
         raise ValueError(f"{obj.name!r} has non-finite vertex coordinates")
     if np.ptp(world, axis=0).max() <= 0:

@@ -260,3 +260,37 @@ def test_the_documented_batch_script(bpy, chair_server, tmp_path):
     bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "scene_transferred.blend"))
     assert "part_label" in bpy.data.objects["Target.001"].data.attributes
     assert "corr_confidence" not in bpy.data.objects["Other"].data.attributes
+
+
+def test_a_transform_a_script_just_set_is_the_one_gathered(bpy):
+    import math
+
+    from blender_addon import mesh_data
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+
+    def triangle(name, link=True):
+        me = bpy.data.meshes.new(name)
+        me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [(0, 1, 2)])
+        ob = bpy.data.objects.new(name, me)
+        if link:
+            bpy.context.scene.collection.objects.link(ob)
+        return ob
+
+    shown, unlinked, disabled = triangle("shown"), triangle("unlinked", link=False), triangle("disabled")
+    disabled.hide_viewport = True
+    parent = triangle("parent", link=False)
+    unlinked.parent = parent
+    before = mesh_data.gather(shown).vertices
+    for ob in (shown, unlinked, disabled, parent):
+        ob.rotation_euler.z, ob.scale = math.radians(90), (2, 2, 2)  # no scene update after: as a script does
+    parent.location.x = 5
+    turned = mesh_data.gather(shown).vertices
+    assert not np.allclose(turned, before)
+    assert np.allclose(mesh_data.gather(disabled).vertices, turned)
+    # the parent (outside the view layer too) scales the child once more
+    expected = mesh_data.gather(shown).vertices
+    child = mesh_data.gather(unlinked).vertices
+    assert np.allclose(np.linalg.norm(child[1] - child[0]), 2 * np.linalg.norm(expected[1] - expected[0]))
+    with pytest.raises(ValueError, match="modifiers are not evaluated"):
+        mesh_data.gather(unlinked, evaluated=True)
