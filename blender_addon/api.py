@@ -27,7 +27,10 @@ from .jobs import Job, Progress
 ALIGN_MODES = {"OFF": False, "YAW": "yaw", "ANY": True}  # the panel's choices -> the server's align modes
 ROTATION_PROP = "corr_rotation"  # object custom property: the turn auto-alignment found (Blender frame, 9 floats)
 TURN_PROP = "corr_turn"  # the same as degrees about Z, when it only turns about Z
-BUILTIN = {"position"}  # Blender's own attributes the transfer must not write (and any name starting with ".")
+# Blender's own attributes the transfer must not write (and any name starting with "."):
+# each has a fixed type and domain, and material slots travel with Materials
+BUILTIN = {"position", "material_index", "sharp_face", "sharp_edge", "crease_vert", "crease_edge",
+           "bevel_weight_vert", "bevel_weight_edge"}
 
 
 @dataclass

@@ -45,9 +45,11 @@ def _vote(values, to, frm, ring):
 
 
 def most_common(groups: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """-> (each group, its most frequent value), ties to the smaller value."""
-    pairs, counts = np.unique(np.stack([groups, values], axis=1), axis=0, return_counts=True)
+    """-> (each group, its most frequent value: a row where values have several columns),
+    ties to the smaller value."""
+    rows, ids = np.unique(values.reshape(len(values), -1), axis=0, return_inverse=True)
+    pairs, counts = np.unique(np.stack([groups, ids.reshape(-1)], axis=1), axis=0, return_counts=True)
     order = np.lexsort((pairs[:, 1], -counts, pairs[:, 0]))
     pairs = pairs[order]
     first = np.concatenate([[True], pairs[1:, 0] != pairs[:-1, 0]])
-    return pairs[first, 0], pairs[first, 1]
+    return pairs[first, 0], rows[pairs[first, 1]].reshape((-1,) + values.shape[1:])

@@ -9,7 +9,7 @@ import bpy
 import numpy as np
 
 from . import frames
-from .transfer import Channel, MeshArrays, Write, expand_to_corners
+from .transfer import Channel, MeshArrays, Write
 
 # Blender attribute data type -> (foreach key, values per element, numpy dtype)
 LAYOUT = {
@@ -143,11 +143,16 @@ def read_materials(obj: bpy.types.Object, evaluated: bool = False) -> Channel:
 
 
 def read_vertex_groups(obj: bpy.types.Object, names=None, evaluated: bool = False) -> list[Channel]:
-    """Weights of the named vertex groups (all when `names` is None), 0 where a vertex is not in one."""
-    groups = [g for g in obj.vertex_groups if names is None or g.name in names]
-    missing = set(names or ()) - {g.name for g in groups}
-    if missing:
-        raise ValueError(f"{obj.name!r} has no vertex group named {', '.join(sorted(missing))}")
+    """Weights of the named vertex groups in the order named (all, in the object's order,
+    when `names` is None), 0 where a vertex is not in one.  Several sources list their
+    groups in their own orders: named, their channels line up."""
+    if names is None:
+        groups = list(obj.vertex_groups)
+    else:
+        missing = sorted(set(names) - set(obj.vertex_groups.keys()))
+        if missing:
+            raise ValueError(f"{obj.name!r} has no vertex group named {', '.join(missing)}")
+        groups = [obj.vertex_groups[name] for name in dict.fromkeys(names)]
     mesh = mesh_of(obj, evaluated)
     weights = np.zeros((len(groups), len(mesh.vertices)), dtype=np.float32)
     row = {g.index: i for i, g in enumerate(groups)}
@@ -164,13 +169,9 @@ def _size(mesh, domain: str) -> int:
 
 
 def _checked(obj: bpy.types.Object, w: Write) -> Write:
-    """The write with per-vertex values spread to corners where needed, checked against the mesh."""
+    """The write checked against the mesh: one value per element of its domain."""
     mesh = obj.data
     values, keep = np.asarray(w.values), w.keep
-    if w.domain == "CORNER" and len(values) == len(mesh.vertices) != len(mesh.loops):
-        loop_vertices = _get(mesh.loops, "vertex_index", 1, np.int64)
-        values = expand_to_corners(values, loop_vertices)
-        keep = None if keep is None else expand_to_corners(keep, loop_vertices)
     if w.kind == "vertex_group":
         key, width = "value", 1
     elif w.kind == "material":
@@ -222,6 +223,9 @@ def write_all(plan: list[tuple[bpy.types.Object, list[Write]]]) -> None:
 def _check_replaceable(obj, w: Write) -> None:
     """An attribute of the name but another type or domain is replaced, and put back should
     a later write fail: refused, before anything is written, where it could not be."""
+    if w.name in obj.vertex_groups:  # Blender gives a name to one attribute or vertex group
+        raise ValueError(f"{obj.name!r} has a vertex group named {w.name!r}, which the transfer would write as an "
+                         f"attribute: rename the group")
     attr = obj.data.attributes.get(w.name)
     if attr is None or (attr.domain == w.domain and attr.data_type == w.data_type):
         return

@@ -144,15 +144,42 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
         confident = confident & ~label_slivers(ch, source, target, values)
     values, keep = resolve(values, confident, fill, target.edges, vote=not blend, mark=_mark_value(ch))
     values = values.astype(ch.values.dtype, copy=False)
+    if ch.kind == "labels":
+        return label_writes(values, keep)
+    # back on the domain they came from, as on the source
     if ch.kind == "uv" and ch.domain == "CORNER":
         values = transferred_uvs(ch, source, target, face, bary, values, confident)
         keep = None if keep is None else expand_to_corners(keep, target.loop_vertices)
-    if ch.kind == "labels":
-        return label_writes(values, keep)
-    # Corner-domain sources (UVs, corner colours) go back to the target's corners; the
-    # rest lands on its points (a face value has no one place on a vertex-wise map).
-    domain = "CORNER" if ch.domain == "CORNER" else "POINT"
-    return [Write(ch.name, ch.kind, domain, ch.data_type, values, keep)]
+    elif ch.domain == "CORNER":  # a corner colour or attribute: each corner its vertex's
+        values = expand_to_corners(values, target.loop_vertices)
+        keep = None if keep is None else expand_to_corners(keep, target.loop_vertices)
+    elif ch.domain == "FACE":
+        values, keep = per_polygon(values, keep, target, blend)
+    return [Write(ch.name, ch.kind, ch.domain, ch.data_type, values, keep)]
+
+
+def per_polygon(values: np.ndarray, keep: np.ndarray | None, target: MeshArrays, blend: bool
+                ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-vertex values -> per polygon: the mean of its corners' (floats) or the most common
+    (whole numbers, booleans); a polygon keeps its old value where all its corners do."""
+    poly = loop_polygons(target)
+    ok = poly >= 0
+    n, corner_vertex = polygon_count(target), target.loop_vertices[ok]
+    if blend:
+        flat = values.reshape(len(values), -1).astype(np.float64)
+        sums = np.zeros((n, flat.shape[1]))
+        np.add.at(sums, poly[ok], flat[corner_vertex])
+        counts = np.maximum(np.bincount(poly[ok], minlength=n), 1)[:, None]
+        out = (sums / counts).reshape((n,) + values.shape[1:]).astype(values.dtype)
+    else:
+        out = np.zeros((n,) + values.shape[1:], values.dtype)
+        polys, common = inpaint.most_common(poly[ok], values[corner_vertex])
+        out[polys] = common
+    if keep is None:
+        return out, None
+    kept = np.ones(n, bool)
+    np.logical_and.at(kept, poly[ok], keep[corner_vertex])
+    return out, kept
 
 
 def transferred_uvs(ch: Channel, source: MeshArrays, target: MeshArrays, face: np.ndarray, bary: np.ndarray,

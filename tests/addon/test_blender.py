@@ -294,3 +294,69 @@ def test_a_transform_a_script_just_set_is_the_one_gathered(bpy):
     assert np.allclose(np.linalg.norm(child[1] - child[0]), 2 * np.linalg.norm(expected[1] - expected[0]))
     with pytest.raises(ValueError, match="modifiers are not evaluated"):
         mesh_data.gather(unlinked, evaluated=True)
+
+
+def _matched(target, source):
+    """A made-up match: target vertex i onto source face i % F at its first corner, confident
+    on all but the first vertex."""
+    n = len(target.vertices)
+    face = np.arange(n) % len(source.triangles)
+    bary = np.tile([1.0, 0.0, 0.0], (n, 1))
+    return {"source_face": face, "source_bary": bary, "confidence": np.where(np.arange(n) == 0, 0.0, 0.9)}
+
+
+def test_corner_face_and_grouped_values_travel_to_their_own_domains(bpy):
+    from blender_addon import combine, mesh_data
+    from blender_addon import transfer as tx
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    sources = []
+    for name, order in (("a", ("Arm", "Leg")), ("b", ("Leg", "Arm"))):
+        bpy.ops.mesh.primitive_cube_add()
+        ob = bpy.context.active_object
+        ob.name = name
+        for group in order:  # the same groups, listed in another order
+            ob.vertex_groups.new(name=group).add([0, 1], 0.5 if group == "Arm" else 1.0, "REPLACE")
+        ob.data.color_attributes.new("Col", "BYTE_COLOR", "CORNER").data.foreach_set(
+            "color", np.tile([1.0, 0.0, 0.0, 1.0], len(ob.data.loops)))
+        ob.data.attributes.new("region", "INT", "FACE").data.foreach_set("value", np.arange(6, dtype=np.int32))
+        ob.data.attributes.new("pair", "INT32_2D", "POINT").data.foreach_set("value", np.tile([3, 4], 8))
+        sources.append(ob)
+    bpy.ops.mesh.primitive_cube_add()
+    target = bpy.context.active_object
+    target.data.vertices.add(16)  # loose vertices: as many vertices as corners (24)
+    assert len(target.data.vertices) == len(target.data.loops) == 24
+    tgt = mesh_data.gather(target)
+    matches = []
+    for src in sources:
+        arrays = mesh_data.gather(src)
+        channels = [*mesh_data.read_vertex_groups(src, ["Arm", "Leg"]), mesh_data.read_attribute(src, "Col"),
+                    mesh_data.read_attribute(src, "region"), mesh_data.read_attribute(src, "pair")]
+        matches.append(combine.Match(arrays, _matched(tgt, arrays), channels))
+    for given in (matches[:1], matches):  # one source, and two voting
+        writes = {w.name: w for w in combine.target_writes(given, tgt, fill="FILL")}
+        assert writes["Col"].domain == "CORNER" and len(writes["Col"].values) == 24
+        assert writes["region"].domain == "FACE" and len(writes["region"].values) == 6
+        assert writes["pair"].values.shape == (24, 2) and (writes["pair"].values == [3, 4]).all()
+        assert writes["Arm"].values.max() == 0.5 and writes["Leg"].values.max() == 1.0
+        mesh_data.write_all([(target, list(writes.values()))])
+    got = target.data.attributes
+    assert (got["region"].domain, got["Col"].domain) == ("FACE", "CORNER")
+    corner_colour = np.empty(len(target.data.loops) * 4, np.float32)
+    got["Col"].data.foreach_get("color", corner_colour)
+    assert np.allclose(corner_colour.reshape(-1, 4), [1, 0, 0, 1], atol=0.01)
+
+
+def test_a_vertex_group_of_an_output_name_is_refused_before_anything_is_written(bpy):
+    from blender_addon import mesh_data
+    from blender_addon import transfer as tx
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.mesh.primitive_cube_add()
+    ob = bpy.context.active_object
+    ob.vertex_groups.new(name="part_color")
+    before = sorted(a.name for a in ob.data.attributes)
+    with pytest.raises(ValueError, match="has a vertex group named 'part_color'"):
+        mesh_data.write_all([(ob, tx.label_writes(np.arange(8)))])
+    assert sorted(a.name for a in ob.data.attributes) == before
+
