@@ -22,8 +22,8 @@ from tqdm import tqdm
 
 from model.geometry import bounding_frame, sample_surface
 
-from .families import sample_shape
-from .prepare import find_meshes, load_mesh, mesh_name
+from .families import FAMILIES, sample_shape
+from .prepare import find_meshes, load_mesh, mesh_name, save_json
 
 UP_TO_Y = {  # rotations taking each axis direction to +Y
     "+x": Rotation.from_euler("z", 90, degrees=True), "-x": Rotation.from_euler("z", -90, degrees=True),
@@ -79,19 +79,35 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="JSON file; existing entries are kept and extended")
     ap.add_argument("--templates", type=int, default=24)
     args = ap.parse_args(list(argv) if argv is not None else None)
+    if args.category not in FAMILIES:
+        ap.error(f"--category {args.category!r}: choose one of {', '.join(sorted(FAMILIES))}")
+    if not args.meshes.is_dir():
+        ap.error(f"--meshes {args.meshes} is not a folder")
     data = json.loads(args.out.read_text()) if args.out.is_file() else {"rotations": {}, "scores": {}}
+    # meshes already in the file are kept: a stopped run goes on where it stopped
+    todo = [p for p in find_meshes(args.meshes) if mesh_name(p) not in data["rotations"]]
     templates = templates_for(args.category, args.templates)
     candidates = candidate_rotations()
-    for path in tqdm(find_meshes(args.meshes), desc=f"orient {args.category}", unit="mesh"):
-        mesh = load_mesh(path)
-        pts = sample_surface(np.asarray(mesh.vertices), np.asarray(mesh.faces), 768, seed=0)[0]
-        rot, score = orient(pts, templates, candidates)
-        data["rotations"][mesh_name(path)] = np.round(rot, 6).tolist()
-        data["scores"][mesh_name(path)] = round(score, 6)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(data, indent=1))
-    print(f"{len(data['rotations'])} rotations in {args.out}")
-    return 0
+    skipped = []
+    try:
+        for path in tqdm(todo, desc=f"orient {args.category}", unit="mesh"):
+            try:
+                mesh = load_mesh(path)
+                pts = sample_surface(np.asarray(mesh.vertices), np.asarray(mesh.faces), 768, seed=0)[0]
+            except ValueError as exc:  # what is wrong with the file: the message names it
+                skipped.append(path)
+                tqdm.write(f"skipped {exc}")
+                continue
+            rot, score = orient(pts, templates, candidates)
+            data["rotations"][mesh_name(path)] = np.round(rot, 6).tolist()
+            data["scores"][mesh_name(path)] = round(score, 6)
+            save_json(args.out, data)  # after each mesh: a second of work at most is lost
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the rotations found are in {args.out}; run again to go on", file=sys.stderr)
+        return 130
+    print(f"{len(data['rotations'])} rotations in {args.out}"
+          + (f"; {len(skipped)} mesh(es) skipped" if skipped else ""))
+    return 1 if skipped else 0
 
 
 if __name__ == "__main__":
