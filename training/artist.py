@@ -198,7 +198,7 @@ def cached_mesh(job: dict) -> tuple[dict, bool]:
     for a model the checks refuse."""
     cache = Path(job["mesh_dir"])
     ply, record_path = cache / f"{job['name']}.ply", cache / f"{job['name']}.json"
-    record = _read_record(record_path)
+    record = _read_record(record_path, job)
     if record is not None and "skipped" not in record and ply.is_file():
         return record, False
     v, f, stats = oriented_mesh(job)
@@ -225,7 +225,7 @@ def _pending(jobs: list[dict], mesh_dir: Path, out: Path) -> tuple[list[dict], i
     """The jobs without a finished sample -> (them, how many are skipped by an earlier run)."""
     todo, cached_skips = [], 0
     for job in jobs:
-        record = _read_record(mesh_dir / f"{job['name']}.json")
+        record = _read_record(mesh_dir / f"{job['name']}.json", job)
         if record and "skipped" in record and not record.get("retry"):
             cached_skips += 1
             continue
@@ -256,12 +256,16 @@ def _mesh_dir(cache: Path, category: str) -> Path:
     return cache / "meshes" / category
 
 
-def _read_record(path: Path) -> dict | None:
+def _read_record(path: Path, job: dict | None = None) -> dict | None:
+    """A model's record of an earlier run, None where it is of another pipeline or (given
+    the `job`) of another version of the package: that model is made again."""
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return record if record.get("pipeline") == PIPELINE else None
+    if record.get("pipeline") != PIPELINE or (job is not None and record.get("version") != job.get("version")):
+        return None
+    return record
 
 
 def _copy_licences(out: Path, sources: dict) -> None:

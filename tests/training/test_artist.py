@@ -86,6 +86,11 @@ def test_catalogue_chair_with_model_rotation_comes_out_upright_facing_minus_z(fu
         assert 0.02 < sample[f"occ_values_{r}"].mean() < 0.9
     record = json.loads((tmp_path / "meshes" / f"{job['name']}.json").read_text())
     assert record["faces"] > 1000 and record["path"] == "scopia/chair/chair.obj"
+    # a newer package version makes the model again; the same version finds it cached
+    assert artist.cached_mesh(job)[1] is False and artist._pending([job], tmp_path / "meshes", tmp_path / "out")[0] == []
+    newer = {**job, "version": version + "+1"}
+    assert artist._pending([newer], tmp_path / "meshes", tmp_path / "out")[0] == [newer]
+    assert artist.cached_mesh(newer)[1] is True
 
 
 def test_selection_rules_and_licences(furniture):
