@@ -211,14 +211,23 @@ def material_write(ch: Channel, source: MeshArrays, target: MeshArrays, face: np
 
 def labels_per_element(source: MeshArrays, ch: Channel) -> np.ndarray:
     """A label channel as the server takes it: one label per vertex, or per triangle
-    (a face's or its triangle's first corner's label)."""
+    (a face's or its triangle's first corner's label).  The server reads as many labels as
+    vertices as one per vertex: a mesh with as many triangles (an open tube) sends each
+    vertex the label most of its triangles have."""
     if ch.domain == "POINT":
         return ch.values
     if ch.domain == "FACE":
-        return ch.values[source.triangle_polygons]
-    if ch.domain == "CORNER":
-        return ch.values[source.triangle_loops[:, 0]]
-    raise ValueError(f"{ch.name!r}: labels of domain {ch.domain} cannot guide a match")
+        per_triangle = ch.values[source.triangle_polygons]
+    elif ch.domain == "CORNER":
+        per_triangle = ch.values[source.triangle_loops[:, 0]]
+    else:
+        raise ValueError(f"{ch.name!r}: labels of domain {ch.domain} cannot guide a match")
+    if len(per_triangle) != len(source.vertices):
+        return per_triangle
+    per_vertex = np.full(len(source.vertices), -1, per_triangle.dtype)  # -1: a vertex of no triangle
+    vertices, common = inpaint.most_common(source.triangles.ravel(), np.repeat(per_triangle, 3))
+    per_vertex[vertices] = common
+    return per_vertex
 
 
 def _mark_value(ch: Channel):

@@ -270,6 +270,13 @@ def test_the_sources_labels_go_to_the_server_per_vertex_or_per_triangle():
     assert per("CORNER", [1, 1, 1, 2, 2, 2]).tolist() == [1, 2]
     with pytest.raises(ValueError, match="EDGE"):
         per("EDGE", [0])
+    # as many triangles as vertices: per triangle would be read as per vertex, so per vertex
+    verts, tris = square()
+    fan = transfer.MeshArrays("fan", np.vstack([verts, [[0.5, 0.5, 1.0]] * 2]), np.array(
+        [[0, 1, 2], [0, 2, 3], [0, 1, 4], [1, 2, 4], [2, 3, 5], [3, 0, 5]]), np.arange(18).reshape(6, 3),
+        np.arange(6), np.arange(18), np.zeros((0, 2), int))
+    labels = transfer.Channel("part_label", "labels", "FACE", "INT", np.array([7, 7, 8, 8, 9, 9], np.int32))
+    assert transfer.labels_per_element(fan, labels).tolist() == [7, 8, 7, 9, 8, 9]  # most of its triangles
 
 
 # ---------------------------------------------------------------------- several sources
