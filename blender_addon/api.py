@@ -57,23 +57,27 @@ class SegmentPlan:
         _refuse_shared_meshes(self.objects)
         self.meshes = [_gather_writable(obj, options.evaluated) for obj in self.objects]
 
-    def work(self, client: Client, progress: Progress) -> list[tuple[np.ndarray, dict[str, Any]]]:
-        """-> per mesh done, its parts and the model that answered (`_model_said`)."""
+    def work(self, client: Client, progress: Progress) -> list[tuple[np.ndarray, dict[str, Any], np.ndarray]]:
+        """-> per mesh done, its parts, the model that answered (`_model_said`) and the turn
+        alignment found (model frame)."""
         out = []
         for i, m in enumerate(self.meshes):
             if progress.stop_requested:
                 break
             progress(i / len(self.meshes), f"segmenting {m.name} ({i + 1}/{len(self.meshes)})")
             parts = client.segment(m.vertices, m.triangles, **self.options.request())
-            out.append((parts, _model_said(client.last_reply, client.last_reply.get("rebuild_distance"))))
+            out.append((parts, _model_said(client.last_reply, client.last_reply.get("rebuild_distance")),
+                        client.last_arrays.get("rotation")))
         return out
 
-    def apply(self, result: list[tuple[np.ndarray, dict[str, Any]]]) -> dict[str, Any]:
+    def apply(self, result: list[tuple[np.ndarray, dict[str, Any], np.ndarray]]) -> dict[str, Any]:
         done = self.objects[:len(result)]
-        mesh_data.write_all([(obj, tx.label_writes(parts)) for obj, (parts, _) in zip(done, result)])
-        for obj in done:
+        mesh_data.write_all([(obj, tx.label_writes(parts)) for obj, (parts, _, _) in zip(done, result)])
+        for obj, (_, _, rotation) in zip(done, result):
             mesh_data.show(obj, "part_color")
-        return {obj.name: {"parts": sorted(set(parts.tolist())), **model} for obj, (parts, model) in zip(done, result)}
+            keep_rotation(obj, rotation)  # as a transfer does: *Apply rotation* can then turn it
+        return {obj.name: {"parts": sorted(set(parts.tolist())), **model}
+                for obj, (parts, model, _) in zip(done, result)}
 
 
 def _model_said(reply: dict[str, Any], distance: float | None) -> dict[str, Any]:

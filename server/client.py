@@ -70,8 +70,9 @@ class Client:
         self.cancel: threading.Event | None = None
         self._server_limit: int | None = None
         # the header of the last reply: after a model op, `category` (the model that
-        # answered) and `rebuild_distance` (protocol.py)
+        # answered) and `rebuild_distance` (protocol.py); and its arrays
         self.last_reply: dict[str, Any] = {}
+        self.last_arrays: dict[str, np.ndarray] = {}
 
     def _socket(self) -> zmq.Socket:
         if self.sock is None:
@@ -127,7 +128,7 @@ class Client:
                 protocol.check_arrays(op, "reply", out)
             except protocol.ProtocolError as exc:
                 raise ServerError(exc.code, f"reply from {self.address}: {exc}") from None
-            self.last_reply = reply
+            self.last_reply, self.last_arrays = reply, out
             return reply, out
 
     def _give_up(self, request_id: str) -> None:

@@ -136,6 +136,10 @@ def test_preview_writes_only_the_match_colours_and_keeps_the_turns(bpy):
     assert np.allclose(m1[:3, :3], np.reshape(quarter, (3, 3)) @ m0[:3, :3], atol=1e-6)
     assert np.allclose(m1[:3, 3], m0[:3, 3])
     assert api.ROTATION_PROP not in tgt
+    # Segment keeps the turn it found as well
+    tgt.matrix_world = mathutils.Matrix.Rotation(np.pi / 2, 4, "Z") @ tgt.matrix_world
+    api.segment([tgt], align="yaw")
+    assert abs(abs(tgt[api.TURN_PROP]) - 90) < 1
 
 
 def test_the_report_names_the_model_and_a_target_it_does_not_explain(bpy, chair_server):
