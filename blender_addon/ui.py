@@ -290,7 +290,7 @@ class CORR_OT_apply_rotation(bpy.types.Operator):
     def execute(self, context):
         turned = [o.name for o in context.selected_objects if api.apply_rotation(o)]
         if not turned:
-            self.report({"WARNING"}, "no rotation found yet: run Preview or Transfer with Auto-align")
+            self.report({"WARNING"}, "no rotation found yet: run Segment, Preview or Transfer with Auto-align")
             return {"CANCELLED"}
         self.report({"INFO"}, f"turned {', '.join(turned)}")
         return {"FINISHED"}
