@@ -248,7 +248,8 @@ class Correspondence:
         if not isinstance(sources, list) or not sources:  # a tuple is one mesh: (vertices, faces)
             raise ValueError("sources must be a non-empty list of shapes (one source: transfer_labels)")
         if not isinstance(source_labels, Sequence | np.ndarray):
-            raise ValueError(f"source_labels must be a list of label arrays, one per source; got {type(source_labels).__name__}")
+            raise ValueError(f"source_labels must be a list of label arrays, one per source; "
+                             f"got {type(source_labels).__name__}")
         if len(source_labels) != len(sources):
             raise ValueError(f"give one label array per source: {len(sources)} sources, {len(source_labels)} label arrays")
         tgt = self._prepared(target, "target", align)

@@ -8,10 +8,14 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
+from .files import write_atomically
 
-def load_mesh(path: str | Path) -> trimesh.Trimesh:
+
+def load_mesh(path: str | Path, keep_vertices: bool = False) -> trimesh.Trimesh:
     """One triangle mesh from OBJ, OFF (also .off.gz), PLY, STL or GLB, scenes merged,
-    vertices as stored; raises a ValueError naming the file when it is unusable."""
+    vertices as stored; raises a ValueError naming the file when it is unusable.
+    `keep_vertices`: an OBJ's vertices exactly as the file lists them (trimesh otherwise
+    splits them at UV seams and drops unused ones), so that per-vertex output lines up."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path}: a folder, not a mesh file")
@@ -20,19 +24,27 @@ def load_mesh(path: str | Path) -> trimesh.Trimesh:
     if path.stat().st_size == 0:
         raise ValueError(f"{path}: empty file")
     name = path.name.lower()
+    kind = (name[:-3] if name.endswith(".gz") else name).rsplit(".", 1)[-1]
+    options = {"force": "mesh", "process": False}
+    if keep_vertices and kind == "obj":
+        options["maintain_order"] = True
     try:
         if name.endswith(".gz"):
             with gzip.open(path, "rb") as fh:
-                mesh = trimesh.load(fh, file_type=name[:-3].rsplit(".", 1)[-1], force="mesh", process=False)
+                mesh = trimesh.load(fh, file_type=kind, **options)
         elif _utf8(path.name):
-            mesh = trimesh.load(path, force="mesh", process=False)
+            mesh = trimesh.load(path, **options)
         else:  # trimesh names scene nodes by the file name and hashes it as UTF-8
             with open(path, "rb") as fh:
-                mesh = trimesh.load(fh, file_type=path.suffix.lstrip(".").lower(), force="mesh", process=False)
+                mesh = trimesh.load(fh, file_type=kind, **options)
     except Exception as exc:  # trimesh raises many types for malformed files
         raise ValueError(f"{path}: cannot read as a mesh: {exc}") from None
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         raise ValueError(f"{path}: has no triangles")
+    faces = np.asarray(mesh.faces)
+    if faces.min() < 0 or faces.max() >= len(mesh.vertices):
+        raise ValueError(f"{path}: a face names vertex {faces.min() if faces.min() < 0 else faces.max()}, "
+                         f"but the file has vertices 0 to {len(mesh.vertices) - 1}")
     if not np.isfinite(mesh.vertices).all():
         raise ValueError(f"{path}: has non-finite vertex coordinates")
     if mesh.area <= 0:
@@ -49,8 +61,8 @@ def _utf8(text: str) -> bool:
 
 
 def read_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """-> (vertices, faces, vertex colours (V, 3) uint8 or None)."""
-    mesh = load_mesh(path)
+    """-> (vertices, faces, vertex colours (V, 3) uint8 or None); an OBJ's vertices as listed."""
+    mesh = load_mesh(path, keep_vertices=True)
     colors = None
     if getattr(mesh.visual, "kind", None) == "vertex":
         colors = np.asarray(mesh.visual.vertex_colors)[:, :3].astype(np.uint8)
@@ -78,10 +90,11 @@ def write_ply(path: str | Path, vertices: np.ndarray, faces: np.ndarray, colors:
     header = ["ply", "format binary_little_endian 1.0", f"element vertex {n}"]
     header += [f"property {ply_types[t]} {name}" for name, t in fields]
     header += [f"element face {len(faces)}", "property list uchar int vertex_indices", "end_header"]
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        fh.write(("\n".join(header) + "\n").encode("ascii"))
-        fh.write(vert.tobytes())
-        fh.write(face.tobytes())
-    tmp.replace(path)
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            fh.write(("\n".join(header) + "\n").encode("ascii"))
+            fh.write(vert.tobytes())
+            fh.write(face.tobytes())
+
+    write_atomically(path, write)  # no half-written file, and no temporary one left on failure

@@ -7,7 +7,7 @@
     python -m server.client transfer source_colored.ply target.obj --out target_colored.ply
 
 `correspond` labels the target with the source's parts (the model's segmentation of the
-source, or --source-labels FILE with one integer per source vertex or face) and writes
+source, or --source-labels FILE with one integer per source vertex or triangle) and writes
 `part_label`, `corr_confidence`, `corr_source_face` as PLY vertex properties, with the
 parts as vertex colours (grey below --threshold).  `transfer` carries the source's vertex
 colours to the target through the same correspondence.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Iterable
@@ -61,9 +62,10 @@ def main(argv: Iterable[str] | None = None) -> int:
         p.add_argument("--out", required=True)
         p.add_argument("--threshold", type=float, default=0.05, help="confidence below which a vertex is unmatched")
         if name == "correspond":
-            p.add_argument("--source-labels", help="text file: one integer per source vertex or face")
+            p.add_argument("--source-labels",
+                           help="text file: one integer per source vertex, or per triangle (a quad counts as two)")
     args = ap.parse_args(list(argv) if argv is not None else None)
-    if not args.timeout > 0:
+    if not 0 < args.timeout < math.inf:
         ap.error(f"--timeout must be a number of seconds > 0, got {args.timeout}")
     out = getattr(args, "out", None)
     if out and Path(out).suffix.lower() != ".ply":
@@ -73,16 +75,27 @@ def main(argv: Iterable[str] | None = None) -> int:
     if out and not (Path(out).resolve().parent.is_dir() and os.access(Path(out).resolve().parent, os.W_OK)):
         print(f"error: --out {out}: cannot write into {Path(out).resolve().parent}", file=sys.stderr)  # before the work
         return 2
+    reached = False
     try:
         with Client(args.address, timeout=args.timeout) as client:
             client.reach(REACH_TIMEOUT, "start one with `python -m server`, or check --address")
+            reached = True
             return _run(client, args)
     except ServerError as exc:  # no reply is not the server's word
-        print(f"error: {exc.message}" if exc.code == "timeout" else f"error: server: {exc}", file=sys.stderr)
+        if exc.code != "timeout":
+            print(f"error: server: {exc}", file=sys.stderr)
+        elif reached:  # it answered the ping first: busy with a large mesh, or gone since
+            print(f"error: {exc.message}; the server answered a ping before the request, so it may be busy or "
+                  f"slow: a large mesh may need a larger --timeout", file=sys.stderr)
+        else:
+            print(f"error: {exc.message}", file=sys.stderr)
         return 1
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: the request was taken back from the server", file=sys.stderr)
+        return 130
 
 
 def _run(client: Client, args: argparse.Namespace) -> int:
@@ -171,3 +184,7 @@ def _source_labels(path: str, n_vertices: int, n_faces: int) -> tuple[np.ndarray
     if len(labels) == n_faces:
         return labels, True
     raise ValueError(f"{path} has {len(labels)} labels; the source has {n_vertices} vertices and {n_faces} faces")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -106,7 +106,14 @@ class Client:
         deadline = timeout if timeout is not None else self.timeout
         give_up = time.monotonic() + deadline
         while True:
-            if not self._wait(sock, give_up):
+            try:
+                answered = self._wait(sock, give_up)
+            except KeyboardInterrupt:  # Ctrl-C: the server must not go on with what no one waits for
+                self._drop_socket()
+                if protocol.OPS[op].model:
+                    self._give_up(request_id)
+                raise
+            if not answered:
                 self._drop_socket()  # a fresh socket next time: no stale reply can arrive late
                 if protocol.OPS[op].model:
                     self._give_up(request_id)
@@ -128,6 +135,8 @@ class Client:
                 protocol.check_arrays(op, "reply", out)
             except protocol.ProtocolError as exc:
                 raise ServerError(exc.code, f"reply from {self.address}: {exc}") from None
+            # decoded over the message's bytes, so read-only: a caller may want to edit them
+            out = {name: np.array(a) for name, a in out.items()}
             self.last_reply, self.last_arrays = reply, out
             return reply, out
 
@@ -158,7 +167,8 @@ class Client:
             left = give_up - time.monotonic()
             if left <= 0 or (self.cancel is not None and self.cancel.is_set()):
                 return False
-            if sock.poll(int(min(left, 0.1 if self.cancel is not None else left) * 1000) + 1):
+            # in slices of at most a second: a ms count must fit a C int, and Ctrl-C gets a look-in
+            if sock.poll(int(min(left, 0.1 if self.cancel is not None else 1.0) * 1000) + 1):
                 return True
 
     # ------------------------------------------------------------------ typed operations

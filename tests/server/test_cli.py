@@ -96,3 +96,65 @@ def server_handled(address, op="segment"):
     from server.client import Client
     with Client(address) as c:
         return c.ping()["handled"].get(op, 0)
+
+
+def test_files_as_they_are_listed_and_bad_ones_refused_cleanly(server, tmp_path, capsys):
+    box = trimesh.creation.box().subdivide()
+    lines = [f"v {x} {y} {z}" for x, y, z in box.vertices]
+    lines += [f"vt {i / 300:.4f} 0.5" for i in range(3 * len(box.faces))]  # a UV per corner: seams everywhere
+    lines += [f"f {a + 1}/{3 * i + 1} {b + 1}/{3 * i + 2} {c + 1}/{3 * i + 3}"
+              for i, (a, b, c) in enumerate(box.faces)]
+    (tmp_path / "uv.obj").write_text("\n".join(lines) + "\n")
+    segment = ["--address", server.address, "segment"]
+    assert main(segment + [str(tmp_path / "uv.obj"), "--out", str(tmp_path / "s.ply")]) == 0
+    assert len(_ply_vertex_data(tmp_path / "s.ply")[0].vertices) == len(box.vertices)  # not split at the seams
+    (tmp_path / "bad.ply").write_text("ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\n"
+                                      "property float z\nelement face 1\nproperty list uchar int vertex_indices\n"
+                                      "end_header\n0 0 0\n1 0 0\n0 1 0\n3 0 1 9\n")
+    assert main(segment + [str(tmp_path / "bad.ply"), "--out", str(tmp_path / "o.ply")]) == 2
+    assert "a face names vertex 9, but the file has vertices 0 to 2" in capsys.readouterr().err
+    (tmp_path / "taken.ply").mkdir()  # --out names a folder: refused, and no temporary file left
+    assert main(segment + [str(tmp_path / "uv.obj"), "--out", str(tmp_path / "taken.ply")]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.ply", "s.ply", "taken.ply", "uv.obj"]
+    with pytest.raises(SystemExit):
+        main(["--address", server.address, "--timeout", "inf", "ping"])
+
+
+def test_ctrl_c_takes_the_request_back(server, tmp_path, capsys, monkeypatch):
+    from server.client import Client
+
+    trimesh.creation.box().export(tmp_path / "box.obj")
+    waits, wait = [], Client._wait
+
+    def interrupted_once(self, sock, give_up):  # the ping answers; Ctrl-C while the segment runs
+        waits.append(1)
+        if len(waits) == 2:
+            raise KeyboardInterrupt
+        return wait(self, sock, give_up)
+
+    given_up, give_up = [], Client._give_up
+
+    def giving_up(self, request_id):
+        given_up.append(request_id)
+        return give_up(self, request_id)
+
+    monkeypatch.setattr(Client, "_wait", interrupted_once)
+    monkeypatch.setattr(Client, "_give_up", giving_up)
+    assert main(["--address", server.address, "segment", str(tmp_path / "box.obj"),
+                 "--out", str(tmp_path / "o.ply")]) == 130
+    assert "interrupted: the request was taken back" in capsys.readouterr().err
+    assert len(given_up) == 1  # the segment's cancel sent (and answered: no traceback)
+    monkeypatch.undo()
+    with Client(server.address) as c:  # and a result is the caller's to edit
+        parts = c.segment(*(np.asarray(a) for a in (trimesh.creation.box().vertices, trimesh.creation.box().faces)))
+        parts[:] = 0
+
+
+def test_the_module_runs_as_a_command(server):
+    import subprocess
+    import sys
+
+    from ..conftest import child_env
+    done = subprocess.run([sys.executable, "-m", "server.cli", "--address", server.address, "ping"],
+                          capture_output=True, text=True, env=child_env(), timeout=60)
+    assert done.returncode == 0 and json.loads(done.stdout)["ok"] is True
