@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from model import Correspondence
+from model.files import write_atomically
 
 from .debian import FetchError
 from .devset import DEFAULT_PSB, devset_record, load_devset
@@ -140,6 +141,11 @@ def write_report(engine: Correspondence, category: str, checkpoint: str, out: Pa
                  real_targets: int | None = None, command: str = "") -> dict[str, dict]:
     """-> {"real": scores or None, "procedural": scores}; `real_targets`: score only the
     first that many real targets (default: all); `command`: the command line, for the page."""
+    try:  # before minutes of evaluation, not after
+        pyplot()
+    except ImportError:
+        raise ValueError("the report draws its plots with matplotlib: pip install matplotlib (the project's "
+                         "`docs` or `test` extra)") from None
     if n_sources < 1 or count <= n_sources:
         raise ValueError(f"need at least one labelled source and more procedural shapes than sources "
                          f"(--count {count}, --sources {n_sources})")
@@ -171,10 +177,10 @@ def write_report(engine: Correspondence, category: str, checkpoint: str, out: Pa
     summary = {"real": real and {k: v.summary() for k, v in real.items()},
                "real_sh3d": sh3d[0] and {k: v.summary() for k, v in sh3d[0].items()},
                "procedural": {k: v.summary() for k, v in procedural.items()}}
-    (out / f"{category}.json").write_text(json.dumps(summary, indent=2))
-    (out / f"{category}.md").write_text(report_markdown(category, checkpoint, real, real_counts, procedural,
-                                                        count - n_sources, n_sources, seconds, have_psb, sh3d,
-                                                        command))
+    page = report_markdown(category, checkpoint, real, real_counts, procedural, count - n_sources, n_sources,
+                           seconds, have_psb, sh3d, command)
+    for name, text in ((f"{category}.json", json.dumps(summary, indent=2)), (f"{category}.md", page)):
+        write_atomically(out / name, lambda tmp, text=text: Path(tmp).write_text(text))
     return {"real": real, "real_sh3d": sh3d[0], "procedural": procedural}
 
 
