@@ -73,7 +73,14 @@ def emd_sinkhorn(
     return (plan * cost).sum(dim=(1, 2)).mean()
 
 
-def tangent_probes(points: torch.Tensor, normals: torch.Tensor, step: float = 0.01) -> torch.Tensor:
+PROBE_STEP = 0.01  # how far the tangent probes lie from their point
+# The mapped normal is normalize(cross of the mapped tangents), whose gradient grows as 1/|cross|:
+# a patch the map squashes (onto a thin leg) would get an unbounded one.  Below this share of
+# an undistorted patch's |cross| (PROBE_STEP^2) the normalisation stops shrinking it.
+NORMAL_EPS = 1e-2 * PROBE_STEP**2
+
+
+def tangent_probes(points: torch.Tensor, normals: torch.Tensor, step: float = PROBE_STEP) -> torch.Tensor:
     """(B, N, 3) -> (B, 4N, 3): each point, then the point moved along two tangents and the normal."""
     helper = torch.where(
         normals[..., :1].abs() < 0.9,
@@ -92,12 +99,12 @@ def normals_from_probes(mapped_probes: torch.Tensor) -> tuple[torch.Tensor, torc
     the mapped original normal (finite differences of the map's Jacobian).
     """
     base, m1, m2, mn = mapped_probes.chunk(4, dim=1)
-    normal = F.normalize(torch.cross(m1 - base, m2 - base, dim=-1), dim=-1, eps=1e-9)
+    normal = F.normalize(torch.cross(m1 - base, m2 - base, dim=-1), dim=-1, eps=NORMAL_EPS)
     flip = torch.sign(((mn - base) * normal).sum(-1, keepdim=True))
     return base, normal * torch.where(flip == 0, torch.ones_like(flip), flip)
 
 
-def mapped_normals(map_fn, points: torch.Tensor, normals: torch.Tensor, step: float = 0.01) -> torch.Tensor:
+def mapped_normals(map_fn, points: torch.Tensor, normals: torch.Tensor, step: float = PROBE_STEP) -> torch.Tensor:
     """Normals of the image of a surface under `map_fn`, with gradients through the map."""
     return normals_from_probes(map_fn(tangent_probes(points, normals, step)))[1]
 

@@ -153,11 +153,12 @@ def mat_sample(path: Path) -> dict[str, np.ndarray]:
             xyz = (xyz + 0.5) / r - 0.5
         out[f"occ_points_{r}"] = xyz.astype(np.float32)
         out[f"occ_values_{r}"] = (arr[:, 3] > 0.5).astype(np.float32)
-    if "shape" not in data:
-        raise ValueError(f"{path.name} lacks 'shape' (surface points)")
-    shape = np.asarray(data["shape"], dtype=np.float64)
+    key = next((k for k in ("points", "shape") if k in data), None)  # the authors' files of now, and of before
+    if key is None:
+        raise ValueError(f"{path.name} lacks 'points' (or 'shape'): the surface points")
+    shape = np.asarray(data[key], dtype=np.float64)
     if shape.ndim != 2 or shape.shape[1] not in (3, 6):
-        raise ValueError(f"{path.name}: 'shape' has shape {shape.shape}, expected (N, 3) or (N, 6)")
+        raise ValueError(f"{path.name}: '{key}' has shape {shape.shape}, expected (N, 3) or (N, 6)")
     pts = shape[:, :3]
     if shape.shape[1] == 6:
         normals = shape[:, 3:]

@@ -100,6 +100,9 @@ class TrainConfig:
             raise ValueError(f"--epoch must be >= 1, got {self.epoch}")
         if self.average_last < 0:
             raise ValueError(f"--average_last must be >= 0, got {self.average_last}")
+        if self.keep_best and self.losses.part <= 0:  # unsupervised, f's branches come in any order
+            raise ValueError("--keep_best scores f's segmentation with branch i as part label i, which only part "
+                             "supervision gives: add --part_weight (e.g. 0.2), or leave out --keep_best")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"--val_fraction must be at least 0 and below 1, got {self.val_fraction}")
         for name in ("procedural_count", "occupancy_points", "surface_points"):
@@ -141,6 +144,10 @@ class Trainer:
         self.extra = dict(extra or {})
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
+        if cfg.batch_size // self.world < (2 if cfg.stage == 3 else 1):  # every batch would be dropped
+            raise ValueError(f"--batch_size {cfg.batch_size} shared by {self.world} processes leaves each fewer "
+                             f"than {2 if cfg.stage == 3 else 1} shape(s) per step: give at least "
+                             f"{(2 if cfg.stage == 3 else 1) * self.world}")
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if torch.cuda.is_available() and cfg.device != "cpu" else "gloo")
         device = cfg.device or default_device()
@@ -292,8 +299,10 @@ class Trainer:
     def _train_epoch(self, objective: nn.Module, opt, data: "ShapeDataset", epoch: int) -> dict[str, float]:
         cfg = self.cfg
         rng = np.random.default_rng([cfg.seed, epoch])
-        torch.manual_seed(cfg.seed * 100_003 + epoch)
-        order = rng.permutation(len(data.train))
+        order = rng.permutation(len(data.train))  # the same on every process: each takes its share
+        # what each process draws for its shapes (points, scale, EMD subset) is its own
+        sampling = rng if self.rank == 0 else np.random.default_rng([cfg.seed, epoch, self.rank])
+        torch.manual_seed(cfg.seed * 100_003 + epoch + 7_919 * self.rank)
         per_rank = max(1, cfg.batch_size // self.world)
         batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
         batches = [b for b in batches if len(b) >= (2 * self.world if cfg.stage == 3 else self.world)]
@@ -306,7 +315,7 @@ class Trainer:
         for ids in bar:
             mine = ids[self.rank * per_rank : (self.rank + 1) * per_rank]
             net_cfg = self._net_cfg(objective)
-            batch = make_batch([data.train[i] for i in mine], rng, cfg.resolution, net_cfg.encoder_points,
+            batch = make_batch([data.train[i] for i in mine], sampling, cfg.resolution, net_cfg.encoder_points,
                                cfg.surface_points, cfg.occupancy_points, cfg.augment, self.device,
                                net_cfg.encoder_normals)
             terms = train_step(objective, opt, batch, cfg.stage)

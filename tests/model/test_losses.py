@@ -73,6 +73,18 @@ def test_mapped_normals_of_a_linear_map_follow_inverse_transpose():
     assert torch.allclose(got, want, atol=1e-4)
 
 
+def test_a_squashed_patch_gets_a_bounded_normal_gradient():
+    def gradient(squash):  # the map flattens x by `squash` and shears z by as much: the patch's area goes to 0
+        shear = torch.tensor(squash, requires_grad=True)
+        squashed = lambda p: torch.stack([squash * p[..., 0], p[..., 1], p[..., 2] + shear * p[..., 0]], -1)
+        mapped_normals(squashed, torch.zeros(1, 1, 3), t([[[0.0, 0.0, 1.0]]]))[..., 0].sum().backward()
+        return abs(shear.grad.item())
+
+    # 0.35 for an undistorted patch; it grew as 1/squash (1e5 at 1e-6) with a normalisation eps of 1e-9
+    assert gradient(1.0) == pytest.approx(0.354, abs=1e-3)
+    assert gradient(1e-4) <= 100.01 and gradient(1e-6) <= 100.01
+
+
 def test_normal_consistency_by_hand():
     pred_p = t([[[0, 0, 0], [1, 0, 0]]])
     pred_n = t([[[0, 0, 1], [0, 1, 0]]])

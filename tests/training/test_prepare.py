@@ -105,6 +105,9 @@ def test_authors_mat_files(tmp_path):
         assert pts.shape == (100, 3) and pts.min() >= -0.5 and pts.max() <= 0.5  # voxel indices mapped
         assert np.array_equal(sample[f"occ_values_{r}"], data[f"data_{r}"][:, 3])
     assert sample["surface_normals"].shape == (500, 3)
+    data["points"] = data.pop("shape")  # the key the authors' code reads now
+    savemat(path, data)
+    assert np.allclose(mat_sample(path)["surface_points"], sample["surface_points"])
     del data["data_32"]
     savemat(path, data)
     with pytest.raises(ValueError, match="lacks 'data_32'"):

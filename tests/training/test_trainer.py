@@ -270,6 +270,9 @@ def test_keep_best_without_labelled_validation_shapes_is_refused_before_training
         np.savez(f, **sample)
     args = ["--cate_name", "chair", "--data_dir", str(data), "--checkpoint_dir", str(tmp_path / "run"), "--preset",
             "tiny", "--batch_size", "3", "--no_progress", "--occupancy_points", "256", "--epoch", "1"]
+    assert stage_main(1, args + ["--keep_best"]) == 2  # unsupervised: branch i need not be part i
+    assert "only part supervision gives" in capsys.readouterr().err
+    args += ["--part_weight", "1"]
     assert stage_main(1, args + ["--keep_best", "--val_fraction", "0.4"]) == 2
     assert "none of the 2 in" in capsys.readouterr().err and not list((tmp_path / "run").glob("*.pth"))
     assert stage_main(1, args + ["--keep_best", "--val_fraction", "0"]) == 2
@@ -330,3 +333,9 @@ def test_the_device_is_not_part_of_the_experiment():
 def test_out_of_range_options_are_refused_by_name(flag, value, tmp_path, capsys):
     assert stage_main(1, ["--checkpoint_dir", str(tmp_path), flag, value]) == 2
     assert flag in capsys.readouterr().err
+
+
+def test_a_batch_too_small_to_share_between_processes_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # checked before any process group is joined
+    with pytest.raises(ValueError, match="--batch_size 3 shared by 2 processes .* give at least 4"):
+        Trainer(TrainConfig(stage=3, batch_size=3, checkpoint_dir=str(tmp_path), preset="tiny"))
