@@ -118,6 +118,10 @@ def export(src: Path, dst: Path, calibration_shapes: int = 16, fit_steps: int = 
         raise ValueError(f"{src} is a {ck.category!r} model, and calibration draws held-out shapes from a "
                          f"procedural family ({', '.join(sorted(FAMILIES))}): pass --calibration_shapes 0 "
                          f"(and no --part_shapes) to export it with the engine's default confidence")
+    trained = ((ck.extra.get("trainer") or {}).get("losses") or {}).get("part")
+    if part_shapes and trained == 0:  # unsupervised: f's branch i need not be part i
+        raise ValueError(f"{src} was trained without part supervision, so its branches are not the parts' labels "
+                         f"that --part_shapes scores them by: leave it out")
     ck.optimizer = None
     bias = {"part_bias": calibrate_parts(ck, part_shapes, fit_steps)} if part_shapes else {}
     confidence = calibrate(ck, calibration_shapes, **weight, **bias) if calibration_shapes else {}

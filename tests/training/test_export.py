@@ -44,6 +44,12 @@ def test_export_sets_part_offsets_on_held_out_shapes(tmp_path, capsys):
     assert bias[4:] == [0.0] * (len(bias) - 4)  # only the chair's four parts are set
     assert Correspondence.load(dst, device="cpu").info()["part_bias"] == bias
     assert export_main([str(src), str(dst), "--part_shapes", "-1", "--force"]) == 2
+    unsupervised = tmp_path / "Corr-4.pth"
+    save_checkpoint(unsupervised, Checkpoint(preset("tiny"), net.state_dict(), "chair", stage=3, epoch=4,
+                                             extra={"trainer": {"losses": {"part": 0.0}}}))
+    assert export_main([str(unsupervised), str(dst), "--calibration_shapes", "0", "--part_shapes", "3",
+                        "--force"]) == 2
+    assert "trained without part supervision" in capsys.readouterr().err
 
 
 def test_a_model_of_ones_own_category_is_told_how_to_export(tmp_path, capsys):
