@@ -100,7 +100,8 @@ class TrainConfig:
             raise ValueError(f"--epoch must be >= 1, got {self.epoch}")
         if self.average_last < 0:
             raise ValueError(f"--average_last must be >= 0, got {self.average_last}")
-        if self.keep_best and self.losses.part <= 0:  # unsupervised, f's branches come in any order
+        if self.keep_best and self.losses.part <= 0 and not (self.pretrain_model or self.resume):
+            # a new network trained unsupervised draws its parts on f's branches in any order
             raise ValueError("--keep_best scores f's segmentation with branch i as part label i, which only part "
                              "supervision gives: add --part_weight (e.g. 0.2), or leave out --keep_best")
         if not 0 <= self.val_fraction < 1:
