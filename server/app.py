@@ -258,6 +258,9 @@ class Server:
         self.cache = cache or PreparedCache()
         self.ranked = PreparedCache(max_entries=RANKED_ENTRIES)  # category "auto"'s distances
         self.handled: collections.Counter[str] = collections.Counter()  # model requests answered, by op
+        # which run of a server this is, in every ping: a client waiting on a request can tell
+        # that the server holding it was restarted (and the request lost)
+        self.instance = os.urandom(8).hex()
         self.ctx = zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
@@ -354,7 +357,7 @@ class Server:
             return self.session.reply(request_id, op, cancelled=self._cancel(params["request"]))
         if op == "ping":
             return self.session.reply(request_id, op, busy=self.busy, queued=sum(map(len, self.pending.values())),
-                                      prepared=self.cache.stats(), handled=dict(self.handled))
+                                      prepared=self.cache.stats(), handled=dict(self.handled), instance=self.instance)
         info = self.engines.default.info()
         return self.session.reply(request_id, op, model=info, categories=self.engines.served(),
                                   checkpoints=self.engines.checkpoint_names(), device=info["device"],

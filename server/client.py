@@ -30,6 +30,11 @@ REPLY_MAX_ELEMENTS = 1 << 31  # replies are about as big as what was sent; this 
 # drops a message over it unread, which would look like a server that is down.
 CHECK_SIZE_ABOVE = 1 << 20
 CANCEL_TIMEOUT = 2.0  # seconds to wait for the server to take a request back (it answers at once)
+# While a model request runs, every PROBE_EVERY seconds a ping on a socket of its own asks
+# which run of the server answers: another than the one that took the request means it was
+# restarted and the request is lost, said then rather than after the whole timeout.
+PROBE_EVERY = 15.0
+PROBE_TIMEOUT = 2.0
 
 
 # A shape whose rebuild distance (a reply's `rebuild_distance`, protocol.py) is above this
@@ -61,7 +66,9 @@ class Client:
         """`secret`: the key shared with the server; None reads CORR_SERVER_SECRET, "" means none."""
         self.address, self.timeout = address, timeout
         key = secret if secret is not None else os.environ.get("CORR_SERVER_SECRET")
+        self._key = key or ""
         self.session = protocol.Session(key, max_elements=REPLY_MAX_ELEMENTS, side="client")
+        self.server_instance: str | None = None  # the run of the server that last answered a ping
         self._own_ctx = context is None
         self.ctx = context or zmq.Context()
         self._ids = itertools.count(1)
@@ -105,14 +112,21 @@ class Client:
         sock.send_multipart([b"", *frames])
         deadline = timeout if timeout is not None else self.timeout
         give_up = time.monotonic() + deadline
+        probes = protocol.OPS[op].model and self.server_instance is not None
         while True:
             try:
-                answered = self._wait(sock, give_up)
+                answered = self._wait(sock, min(give_up, time.monotonic() + PROBE_EVERY) if probes else give_up)
             except KeyboardInterrupt:  # Ctrl-C: the server must not go on with what no one waits for
                 self._drop_socket()
                 if protocol.OPS[op].model:
                     self._give_up(request_id)
                 raise
+            if not answered and probes and time.monotonic() < give_up and not self._cancelled():
+                if self._restarted():
+                    self._drop_socket()
+                    raise ServerError("restarted", f"the server at {self.address} was restarted while it held this "
+                                                   f"{op} request, which is lost: send it again")
+                continue
             if not answered:
                 self._drop_socket()  # a fresh socket next time: no stale reply can arrive late
                 if protocol.OPS[op].model:
@@ -138,7 +152,22 @@ class Client:
             # decoded over the message's bytes, so read-only: a caller may want to edit them
             out = {name: np.array(a) for name, a in out.items()}
             self.last_reply, self.last_arrays = reply, out
+            if op == "ping":
+                self.server_instance = reply.get("instance", self.server_instance)
             return reply, out
+
+    def _cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    def _restarted(self) -> bool:
+        """Whether another run of the server than the one that took the request answers a
+        ping now (one that does not answer may be busy reading, or coming back: no)."""
+        with Client(self.address, timeout=PROBE_TIMEOUT, secret=self._key, context=self.ctx) as probe:
+            try:
+                now = probe.ping(timeout=PROBE_TIMEOUT).get("instance")
+            except ServerError:
+                return False
+        return now is not None and now != self.server_instance
 
     def _give_up(self, request_id: str) -> None:
         """Tell the server to drop or stop a request no one waits for any more, so that it

@@ -326,6 +326,41 @@ def test_server_restart_while_a_client_waits(tiny_checkpoint):
         second.stop()
 
 
+def test_a_request_lost_to_a_restart_is_said_at_the_next_probe_not_at_the_timeout(tiny_checkpoint, monkeypatch):
+    from server import client as client_module
+
+    monkeypatch.setattr(client_module, "PROBE_EVERY", 0.5)
+    port = free_port()
+    first = ServerProcess(tiny_checkpoint, port=port).wait_ready()
+    servers = [first]
+
+    def restart():  # once the long request runs
+        with Client(first.address, timeout=5) as c:
+            deadline = time.time() + 10
+            while not c.ping()["busy"] and time.time() < deadline:
+                time.sleep(0.05)
+        first.proc.kill()
+        first.proc.wait()
+        servers.append(ServerProcess(tiny_checkpoint, port=port).wait_ready())
+
+    with Client(first.address, timeout=120) as c:
+        c.ping()  # the run of the server that takes the request
+        thread = threading.Thread(target=restart)
+        thread.start()
+        started = time.time()
+        try:
+            with pytest.raises(ServerError) as err:
+                c.reconstruct(pts(500), resolution=512)  # minutes of f
+            thread.join()
+            assert err.value.code == "restarted" and "send it again" in err.value.message
+            assert time.time() - started < 60
+            assert c.segment(pts(30)).shape == (30,)  # the new run serves the next one
+        finally:
+            thread.join()
+            for server in servers:
+                server.stop()
+
+
 def test_non_loopback_needs_a_secret_which_the_environment_can_give(tiny_checkpoint):
     port = free_port()
     refused = ServerProcess(tiny_checkpoint, bind=f"tcp://0.0.0.0:{port}", port=port)
