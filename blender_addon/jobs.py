@@ -119,7 +119,7 @@ def describe(exc: BaseException) -> str:
                     "(panel: Start local server, or `python -m server`)")
         if exc.code == "cancelled":
             return "Cancelled."
-        if exc.code == "slow":
+        if exc.code in ("slow", "restarted"):  # the message says what happened and what to do
             return exc.message[:1].upper() + exc.message[1:] + "."
         return f"Server error ({exc.code}): {exc.message}"
     return str(exc)
