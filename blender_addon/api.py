@@ -54,6 +54,7 @@ class SegmentPlan:
         if not objects:
             raise ValueError("select at least one mesh to segment")
         self.objects, self.options = list(objects), options
+        self.stopped_after: int | None = None  # meshes done when the user stopped it
         _refuse_shared_meshes(self.objects)
         self.meshes = [_gather_writable(obj, options.evaluated) for obj in self.objects]
 
@@ -70,7 +71,12 @@ class SegmentPlan:
                         client.last_arrays.get("rotation")))
         return out
 
+    @property
+    def targets(self) -> list[bpy.types.Object]:
+        return self.objects
+
     def apply(self, result: list[tuple[np.ndarray, dict[str, Any], np.ndarray]]) -> dict[str, Any]:
+        self.stopped_after = len(result) if len(result) < len(self.objects) else None
         done = self.objects[:len(result)]
         mesh_data.write_all([(obj, tx.label_writes(parts)) for obj, (parts, _, _) in zip(done, result)])
         for obj, (_, _, rotation) in zip(done, result):
@@ -238,8 +244,11 @@ class TransferPlan:
         return [w for w in writes if w.name == "corr_color"] if self.preview else writes
 
     def apply(self, result: dict[str, Any]) -> dict[str, Any]:
-        mesh_data.still_there([s.obj for s in self.sources] + list(self.targets))
         replies = result["replies"]
+        self.stopped_after = len(replies) if len(replies) < len(self.targets) else None
+        if not replies:  # stopped before the first target: the sources get nothing either
+            return {}
+        mesh_data.still_there([s.obj for s in self.sources] + list(self.targets))
         plan = [(s.obj, self._source_writes(s, p)) for s, p in zip(self.sources, result["parts"])]
         report = {}
         for obj, writes, per_source, model in zip(self.targets, result["writes"], replies, result["models"]):
@@ -253,7 +262,6 @@ class TransferPlan:
         shown = "part_color" if self.choice.labels and not self.preview else "corr_color"
         for obj, _ in plan:
             mesh_data.show(obj, shown)
-        self.stopped_after = len(replies) if len(replies) < len(self.targets) else None
         return report
 
     def _source_writes(self, src: Source, parts: np.ndarray | None) -> list[tx.Write]:

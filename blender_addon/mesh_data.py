@@ -28,6 +28,8 @@ def mesh_of(obj: bpy.types.Object, evaluated: bool = False) -> bpy.types.Mesh:
         raise ValueError(f"{getattr(obj, 'name', obj)!r} is not a mesh object")
     if obj.data.is_editmode:  # its mesh lags the edit, and leaving Edit Mode would overwrite what is written
         raise ValueError(f"{obj.name!r} is in Edit Mode: switch to Object Mode (Tab) first")
+    if obj.mode == "SCULPT" and obj.use_dynamic_topology_sculpting:  # likewise, leaving Sculpt Mode
+        raise ValueError(f"{obj.name!r} is sculpted with Dynamic Topology: switch to Object Mode first")
     if evaluated:
         shown = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
         if not shown.is_evaluated:  # outside the view layer, or hidden in viewports: Blender evaluates it not
@@ -188,8 +190,9 @@ def _checked(obj: bpy.types.Object, w: Write) -> Write:
             raise ValueError(f"{obj.name!r} already has {MAX_UV_MAPS} UV maps, Blender's most: remove one, or carry "
                              f"the UV map into one of its names")
     n = _size(mesh, w.domain)
-    if values.shape[0] != n or values.size != n * width:
-        raise ValueError(f"{w.name!r} for {obj.name!r}: {values.shape} values for {n} {w.domain.lower()} elements")
+    if values.shape[0] != n or values.size != n * width:  # the mesh was edited while the job ran
+        raise ValueError(f"{w.name!r} for {obj.name!r}: {values.shape} values for {n} {w.domain.lower()} elements "
+                         f"(was the mesh edited while the job ran? run it again)")
     if values.dtype.kind == "f" and not np.isfinite(values).all():
         raise ValueError(f"{w.name!r} for {obj.name!r} has non-finite values")
     return Write(w.name, w.kind, w.domain, w.data_type, values, keep, w.names)

@@ -169,11 +169,27 @@ def _summary(report: dict, others: bool = False) -> str:
     return ", ".join(parts) + hint + (f"; {'; '.join(unlike)}: {advice}" if unlike else "")
 
 
+# The job the panel runs: one at a time, or two would write the same meshes and share the
+# window's one progress bar.
+running: dict = {"job": None}
+
+
+def busy() -> bool:
+    return running["job"] is not None and not running["job"].done
+
+
 class _PlanOperator:
     """Builds a plan; execute runs it to the end (scripts, headless), invoke runs it modal
     with progress in the status bar and Esc to cancel."""
 
     bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        if busy():
+            cls.poll_message_set("a job is running: wait for it, or press Esc to stop it")
+            return False
+        return True
 
     def make_plan(self, context):
         raise NotImplementedError
@@ -181,7 +197,8 @@ class _PlanOperator:
     def _finish(self, context, plan, report) -> set[str]:
         stopped = getattr(plan, "stopped_after", None)
         if stopped is not None:
-            self.report({"WARNING"}, f"{plan.label} stopped after {stopped} of {len(plan.targets)} targets: "
+            noun = "targets" if isinstance(plan, api.TransferPlan) else "meshes"
+            self.report({"WARNING"}, f"{plan.label} stopped after {stopped} of {len(plan.targets)} {noun}: "
                                      f"{', '.join(report) or 'nothing'} written")
         else:
             others = context.scene.corr.category != AUTO_CATEGORY and len((status["info"] or {}).get("categories", [])) > 1
@@ -208,7 +225,7 @@ class _PlanOperator:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         opts = options(context)
-        self.job = Job(self.plan.work, opts.address, opts.timeout).start()
+        self.job = running["job"] = Job(self.plan.work, opts.address, opts.timeout).start()
         wm = context.window_manager
         self.timer = wm.event_timer_add(0.1, window=context.window)
         wm.progress_begin(0, 100)
@@ -216,6 +233,7 @@ class _PlanOperator:
         return {"RUNNING_MODAL"}
 
     def _cleanup(self, context) -> None:
+        running["job"] = None
         wm = context.window_manager
         wm.event_timer_remove(self.timer)
         wm.progress_end()
@@ -287,8 +305,13 @@ class CORR_OT_apply_rotation(bpy.types.Operator):
     bl_label = "Apply rotation"
     bl_options = {"REGISTER", "UNDO"}
 
+    object: bpy.props.StringProperty(  # the panel's button: the object it shows; empty: the selected ones
+        name="Object", default="", options={"HIDDEN", "SKIP_SAVE"})
+
     def execute(self, context):
-        turned = [o.name for o in context.selected_objects if api.apply_rotation(o)]
+        named = bpy.data.objects.get(self.object) if self.object else None
+        objects = [named] if named is not None else context.selected_objects
+        turned = [o.name for o in objects if api.apply_rotation(o)]
         if not turned:
             self.report({"WARNING"}, "no rotation found yet: run Segment, Preview or Transfer with Auto-align")
             return {"CANCELLED"}
@@ -458,7 +481,7 @@ class CORR_PT_panel(bpy.types.Panel):
         row = layout.row(align=True)
         row.label(text=f"{obj.name}: turn {turn:.0f}\u00b0 about Z" if turn is not None else f"{obj.name}: rotation found",
                   icon="ORIENTATION_GIMBAL")
-        row.operator("corr.apply_rotation", text="Apply")
+        row.operator("corr.apply_rotation", text="Apply").object = obj.name
 
 
 CLASSES = (CorrPreferences, CorrSettings, CORR_OT_segment, CORR_OT_transfer, CORR_OT_preview, CORR_OT_apply_rotation,

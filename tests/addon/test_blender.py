@@ -360,3 +360,50 @@ def test_a_vertex_group_of_an_output_name_is_refused_before_anything_is_written(
         mesh_data.write_all([(ob, tx.label_writes(np.arange(8)))])
     assert sorted(a.name for a in ob.data.attributes) == before
 
+
+
+def test_the_panel_runs_one_job_at_a_time_and_apply_turns_the_object_it_shows(bpy, monkeypatch):
+    from blender_addon import api, mesh_data, ui
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    monkeypatch.setitem(ui.running, "job", SimpleNamespace(done=False))  # a transfer under way
+    assert not bpy.ops.corr.transfer.poll() and not bpy.ops.corr.segment.poll() and not bpy.ops.corr.preview.poll()
+    monkeypatch.setitem(ui.running, "job", SimpleNamespace(done=True))
+    assert bpy.ops.corr.transfer.poll()
+    bpy.ops.mesh.primitive_cube_add()
+    shown = bpy.context.active_object
+    bpy.ops.mesh.primitive_cube_add(location=(3, 0, 0))
+    other = bpy.context.active_object
+    quarter = [0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]
+    for ob in (shown, other):
+        ob[api.ROTATION_PROP] = quarter
+    other.select_set(True)
+    shown.select_set(False)
+    bpy.context.view_layer.objects.active = shown  # the panel shows the active one, not selected
+    assert bpy.ops.corr.apply_rotation(object=shown.name) == {"FINISHED"}
+    assert api.ROTATION_PROP not in shown and api.ROTATION_PROP in other
+    # sculpting with Dynamic Topology holds the mesh elsewhere: refused as Edit Mode is
+    bpy.ops.object.select_all(action="DESELECT")
+    bpy.context.view_layer.objects.active = shown
+    bpy.ops.object.mode_set(mode="SCULPT")
+    bpy.ops.sculpt.dynamic_topology_toggle()
+    with pytest.raises(ValueError, match="Dynamic Topology"):
+        mesh_data.writable(shown)
+    bpy.ops.object.mode_set(mode="OBJECT")
+
+
+def test_stopping_before_anything_is_done_writes_nothing_and_segment_says_it_stopped(bpy):
+    from blender_addon import api
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    meshes = []
+    for x in (0, 3, 6):
+        bpy.ops.mesh.primitive_cube_add(location=(x, 0, 0))
+        meshes.append(bpy.context.active_object)
+    plan = api.TransferPlan(meshes[0], meshes[1:], api.TransferChoice(labels=False), api.Options())
+    before = user_attributes(meshes[0])
+    assert plan.apply({"parts": [None], "replies": [], "models": [], "writes": []}) == {}
+    assert plan.stopped_after == 0 and user_attributes(meshes[0]) == before  # no corr_color on the source
+    segment = api.SegmentPlan(meshes, api.Options())
+    report = segment.apply([(np.zeros(8, np.int64), {"category": "chair", "rebuild_distance": None}, np.eye(3))])
+    assert list(report) == [meshes[0].name] and segment.stopped_after == 1 and len(segment.targets) == 3
