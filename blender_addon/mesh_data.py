@@ -70,7 +70,21 @@ def still_there(objects) -> None:
         try:
             obj.name
         except ReferenceError:
-            raise ValueError("an object of this job was deleted while it ran: nothing was written") from None
+            raise _deleted() from None
+
+
+def found_again(uids: list[int]) -> list[bpy.types.Object]:
+    """The objects of these session uids as they are now.  An undo while a job ran (of
+    anything at all) leaves every Python reference to an object stale, the objects still
+    there; a uid stays through undo and renames."""
+    now = {obj.session_uid: obj for obj in bpy.data.objects}
+    if any(uid not in now for uid in uids):
+        raise _deleted()
+    return [now[uid] for uid in uids]
+
+
+def _deleted() -> ValueError:
+    return ValueError("an object of this job was deleted while it ran: nothing was written")
 
 
 def _get(collection, key: str, width: int, dtype) -> np.ndarray:

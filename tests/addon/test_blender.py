@@ -407,3 +407,21 @@ def test_stopping_before_anything_is_done_writes_nothing_and_segment_says_it_sto
     segment = api.SegmentPlan(meshes, api.Options())
     report = segment.apply([(np.zeros(8, np.int64), {"category": "chair", "rebuild_distance": None}, np.eye(3))])
     assert list(report) == [meshes[0].name] and segment.stopped_after == 1 and len(segment.targets) == 3
+
+
+def test_an_undo_while_a_job_runs_does_not_lose_its_result(bpy):
+    from blender_addon import api
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.mesh.primitive_cube_add()
+    cube = bpy.context.active_object
+    name = cube.name
+    plan = api.SegmentPlan([cube], api.Options())
+    bpy.ops.ed.undo_push(message="before")
+    cube.location.x = 5  # the artist moves it, and takes that back while the server works
+    bpy.ops.ed.undo_push(message="moved")
+    bpy.ops.ed.undo()
+    with pytest.raises(ReferenceError):
+        cube.name  # every reference is stale after an undo
+    report = plan.apply([(np.arange(8) % 2, {"category": "chair", "rebuild_distance": None}, np.eye(3))])
+    assert list(report) == [name] and "part_label" in bpy.data.objects[name].data.attributes
