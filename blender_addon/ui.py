@@ -46,11 +46,23 @@ def category_items(self, context) -> list[tuple[str, str, str]]:
     default = f"Server default ({model['category']}, {files.get(model['category'], 'checkpoint')})" if model else "Server default"
     categories = info.get("categories", [])
     auto = [(AUTO_CATEGORY, "Auto", "Each request by the model that rebuilds its meshes closest")] if len(categories) > 1 else []
-    # Blender keeps a dynamic menu's choice by its position: Auto goes last, so that adding it
-    # moves no category a saved file chose
+    saved = getattr(self, "category_name", "")  # a saved file's choice, before Check server lists it
+    kept = [(saved, saved, "Chosen before; Check server to see whether the server has it")] \
+        if saved and saved not in (DEFAULT_CATEGORY, AUTO_CATEGORY, *categories) else []
     _category_items[:] = [(DEFAULT_CATEGORY, default, "The model the server loads first")] + [
-        (c, f"{c} ({files.get(c, 'shipped')})", f"Checkpoint {files.get(c, '?')}") for c in categories] + auto
+        (c, f"{c} ({files.get(c, 'shipped')})", f"Checkpoint {files.get(c, '?')}") for c in categories] + kept + auto
     return _category_items
+
+
+# Blender would keep a dynamic menu's choice by its position, which another server's list
+# (or none, before Check server) moves: the choice is kept by name in `category_name`.
+def _get_category(self) -> int:
+    names = [item[0] for item in category_items(self, None)]
+    return names.index(self.category_name) if self.category_name in names else 0
+
+
+def _set_category(self, index: int) -> None:
+    self.category_name = category_items(self, None)[index][0]
 
 
 def split_selection(context) -> tuple[list, list]:
@@ -113,8 +125,10 @@ class CorrPreferences(bpy.types.AddonPreferences):
 
 
 class CorrSettings(bpy.types.PropertyGroup):
-    category: bpy.props.EnumProperty(name="Category", items=category_items,
+    category: bpy.props.EnumProperty(name="Category", items=category_items, get=_get_category, set=_set_category,
                                      description="The model (category and checkpoint); Check server fills the list")
+    category_name: bpy.props.StringProperty(name="Category name", options={"HIDDEN"},
+                                            description="The chosen category, as a saved file keeps it")
     transfer_labels: bpy.props.BoolProperty(
         name="Part labels", default=True,
         description="Carry the source's part_label (or the model's parts of it) and colour the parts")

@@ -425,3 +425,19 @@ def test_an_undo_while_a_job_runs_does_not_lose_its_result(bpy):
         cube.name  # every reference is stale after an undo
     report = plan.apply([(np.arange(8) % 2, {"category": "chair", "rebuild_distance": None}, np.eye(3))])
     assert list(report) == [name] and "part_label" in bpy.data.objects[name].data.attributes
+
+
+def test_the_chosen_category_is_kept_by_name_in_the_file(bpy, tmp_path, monkeypatch):
+    from blender_addon import ui
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    served = lambda *categories: {"categories": list(categories), "model": {"category": "chair"}, "checkpoints": {}}
+    monkeypatch.setitem(ui.status, "info", served("chair", "table"))
+    bpy.context.scene.corr.category = "table"
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "chosen.blend"))
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    monkeypatch.setitem(ui.status, "info", None)  # opened before Check server
+    bpy.ops.wm.open_mainfile(filepath=str(tmp_path / "chosen.blend"))
+    assert bpy.context.scene.corr.category == "table" and ui.options(bpy.context).category == "table"
+    monkeypatch.setitem(ui.status, "info", served("airplane", "bench", "chair", "table"))  # a server of more models
+    assert bpy.context.scene.corr.category == "table"
