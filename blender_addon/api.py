@@ -54,7 +54,7 @@ class SegmentPlan:
         if not objects:
             raise ValueError("select at least one mesh to segment")
         self.objects, self.options = list(objects), options
-        self._uids = [obj.session_uid for obj in self.objects]  # to find them again after an undo
+        self._identities = mesh_data.identities(self.objects)  # to find them again after an undo
         self.stopped_after: int | None = None  # meshes done when the user stopped it
         _refuse_shared_meshes(self.objects)
         self.meshes = [_gather_writable(obj, options.evaluated) for obj in self.objects]
@@ -78,7 +78,7 @@ class SegmentPlan:
 
     def apply(self, result: list[tuple[np.ndarray, dict[str, Any], np.ndarray]]) -> dict[str, Any]:
         self.stopped_after = len(result) if len(result) < len(self.objects) else None
-        self.objects = mesh_data.found_again(self._uids)
+        self.objects = mesh_data.found_again(self._identities)
         done = self.objects[:len(result)]
         mesh_data.write_all([(obj, tx.label_writes(parts)) for obj, (parts, _, _) in zip(done, result)])
         for obj, (_, _, rotation) in zip(done, result):
@@ -161,7 +161,7 @@ class TransferPlan:
         self.targets = targets
         _refuse_shared_meshes(sources + targets)
         self.sources = self._gather_sources(sources)
-        self._uids = [obj.session_uid for obj in sources + targets]  # to find them again after an undo
+        self._identities = mesh_data.identities(sources + targets)  # to find them again after an undo
         self.targets_arrays = [_gather_writable(t, options.evaluated) for t in targets]
         if options.evaluated and not preview:
             _refuse_changed_faces(targets, sorted({ch.name for s in self.sources for ch in s.channels
@@ -251,7 +251,7 @@ class TransferPlan:
         self.stopped_after = len(replies) if len(replies) < len(self.targets) else None
         if not replies:  # stopped before the first target: the sources get nothing either
             return {}
-        found = mesh_data.found_again(self._uids)
+        found = mesh_data.found_again(self._identities)
         for src, obj in zip(self.sources, found):
             src.obj = obj
         self.targets = found[len(self.sources):]

@@ -73,14 +73,24 @@ def still_there(objects) -> None:
             raise _deleted() from None
 
 
-def found_again(uids: list[int]) -> list[bpy.types.Object]:
-    """The objects of these session uids as they are now.  An undo while a job ran (of
+def identities(objects) -> list[tuple[int, int]]:
+    """What `found_again` finds objects by: (session uid, vertex count) each."""
+    return [(obj.session_uid, len(obj.data.vertices)) for obj in objects]
+
+
+def found_again(identities: list[tuple[int, int]]) -> list[bpy.types.Object]:
+    """The objects of these `identities` as they are now.  An undo while a job ran (of
     anything at all) leaves every Python reference to an object stale, the objects still
-    there; a uid stays through undo and renames."""
+    there; a uid stays through undo and renames.  A mesh whose vertices changed meanwhile
+    (edited) would be written what was worked out for the old one: refused."""
     now = {obj.session_uid: obj for obj in bpy.data.objects}
-    if any(uid not in now for uid in uids):
+    if any(uid not in now for uid, _ in identities):
         raise _deleted()
-    return [now[uid] for uid in uids]
+    for uid, count in identities:
+        if len(now[uid].data.vertices) != count:
+            raise ValueError(f"{now[uid].name!r} was edited while the job ran (its vertices changed): nothing was "
+                             f"written; run it again")
+    return [now[uid] for uid, _ in identities]
 
 
 def _deleted() -> ValueError:

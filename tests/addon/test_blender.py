@@ -425,6 +425,13 @@ def test_an_undo_while_a_job_runs_does_not_lose_its_result(bpy):
         cube.name  # every reference is stale after an undo
     report = plan.apply([(np.arange(8) % 2, {"category": "chair", "rebuild_distance": None}, np.eye(3))])
     assert list(report) == [name] and "part_label" in bpy.data.objects[name].data.attributes
+    bpy.ops.mesh.primitive_cube_add(location=(4, 0, 0))
+    edited = bpy.context.active_object
+    plan = api.SegmentPlan([edited], api.Options())
+    edited.data.vertices.add(1)  # edited while the server works on the old mesh
+    with pytest.raises(ValueError, match="was edited while the job ran"):
+        plan.apply([(np.arange(8) % 2, {"category": "chair", "rebuild_distance": None}, np.eye(3))])
+    assert "part_label" not in edited.data.attributes
 
 
 def test_the_chosen_category_is_kept_by_name_in_the_file(bpy, tmp_path, monkeypatch):
