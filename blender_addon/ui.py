@@ -40,6 +40,11 @@ _category_items: list[tuple[str, str, str]] = []  # Blender needs the strings to
 
 def category_items(self, context) -> list[tuple[str, str, str]]:
     """The category menu, from the server's info: each category with the checkpoint serving it."""
+    _category_items[:] = _category_choices(self)
+    return _category_items
+
+
+def _category_choices(self) -> list[tuple[str, str, str]]:
     info = status["info"] or {}
     files = info.get("checkpoints") or {}
     model = info.get("model") or {}
@@ -49,20 +54,20 @@ def category_items(self, context) -> list[tuple[str, str, str]]:
     saved = getattr(self, "category_name", "")  # a saved file's choice, before Check server lists it
     kept = [(saved, saved, "Chosen before; Check server to see whether the server has it")] \
         if saved and saved not in (DEFAULT_CATEGORY, AUTO_CATEGORY, *categories) else []
-    _category_items[:] = [(DEFAULT_CATEGORY, default, "The model the server loads first")] + [
+    return [(DEFAULT_CATEGORY, default, "The model the server loads first")] + [
         (c, f"{c} ({files.get(c, 'shipped')})", f"Checkpoint {files.get(c, '?')}") for c in categories] + kept + auto
-    return _category_items
 
 
 # Blender would keep a dynamic menu's choice by its position, which another server's list
 # (or none, before Check server) moves: the choice is kept by name in `category_name`.
+# These read the choices afresh and leave the menu's own list (and its strings) alone.
 def _get_category(self) -> int:
-    names = [item[0] for item in category_items(self, None)]
+    names = [item[0] for item in _category_choices(self)]
     return names.index(self.category_name) if self.category_name in names else 0
 
 
 def _set_category(self, index: int) -> None:
-    self.category_name = category_items(self, None)[index][0]
+    self.category_name = _category_choices(self)[index][0]
 
 
 def split_selection(context) -> tuple[list, list]:
