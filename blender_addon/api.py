@@ -54,10 +54,10 @@ class SegmentPlan:
         if not objects:
             raise ValueError("select at least one mesh to segment")
         self.objects, self.options = list(objects), options
-        self._identities = mesh_data.identities(self.objects)  # to find them again after an undo
         self.stopped_after: int | None = None  # meshes done when the user stopped it
         _refuse_shared_meshes(self.objects)
         self.meshes = [_gather_writable(obj, options.evaluated) for obj in self.objects]
+        self._identities = mesh_data.identities(self.objects)  # to find them again after an undo
 
     def work(self, client: Client, progress: Progress) -> list[tuple[np.ndarray, dict[str, Any], np.ndarray]]:
         """-> per mesh done, its parts, the model that answered (`_model_said`) and the turn
