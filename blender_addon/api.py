@@ -49,6 +49,7 @@ class SegmentPlan:
     """Part labels for each object from the model: `part_label` and `part_color`."""
 
     label = "Segment"
+    counts = "meshes"  # what a report of a stopped job counts
 
     def __init__(self, objects: Sequence[bpy.types.Object], options: Options):
         if not objects:
@@ -132,6 +133,7 @@ class TransferPlan:
     """
 
     label = "Transfer"
+    counts = "targets"
 
     def __init__(self, sources: Sequence[bpy.types.Object] | bpy.types.Object,
                  targets: Iterable[bpy.types.Object], choice: TransferChoice, options: Options,

@@ -216,8 +216,7 @@ class _PlanOperator:
     def _finish(self, context, plan, report) -> set[str]:
         stopped = getattr(plan, "stopped_after", None)
         if stopped is not None:
-            noun = "targets" if isinstance(plan, api.TransferPlan) else "meshes"
-            self.report({"WARNING"}, f"{plan.label} stopped after {stopped} of {len(plan.targets)} {noun}: "
+            self.report({"WARNING"}, f"{plan.label} stopped after {stopped} of {len(plan.targets)} {plan.counts}: "
                                      f"{', '.join(report) or 'nothing'} written")
         else:
             others = context.scene.corr.category != AUTO_CATEGORY and len((status["info"] or {}).get("categories", [])) > 1
@@ -421,6 +420,7 @@ def _poll_start():
     if time.monotonic() > status["give_up"]:
         status["text"] = f"the server did not answer within {START_TIMEOUT:.0f} s"
         return None
+
     def ask() -> None:
         ping["found"] = server_status(ping["address"], START_PING_TIMEOUT)
 

@@ -117,9 +117,7 @@ class Client:
             try:
                 answered = self._wait(sock, min(give_up, time.monotonic() + PROBE_EVERY) if probes else give_up)
             except KeyboardInterrupt:  # Ctrl-C: the server must not go on with what no one waits for
-                self._drop_socket()
-                if protocol.OPS[op].model:
-                    self._give_up(request_id)
+                self._abandon(op, request_id)
                 raise
             if not answered and probes and time.monotonic() < give_up and not self._cancelled():
                 if self._restarted():
@@ -128,10 +126,8 @@ class Client:
                                                    f"{op} request, which is lost: send it again")
                 continue
             if not answered:
-                self._drop_socket()  # a fresh socket next time: no stale reply can arrive late
-                if protocol.OPS[op].model:
-                    self._give_up(request_id)
-                if self.cancel is not None and self.cancel.is_set():
+                self._abandon(op, request_id)
+                if self._cancelled():
                     raise ServerError("cancelled", f"{op} cancelled")
                 raise ServerError("timeout", f"no reply from {self.address} within {deadline:g} s")
             frames = sock.recv_multipart()
@@ -158,6 +154,13 @@ class Client:
 
     def _cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
+
+    def _abandon(self, op: str, request_id: str) -> None:
+        """No one waits for this request any more: a fresh socket next time (no stale reply
+        can arrive late), and a model request taken back from the server."""
+        self._drop_socket()
+        if protocol.OPS[op].model:
+            self._give_up(request_id)
 
     def _restarted(self) -> bool:
         """Whether another run of the server than the one that took the request answers a
@@ -194,7 +197,7 @@ class Client:
         """Poll until a reply is there (True), or the deadline passes or a cancel fires (False)."""
         while True:
             left = give_up - time.monotonic()
-            if left <= 0 or (self.cancel is not None and self.cancel.is_set()):
+            if left <= 0 or self._cancelled():
                 return False
             # in slices of at most a second: a ms count must fit a C int, and Ctrl-C gets a look-in
             if sock.poll(int(min(left, 0.1 if self.cancel is not None else 1.0) * 1000) + 1):
