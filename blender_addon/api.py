@@ -107,6 +107,11 @@ class TransferChoice:
     fill: str = "FILL"  # LEAVE, MARK or FILL (from confident neighbours)
     materials: bool = False  # the source's material slots, each target polygon the one it lands on
 
+    def __post_init__(self):  # one name given as a plain string is that name, not its characters
+        if isinstance(self.vertex_groups, str):
+            self.vertex_groups = (self.vertex_groups,)
+        self.attributes = (self.attributes,) if isinstance(self.attributes, str) else tuple(self.attributes)
+
 
 @dataclass
 class Source:
@@ -163,6 +168,12 @@ class TransferPlan:
         self.targets = targets
         _refuse_shared_meshes(sources + targets)
         self.sources = self._gather_sources(sources)
+        groups = {ch.name for s in self.sources for ch in s.channels if ch.kind == "vertex_group"}
+        written = set(tx.OWN_NAMES) - (set() if choice.labels else {"part_label", "part_color"})
+        clash = sorted(groups & (written | carried))
+        if clash:
+            raise ValueError(f"vertex group {', '.join(map(repr, clash))}: the transfer also writes an attribute of "
+                             f"that name, and Blender gives a name to one attribute or vertex group: rename the group")
         self._identities = mesh_data.identities(sources + targets)  # to find them again after an undo
         self.targets_arrays = [_gather_writable(t, options.evaluated) for t in targets]
         if options.evaluated and not preview:
@@ -268,8 +279,8 @@ class TransferPlan:
         mesh_data.write_all(plan)
         self._keep_rotations(replies)
         shown = "part_color" if self.choice.labels and not self.preview else "corr_color"
-        for obj, _ in plan:
-            mesh_data.show(obj, shown)
+        for obj, _ in plan:  # a preview leaves what renders use as it was
+            mesh_data.show(obj, shown, render=not self.preview)
         return report
 
     def _source_writes(self, src: Source, parts: np.ndarray | None) -> list[tx.Write]:
@@ -385,7 +396,7 @@ def transfer_attributes(source: bpy.types.Object | None = None, targets: Iterabl
     if (source is None) == (sources is None):
         raise ValueError("give either a source or sources=[...]")
     opts = Options(**options)
-    choice = TransferChoice(labels, color, uv_map, vertex_groups, tuple(attributes), threshold, fill, materials)
+    choice = TransferChoice(labels, color, uv_map, vertex_groups, attributes, threshold, fill, materials)
     return run(TransferPlan([source] if source is not None else sources, targets, choice, opts, preview), opts)
 
 

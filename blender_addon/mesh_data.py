@@ -138,6 +138,12 @@ def read_attribute(obj: bpy.types.Object, name: str, kind: str = "attribute", ev
     if attr.domain not in DOMAINS or attr.data_type not in LAYOUT:
         raise ValueError(f"attribute {name!r} on {obj.name!r} is {attr.data_type} on {attr.domain}: "
                          f"only {', '.join(sorted(LAYOUT))} on {', '.join(DOMAINS)} can be transferred")
+    if kind == "uv" and name not in mesh.uv_layers:
+        raise ValueError(f"{name!r} on {obj.name!r} is {attr.data_type} on {attr.domain}, not a UV map")
+    if kind == "color" and name not in mesh.color_attributes:
+        raise ValueError(f"{name!r} on {obj.name!r} is {attr.data_type} on {attr.domain}, not a colour attribute")
+    if name in mesh.uv_layers:  # carried as an attribute too, it stays a UV map: seams kept, Blender's limit checked
+        kind = "uv"
     key, width, dtype = LAYOUT[attr.data_type]
     return Channel(name, kind, attr.domain, attr.data_type, _get(attr.data, key, width, dtype))
 
@@ -200,6 +206,9 @@ def _checked(obj: bpy.types.Object, w: Write) -> Write:
     values, keep = np.asarray(w.values), w.keep
     if w.kind == "vertex_group":
         key, width = "value", 1
+        if w.name in mesh.attributes:  # Blender gives a name to one attribute or vertex group
+            raise ValueError(f"{obj.name!r} has an attribute named {w.name!r}, and the transfer would write a vertex "
+                             f"group of that name: rename one of them")
     elif w.kind == "material":
         key, width = "material_index", 1
         missing = sorted({n for n in w.names if n and n not in bpy.data.materials})
@@ -232,14 +241,16 @@ def write_all(plan: list[tuple[bpy.types.Object, list[Write]]]) -> None:
     try:
         for obj, writes in checked:
             groups = [w for w in writes if w.kind == "vertex_group"]
-            if groups:  # every group's old weights read in one pass over the vertices
-                old = {ch.name: ch.values for ch in read_vertex_groups(obj, [w.name for w in groups
-                                                                             if w.name in obj.vertex_groups])}
+            if groups:  # every group's old weights and members read in one pass over the vertices
+                old = _memberships(obj, [w.name for w in groups if w.name in obj.vertex_groups])
                 for w in groups:
                     _write_vertex_group(obj, w, old.get(w.name), undo)
             for w in writes:
                 if w.kind != "vertex_group":
                     WRITERS.get(w.kind, _write_attribute)(obj, w, undo)
+            uvs = [w.name for w in writes if w.kind == "uv"]
+            if uvs and any(w.kind == "material" for w in writes):  # the materials' textures read the UVs that came
+                _render_uv(obj, uvs[0], undo)
             obj.data.update()
     except Exception:
         for restore in reversed(undo):
@@ -261,6 +272,15 @@ def _check_replaceable(obj, w: Write) -> None:
     if attr.data_type not in LAYOUT or attr.domain not in DOMAINS:
         raise ValueError(f"{obj.name!r} already has {w.name!r} as {attr.data_type} on {attr.domain}, "
                          f"which this cannot replace: rename it")
+    if w.keep is not None and w.keep.any() and not _convertible(attr, w):
+        raise ValueError(f"{obj.name!r} has {w.name!r} as {attr.data_type} on {attr.domain}, and the transfer writes "
+                         f"{w.data_type} on {w.domain}: 'Leave' cannot keep its values there; rename or convert it, "
+                         f"or choose Fill or Mark")
+
+
+def _convertible(attr, w: Write) -> bool:
+    """Values of `attr` can stand in for the write's where it keeps them: one per element, as wide."""
+    return attr.domain == w.domain and LAYOUT[attr.data_type][1] == LAYOUT[w.data_type][1]
 
 
 def _write_attribute(obj, w: Write, undo: list) -> None:
@@ -268,12 +288,18 @@ def _write_attribute(obj, w: Write, undo: list) -> None:
     key, width, dtype = LAYOUT[w.data_type]
     attr = mesh.attributes.get(w.name)
     replaced = None  # (type, domain, a colour attribute, values) of one of another type, for the undo
+    colors = mesh.color_attributes
+    shown = (colors.active_color_name == w.name, colors.default_color_name == w.name)
     if attr is not None and (attr.domain != w.domain or attr.data_type != w.data_type):
         old_key, old_width, old_dtype = LAYOUT[attr.data_type]
         replaced = (attr.data_type, attr.domain, w.name in mesh.color_attributes,
                     _get(attr.data, old_key, old_width, old_dtype))
         attr = None
     old = None if attr is None else _get(attr.data, key, width, dtype)
+    kept = old  # the values 'Leave' keeps: those of an attribute of another type, converted
+    if replaced is not None and w.keep is not None and w.keep.any():
+        was = replaced[3]
+        kept = (np.round(was) if np.dtype(dtype).kind in "iub" and was.dtype.kind == "f" else was).astype(dtype)
 
     def restore():
         now = mesh.attributes.get(w.name)
@@ -284,8 +310,12 @@ def _write_attribute(obj, w: Write, undo: list) -> None:
             mesh.attributes.remove(now)
         if replaced is not None:
             data_type, domain, is_color, values = replaced
-            back = (mesh.color_attributes if is_color else mesh.attributes).new(w.name, data_type, domain)
+            back = (colors if is_color else mesh.attributes).new(w.name, data_type, domain)
             back.data.foreach_set(LAYOUT[data_type][0], values.ravel())
+            if shown[0]:  # a colour attribute comes back as the one shown and rendered, if it was
+                colors.active_color_name = w.name
+            if shown[1]:
+                colors.default_color_name = w.name
     undo.append(restore)
 
     if replaced is not None:
@@ -298,19 +328,32 @@ def _write_attribute(obj, w: Write, undo: list) -> None:
         else:
             mesh.attributes.new(w.name, w.data_type, w.domain)
     values = np.asarray(w.values, dtype=dtype).reshape(-1, width) if width > 1 else np.asarray(w.values, dtype=dtype)
-    if w.keep is not None and old is not None:
-        values = np.where(w.keep.reshape((-1,) + (1,) * (values.ndim - 1)), old, values)
+    if w.keep is not None and kept is not None:
+        values = np.where(w.keep.reshape((-1,) + (1,) * (values.ndim - 1)), kept.reshape(values.shape), values)
     mesh.attributes[w.name].data.foreach_set(key, values.ravel())
 
 
-def _write_vertex_group(obj, w: Write, old: np.ndarray | None, undo: list) -> None:
-    """`old`: the group's weights before (None: no such group yet)."""
+def _memberships(obj, names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each named group's (weights, members): a vertex may be in a group at weight 0."""
+    row = {obj.vertex_groups[name].index: i for i, name in enumerate(names)}
+    weights = np.zeros((len(names), len(obj.data.vertices)), dtype=np.float32)
+    members = np.zeros(weights.shape, dtype=bool)
+    for v in obj.data.vertices:
+        for ge in v.groups:
+            if ge.group in row:
+                weights[row[ge.group], v.index] = ge.weight
+                members[row[ge.group], v.index] = True
+    return {name: (weights[i], members[i]) for i, name in enumerate(names)}
+
+
+def _write_vertex_group(obj, w: Write, old: tuple[np.ndarray, np.ndarray] | None, undo: list) -> None:
+    """`old`: the group's weights and members before (None: no such group yet)."""
     group = obj.vertex_groups.get(w.name)
 
     def restore():
         now = obj.vertex_groups.get(w.name)
         if old is not None:
-            _set_weights(now, old)
+            _set_weights(now, *old)
         elif now is not None:
             obj.vertex_groups.remove(now)
     undo.append(restore)
@@ -318,9 +361,11 @@ def _write_vertex_group(obj, w: Write, old: np.ndarray | None, undo: list) -> No
     if group is None:
         group = obj.vertex_groups.new(name=w.name)
     weights = np.asarray(w.values, dtype=np.float32)
+    members = weights > 0
     if w.keep is not None and old is not None:
-        weights = np.where(w.keep, old, weights)
-    _set_weights(group, weights)
+        weights = np.where(w.keep, old[0], weights)
+        members = np.where(w.keep, old[1], members)
+    _set_weights(group, weights, members)
 
 
 def _write_materials(obj, w: Write, undo: list) -> None:
@@ -342,14 +387,30 @@ def _write_materials(obj, w: Write, undo: list) -> None:
     mesh.polygons.foreach_set("material_index", np.asarray(w.values, np.int32))
 
 
+def _render_uv(obj, name: str, undo: list) -> None:
+    """Make a UV map the active one and the one renders use (an Image Texture without a UV Map node)."""
+    layers = obj.data.uv_layers
+    active = layers.active.name if layers.active else None
+    render = next((layer.name for layer in layers if layer.active_render), None)
+
+    def restore():  # by name: the layers written are removed again before this runs
+        if active is not None and active in layers:
+            layers.active = layers[active]
+        if render is not None and render in layers:
+            layers[render].active_render = True
+    undo.append(restore)
+    layers.active = layers[name]
+    layers[name].active_render = True
+
+
 WRITERS = {"material": _write_materials}  # vertex groups: all of an object's at once; the rest: _write_attribute
 
 
-def _set_weights(group, weights: np.ndarray) -> None:
-    """Vertices with weight > 0 in the group with that weight; the others out of it."""
+def _set_weights(group, weights: np.ndarray, members: np.ndarray | None = None) -> None:
+    """The `members` (default: vertices of weight > 0) in the group at their weights; the others out of it."""
     everyone = list(range(len(weights)))
     group.remove(everyone)
-    inside = np.flatnonzero(weights > 0)
+    inside = np.flatnonzero(weights > 0 if members is None else members)
     values, which = np.unique(weights[inside], return_inverse=True)
     order = np.argsort(which, kind="stable")  # one add per distinct weight (a rig's 1.0s at once)
     starts = np.r_[0, np.flatnonzero(np.diff(which[order])) + 1, len(order)]
@@ -357,10 +418,11 @@ def _set_weights(group, weights: np.ndarray) -> None:
         group.add(inside[order[starts[k]:starts[k + 1]]].tolist(), value, "REPLACE")
 
 
-def show(obj: bpy.types.Object, color_name: str) -> None:
-    """Make a colour attribute the one the viewport (Solid, Attribute colour) displays and
-    the one renders use (a Color Attribute node without a name)."""
+def show(obj: bpy.types.Object, color_name: str, render: bool = True) -> None:
+    """Make a colour attribute the one the viewport (Solid, Attribute colour) displays and,
+    with `render`, the one renders use (a Color Attribute node without a name)."""
     colors = obj.data.color_attributes
     if color_name in colors:
         colors.active_color_name = color_name
-        colors.default_color_name = color_name
+        if render:
+            colors.default_color_name = color_name

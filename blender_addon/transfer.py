@@ -107,14 +107,13 @@ def blends(ch: Channel) -> bool:
 def values_at(ch: Channel, source: MeshArrays, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
     """The channel's values at the matched points, one per target vertex."""
     blend = blends(ch)
-    if ch.domain == "CORNER":
-        return (interpolate.corner_values if blend else interpolate.nearest_point_values)(
-            ch.values, source.triangle_loops, face, bary)
     if ch.domain == "FACE":
         return ch.values[source.triangle_polygons[face]]
-    if ch.domain == "POINT":
-        return (interpolate.point_values if blend else interpolate.nearest_point_values)(
-            ch.values, source.triangles, face, bary)
+    if ch.domain in ("CORNER", "POINT"):
+        elements = source.triangle_loops if ch.domain == "CORNER" else source.triangles
+        if ch.data_type == "QUATERNION":
+            return interpolate.quaternions(ch.values, elements, face, bary)
+        return (interpolate.point_values if blend else interpolate.nearest_point_values)(ch.values, elements, face, bary)
     raise ValueError(f"{ch.name!r}: cannot carry attributes of domain {ch.domain}")
 
 
@@ -143,6 +142,8 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
     if ch.kind == "labels":
         confident = confident & ~label_slivers(ch, source, target, values)
     values, keep = resolve(values, confident, fill, target.edges, vote=not blend, mark=_mark_value(ch))
+    if ch.data_type == "QUATERNION":  # filled by means of neighbours: rotations again
+        values = interpolate.unit_quaternions(values)
     values = values.astype(ch.values.dtype, copy=False)
     if ch.kind == "labels":
         return label_writes(values, keep)
@@ -155,6 +156,8 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
         keep = None if keep is None else expand_to_corners(keep, target.loop_vertices)
     elif ch.domain == "FACE":
         values, keep = per_polygon(values, keep, target, blend)
+        if ch.data_type == "QUATERNION":
+            values = interpolate.unit_quaternions(values).astype(ch.values.dtype)
     return [Write(ch.name, ch.kind, ch.domain, ch.data_type, values, keep)]
 
 
@@ -235,6 +238,8 @@ def _mark_value(ch: Channel):
         return -1
     if ch.data_type in ("FLOAT_COLOR", "BYTE_COLOR"):
         return GREY
+    if ch.data_type == "QUATERNION":
+        return interpolate.IDENTITY_QUATERNION
     return 0
 
 
@@ -245,11 +250,10 @@ def resolve(values: np.ndarray, confident: np.ndarray, fill: str, edges: np.ndar
         return values, None
     if fill == "LEAVE":
         return values, ~confident
+    if fill == "FILL":  # a loose piece with no confident vertex keeps what it matched: no mark on a fill
+        return inpaint.fill(values, confident, edges, vote=vote)[0], None
     values = values.copy()
-    reached = confident
-    if fill == "FILL":
-        values, reached = inpaint.fill(values, confident, edges, vote=vote)
-    values[~reached] = mark
+    values[~confident] = mark
     return values, None
 
 

@@ -324,3 +324,26 @@ def test_alignment_rotations_in_blenders_frame():
     turned = frames.rotated_world(m, rot)
     assert np.allclose(turned[:3, 3], [1, 2, 3]) and np.allclose(turned[:3, :3], rot)
     assert not frames.is_about_up(frames.rotation_to_blender(np.diag([1.0, -1.0, -1.0])))
+
+
+def test_rotations_blend_as_rotations_and_mark_as_the_identity():
+    src = tgt = arrays()
+    half_turn = np.array([0.0, 0.0, 0.0, 1.0], np.float32)  # q and -q: the same rotation
+    rot = transfer.Channel("rot", "attribute", "POINT", "QUATERNION", np.array([half_turn, -half_turn] * 2))
+    corr = identity_corr([1, 1, 0.1, 1])
+    corr["source_bary"] = np.full((4, 3), 1 / 3)  # every vertex lands mid-triangle
+    for fill in ("FILL", "MARK"):
+        (w,) = [w for w in transfer.target_writes(src, tgt, corr, [rot], fill=fill) if w.name == "rot"]
+        assert np.allclose(np.linalg.norm(w.values, axis=1), 1)
+        assert np.allclose(np.abs(w.values[[0, 1, 3]]), half_turn)  # not cancelled out to a short quaternion
+        assert np.allclose(np.abs(w.values[2]), half_turn if fill == "FILL" else [1, 0, 0, 0])
+
+
+def test_fill_leaves_a_loose_piece_with_no_confident_vertex_what_it_matched():
+    src = arrays()
+    tgt = transfer.MeshArrays("t", src.vertices, src.triangles, src.triangle_loops, src.triangle_polygons,
+                              src.loop_vertices, np.array([[0, 1], [2, 3]]))  # two pieces: 0-1 and 2-3
+    weights = transfer.Channel("grp", "vertex_group", "POINT", "FLOAT", np.array([0.1, 0.2, 0.3, 0.4], np.float32))
+    (w,) = [w for w in transfer.target_writes(src, tgt, identity_corr([1, 1, 0.1, 0.1]), [weights], fill="FILL")
+            if w.name == "grp"]
+    assert np.allclose(w.values, [0.1, 0.2, 0.3, 0.4])  # piece 2-3 keeps its matches, not weight 0
