@@ -3,7 +3,9 @@
 Interpolating the source UV per target vertex is exact inside an island, but a target
 polygon whose corners land on both sides of a source seam would get corners from two
 islands and stretch across the texture atlas.  Such a polygon takes the island most of its
-corners landed on; its other corners take the UV of the nearest point of that island (looked
+corners landed on, each corner counting by how well the source's surface there faces as the
+polygon does (a cap's corners on a cylinder's rim land on the side as often as on the cap);
+its other corners take the UV of the nearest point of that island (looked
 for first among the source triangles around where they landed, where the seam runs).  Plain numpy.
 """
 from __future__ import annotations
@@ -12,7 +14,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .inpaint import most_common
 from .interpolate import corner_values, point_values
 
 
@@ -90,13 +91,14 @@ class IslandUVs(NamedTuple):
 def corner_uvs(uv: np.ndarray, source_vertices: np.ndarray, source_triangles: np.ndarray,
                source_triangle_loops: np.ndarray, face: np.ndarray, bary: np.ndarray,
                loop_vertices: np.ndarray, loop_polygons: np.ndarray, vertex_uv: np.ndarray | None = None,
-               trusted: np.ndarray | None = None) -> IslandUVs:
+               trusted: np.ndarray | None = None, facing: np.ndarray | None = None) -> IslandUVs:
     """Target corner UVs with each target polygon on one source island.
 
     uv: (Ls, 2) source corner UVs; face, bary: the correspondence per target vertex;
     loop_vertices, loop_polygons: vertex and polygon of each target corner; vertex_uv:
     the per-vertex UVs to start from (default: interpolated at face/bary); trusted: target
-    vertices whose face/bary decide islands (default all; filled vertices keep their UV).
+    vertices whose face/bary decide islands (default all; filled vertices keep their UV);
+    facing: (L,) how much each corner's island counts in its polygon's choice (default alike).
     """
     island = islands(source_triangles, source_triangle_loops, uv)
     if vertex_uv is None:
@@ -104,7 +106,7 @@ def corner_uvs(uv: np.ndarray, source_vertices: np.ndarray, source_triangles: np
     out = np.asarray(vertex_uv, np.float64)[loop_vertices].copy()
     trusted = np.ones(len(face), bool) if trusted is None else np.asarray(trusted, bool)
     loop_island = np.where(trusted[loop_vertices] & (loop_polygons >= 0), island[face[loop_vertices]], -1)
-    chosen = _majority(loop_polygons, loop_island)
+    chosen = _majority(loop_polygons, loop_island, np.ones(len(out)) if facing is None else facing)
     loop_chosen = np.full(len(out), -1)
     in_polygon = loop_polygons >= 0
     loop_chosen[in_polygon] = chosen[loop_polygons[in_polygon]]
@@ -127,13 +129,17 @@ def corner_uvs(uv: np.ndarray, source_vertices: np.ndarray, source_triangles: np
     return IslandUVs(out.astype(np.asarray(uv).dtype), loop_chosen, moved)
 
 
-def _majority(groups: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Most common non-negative value per group; -1 for groups with none."""
+def _majority(groups: np.ndarray, values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per group, the non-negative value of the largest summed weight (ties to the smaller);
+    -1 for groups with none."""
     out = np.full(int(groups.max()) + 1 if len(groups) else 0, -1, dtype=np.int64)
     ok = values >= 0
     if ok.any():
-        keys, winners = most_common(groups[ok], values[ok])
-        out[keys] = winners
+        pairs, at = np.unique(np.stack([groups[ok], values[ok]], axis=1), axis=0, return_inverse=True)
+        total = np.bincount(at.reshape(-1), weights=weights[ok], minlength=len(pairs))
+        order = np.lexsort((pairs[:, 1], -total, pairs[:, 0]))
+        first = order[np.r_[True, pairs[order[1:], 0] != pairs[order[:-1], 0]]]
+        out[pairs[first, 0]] = pairs[first, 1]
     return out
 
 

@@ -82,8 +82,10 @@ def target_writes(source: MeshArrays, target: MeshArrays, corr: dict[str, np.nda
     colors = interpolate.point_values(interpolate.position_colors(source.vertices), source.triangles, face, bary)
     colors[~confident] = GREY
     writes.append(Write("corr_color", "color", "POINT", "FLOAT_COLOR", colors.astype(np.float32)))
+    # the target's directions in the source's frame: alignment may have turned either
+    turn = corr.get("source_rotation", np.eye(3)).T @ corr.get("target_rotation", np.eye(3))
     for ch in channels:
-        writes.extend(_carry(ch, source, target, face, bary, confident, fill))
+        writes.extend(_carry(ch, source, target, face, bary, confident, fill, turn))
     return writes
 
 
@@ -134,7 +136,8 @@ def label_slivers(ch: Channel, source: MeshArrays, target: MeshArrays, values: n
                           target_areas=labels.vertex_areas(target.vertices, target.triangles))
 
 
-def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, confident, fill) -> list[Write]:
+def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, confident, fill,
+           turn: np.ndarray) -> list[Write]:
     if ch.kind == "material":
         return [material_write(ch, source, target, face, confident)]
     blend = blends(ch)
@@ -149,7 +152,7 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
         return label_writes(values, keep)
     # back on the domain they came from, as on the source
     if ch.kind == "uv" and ch.domain == "CORNER":
-        values = transferred_uvs(ch, source, target, face, bary, values, confident)
+        values = transferred_uvs(ch, source, target, face, bary, values, confident, turn)
         keep = None if keep is None else expand_to_corners(keep, target.loop_vertices)
     elif ch.domain == "CORNER":  # a corner colour or attribute: each corner its vertex's
         values = expand_to_corners(values, target.loop_vertices)
@@ -186,17 +189,49 @@ def per_polygon(values: np.ndarray, keep: np.ndarray | None, target: MeshArrays,
 
 
 def transferred_uvs(ch: Channel, source: MeshArrays, target: MeshArrays, face: np.ndarray, bary: np.ndarray,
-                    vertex_uv: np.ndarray, confident: np.ndarray) -> np.ndarray:
+                    vertex_uv: np.ndarray, confident: np.ndarray, turn: np.ndarray = np.eye(3)) -> np.ndarray:
     """(L, 2) target corner UVs: each polygon on one source UV island (seams.py), then each
-    chart relaxed so the texture keeps the shape it has on the source (conformal.py)."""
+    chart relaxed so the texture keeps the shape it has on the source (conformal.py).
+    `turn`: target directions into the source's frame."""
+    polygons = loop_polygons(target)
     placed = seams.corner_uvs(ch.values, source.vertices, source.triangles, source.triangle_loops, face, bary,
-                              target.loop_vertices, loop_polygons(target), vertex_uv=vertex_uv, trusted=confident)
+                              target.loop_vertices, polygons, vertex_uv=vertex_uv, trusted=confident,
+                              facing=facing(source, target, face, polygons, turn))
     pull = np.where(placed.moved, conformal.MOVED_WEIGHT, 1.0) * confident[target.loop_vertices]
     landed = ~placed.moved[target.triangle_loops] & confident[target.triangles]
     metric = conformal.source_metric(source.vertices, source.triangles, source.triangle_loops, ch.values,
                                      face[target.triangles], landed)
     return conformal.relax(target.vertices, target.triangles, target.triangle_loops, placed.uv, placed.island,
                            pull, metric).astype(ch.values.dtype)
+
+
+# Each corner's vote for its polygon's UV island counts |cos| of the angle between the polygon
+# and the source triangle it landed on, and at least this much.
+FACING_FLOOR = 0.05
+
+
+def facing(source: MeshArrays, target: MeshArrays, face: np.ndarray, polygons: np.ndarray,
+           turn: np.ndarray) -> np.ndarray:
+    """(L,) how squarely the source triangle each target corner landed on faces as the
+    corner's polygon does, either way round (artists' meshes are not always wound alike)."""
+    per_polygon = np.zeros((polygon_count(target), 3))
+    np.add.at(per_polygon, target.triangle_polygons, _area_normals(target.vertices, target.triangles) @ turn.T)
+    src = _area_normals(source.vertices, source.triangles)
+    ok = polygons >= 0
+    cos = np.abs((_unit(per_polygon)[polygons[ok]] * _unit(src)[face[target.loop_vertices[ok]]]).sum(1))
+    out = np.full(len(polygons), FACING_FLOOR)
+    out[ok] = np.maximum(cos, FACING_FLOOR)
+    return out
+
+
+def _area_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Each triangle's normal, twice its area long."""
+    a, b, c = (vertices[triangles[:, i]] for i in range(3))
+    return np.cross(b - a, c - a)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-30)
 
 
 def material_write(ch: Channel, source: MeshArrays, target: MeshArrays, face: np.ndarray,

@@ -156,3 +156,29 @@ def test_a_failed_write_puts_back_members_of_weight_zero_and_the_colour_shown(em
                             api.Options())
     run(plan, first_half_unsure)  # vertices 0-3 below the threshold: left as they were
     assert members() == [(0, 0.5), (1, 0.5), (3, 0.0)] + [(i, 0.9) for i in range(4, 8)]
+
+
+def test_a_cylinders_caps_keep_the_caps_uvs_where_their_corners_land_on_the_rim(empty):
+    """A cap's corners all lie on the rim, where the side's UV island meets the cap's: each
+    corner's island counts by how squarely the source faces there as the cap does."""
+    from blender_addon import api, mesh_data, seams
+
+    def spans(uv, polygons):
+        return np.array([np.ptp(uv[p.loop_start:p.loop_start + p.loop_total], axis=0).max() for p in polygons])
+
+    empty.ops.mesh.primitive_cylinder_add()
+    src = empty.context.active_object
+    empty.ops.mesh.primitive_cylinder_add(rotation=(0, 0, np.pi / 32))  # half a segment round
+    tgt = empty.context.active_object
+    plan = api.TransferPlan(src, [tgt], api.TransferChoice(labels=False, uv_map="UVMap"), api.Options())
+    source, target = plan.sources[0].mesh, plan.targets_arrays[0]
+    face, bary = np.zeros(len(target.vertices), int), np.zeros((len(target.vertices), 3))
+    for i, p in enumerate(target.vertices):  # each vertex at the nearest point of the source
+        d, b = seams.closest_on_triangles(p, source.vertices[source.triangles])
+        face[i], bary[i] = int(np.argmin(d)), b[int(np.argmin(d))]
+    corr = {"source_face": face, "source_bary": bary, "confidence": np.full(len(face), 0.9)}
+    plan.apply({"parts": [None], "replies": [[corr]], "models": [{}],
+                "writes": [plan._target_writes(target, [corr], [None])]})
+    own = spans(values(src, "UVMap").reshape(-1, 2), src.data.polygons)
+    got = spans(values(tgt, "UVMap").reshape(-1, 2), tgt.data.polygons)
+    assert got.max() <= own.max() + 0.01  # before: a cap across the side's strip, 0.70 of the texture
