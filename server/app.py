@@ -17,6 +17,7 @@ import logging
 import os
 import queue
 import signal
+import stat
 import sys
 import threading
 import time
@@ -39,6 +40,8 @@ DEFAULT_BIND = "tcp://127.0.0.1:5555"
 MAX_QUEUED = 64
 MAX_QUEUED_BYTES = 2 * 1024**3
 WORKER_GRACE_S = 5.0  # on stopping, how long a running request may take to finish
+STOP_LINGER_S = 1.0  # on stopping, how long the last replies (finished or shutting_down) may take to go out
+SHUTTING_DOWN = "the server is stopping and will not answer this request: send it again once a server is back"
 ELEMENTS_PER_VERTEX = 18  # a request holds two meshes, each ~2 faces a vertex: 2 * (3 + 2 * 3) values
 
 
@@ -249,9 +252,12 @@ class Server:
         if urlparse(bind).scheme not in ("tcp", "ipc", "inproc"):
             raise ValueError(f"--bind {bind!r} is not a ZeroMQ endpoint such as tcp://127.0.0.1:5555")
         if not is_loopback(bind) and not key:
-            raise ValueError(f"{bind} is not a loopback address: binding it needs --secret")
+            raise ValueError(f"{bind} is not a loopback address: binding it needs --secret-file, "
+                             "CORR_SERVER_SECRET or --secret")
         self.bind = bind
         self.max_vertices, self.queue_limit, self.parent_pid = max_vertices, queue_limit, parent_pid
+        # our actual parent (not just some process to outlive): its death also shows as a new ppid
+        self._parent_is_ppid = parent_pid is not None and parent_pid == os.getppid()
         max_elements = ELEMENTS_PER_VERTEX * max_vertices
         self.session = protocol.Session(key, max_elements=max_elements, side="server")
         self.engines = Engines(checkpoint, device, max_vertices)
@@ -261,7 +267,9 @@ class Server:
         # which run of a server this is, in every ping: a client waiting on a request can tell
         # that the server holding it was restarted (and the request lost)
         self.instance = os.urandom(8).hex()
-        self.ctx = zmq.Context()
+        # the client socket has a context of its own: closing it waits for the last replies to go
+        # out (STOP_LINGER_S), which a context still holding the worker's socket could not do
+        self.ctx, self.wake_ctx = zmq.Context(), zmq.Context()
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
         # bytes: every value a float64, plus header and signature; zmq drops bigger frames unread
@@ -269,7 +277,7 @@ class Server:
         self.max_message_bytes = max_elements * 8 + protocol.MAX_HEADER_BYTES + 1024
         self.sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
         self.endpoint = self._bind(bind)
-        self.wake_recv = self.ctx.socket(zmq.PULL)
+        self.wake_recv = self.wake_ctx.socket(zmq.PULL)
         self.wake_recv.bind(f"inproc://wake-{id(self)}")
         self._wake_addr = f"inproc://wake-{id(self)}"
         self.pending: dict[bytes, collections.deque[Job]] = {}
@@ -316,7 +324,7 @@ class Server:
                             break
                         self._receive(frames)
                 self._dispatch()
-                if self.parent_pid and not _alive(self.parent_pid):
+                if self.parent_pid and not _alive(self.parent_pid, self._parent_is_ppid):
                     log.info("parent process %d is gone: stopping", self.parent_pid)
                     break
         finally:
@@ -324,7 +332,7 @@ class Server:
 
     def _receive(self, frames: list[bytes]) -> None:
         envelope, body = _split_envelope(frames)
-        header: dict[str, Any] = {}
+        header: dict[str, Any] = {}  # the request's, once it verified
         try:
             header, params, arrays = self.session.read_request(body)  # verified and checked against OPS
             op = header["op"]
@@ -346,11 +354,13 @@ class Server:
             self.queued_bytes += job.nbytes
         except ProtocolError as exc:
             request_id = (exc.header or header).get("id")
-            self._reply(envelope, self.session.error(request_id, exc.code, str(exc)), "?", {}, time.perf_counter())
+            # a message that did not verify is answered unsigned: see Session.error
+            error = self.session.error(request_id, exc.code, str(exc), sign=bool(header) or exc.verified)
+            self._reply(envelope, error, "?", {}, time.perf_counter())
         except Exception as exc:  # a bug: report it, keep serving
             log.exception("message could not be handled")
-            self._reply(envelope, self.session.error(header.get("id"), "internal", f"{type(exc).__name__}: {exc}"),
-                        "?", {}, time.perf_counter())
+            error = self.session.error(header.get("id"), "internal", f"{type(exc).__name__}: {exc}", sign=bool(header))
+            self._reply(envelope, error, "?", {}, time.perf_counter())
 
     def _quick(self, op: str, request_id: Any, params: dict[str, Any]) -> list[bytes]:
         if op == "cancel":
@@ -376,8 +386,7 @@ class Server:
                     if not q:
                         del self.pending[client]
                         self.turns.remove(client)
-                    self._reply(job.envelope, self.session.error(request_id, "cancelled", "cancelled by the client"),
-                                job.header["op"], job.arrays, job.received)
+                    self._answer(job, "cancelled", "cancelled by the client")
                     return "queued"
         if self.running is not None and request_id is not None and self.running.header.get("id") == request_id:
             self.running.cancel.set()
@@ -414,7 +423,7 @@ class Server:
 
     # ------------------------------------------------------------------ worker thread
     def _work(self) -> None:
-        wake = self.ctx.socket(zmq.PUSH)
+        wake = self.wake_ctx.socket(zmq.PUSH)
         wake.setsockopt(zmq.LINGER, 0)
         wake.connect(self._wake_addr)
         try:
@@ -451,15 +460,35 @@ class Server:
         self.stopping.set()
 
     def close(self) -> None:
+        """Stop: queued requests are answered `shutting_down` at once, the running one gets its
+        reply if it finishes within WORKER_GRACE_S and `shutting_down` if not, and those
+        last replies have STOP_LINGER_S to go out before the socket closes."""
+        self._answer_queued()
         if self.worker.is_alive():
             self.work.put(None)
             self.worker.join(timeout=WORKER_GRACE_S)
-        self.sock.close(0)
-        self.wake_recv.close(0)
-        if self.worker.is_alive():  # a long job: the (daemon) worker ends with the process, not after the job
+        self._send_done()
+        if self.running is not None:  # still running after the grace
             log.info("a request is still running: stopping without waiting for it")
-            return
-        self.ctx.term()
+            self.running.cancel.set()
+            self._answer(self.running, "shutting_down", SHUTTING_DOWN)
+        self.sock.close(linger=int(STOP_LINGER_S * 1000))
+        self.ctx.term()  # returns once the last replies are out, or STOP_LINGER_S has passed
+        self.wake_recv.close(0)
+        if not self.worker.is_alive():  # else the (daemon) worker ends with the process, not after the job
+            self.wake_ctx.term()
+
+    def _answer_queued(self) -> None:
+        for q in self.pending.values():
+            for job in q:
+                self._answer(job, "shutting_down", SHUTTING_DOWN)
+        self.pending.clear()
+        self.turns.clear()
+        self.queued_bytes = 0
+
+    def _answer(self, job: Job, code: str, message: str) -> None:
+        self._reply(job.envelope, self.session.error(job.header.get("id"), code, message), job.header["op"],
+                    job.arrays, job.received)
 
 
 def _split_envelope(frames: list[bytes]) -> tuple[list[bytes], list[bytes]]:
@@ -477,7 +506,14 @@ def _log_request(op: Any, arrays: dict[str, np.ndarray], started: float, cache: 
     log.info("%s %s %.1f ms%s", op, sizes or "-", (time.perf_counter() - started) * 1000, kept)
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, is_parent: bool = False) -> bool:
+    """Whether process `pid` still runs.  `is_parent`: it was our parent at start, so a new
+    parent (we were handed to init or a subreaper) means it is gone, even while it lingers
+    as a zombie that os.kill still finds."""
+    if sys.platform == "win32":  # os.kill(pid, 0) there sends CTRL_C_EVENT, it does not probe
+        return _alive_windows(pid)
+    if is_parent and os.getppid() != pid:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -487,6 +523,50 @@ def _alive(pid: int) -> bool:
     return True
 
 
+_PROCESS_QUERY_LIMITED_INFORMATION, _ERROR_ACCESS_DENIED, _STILL_ACTIVE = 0x1000, 5, 259  # Windows API values
+
+
+def _alive_windows(pid: int) -> bool:
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenProcess.restype = wintypes.HANDLE  # a pointer-sized handle, not the default int
+    kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+    kernel32.GetExitCodeProcess.argtypes = (wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD))
+    kernel32.CloseHandle.argtypes = (wintypes.HANDLE,)
+    handle = kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
+    if not handle:  # no such process, unless it is one we may not open
+        return ctypes.get_last_error() == _ERROR_ACCESS_DENIED
+    try:
+        code = wintypes.DWORD()
+        return not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)) or code.value == _STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+def _key(secret: str | None, secret_file: str | None) -> str | None:
+    """The shared key: --secret, else --secret-file, else CORR_SERVER_SECRET."""
+    if secret is not None and secret_file is not None:
+        raise ValueError("give the key with --secret or --secret-file, not both")
+    if secret_file is None:
+        return secret if secret is not None else os.environ.get("CORR_SERVER_SECRET")
+    return _secret_file(secret_file)
+
+
+def _secret_file(path: str) -> str:
+    """The key in `path` (its first line), refused if other users could read or change it."""
+    mode = os.stat(path).st_mode
+    if sys.platform != "win32" and mode & (stat.S_IRWXG | stat.S_IRWXO):  # Windows has no such mode bits
+        raise ValueError(f"--secret-file {path}: other users can read or change it (mode {stat.filemode(mode)}): "
+                         f"run chmod 600 {path}")
+    with open(path, encoding="utf-8") as f:
+        key = f.readline().rstrip("\r\n")
+    if not key:
+        raise ValueError(f"--secret-file {path}: the first line, the key, is empty")
+    return key
+
+
 def main(argv: Iterable[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m server", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -494,17 +574,27 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default=None, help="checkpoint file (default: shipped per-category models)")
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     ap.add_argument("--max-vertices", type=int, default=2_000_000, help="largest shape accepted")
-    ap.add_argument("--secret", default=os.environ.get("CORR_SERVER_SECRET"),
-                    help="key both ends sign every message with (HMAC-SHA256, never sent); "
-                         "required for non-loopback --bind")
+    ap.add_argument("--secret-file", default=None, metavar="PATH",
+                    help="file holding the key both ends sign every message with (HMAC-SHA256, never sent), "
+                         "readable by its owner only (chmod 600); or set CORR_SERVER_SECRET. "
+                         "A key is required for a non-loopback --bind")
+    ap.add_argument("--secret", default=None,
+                    help="the key itself: other local users can read it in the process list, "
+                         "so prefer --secret-file or CORR_SERVER_SECRET")
     ap.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
     ap.add_argument("--log-level", default="INFO", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = ap.parse_args(list(argv) if argv is not None else None)
     if args.parent_pid is not None and not _alive(args.parent_pid):
         ap.error(f"--parent-pid {args.parent_pid}: no such process")
+    try:
+        key = _key(args.secret, args.secret_file)
+    except ValueError as exc:
+        ap.error(str(exc))
+    except OSError as exc:
+        ap.error(f"--secret-file {args.secret_file}: {exc.strerror or exc}")
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        server = Server(args.bind, args.checkpoint, args.device, args.max_vertices, key=args.secret,
+        server = Server(args.bind, args.checkpoint, args.device, args.max_vertices, key=key,
                         parent_pid=args.parent_pid)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -31,8 +31,9 @@ REPLY_MAX_ELEMENTS = 1 << 31  # replies are about as big as what was sent; this 
 CHECK_SIZE_ABOVE = 1 << 20
 CANCEL_TIMEOUT = 2.0  # seconds to wait for the server to take a request back (it answers at once)
 # While a model request runs, every PROBE_EVERY seconds a ping on a socket of its own asks
-# which run of the server answers: another than the one that took the request means it was
-# restarted and the request is lost, said then rather than after the whole timeout.
+# which run of the server answers: another than the one that took the request (named by a
+# ping sent right behind it) means it was restarted and the request is lost, said then
+# rather than after the whole timeout.
 PROBE_EVERY = 15.0
 PROBE_TIMEOUT = 2.0
 
@@ -68,7 +69,7 @@ class Client:
         key = secret if secret is not None else os.environ.get("CORR_SERVER_SECRET")
         self._key = key or ""
         self.session = protocol.Session(key, max_elements=REPLY_MAX_ELEMENTS, side="client")
-        self.server_instance: str | None = None  # the run of the server that last answered a ping
+        self.server_instance: str | None = None  # the run of the server that last answered a ping or took a request
         self._own_ctx = context is None
         self.ctx = context or zmq.Context()
         self._ids = itertools.count(1)
@@ -105,14 +106,18 @@ class Client:
         """Send one request, wait for its reply; raise ServerError on an error reply, a timeout,
         or ("cancelled") when `self.cancel` (a threading.Event, if set) fires while waiting.
         A request that protocol.OPS refuses raises ProtocolError (a ValueError) before sending."""
-        request_id = f"{self._prefix}-{next(self._ids)}"
+        request_id = self._next_id()
         frames = self.session.request(op, request_id, arrays, **params)  # checked against protocol.OPS here
         self._check_size(op, sum(len(f) for f in frames))
         sock = self._socket()
         sock.send_multipart([b"", *frames])
+        probes = protocol.OPS[op].model
+        # a ping right behind the request, on its connection, reaches the same run of the server:
+        # its reply (at once, ahead of the request's) names the run that took the request
+        ping_id = self._send_ping(sock) if probes else None
+        taken_by: str | None = None
         deadline = timeout if timeout is not None else self.timeout
         give_up = time.monotonic() + deadline
-        probes = protocol.OPS[op].model and self.server_instance is not None
         while True:
             try:
                 answered = self._wait(sock, min(give_up, time.monotonic() + PROBE_EVERY) if probes else give_up)
@@ -120,7 +125,7 @@ class Client:
                 self._abandon(op, request_id)
                 raise
             if not answered and probes and time.monotonic() < give_up and not self._cancelled():
-                if self._restarted():
+                if taken_by is not None and self._restarted(taken_by):
                     self._drop_socket()
                     raise ServerError("restarted", f"the server at {self.address} was restarted while it held this "
                                                    f"{op} request, which is lost: send it again")
@@ -135,7 +140,11 @@ class Client:
             try:
                 reply, out = self.session.decode(body)
             except protocol.ProtocolError as exc:
-                raise ServerError(exc.code, f"reply from {self.address}: {exc}{_server_said(exc.header)}") from None
+                self._drop_socket()  # what else it carries (the ping's reply) is no more to be trusted
+                raise self._refused(exc, request_id) from None
+            if ping_id is not None and reply.get("id") == ping_id:
+                taken_by = self.server_instance = reply.get("instance") or self.server_instance
+                continue
             if reply.get("id") != request_id:
                 continue  # a late reply to an earlier, timed-out request
             if not reply.get("ok"):
@@ -152,6 +161,27 @@ class Client:
                 self.server_instance = reply.get("instance", self.server_instance)
             return reply, out
 
+    def _next_id(self) -> str:
+        return f"{self._prefix}-{next(self._ids)}"
+
+    def _send_ping(self, sock: zmq.Socket) -> str:
+        ping_id = self._next_id()
+        sock.send_multipart([b"", *self.session.request("ping", ping_id)])
+        return ping_id
+
+    def _refused(self, exc: protocol.ProtocolError, request_id: str) -> ServerError:
+        """The error for a reply that failed verification.  An unsigned error reply to this very
+        request, to a client with a key, is the server refusing a request it could not
+        authenticate (it signs no reply to those): its code, said as such."""
+        header = exc.header or {}
+        err = header.get("error")
+        if (self.session.key and exc.code == "bad_signature" and header.get("sig") is None
+                and header.get("id") == request_id and header.get("ok") is False and isinstance(err, dict)):
+            return ServerError(str(err.get("code", "error")),
+                               f"the server at {self.address} refused the request as unauthenticated: check that this "
+                               f"client has the server's key{_server_said(header)}")
+        return ServerError(exc.code, f"reply from {self.address}: {exc}{_server_said(header)}")
+
     def _cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
 
@@ -162,15 +192,15 @@ class Client:
         if protocol.OPS[op].model:
             self._give_up(request_id)
 
-    def _restarted(self) -> bool:
-        """Whether another run of the server than the one that took the request answers a
-        ping now (one that does not answer may be busy reading, or coming back: no)."""
+    def _restarted(self, taken_by: str) -> bool:
+        """Whether another run of the server than the one that took the request (`taken_by`)
+        answers a ping now (one that does not answer may be busy reading, or coming back: no)."""
         with Client(self.address, timeout=PROBE_TIMEOUT, secret=self._key, context=self.ctx) as probe:
             try:
                 now = probe.ping(timeout=PROBE_TIMEOUT).get("instance")
             except ServerError:
                 return False
-        return now is not None and now != self.server_instance
+        return now is not None and now != taken_by
 
     def _give_up(self, request_id: str) -> None:
         """Tell the server to drop or stop a request no one waits for any more, so that it

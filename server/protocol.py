@@ -10,8 +10,9 @@ A message is a ZeroMQ multipart message:
 * frame n+1, only when the header says `"sig": "hmac-sha256"`: the signature, the hex
   HMAC-SHA256 of frames 0..n fed in order (the header fixes every array frame's length).
 
-Header fields: `v` (protocol version, 1), `id` (the request's id, chosen by the client and
-copied into its reply), `msg_id` (random, unique per message), `ts` (the sender's clock,
+Header fields: `v` (protocol version, the integer 1), `id` (the request's id, chosen by the
+client and copied into its reply: a string of at most MAX_ID_CHARS characters or a 64-bit
+integer), `msg_id` (random, unique per message), `ts` (the sender's clock,
 seconds since the epoch), `arrays` (`[{"name", "dtype", "shape"}]`, describing frames
 1..n), `sig` when signed.  A request adds `op` and that op's parameters; a reply adds
 `"ok": true` and the op's reply fields, or `"ok": false, "error": {"code", "message"}`.
@@ -25,14 +26,21 @@ refuses (error code in brackets) an unsigned message or a wrong signature
 ["bad_signature"], a `ts` more than WINDOW_S seconds from its own clock ["stale_message"],
 and a `msg_id` it has already seen within that window ["replayed_message"]; it remembers
 at most MAX_SEEN ids.  A receiver without a key refuses a signed message ["bad_signature"],
-so a key set on one end only is reported at once rather than silently ignored.
+so a key set on one end only is reported at once rather than silently ignored.  A server
+answers a message that did not verify unsigned (signed, it would be a genuine reply to an
+id of the sender's choosing); a keyed client takes an unsigned error reply to its own
+request as the server refusing it unauthenticated, and refuses any other unsigned reply.
+Replays are refused within one run of a receiver: a restarted server has forgotten the
+ids it saw, so it takes a message captured within the last WINDOW_S seconds once more.
 
 A frame over the server's size limit (`info`'s `limits.max_message_bytes`) is dropped
 unread by ZeroMQ, which resets the connection, so it gets no reply: a client checks the
 limit before sending a large request, as `server.client.Client` does.  ZeroMQ applies the
 limit to each frame, not to a message's sum: a message of many frames is read whole, then
-refused for its frame count or its arrays' size.  On a non-loopback bind, where anyone who
-can reach the port can send, put the server behind a firewall or a tunnel.
+refused for its frame count or its arrays' size; that happens before it is authenticated,
+so a key does not keep a peer without it from making the server read large messages.  On a
+non-loopback bind, where anyone who can reach the port can send, put the server behind a
+firewall or a tunnel (SSH, VPN): it does not offer CurveZMQ encryption.
 
 Every model op's reply also carries the fields `category` (the model that answered) and
 `rebuild_distance` (how far that model's rebuild of each shape lies from it, over the
@@ -65,6 +73,7 @@ import numpy as np
 
 VERSION = 1
 MAX_HEADER_BYTES = 64 * 1024
+MAX_ID_CHARS = 64  # a request's `id` (a string, or an integer within 64 bits), copied into every reply
 MAX_DIMENSION = 2**31 - 1  # any one dimension of an array: larger cannot be a real mesh, and numpy refuses some
 WINDOW_S = 300.0  # a signed message's ts may be this far from the receiver's clock
 MAX_SEEN = 100_000  # message ids remembered for replay protection (a few MB)
@@ -81,11 +90,13 @@ HEADER_FIELDS = ("v", "op", "id", "msg_id", "ts", "arrays", "sig")  # everything
 
 class ProtocolError(ValueError):
     """A message that breaks the protocol; `code` is machine-readable, the text is for people.
-    `header` is the (unverified) header when one could be read, so a reply can quote it."""
+    `header` is the header when one could be read, so a reply can quote it; `verified` says
+    whether it passed the receiver's checks of signature and freshness (it is the sender's
+    own only then: a reply to it may be signed)."""
 
-    def __init__(self, code: str, message: str, header: dict[str, Any] | None = None):
+    def __init__(self, code: str, message: str, header: dict[str, Any] | None = None, verified: bool = False):
         super().__init__(message)
-        self.code, self.header = code, header
+        self.code, self.header, self.verified = code, header, verified
 
 
 # ---------------------------------------------------------------------- the table of ops
@@ -256,18 +267,22 @@ class Session:
             params = check_params(op, {k: v for k, v in header.items() if k not in HEADER_FIELDS})
             check_arrays(op, "request", arrays)
         except ProtocolError as exc:
-            raise ProtocolError(exc.code, str(exc), header) from None
+            raise ProtocolError(exc.code, str(exc), header, verified=True) from None  # decode verified it
         return header, params, arrays
 
     def reply(self, request_id: Any, op: str, arrays: Mapping[str, Any] | None = None, **fields: Any) -> list[bytes]:
         return self.encode({"id": request_id, "ok": True, **fields}, conform(op, "reply", arrays or {}))
 
-    def error(self, request_id: Any, code: str, message: str) -> list[bytes]:
-        return self.encode({"id": request_id, "ok": False, "error": {"code": code, "message": message}})
+    def error(self, request_id: Any, code: str, message: str, sign: bool = True) -> list[bytes]:
+        """`sign=False` for the answer to a message that did not verify: signed, it would hand
+        whoever sent it a genuine reply to an id of their choosing."""
+        return self.encode({"id": request_id, "ok": False, "error": {"code": code, "message": message}}, sign=sign)
 
     # -------------------------------------------------------------- frames
-    def encode(self, header: Mapping[str, Any], arrays: Mapping[str, np.ndarray] | None = None) -> list[bytes]:
-        """Header + arrays -> frames, stamped and (with a key) signed.  No table check: see request/reply."""
+    def encode(self, header: Mapping[str, Any], arrays: Mapping[str, np.ndarray] | None = None,
+               sign: bool = True) -> list[bytes]:
+        """Header + arrays -> frames, stamped and (with a key, unless `sign` is False) signed.
+        No table check: see request/reply."""
         specs, frames = [], []
         for name, arr in (arrays or {}).items():
             dtype_name = _dtype_name(np.asarray(arr))
@@ -277,15 +292,17 @@ class Session:
         head = {"v": VERSION, **header, "arrays": specs}
         head.setdefault("msg_id", os.urandom(16).hex())
         head.setdefault("ts", time.time())
-        if self.key:
+        signed = bool(self.key) and sign
+        if signed:
             head["sig"] = SIGNATURE
-        frames.insert(0, json.dumps(head, separators=(",", ":")).encode("utf-8"))
-        return [*frames, self._sign(frames)] if self.key else frames
+        frames.insert(0, json.dumps(head, separators=(",", ":"), allow_nan=False).encode("utf-8"))
+        return [*frames, self._sign(frames)] if signed else frames
 
     def decode(self, frames: Sequence[bytes]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """Frames -> (header, arrays by name).  Raises ProtocolError naming the first problem."""
         frames = [bytes(f) for f in frames]
         header = _header(frames)
+        verified = False
         try:
             specs = header.get("arrays", [])
             if not isinstance(specs, list):
@@ -295,9 +312,10 @@ class Session:
                 raise ProtocolError("frame_count", f"header lists {len(specs)} arrays{' and a signature' if signed else ''} "
                                                    f"but {len(frames) - 1} frames follow it")
             self._verify(header, frames, signed)
+            verified = True
             return header, self._arrays(specs, frames[1:1 + len(specs)])
         except ProtocolError as exc:
-            raise ProtocolError(exc.code, str(exc), header) from None
+            raise ProtocolError(exc.code, str(exc), header, verified) from None
 
     def _sign(self, frames: Sequence[bytes]) -> bytes:
         mac = hmac.new(self.key, digestmod=hashlib.sha256)
@@ -309,7 +327,7 @@ class Session:
         if not self.key:
             if signed:
                 raise ProtocolError("bad_signature", f"the message is signed but this {self.side} has no key: "
-                                                     "give both ends the same key (--secret / CORR_SERVER_SECRET)")
+                                                     "give both ends the same key (--secret-file or CORR_SERVER_SECRET)")
             return
         if not signed:
             raise ProtocolError("bad_signature", f"missing signature: this {self.side} requires a key")
@@ -329,7 +347,7 @@ class Session:
         arrays: dict[str, np.ndarray] = {}
         total = 0
         for spec, frame in zip(specs, frames):
-            name, arr = _decode_array(spec, frame)
+            name, arr = _decode_array(spec, frame, self.max_elements)
             if name in arrays:
                 raise ProtocolError("bad_header", f"array {name!r} is listed twice")
             total += arr.size
@@ -342,19 +360,22 @@ class Session:
 class _Seen:
     """Message ids seen within the window, at most `limit` of them.  When the limit forces an
     id out before its time, nothing as old as it is accepted any more, so no replay slips
-    through the forgetting."""
+    through the forgetting.  "As old" goes by the message's `ts`, or by when it came if its
+    `ts` lies ahead of this clock: so the floor never passes this clock, and ids stamped in
+    the future (a key holder's, or a clock ahead) cannot lock every sender out until then.
+    The price: such an id, once forced out, is refused only by the window."""
 
     def __init__(self, window: float, limit: int):
         self.window, self.limit = window, limit
-        self.heap: list[tuple[float, str]] = []  # (ts, msg_id), oldest first
+        self.heap: list[tuple[float, float, str]] = []  # (min(ts, arrival), ts, msg_id), oldest first
         self.ids: set[str] = set()
         self.floor = -math.inf
 
     def admit(self, msg_id: str, ts: float, now: float) -> None:
-        while self.heap and (self.heap[0][0] < now - self.window or len(self.heap) >= self.limit):
-            old_ts, old_id = heapq.heappop(self.heap)
+        while self.heap and (self.heap[0][1] < now - self.window or len(self.heap) >= self.limit):
+            age, _, old_id = heapq.heappop(self.heap)
             self.ids.discard(old_id)
-            self.floor = max(self.floor, old_ts)
+            self.floor = max(self.floor, age)
         if ts <= self.floor:
             raise ProtocolError("stale_message", f"the message is older than the {self.limit} newer ones this end "
                                                  "remembers within its window: send it again")
@@ -364,7 +385,7 @@ class _Seen:
                                                  f"{self.window:g} s window (clocks out of sync, or a replay)")
         if msg_id in self.ids:
             raise ProtocolError("replayed_message", f"message {msg_id} was already received: a replay")
-        heapq.heappush(self.heap, (ts, msg_id))
+        heapq.heappush(self.heap, (min(ts, now), ts, msg_id))
         self.ids.add(msg_id)
 
 
@@ -374,14 +395,32 @@ def _header(frames: list[bytes]) -> dict[str, Any]:
     if len(frames[0]) > MAX_HEADER_BYTES:
         raise ProtocolError("too_large", f"header is {len(frames[0])} bytes, the limit is {MAX_HEADER_BYTES}")
     try:
-        header = json.loads(frames[0].decode("utf-8"))
+        header = json.loads(frames[0].decode("utf-8"), parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON errors, huge integers
         raise ProtocolError("bad_json", f"header frame is not UTF-8 JSON that can be read: {exc}") from None
     if not isinstance(header, dict):
         raise ProtocolError("bad_header", "header must be a JSON object")
-    if header.get("v") != VERSION:
-        raise ProtocolError("bad_version", f"protocol version {header.get('v')!r} is not supported; this end speaks {VERSION}", header)
+    if not _good_id(header.get("id")):
+        raise ProtocolError("bad_header", f"'id' must be a string of at most {MAX_ID_CHARS} characters or a 64-bit "
+                                          "integer", {k: v for k, v in header.items() if k != "id"})  # not echoed
+    if type(header.get("v")) is not int or header["v"] != VERSION:  # not True, not 1.0
+        raise ProtocolError("bad_version", f"protocol version {header.get('v')!r} is not supported; this end speaks "
+                                           f"{VERSION} (an integer)", header)
     return header
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _good_id(request_id: Any) -> bool:
+    """None (a message without one), a short string or a 64-bit integer: anything else would
+    be copied into the reply as it came."""
+    if isinstance(request_id, str):
+        return len(request_id) <= MAX_ID_CHARS
+    if type(request_id) is int:
+        return -2**63 <= request_id < 2**63
+    return request_id is None
 
 
 def _dtype_name(arr: np.ndarray) -> str:
@@ -391,7 +430,7 @@ def _dtype_name(arr: np.ndarray) -> str:
     raise ProtocolError("bad_dtype", f"dtype {arr.dtype} cannot be sent; use one of {sorted(DTYPES)}")
 
 
-def _decode_array(spec: Any, frame: bytes) -> tuple[str, np.ndarray]:
+def _decode_array(spec: Any, frame: bytes, max_elements: int) -> tuple[str, np.ndarray]:
     if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
         raise ProtocolError("bad_header", f"array spec {spec!r} needs a string 'name'")
     name = spec["name"]
@@ -403,6 +442,11 @@ def _decode_array(spec: Any, frame: bytes) -> tuple[str, np.ndarray]:
             or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_DIMENSION for d in shape)):
         raise ProtocolError("bad_shape", f"array {name!r}: shape must be a list of at most 4 integers from 0 to "
                                          f"{MAX_DIMENSION}, got {shape!r}")
+    # an empty array of shape (0, 2**31-1, ...) passes the byte count yet numpy cannot make it
+    # (a non-empty one is bounded by its frame's length and Session._arrays)
+    if 0 in shape and math.prod(d for d in shape if d) > max_elements:
+        raise ProtocolError("bad_shape", f"array {name!r}: shape {shape!r} is empty, yet its other dimensions span "
+                                         f"more than the {max_elements} values a message may hold")
     expected = math.prod(shape) * dtype.itemsize
     if len(frame) != expected:
         raise ProtocolError("size_mismatch", f"array {name!r}: {dtype.name}{tuple(shape)} needs {expected} bytes, the frame has {len(frame)}")

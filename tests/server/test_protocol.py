@@ -50,11 +50,35 @@ def _frames(spec, payload=b"", extra=None):
     ([b"[" * 30000], "bad_json"),  # nested past Python's recursion limit
     ([b'{"v": ' + b"9" * 5000 + b"}"], "bad_json"),  # an integer too long to read
     (_frames([{"name": "a", "dtype": "float32", "shape": [0, 2**62]}], b""), "bad_shape"),
+    # empty, yet numpy cannot make it: refused by the protocol, not failing in numpy later
+    (_frames([{"name": "a", "dtype": "float32", "shape": [0, 2**31 - 1, 2**31 - 1, 2**31 - 1]}], b""), "bad_shape"),
+    (_frames([{"name": "a", "dtype": "float32", "shape": [0, 10_001]}], b""), "bad_shape"),  # over max_elements
+    ([json.dumps({"v": True, "op": "ping"}).encode()], "bad_version"),
+    ([json.dumps({"v": 1.0, "op": "ping"}).encode()], "bad_version"),
+    ([json.dumps({"v": 1, "op": "ping", "id": {"a": [1]}}).encode()], "bad_header"),
+    ([json.dumps({"v": 1, "op": "ping", "id": [[]]}).encode()], "bad_header"),
+    ([json.dumps({"v": 1, "op": "ping", "id": 1.5}).encode()], "bad_header"),
+    ([json.dumps({"v": 1, "op": "ping", "id": True}).encode()], "bad_header"),
+    ([json.dumps({"v": 1, "op": "ping", "id": 2**64}).encode()], "bad_header"),
+    ([json.dumps({"v": 1, "op": "ping", "id": "x" * 65}).encode()], "bad_header"),
+    ([b'{"v": 1, "op": "ping", "id": 1e400}'], "bad_header"),  # read as a float: infinity
+    ([b'{"v": 1, "op": "ping", "ts": NaN}'], "bad_json"),  # not JSON, though Python reads it
 ])
 def test_malformed_messages_name_their_problem(frames, code):
     with pytest.raises(ProtocolError) as err:
         plain().decode(frames)
     assert err.value.code == code and str(err.value)
+
+
+def test_ids_a_reply_can_carry_and_no_nan_sent():
+    for request_id in ("x" * 64, 2**63 - 1, -2**63, None):
+        header, _ = plain().decode(plain().encode({"op": "ping", "id": request_id}))
+        assert header.get("id") == request_id
+    with pytest.raises(ProtocolError) as err:
+        plain().decode([json.dumps({"v": 2, "op": "ping", "id": {"nested": [1]}}).encode()])
+    assert err.value.code == "bad_header" and "id" not in err.value.header  # a bad id is not echoed
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        plain().encode({"op": "ping", "id": 1, "ts": float("nan")})
 
 
 def test_size_limit_and_duplicate_names():
@@ -199,6 +223,22 @@ def test_replay_memory_is_bounded_and_forgetting_lets_no_replay_through():
     assert err.value.code == "stale_message"
     seen.admit("late", ts=2000.0, now=2001.0)  # the window moved on: old ids are pruned
     assert seen.ids == {"late"}
+
+
+def test_ids_stamped_in_the_future_lock_no_one_out_of_the_replay_memory():
+    seen = _Seen(window=300, limit=5)
+    for i in range(5):  # a key holder fills the memory with messages stamped near the window's far end
+        seen.admit(f"ahead-{i}", ts=1299.0, now=1000.0)
+    for i in range(10):  # everyone else's, sent since, still gets in: the floor stays behind the clock
+        now = 1001.0 + i
+        seen.admit(f"honest-{i}", ts=now - 0.05, now=now)
+        assert seen.floor <= now
+    with pytest.raises(ProtocolError) as err:
+        seen.admit("honest-9", ts=1009.95, now=1010.5)
+    assert err.value.code == "replayed_message"
+    with pytest.raises(ProtocolError) as err:
+        seen.admit("honest-0", ts=1000.95, now=1011.0)  # forgotten, but older than what was forgotten
+    assert err.value.code == "stale_message"
 
 
 # ---------------------------------------------------------------------- the prepared-shape cache

@@ -1,8 +1,13 @@
 """A real server process on a loopback port, real sockets."""
 import json
+import os
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +19,8 @@ from model.runner import has_bfloat16_units
 from server import protocol
 from server.client import Client, ServerError
 
-from .conftest import KEY, ServerProcess, free_port
+from ..conftest import child_env
+from .conftest import KEY, ROOT, ServerProcess, free_port
 
 PLAIN = protocol.Session(None, max_elements=1 << 24, side="client")  # crafts raw messages, reads replies
 
@@ -89,6 +95,9 @@ BAD = [
     (encode({"op": "reconstruct", "resolution": "64"}, {"vertices": pts(10)}), "bad_param"),
     (encode({"op": "segment", "secret": "old-style"}, {"vertices": pts(10)}), "bad_param"),
     ([json.dumps({"v": 1, "op": ["ping"], "id": 1}).encode()], "unknown_op"),
+    ([json.dumps({"v": True, "op": "ping", "id": 1}).encode()], "bad_version"),
+    ([json.dumps({"v": 1, "op": "ping", "id": {"a": [1]}}).encode()], "bad_header"),
+    ([json.dumps({"v": 1, "op": "ping", "id": "9" * 5000}).encode()], "bad_header"),
 ]
 
 
@@ -98,6 +107,13 @@ def test_bad_messages_get_error_replies(server, frames, code):
     assert reply["ok"] is False and reply["error"]["code"] == code and reply["error"]["message"]
     with Client(server.address) as c:
         assert c.ping()["ok"]
+
+
+def test_an_empty_array_with_huge_dimensions_is_a_bad_shape_answered_with_its_id(server):
+    huge = [0, 2**31 - 1, 2**31 - 1, 2**31 - 1]
+    header = {"v": 1, "op": "segment", "id": "z1", "arrays": [{"name": "vertices", "dtype": "float32", "shape": huge}]}
+    reply = raw_request(server.address, [json.dumps(header).encode(), b""])
+    assert reply["id"] == "z1" and reply["error"]["code"] == "bad_shape"
 
 
 def test_empty_shapes_are_named_as_such(server):
@@ -343,8 +359,7 @@ def test_a_request_lost_to_a_restart_is_said_at_the_next_probe_not_at_the_timeou
         first.proc.wait()
         servers.append(ServerProcess(tiny_checkpoint, port=port).wait_ready())
 
-    with Client(first.address, timeout=120) as c:
-        c.ping()  # the run of the server that takes the request
+    with Client(first.address, timeout=120) as c:  # no ping first: the request finds out which run took it
         thread = threading.Thread(target=restart)
         thread.start()
         started = time.time()
@@ -359,6 +374,28 @@ def test_a_request_lost_to_a_restart_is_said_at_the_next_probe_not_at_the_timeou
             thread.join()
             for server in servers:
                 server.stop()
+
+
+def test_a_restart_before_the_request_is_no_restart_while_it_runs(tiny_checkpoint, monkeypatch):
+    """A client that pinged one run of the server and sends its next request to the run after
+    it is not told that this request was lost to a restart."""
+    from server import client as client_module
+
+    monkeypatch.setattr(client_module, "PROBE_EVERY", 0.3)
+    port = free_port()
+    first = ServerProcess(tiny_checkpoint, port=port).wait_ready()
+    c = Client(first.address, timeout=120)
+    try:
+        before = c.ping()["instance"]
+        first.stop()
+        second = ServerProcess(tiny_checkpoint, port=port).wait_ready()
+        try:
+            mesh = c.reconstruct(pts(500), resolution=128)  # seconds of f: several probes
+            assert mesh["faces"].ndim == 2 and c.server_instance not in (None, before)
+        finally:
+            second.stop()
+    finally:
+        c.close()
 
 
 def test_non_loopback_needs_a_secret_which_the_environment_can_give(tiny_checkpoint):
@@ -379,6 +416,33 @@ def test_non_loopback_needs_a_secret_which_the_environment_can_give(tiny_checkpo
         ok.stop()
 
 
+def test_the_key_can_come_from_a_file_only_its_owner_can_read(tiny_checkpoint, tmp_path, capsys):
+    from server.app import main as server_main
+
+    key_file = tmp_path / "key"
+    key_file.write_text("from-a-file\n")
+    key_file.chmod(0o600)
+    proc = ServerProcess(tiny_checkpoint, "--secret-file", str(key_file)).wait_ready()
+    try:
+        with Client(proc.address, secret="from-a-file") as c:
+            assert c.ping()["ok"]
+        assert b"from-a-file" not in Path(f"/proc/{proc.proc.pid}/cmdline").read_bytes()  # what other users see
+    finally:
+        proc.stop()
+    key_file.chmod(0o644)
+    for flags, said in ((["--secret-file", str(key_file)], f"other users can read or change it (mode -rw-r--r--): "
+                                                           f"run chmod 600 {key_file}"),
+                        (["--secret-file", str(key_file), "--secret", "k"], "--secret or --secret-file, not both"),
+                        (["--secret-file", str(tmp_path / "none")], "No such file")):
+        with pytest.raises(SystemExit) as exit:
+            server_main(flags)
+        assert exit.value.code == 2 and said in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        server_main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "other local users can read it in the process list, so prefer --secret-file" in help_text
+
+
 # ---------------------------------------------------------------------- signed messages
 def signed(key=KEY):
     return protocol.Session(key, max_elements=1 << 24, side="client")
@@ -395,34 +459,52 @@ def test_signed_round_trip(keyed_server):
 def test_wrong_key(keyed_server):
     with Client(keyed_server.address, secret="not-the-key") as c, pytest.raises(ServerError) as err:
         c.ping()
-    # the reply is signed with the server's key, which this client cannot verify either; it quotes the server
+    # the server answers a request it cannot verify unsigned; the client says what that means and quotes it
     assert err.value.code == "bad_signature"
-    assert "signature does not match: wrong key?" in err.value.message
+    assert "refused the request as unauthenticated: check that this client has the server's key" in err.value.message
     assert "the unverified reply says: bad_signature: signature does not match: wrong key?" in err.value.message
 
 
 def test_missing_signature(keyed_server):
-    reply = raw_request(keyed_server.address, encode({"op": "ping", "id": 1}), session=signed())
+    reply = raw_request(keyed_server.address, encode({"op": "ping", "id": 1}))  # unsigned: PLAIN reads it
     assert reply["error"] == {"code": "bad_signature", "message": "missing signature: this server requires a key"}
+
+
+def test_a_message_that_did_not_verify_gets_no_signed_reply(keyed_server):
+    """Signed, such a reply would be a genuine error for any id a peer without the key chose:
+    a keyed client's next request id, or a `v` of its wording."""
+    victim = "deadbeef-7"
+    for header in ({"v": 1, "op": "segment", "id": victim}, {"v": "2: run this", "id": victim},
+                   {"v": 1, "op": "ping", "id": victim, "sig": protocol.SIGNATURE}):
+        frames = [json.dumps(header).encode(), *([b"0" * 64] if "sig" in header else [])]
+        reply = raw_request(keyed_server.address, frames)
+        assert reply["id"] == victim and reply["ok"] is False and "sig" not in reply
+        with pytest.raises(protocol.ProtocolError, match="missing signature"):
+            raw_request(keyed_server.address, frames, session=signed())  # a keyed client cannot take it as genuine
+    with Client(keyed_server.address, secret=KEY) as c:  # what verified is still answered signed, errors too
+        with pytest.raises(ServerError) as err:
+            c.correspond(pts(10), np.zeros((0, 3), np.float32))
+        assert err.value.code == "bad_input" and "empty" in err.value.message
+        assert "unauthenticated" not in err.value.message
 
 
 def test_a_keyed_client_and_a_server_without_a_key(server):
     with Client(server.address, secret=KEY) as c, pytest.raises(ServerError) as err:
         c.ping()
-    assert err.value.code == "bad_signature" and "missing signature: this client requires a key" in err.value.message
+    assert err.value.code == "bad_signature" and "refused the request as unauthenticated" in err.value.message
     assert "signed but this server has no key" in err.value.message
 
 
 def test_replayed_message_refused(keyed_server):
     frames = signed().request("segment", "once", {"vertices": pts(20)})
     assert raw_request(keyed_server.address, frames, session=signed())["ok"] is True
-    reply = raw_request(keyed_server.address, frames, session=signed())
-    assert reply["id"] == "once" and reply["error"]["code"] == "replayed_message"
+    reply = raw_request(keyed_server.address, frames)  # a replay did not verify: its refusal comes unsigned
+    assert reply["id"] == "once" and reply["error"]["code"] == "replayed_message" and "sig" not in reply
 
 
 def test_stale_timestamp_refused(keyed_server):
     frames = signed().encode({"op": "ping", "id": "old", "ts": time.time() - 3600})
-    reply = raw_request(keyed_server.address, frames, session=signed())
+    reply = raw_request(keyed_server.address, frames)
     assert reply["error"]["code"] == "stale_message" and "3600 s behind" in reply["error"]["message"]
 
 
@@ -430,7 +512,7 @@ def test_tampered_array_frame_refused(keyed_server):
     frames = signed().request("segment", "t", {"vertices": pts(20)})
     data = bytearray(frames[1])
     data[5] ^= 1
-    reply = raw_request(keyed_server.address, [frames[0], bytes(data), frames[2]], session=signed())
+    reply = raw_request(keyed_server.address, [frames[0], bytes(data), frames[2]])
     assert reply["error"] == {"code": "bad_signature", "message": "signature does not match: wrong key?"}
     with Client(keyed_server.address, secret=KEY) as c:
         assert c.ping()["ok"]
@@ -473,6 +555,22 @@ def test_client_checks_replies_against_the_op_table(fake_server):
     assert err.value.code == "bad_array" and "parts is float32 (3,); a segment reply needs int64 (N)" in err.value.message
 
 
+def test_client_refuses_an_empty_reply_array_with_huge_dimensions(fake_server):
+    address, start = fake_server
+
+    def reply(req):
+        huge = {"name": "parts", "dtype": "int64", "shape": [0, 2**31 - 1, 2**31 - 1]}
+        head = {"v": 1, "id": req["id"], "ok": True, "msg_id": os.urandom(8).hex(), "ts": time.time(),
+                "sig": protocol.SIGNATURE, "arrays": [huge]}
+        frames = [json.dumps(head).encode(), b""]
+        return [*frames, signed()._sign(frames)]
+
+    start(reply)
+    with Client(address, secret=KEY, timeout=10) as c, pytest.raises(ServerError) as err:
+        c.segment(pts(3))
+    assert err.value.code == "bad_shape"
+
+
 def test_sigterm_stops_cleanly(tiny_checkpoint):
     proc = ServerProcess(tiny_checkpoint).wait_ready()
     proc.proc.send_signal(signal.SIGTERM)
@@ -498,9 +596,89 @@ def test_sigterm_during_a_long_request_stops_without_waiting_for_it(tiny_checkpo
         assert proc.proc.wait(WORKER_GRACE_S + 15) == 0
         assert time.time() - start < WORKER_GRACE_S + 5
         assert "Traceback" not in proc.proc.stderr.read()
+        assert _reply_header(s, 5)["error"]["code"] == "shutting_down"  # told, not left to its timeout
     finally:
         s.close(0)
         proc.stop()
+
+
+def test_stopping_answers_the_running_request_and_the_queued_ones(tiny_checkpoint):
+    from server.app import SHUTTING_DOWN
+
+    proc = ServerProcess(tiny_checkpoint).wait_ready()
+    running, queued = _dealer(proc.address), _dealer(proc.address)
+    try:
+        running.send_multipart([b"", *encode({"op": "reconstruct", "id": "r-run", "resolution": 96},
+                                                  {"vertices": pts(500)})])  # about a second: within the grace
+        queued.send_multipart([b"", *encode({"op": "segment", "id": "r-q"}, {"vertices": pts(50)})])
+        with Client(proc.address, timeout=10) as c:
+            deadline = time.time() + 10
+            while c.ping()["queued"] < 1 and time.time() < deadline:
+                time.sleep(0.01)
+            assert c.ping()["busy"]
+        proc.proc.send_signal(signal.SIGTERM)
+        started = time.time()
+        reply = _reply_header(queued, 5)
+        assert reply["id"] == "r-q" and reply["error"] == {"code": "shutting_down", "message": SHUTTING_DOWN}
+        assert time.time() - started < 3  # at once, not after the running one
+        assert _reply_header(running, 10)["ok"] is True  # finished within the grace: its reply still goes out
+        assert proc.proc.wait(10) == 0
+    finally:
+        running.close(0)
+        queued.close(0)
+        proc.stop()
+
+
+
+def _state(pid: int) -> str | None:
+    """A process's state letter (Z: a zombie), None when there is none (Linux /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_parent_that_died_unreaped_stops_the_server(tiny_checkpoint):
+    """A dead parent not yet waited for (a zombie) still answers os.kill(pid, 0); the server
+    was handed to another parent, and that tells."""
+    starter = textwrap.dedent(f"""
+        import os, subprocess, sys
+        server = subprocess.Popen([sys.executable, "-m", "server", "--bind", "tcp://127.0.0.1:{free_port()}",
+                                   "--checkpoint", {str(tiny_checkpoint)!r}, "--device", "cpu",
+                                   "--log-level", "WARNING", "--parent-pid", str(os.getpid())],
+                                  stdout=subprocess.PIPE, text=True)
+        while not server.stdout.readline().startswith("ready"):
+            pass
+        print(server.pid, flush=True)
+        os._exit(0)  # a crash: no stop, no unregister
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", starter], cwd=ROOT, env=child_env(OMP_NUM_THREADS="1"),
+                              stdout=subprocess.PIPE, text=True)
+    server_pid = int(parent.stdout.readline())
+    try:
+        deadline = time.time() + 20
+        while _state(server_pid) not in (None, "Z") and time.time() < deadline:
+            time.sleep(0.1)
+        assert _state(parent.pid) == "Z"  # not reaped all along
+        assert _state(server_pid) in (None, "Z"), "the server outlived its parent"
+    finally:
+        if _state(server_pid) not in (None, "Z"):
+            os.kill(server_pid, signal.SIGKILL)
+        parent.wait()
+
+
+def test_the_parent_check_sends_no_signal_on_windows(monkeypatch):
+    """There os.kill(pid, 0) is no probe (it sends CTRL_C_EVENT, or fails): the check asks Windows instead."""
+    from server import app
+
+    def no_kill(*_):
+        raise AssertionError("os.kill called")
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    monkeypatch.setattr(os, "kill", no_kill)
+    monkeypatch.setattr(app, "_alive_windows", lambda pid: pid == 4242)
+    assert app._alive(4242, is_parent=True) and not app._alive(4243)
 
 
 def test_requests_queued_from_all_clients_are_bounded_in_number_and_bytes(tiny_checkpoint, monkeypatch):
