@@ -166,8 +166,9 @@ def read_labels(obj: bpy.types.Object, evaluated: bool = False) -> Channel | Non
 
 
 def read_materials(obj: bpy.types.Object, evaluated: bool = False) -> Channel:
-    """The object's material slots (by material name) and each polygon's slot."""
-    names = tuple(slot.material.name if slot.material else "" for slot in obj.material_slots)
+    """The object's material slots (by full name: a material linked from a library is told
+    from a local one of its name) and each polygon's slot."""
+    names = tuple(slot.material.name_full if slot.material else "" for slot in obj.material_slots)
     if not any(names):
         raise ValueError(f"{obj.name!r} has no materials to transfer")
     index = _get(mesh_of(obj, evaluated).polygons, "material_index", 1, np.int32)
@@ -211,7 +212,7 @@ def _checked(obj: bpy.types.Object, w: Write) -> Write:
                              f"group of that name: rename one of them")
     elif w.kind == "material":
         key, width = "material_index", 1
-        missing = sorted({n for n in w.names if n and n not in bpy.data.materials})
+        missing = sorted({n for n in w.names if n and n not in materials_by_full_name()})
         if missing:
             raise ValueError(f"materials {', '.join(missing)} for {obj.name!r} are no longer in the file")
         if len(values) and (values.min() < 0 or values.max() >= max(len(w.names), 1)):
@@ -382,8 +383,9 @@ def _write_materials(obj, w: Write, undo: list) -> None:
     undo.append(restore)
 
     mesh.materials.clear()
+    by_name = materials_by_full_name()
     for name in w.names:
-        mesh.materials.append(bpy.data.materials[name] if name else None)
+        mesh.materials.append(by_name[name] if name else None)
     mesh.polygons.foreach_set("material_index", np.asarray(w.values, np.int32))
 
 
@@ -401,6 +403,10 @@ def _render_uv(obj, name: str, undo: list) -> None:
     undo.append(restore)
     layers.active = layers[name]
     layers[name].active_render = True
+
+
+def materials_by_full_name() -> dict:
+    return {m.name_full: m for m in bpy.data.materials}
 
 
 WRITERS = {"material": _write_materials}  # vertex groups: all of an object's at once; the rest: _write_attribute

@@ -182,3 +182,20 @@ def test_a_cylinders_caps_keep_the_caps_uvs_where_their_corners_land_on_the_rim(
     own = spans(values(src, "UVMap").reshape(-1, 2), src.data.polygons)
     got = spans(values(tgt, "UVMap").reshape(-1, 2), tgt.data.polygons)
     assert got.max() <= own.max() + 0.01  # before: a cap across the side's strip, 0.70 of the texture
+
+
+def test_a_material_linked_from_a_library_is_the_one_written_not_a_local_one_of_its_name(empty, tmp_path):
+    from blender_addon import api
+
+    wood = empty.data.materials.new("Wood")
+    wood.use_fake_user = True
+    empty.data.libraries.write(str(tmp_path / "lib.blend"), {wood}, fake_user=True)
+    empty.ops.wm.read_factory_settings(use_empty=True)
+    local = empty.data.materials.new("Wood")
+    with empty.data.libraries.load(str(tmp_path / "lib.blend"), link=True) as (_, into):
+        into.materials = ["Wood"]
+    linked = next(m for m in empty.data.materials if m.library is not None)
+    src, tgt = cube(empty, "src"), cube(empty, "tgt", 3)
+    src.data.materials.append(linked)
+    run(api.TransferPlan(src, [tgt], api.TransferChoice(labels=False, materials=True), api.Options()))
+    assert tgt.material_slots[0].material == linked != local
