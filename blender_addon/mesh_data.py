@@ -374,11 +374,16 @@ def _write_materials(obj, w: Write, undo: list) -> None:
     mesh = obj.data
     old_materials = list(mesh.materials)
     old_index = _get(mesh.polygons, "material_index", 1, np.int32)
+    old_slots = [(slot.link, slot.material) for slot in obj.material_slots]  # a slot may hold the object's own
 
     def restore():
         mesh.materials.clear()
         for m in old_materials:
             mesh.materials.append(m)
+        for slot, (link, material) in zip(obj.material_slots, old_slots):
+            slot.link = link
+            if link == "OBJECT":
+                slot.material = material
         mesh.polygons.foreach_set("material_index", old_index)
     undo.append(restore)
 

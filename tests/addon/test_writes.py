@@ -199,3 +199,23 @@ def test_a_material_linked_from_a_library_is_the_one_written_not_a_local_one_of_
     src.data.materials.append(linked)
     run(api.TransferPlan(src, [tgt], api.TransferChoice(labels=False, materials=True), api.Options()))
     assert tgt.material_slots[0].material == linked != local
+
+
+def test_a_failed_write_puts_back_a_material_slot_linked_to_the_object(empty, monkeypatch):
+    from blender_addon import api, mesh_data
+
+    src, tgt = cube(empty, "src"), cube(empty, "tgt", 3)
+    src.data.materials.append(empty.data.materials.new("Red"))
+    own = empty.data.materials.new("TargetOwn")
+    tgt.data.materials.append(None)
+    tgt.material_slots[0].link = "OBJECT"
+    tgt.material_slots[0].material = own
+
+    def fail(*args):
+        raise RuntimeError("late")
+    monkeypatch.setitem(mesh_data.WRITERS, "uv", fail)  # after the materials
+    plan = api.TransferPlan(src, [tgt], api.TransferChoice(labels=False, materials=True, uv_map="UVMap"),
+                            api.Options())
+    with pytest.raises(RuntimeError, match="late"):
+        run(plan)
+    assert [(slot.link, slot.material) for slot in tgt.material_slots] == [("OBJECT", own)]
