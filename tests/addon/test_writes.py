@@ -213,7 +213,7 @@ def test_a_failed_write_puts_back_a_material_slot_linked_to_the_object(empty, mo
 
     def fail(*args):
         raise RuntimeError("late")
-    monkeypatch.setitem(mesh_data.WRITERS, "uv", fail)  # after the materials
+    monkeypatch.setattr(mesh_data, "_render_uv", fail)  # after every write
     plan = api.TransferPlan(src, [tgt], api.TransferChoice(labels=False, materials=True, uv_map="UVMap"),
                             api.Options())
     with pytest.raises(RuntimeError, match="late"):
