@@ -80,6 +80,13 @@ def markdown(table: list[tuple[str, str, str, str]], seconds: float, quick: bool
     return "\n".join(lines) + "\n"
 
 
+def kept_sections(path: Path) -> str:
+    """The file's sections after this table (the other benchmarks' write-ups): only the table is replaced."""
+    text = path.read_text() if path.is_file() else ""
+    at = text.find("\n## ")
+    return "" if at < 0 else text[at:]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
@@ -96,7 +103,7 @@ def main() -> int:
     training = bench_training.measure(size["network"], size["batch"], args.device, size["repeats"])
     text = markdown(rows(engine, server, training), time.perf_counter() - start, args.quick)
     tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(text)
+    tmp.write_text(text + kept_sections(args.out))
     tmp.replace(args.out)
     print(text)
     print(f"wrote {args.out}")

@@ -8,6 +8,12 @@ scripts/setup.sh
 echo "[demo] setup: $((SECONDS - start)) s"
 out=${1:-out/demo}
 port=${CORR_DEMO_PORT:-5561}
+psb=../shared/data/psb
+if [ ! -d "$psb/chair" ]; then
+    echo "[demo] no PSB meshes in $(cd .. && pwd)/shared/data/psb: the demo's chairs are the Princeton"
+    echo "[demo] Segmentation Benchmark's (README, Data); put its chair folder there and run again"
+    exit 1
+fi
 address="tcp://127.0.0.1:$port"
 mkdir -p "$out"
 .venv/bin/python -m server --bind "$address" --log-level WARNING > "$out/server.log" 2>&1 &
@@ -19,5 +25,10 @@ until .venv/bin/python -m server.client --address "$address" --timeout 1 ping >/
     sleep 1
 done
 echo "[demo] server ready on $address: $((SECONDS - t)) s"
-.venv/bin/python scripts/demo.py --address "$address" --out "$out" 2>&1 | grep '^\[demo\]'
+# the demo's own lines as it goes; everything (Blender's too) in demo.log, shown on a failure
+if ! .venv/bin/python scripts/demo.py --address "$address" --out "$out" 2>&1 | tee "$out/demo.log" | grep --line-buffered '^\[demo\]'; then
+    echo "[demo] failed; the end of $out/demo.log:"
+    tail -n 20 "$out/demo.log"
+    exit 1
+fi
 echo "[demo] total: $((SECONDS - start)) s"

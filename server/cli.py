@@ -138,10 +138,17 @@ def _run(client: Client, args: argparse.Namespace) -> int:
         write_ply(args.out, tv, tf, colors, part_label=target_labels, corr_confidence=conf, corr_source_face=face)
     print(f"wrote {args.out}: {len(tv)} vertices, {int(matched.sum())} matched at confidence >= {args.threshold}, "
           f"mean confidence {float(conf.mean()):.2f}")
-    if conf.mean() < LOW_CONFIDENCE and args.align == "off":
-        print("low confidence: if a mesh is not upright or not facing front (-Z), try --align yaw (turned about "
-              "the up axis) or --align any", file=sys.stderr)
+    if conf.mean() < LOW_CONFIDENCE and args.align != "any":
+        print(f"low confidence: {_align_advice(args.align)}", file=sys.stderr)
     return 0
+
+
+def _align_advice(align: str) -> str:
+    """What to try for meshes that may be turned, given the --align used."""
+    if align == "off":
+        return ("if a mesh is not upright or not facing front (-Z), try --align yaw (turned about the up axis) "
+                "or --align any")
+    return "if a mesh is not upright (lying on its side, upside down), try --align any"
 
 
 def _say_model(client: Client, args: argparse.Namespace, distances: dict[str, float | None]) -> None:
@@ -153,7 +160,8 @@ def _say_model(client: Client, args: argparse.Namespace, distances: dict[str, fl
     warnings = [w for w in (unlike_warning(name, category, d) for name, d in distances.items()) if w]
     if warnings:
         others = args.category != AUTO_CATEGORY and len(client.info().get("categories", [])) > 1
-        advice = "expect weak matches" + (", or try --category auto" if others else "")
+        turned = "; if it is only turned: " + _align_advice(args.align) if args.align != "any" else ""
+        advice = "expect weak matches" + (", or try --category auto" if others else "") + turned
         for warning in warnings:
             print(f"{warning}: {advice}", file=sys.stderr)
 
@@ -167,7 +175,8 @@ def _common(top: bool) -> argparse.ArgumentParser:
     p.add_argument("--address", default=default(DEFAULT_ADDRESS), help=f"server address (default {DEFAULT_ADDRESS})")
     p.add_argument("--timeout", type=float, default=default(300.0), help="seconds to wait for a reply (default 300)")
     p.add_argument("--category", default=default(None),
-                   help="model to use (default: the server's first); auto: the one that rebuilds the meshes closest")
+                   help="model to use (default: the server's default model, chair for the shipped ones); auto: the one "
+                        "that rebuilds the meshes closest")
     p.add_argument("--align", default=default("off"), choices=sorted(ALIGN),
                    help="auto-align: yaw (upright shapes, turned about the up axis) or any (any rotation); "
                         "default off: the meshes face front (-Z) as they are")

@@ -36,6 +36,9 @@ CANCEL_TIMEOUT = 2.0  # seconds to wait for the server to take a request back (i
 # rather than after the whole timeout.
 PROBE_EVERY = 15.0
 PROBE_TIMEOUT = 2.0
+# A server that answers none of this many probes in a row (about 45 s) is taken to be gone
+# (crashed, killed for memory): said then rather than after the whole timeout.
+SILENT_PROBES = 3
 
 
 # A shape whose rebuild distance (a reply's `rebuild_distance`, protocol.py) is above this
@@ -116,6 +119,7 @@ class Client:
         # its reply (at once, ahead of the request's) names the run that took the request
         ping_id = self._send_ping(sock) if probes else None
         taken_by: str | None = None
+        silent = 0  # probes in a row that no server answered
         deadline = timeout if timeout is not None else self.timeout
         give_up = time.monotonic() + deadline
         while True:
@@ -125,10 +129,18 @@ class Client:
                 self._abandon(op, request_id)
                 raise
             if not answered and probes and time.monotonic() < give_up and not self._cancelled():
-                if taken_by is not None and self._restarted(taken_by):
+                now = self._probe()
+                silent = silent + 1 if now is None else 0
+                if taken_by is not None and now is not None and now != taken_by:
                     self._drop_socket()
                     raise ServerError("restarted", f"the server at {self.address} was restarted while it held this "
                                                    f"{op} request, which is lost: send it again")
+                if silent >= SILENT_PROBES:
+                    self._abandon(op, request_id)
+                    raise ServerError("gone", f"the server at {self.address} stopped answering while it held this "
+                                              f"{op} request (no reply to {silent} pings over "
+                                              f"{silent * PROBE_EVERY:.0f} s): it may have crashed or run out of "
+                                              "memory; see its log, start it again and send the request again")
                 continue
             if not answered:
                 self._abandon(op, request_id)
@@ -192,15 +204,14 @@ class Client:
         if protocol.OPS[op].model:
             self._give_up(request_id)
 
-    def _restarted(self, taken_by: str) -> bool:
-        """Whether another run of the server than the one that took the request (`taken_by`)
-        answers a ping now (one that does not answer may be busy reading, or coming back: no)."""
+    def _probe(self) -> str | None:
+        """The run of the server that answers a ping now, on a socket of its own; None when
+        none answers (busy reading, coming back, or gone)."""
         with Client(self.address, timeout=PROBE_TIMEOUT, secret=self._key, context=self.ctx) as probe:
             try:
-                now = probe.ping(timeout=PROBE_TIMEOUT).get("instance")
+                return probe.ping(timeout=PROBE_TIMEOUT).get("instance")
             except ServerError:
-                return False
-        return now is not None and now != taken_by
+                return None
 
     def _give_up(self, request_id: str) -> None:
         """Tell the server to drop or stop a request no one waits for any more, so that it

@@ -346,6 +346,7 @@ def test_a_request_lost_to_a_restart_is_said_at_the_next_probe_not_at_the_timeou
     from server import client as client_module
 
     monkeypatch.setattr(client_module, "PROBE_EVERY", 0.5)
+    monkeypatch.setattr(client_module, "SILENT_PROBES", 100)  # however long the next run takes to start
     port = free_port()
     first = ServerProcess(tiny_checkpoint, port=port).wait_ready()
     servers = [first]
@@ -374,6 +375,34 @@ def test_a_request_lost_to_a_restart_is_said_at_the_next_probe_not_at_the_timeou
             thread.join()
             for server in servers:
                 server.stop()
+
+
+def test_a_server_that_died_holding_the_request_is_said_gone_after_a_few_silent_probes(tiny_checkpoint,
+                                                                                        monkeypatch):
+    from server import client as client_module
+
+    monkeypatch.setattr(client_module, "PROBE_EVERY", 0.5)
+    server = ServerProcess(tiny_checkpoint, port=free_port()).wait_ready()
+
+    def kill():  # once the long request runs, as the kernel does a server out of memory
+        with Client(server.address, timeout=5) as c:
+            deadline = time.time() + 10
+            while not c.ping()["busy"] and time.time() < deadline:
+                time.sleep(0.05)
+        server.proc.kill()
+
+    thread = threading.Thread(target=kill)
+    with Client(server.address, timeout=120) as c:
+        thread.start()
+        started = time.time()
+        try:
+            with pytest.raises(ServerError) as err:
+                c.reconstruct(pts(500), resolution=512)  # minutes of f
+            assert err.value.code == "gone" and "stopped answering" in err.value.message
+            assert time.time() - started < 30  # three probes, not the 120 s timeout
+        finally:
+            thread.join()
+            server.stop()
 
 
 def test_a_restart_before_the_request_is_no_restart_while_it_runs(tiny_checkpoint, monkeypatch):
