@@ -95,7 +95,8 @@ class Correspondence:
                 have = ", ".join(shipped_categories()) or "none"
                 raise CheckpointError(
                     f"no default checkpoint for category {category!r} (shipped: {have}); "
-                    f"train one with `python -m training.train --cate_name {category}` or pass a path")
+                    f"train one on your meshes (`python -m training.prepare --meshes DIR --out data/{category}`, then "
+                    f"`python -m training.train --cate_name {category} --data_dir data/{category}`) or pass a path")
         try:
             dev = torch.device(default_device() if device is None or device == "" else device)
         except (RuntimeError, TypeError):

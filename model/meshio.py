@@ -40,7 +40,8 @@ def load_mesh(path: str | Path, keep_vertices: bool = False) -> trimesh.Trimesh:
     except Exception as exc:  # trimesh raises many types for malformed files
         raise ValueError(f"{path}: cannot read as a mesh: {exc}") from None
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
-        raise ValueError(f"{path}: has no triangles")
+        raise ValueError(f"{path}: has no triangles (a point cloud goes through the Python API: "
+                         "Client or Correspondence)")
     faces = np.asarray(mesh.faces)
     if faces.min() < 0 or faces.max() >= len(mesh.vertices):
         raise ValueError(f"{path}: a face names vertex {faces.min() if faces.min() < 0 else faces.max()}, "
