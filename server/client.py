@@ -26,9 +26,6 @@ from . import protocol
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
 REPLY_MAX_ELEMENTS = 1 << 31  # replies are about as big as what was sent; this only stops nonsense
-# A request bigger than this is first checked against the server's limit (`info`): ZeroMQ
-# drops a message over it unread, which would look like a server that is down.
-CHECK_SIZE_ABOVE = 1 << 20
 CANCEL_TIMEOUT = 2.0  # seconds to wait for the server to take a request back (it answers at once)
 # While a model request runs, every PROBE_EVERY seconds a ping on a socket of its own asks
 # which run of the server answers: another than the one that took the request (named by a
@@ -225,7 +222,9 @@ class Client:
             self.cancel = cancel
 
     def _check_size(self, op: str, size: int) -> None:
-        if size <= CHECK_SIZE_ABOVE:
+        """A model request is first checked against the server's limit (`info`, asked once):
+        ZeroMQ drops a message over it unread, which would look like a server that is down."""
+        if not protocol.OPS[op].model:  # ping, info, cancel: a few hundred bytes
             return
         if self._server_limit is None:
             self._server_limit = int(self.info().get("limits", {}).get("max_message_bytes", 0))

@@ -136,6 +136,18 @@ def test_a_request_over_the_servers_message_limit_is_refused_before_it_is_sent(s
         assert c.ping()["ok"]
 
 
+def test_a_small_request_over_a_small_servers_limit_is_refused_too(tiny_checkpoint):
+    small = ServerProcess(tiny_checkpoint, "--max-vertices", "1000").wait_ready()
+    try:
+        with Client(small.address, timeout=30) as c:
+            started = time.monotonic()
+            with pytest.raises(ServerError, match="over the server's limit") as err:
+                c.segment(pts(30000))  # 360 kB: ZeroMQ would drop it unread (the limit is 211 kB), not 1 MB
+            assert err.value.code == "too_large" and time.monotonic() - started < 10
+    finally:
+        small.stop()
+
+
 def test_a_dealer_without_the_empty_delimiter_gets_its_answer_for_an_empty_array(server):
     ctx = zmq.Context.instance()
     s = ctx.socket(zmq.DEALER)
@@ -549,7 +561,8 @@ def test_tampered_array_frame_refused(keyed_server):
 
 @pytest.fixture()
 def fake_server():
-    """A ROUTER that answers one request with frames made by `reply(request_header)`."""
+    """A ROUTER that answers one request with frames made by `reply(request_header)` (and an
+    `info` before it, which a client asks before its first model request, as a server would)."""
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)
@@ -557,9 +570,15 @@ def fake_server():
     box = {}
 
     def answer():
-        if sock.poll(10_000):
+        while sock.poll(10_000):
             route, *body = sock.recv_multipart()
-            sock.send_multipart([route, *box["reply"](signed().decode(body[1:])[0])])
+            request = signed().decode(body[1:])[0]
+            if request["op"] == "info":
+                limits = {"max_message_bytes": 1 << 30}
+                sock.send_multipart([route, *signed().reply(request["id"], "info", limits=limits)])
+                continue
+            sock.send_multipart([route, *box["reply"](request)])
+            return
 
     thread = threading.Thread(target=answer, daemon=True)
     box["start"] = lambda reply: (box.update(reply=reply), thread.start())
