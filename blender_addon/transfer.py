@@ -158,28 +158,33 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
         values = expand_to_corners(values, target.loop_vertices)
         keep = None if keep is None else expand_to_corners(keep, target.loop_vertices)
     elif ch.domain == "FACE":
-        values, keep = per_polygon(values, keep, target, blend)
+        values, keep = per_polygon(values, keep, target, blend, marked=~confident if fill == "MARK" else None)
         if ch.data_type == "QUATERNION":
             values = interpolate.unit_quaternions(values).astype(ch.values.dtype)
     return [Write(ch.name, ch.kind, ch.domain, ch.data_type, values, keep)]
 
 
-def per_polygon(values: np.ndarray, keep: np.ndarray | None, target: MeshArrays, blend: bool
-                ) -> tuple[np.ndarray, np.ndarray | None]:
+def per_polygon(values: np.ndarray, keep: np.ndarray | None, target: MeshArrays, blend: bool,
+                marked: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Per-vertex values -> per polygon: the mean of its corners' (floats) or the most common
-    (whole numbers, booleans); a polygon keeps its old value where all its corners do."""
+    (whole numbers, booleans); a polygon keeps its old value where all its corners do.
+    `marked` vertices (given the mark) count only in a polygon whose corners all are: a face
+    is marked or transferred, not a blend of the two."""
     poly = loop_polygons(target)
     ok = poly >= 0
     n, corner_vertex = polygon_count(target), target.loop_vertices[ok]
+    counted = np.ones(len(corner_vertex), bool) if marked is None else ~marked[corner_vertex]
+    unmarked = np.bincount(poly[ok][counted], minlength=n) > 0
+    counted |= ~unmarked[poly[ok]]  # a polygon of marked corners only: the mark
     if blend:
         flat = values.reshape(len(values), -1).astype(np.float64)
         sums = np.zeros((n, flat.shape[1]))
-        np.add.at(sums, poly[ok], flat[corner_vertex])
-        counts = np.maximum(np.bincount(poly[ok], minlength=n), 1)[:, None]
+        np.add.at(sums, poly[ok][counted], flat[corner_vertex[counted]])
+        counts = np.maximum(np.bincount(poly[ok][counted], minlength=n), 1)[:, None]
         out = (sums / counts).reshape((n,) + values.shape[1:]).astype(values.dtype)
     else:
         out = np.zeros((n,) + values.shape[1:], values.dtype)
-        polys, common = inpaint.most_common(poly[ok], values[corner_vertex])
+        polys, common = inpaint.most_common(poly[ok][counted], values[corner_vertex[counted]])
         out[polys] = common
     if keep is None:
         return out, None

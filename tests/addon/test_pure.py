@@ -347,3 +347,14 @@ def test_fill_leaves_a_loose_piece_with_no_confident_vertex_what_it_matched():
     (w,) = [w for w in transfer.target_writes(src, tgt, identity_corr([1, 1, 0.1, 0.1]), [weights], fill="FILL")
             if w.name == "grp"]
     assert np.allclose(w.values, [0.1, 0.2, 0.3, 0.4])  # piece 2-3 keeps its matches, not weight 0
+
+
+def test_a_face_is_marked_or_transferred_not_a_blend_of_the_two():
+    src = tgt = arrays()  # two triangles: 0-1-2 and 0-2-3
+    area = transfer.Channel("wear", "attribute", "FACE", "FLOAT", np.array([0.4, 0.4], np.float32))
+    (w,) = [w for w in transfer.target_writes(src, tgt, identity_corr([1, 1, 1, 0.1]), [area], fill="MARK")
+            if w.name == "wear"]
+    assert np.allclose(w.values, [0.4, 0.4])  # triangle 0-2-3 from its two confident corners
+    (w,) = [w for w in transfer.target_writes(src, tgt, identity_corr([0.1, 1, 0.1, 0.1]), [area], fill="MARK")
+            if w.name == "wear"]
+    assert np.allclose(w.values, [0.4, 0.0])  # 0-2-3 has no confident corner: the mark
