@@ -5,6 +5,8 @@ one fails anyway everything already written (on every object) is put back as it 
 """
 from __future__ import annotations
 
+import hashlib
+
 import bpy
 import numpy as np
 
@@ -73,23 +75,32 @@ def still_there(objects) -> None:
             raise _deleted() from None
 
 
-def identities(objects) -> list[tuple[int, int]]:
-    """What `found_again` finds objects by: (session uid, vertex count) each."""
-    return [(obj.session_uid, len(obj.data.vertices)) for obj in objects]
+def identities(objects) -> list[tuple[int, str]]:
+    """What `found_again` finds objects by: (session uid, the mesh's topology) each."""
+    return [(obj.session_uid, _topology(obj.data)) for obj in objects]
 
 
-def found_again(identities: list[tuple[int, int]]) -> list[bpy.types.Object]:
+def _topology(mesh) -> str:
+    """A digest of which vertices each polygon's corners use, in order: an edit that keeps the
+    counts (Flip Normals, Rotate Edge) changes it too."""
+    digest = hashlib.blake2b(np.int64(len(mesh.vertices)).tobytes(), digest_size=16)
+    digest.update(_get(mesh.polygons, "loop_total", 1, np.int32).tobytes())
+    digest.update(_get(mesh.loops, "vertex_index", 1, np.int32).tobytes())
+    return digest.hexdigest()
+
+
+def found_again(identities: list[tuple[int, str]]) -> list[bpy.types.Object]:
     """The objects of these `identities` as they are now.  An undo while a job ran (of
     anything at all) leaves every Python reference to an object stale, the objects still
-    there; a uid stays through undo and renames.  A mesh whose vertices changed meanwhile
-    (edited) would be written what was worked out for the old one: refused."""
+    there; a uid stays through undo and renames.  A mesh whose vertices or faces changed
+    meanwhile (edited) would be written what was worked out for the old one: refused."""
     now = {obj.session_uid: obj for obj in bpy.data.objects}
     if any(uid not in now for uid, _ in identities):
         raise _deleted()
-    for uid, count in identities:
-        if len(now[uid].data.vertices) != count:
-            raise ValueError(f"{now[uid].name!r} was edited while the job ran (its vertices changed): nothing was "
-                             f"written; run it again")
+    for uid, topology in identities:
+        if _topology(now[uid].data) != topology:
+            raise ValueError(f"{now[uid].name!r} was edited while the job ran (its vertices or faces changed): "
+                             f"nothing was written; run it again")
     return [now[uid] for uid, _ in identities]
 
 

@@ -432,6 +432,16 @@ def test_an_undo_while_a_job_runs_does_not_lose_its_result(bpy):
     with pytest.raises(ValueError, match="was edited while the job ran"):
         plan.apply([(np.arange(8) % 2, {"category": "chair", "rebuild_distance": None}, np.eye(3))])
     assert "part_label" not in edited.data.attributes
+    import bmesh
+
+    plan = api.SegmentPlan([cube := bpy.data.objects[name]], api.Options())
+    mesh = bmesh.new()
+    mesh.from_mesh(cube.data)
+    bmesh.ops.reverse_faces(mesh, faces=mesh.faces[:1])  # Flip Normals: the same counts, other corners
+    mesh.to_mesh(cube.data)
+    mesh.free()
+    with pytest.raises(ValueError, match="its vertices or faces changed"):
+        plan.apply([(np.arange(8) % 2, {"category": "chair", "rebuild_distance": None}, np.eye(3))])
 
 
 def test_the_chosen_category_is_kept_by_name_in_the_file(bpy, tmp_path, monkeypatch):
