@@ -27,6 +27,9 @@ def corner_values(values: np.ndarray, triangle_loops: np.ndarray, face: np.ndarr
     return point_values(values, triangle_loops, face, bary)
 
 
+IDENTITY_QUATERNION = np.array([1.0, 0.0, 0.0, 0.0])
+
+
 def quaternions(values: np.ndarray, triangles: np.ndarray, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
     """Per-source-element rotations (wxyz) -> per-target-vertex unit rotations: q and -q are one
     rotation, so each corner is first turned into its triangle's first corner's hemisphere."""
@@ -39,9 +42,6 @@ def unit_quaternions(q: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length; the identity where a row has none."""
     norm = np.linalg.norm(q, axis=-1, keepdims=True)
     return np.where(norm > 1e-12, q / np.maximum(norm, 1e-12), IDENTITY_QUATERNION)
-
-
-IDENTITY_QUATERNION = np.array([1.0, 0.0, 0.0, 0.0])
 
 
 def nearest_point_values(values: np.ndarray, triangles: np.ndarray, face: np.ndarray, bary: np.ndarray) -> np.ndarray:

@@ -197,13 +197,7 @@ def read_vertex_groups(obj: bpy.types.Object, names=None, evaluated: bool = Fals
         if missing:
             raise ValueError(f"{obj.name!r} has no vertex group named {', '.join(missing)}")
         groups = [obj.vertex_groups[name] for name in dict.fromkeys(names)]
-    mesh = mesh_of(obj, evaluated)
-    weights = np.zeros((len(groups), len(mesh.vertices)), dtype=np.float32)
-    row = {g.index: i for i, g in enumerate(groups)}
-    for v in mesh.vertices:
-        for ge in v.groups:
-            if ge.group in row:
-                weights[row[ge.group], v.index] = ge.weight
+    weights, _ = _weights_of(mesh_of(obj, evaluated), groups)
     return [Channel(g.name, "vertex_group", "POINT", "FLOAT", weights[i]) for i, g in enumerate(groups)]
 
 
@@ -304,7 +298,7 @@ def _write_attribute(obj, w: Write, undo: list) -> None:
     shown = (colors.active_color_name == w.name, colors.default_color_name == w.name)
     if attr is not None and (attr.domain != w.domain or attr.data_type != w.data_type):
         old_key, old_width, old_dtype = LAYOUT[attr.data_type]
-        replaced = (attr.data_type, attr.domain, w.name in mesh.color_attributes,
+        replaced = (attr.data_type, attr.domain, w.name in colors,
                     _get(attr.data, old_key, old_width, old_dtype))
         attr = None
     old = None if attr is None else _get(attr.data, key, width, dtype)
@@ -345,16 +339,23 @@ def _write_attribute(obj, w: Write, undo: list) -> None:
     mesh.attributes[w.name].data.foreach_set(key, values.ravel())
 
 
-def _memberships(obj, names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Each named group's (weights, members): a vertex may be in a group at weight 0."""
-    row = {obj.vertex_groups[name].index: i for i, name in enumerate(names)}
-    weights = np.zeros((len(names), len(obj.data.vertices)), dtype=np.float32)
+def _weights_of(mesh, groups) -> tuple[np.ndarray, np.ndarray]:
+    """(weights, members), a row per group, in one pass over the vertices: a vertex may be in
+    a group at weight 0."""
+    row = {g.index: i for i, g in enumerate(groups)}
+    weights = np.zeros((len(groups), len(mesh.vertices)), dtype=np.float32)
     members = np.zeros(weights.shape, dtype=bool)
-    for v in obj.data.vertices:
+    for v in mesh.vertices:
         for ge in v.groups:
             if ge.group in row:
                 weights[row[ge.group], v.index] = ge.weight
                 members[row[ge.group], v.index] = True
+    return weights, members
+
+
+def _memberships(obj, names: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each named group's (weights, members) on the object's own mesh."""
+    weights, members = _weights_of(obj.data, [obj.vertex_groups[name] for name in names])
     return {name: (weights[i], members[i]) for i, name in enumerate(names)}
 
 
