@@ -219,11 +219,11 @@ def facing(source: MeshArrays, target: MeshArrays, face: np.ndarray, polygons: n
            turn: np.ndarray) -> np.ndarray:
     """(L,) how squarely the source triangle each target corner landed on faces as the
     corner's polygon does, either way round (artists' meshes are not always wound alike)."""
-    per_polygon = np.zeros((polygon_count(target), 3))
-    np.add.at(per_polygon, target.triangle_polygons, _area_normals(target.vertices, target.triangles) @ turn.T)
+    polygon_normals = np.zeros((polygon_count(target), 3))  # area-weighted, in the source's frame
+    np.add.at(polygon_normals, target.triangle_polygons, _area_normals(target.vertices, target.triangles) @ turn.T)
     src = _area_normals(source.vertices, source.triangles)
     ok = polygons >= 0
-    cos = np.abs((_unit(per_polygon)[polygons[ok]] * _unit(src)[face[target.loop_vertices[ok]]]).sum(1))
+    cos = np.abs((_unit(polygon_normals)[polygons[ok]] * _unit(src)[face[target.loop_vertices[ok]]]).sum(1))
     out = np.full(len(polygons), FACING_FLOOR)
     out[ok] = np.maximum(cos, FACING_FLOOR)
     return out
