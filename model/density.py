@@ -21,11 +21,14 @@ AREA_CLIP = 100.0  # areas kept within this factor of the median: a stray point 
 UNEVEN = 0.6
 POOL = 20000  # farthest points are sought among at most this many points (bounds the time)
 PROBE = 20000  # evenness is judged on at most this many of a cloud's points (500,000: 3.8 s all, 0.1 s these)
-# A point at the cloud's edge whose nearest neighbour is this many times as far as a
-# typical point's NEIGHBOURS-th stands alone (`without_strays`); at most MAX_STRAYS rounds
-# take such points off (each round one per end of each axis).
-STRAY = 10.0
-MAX_STRAYS = 20
+# A point whose STRAY_NEIGHBOUR-th nearest neighbour lies over STRAY times as far as the
+# SPACING_PERCENTILE-th percentile of the points' NEIGHBOURS-th neighbour distances stands
+# apart from the surface (`outliers`).  A percentile high in the spread, not the median,
+# so that the sparse stretches of an uneven cloud (a long leg's few vertices) are no
+# outliers, and a third neighbour, so that three points together (a low-poly foot) are not.
+STRAY = 5.0
+STRAY_NEIGHBOUR = 3
+SPACING_PERCENTILE = 95.0
 
 
 def farthest_points(points: np.ndarray, count: int, seed: int = 0, areas: np.ndarray | None = None) -> np.ndarray:
@@ -49,30 +52,21 @@ def farthest_points(points: np.ndarray, count: int, seed: int = 0, areas: np.nda
     return pool[out]
 
 
-def without_strays(points: np.ndarray) -> np.ndarray:
-    """The points less those stray ones that stand alone at the cloud's edge: a point at an
-    end of an axis whose nearest neighbour lies over STRAY times as far as a typical
-    point's NEIGHBOURS-th, taken off in rounds (at most MAX_STRAYS).  One such point would
-    otherwise stretch the bounding box, and the frame and every match with it.  The
-    nearest neighbour, not the NEIGHBOURS-th: a low-poly leg's foot is a few vertices far
-    from all others, and stays."""
+def outliers(points: np.ndarray) -> np.ndarray:
+    """(n,) bool: the points that stand apart from the cloud's surface (a scanner's stray
+    returns, points left over in a file): those whose STRAY_NEIGHBOUR-th nearest
+    neighbour lies over STRAY times as far as the typical spacing (SPACING_PERCENTILE of
+    the NEIGHBOURS-th neighbour distances, judged on at most PROBE points).  None when the
+    points have no spacing to judge by (most repeated many times over)."""
     n = len(points)
     if n <= 2 * NEIGHBOURS:
-        return points
+        return np.zeros(n, bool)
     tree = cKDTree(points)
-    probe = points[np.random.default_rng(0).choice(n, min(n, PROBE), replace=False)]
-    typical = np.median(tree.query(probe, k=NEIGHBOURS + 1)[0][:, -1])
-    if not typical > 0:  # most points repeated many times over: no spacing to judge by
-        return points
-    keep = np.ones(n, bool)
-    for _ in range(MAX_STRAYS):
-        left = np.flatnonzero(keep)
-        ends = np.unique(left[np.r_[points[left].argmin(0), points[left].argmax(0)]])
-        alone = ends[tree.query(points[ends], k=2)[0][:, 1] > STRAY * typical]
-        if not len(alone):
-            break
-        keep[alone] = False
-    return points[keep]
+    probe = points if n <= PROBE else points[np.random.default_rng(0).choice(n, PROBE, replace=False)]
+    typical = np.percentile(tree.query(probe, k=NEIGHBOURS + 1, workers=-1)[0][:, -1], SPACING_PERCENTILE)
+    if not typical > 0:
+        return np.zeros(n, bool)
+    return tree.query(points, k=STRAY_NEIGHBOUR + 1, workers=-1)[0][:, -1] > STRAY * typical
 
 
 def point_areas(points: np.ndarray) -> np.ndarray:

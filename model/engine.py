@@ -221,10 +221,13 @@ class Correspondence:
         surf_dist = src.distance_to_surface(raw)
         face = None if src.sample_face is None else src.sample_face[idx]
         bary = None if src.sample_bary is None else src.sample_bary[idx]
+        sure = confidence(exists, surf_dist, emb_dist, cycle_dist, cal).astype(np.float64)
+        if not tgt.shape.is_mesh:  # a cloud's outliers correspond to nothing
+            sure[tgt.shape.outliers] = 0.0
         return CorrespondenceResult(
             mapped=src.frame.from_model(src.sample_points[idx]),
-            confidence=confidence(exists, surf_dist, emb_dist, cycle_dist, cal).astype(np.float64),
-            source_index=(idx if face is None else labelling.nearest_corner(src.shape.faces, face, bary)
+            confidence=sure,
+            source_index=(src.shape.kept[idx] if face is None else labelling.nearest_corner(src.shape.faces, face, bary)
                           ).astype(np.int64),
             source_face=None if face is None else face.astype(np.int64), source_bary=bary,
             raw=src.frame.from_model(raw), surface_distance=surf_dist, embedding_distance=emb_dist,
@@ -292,8 +295,8 @@ class Correspondence:
     def _labels_on_samples(self, src: PreparedShape, source_labels: Any) -> np.ndarray:
         """Per-vertex (or per-face, or per-point) source labels at the source's surface samples."""
         labels, per_face = self._label_layout(src, source_labels)
-        return labelling.labels_at(labels, per_face, src.shape.faces, src.sample_face, src.sample_bary,
-                                   np.arange(len(src.sample_points)))
+        rows = np.arange(len(src.sample_points)) if src.shape.is_mesh else src.shape.kept
+        return labelling.labels_at(labels, per_face, src.shape.faces, src.sample_face, src.sample_bary, rows)
 
     def segment(self, points: Any, align: AlignMode = False) -> np.ndarray:
         """Part index (argmax of f's branches, over the parts the shape has) of each point or vertex."""

@@ -38,8 +38,9 @@ class PreparedShape:
     points: np.ndarray  # vertices (or points) in the model frame
     code: torch.Tensor  # (1, C) places the parts: fitted to the surface unless fit_steps is 0
     encoder_code: torch.Tensor  # E's code: judges the match (g was trained on E's codes)
-    sample_points: np.ndarray  # (S, 3) area-uniform surface samples (a point cloud's own points;
-    # an uneven cloud's weighted by their areas in `placed` and `judged`)
+    sample_points: np.ndarray  # (S, 3) area-uniform surface samples (a point cloud's own points
+    # less its outliers, `shape.kept`; an uneven cloud's weighted by their areas in `placed` and
+    # `judged`)
     sample_face: np.ndarray | None  # (S,) face of each sample, meshes only
     sample_bary: np.ndarray | None  # (S, 3)
     placed: Embedded  # f at the samples under `code`
@@ -60,13 +61,22 @@ class PreparedShape:
     def _sample_tree(self) -> cKDTree:
         return cKDTree(self.sample_points)
 
+    @property
+    def samples_are_points(self) -> bool:
+        """Whether the samples are the shape's points, row for row: a cloud with no outliers."""
+        return not self.shape.is_mesh and len(self.sample_points) == len(self.points)
+
     @cached_property
     def point_areas(self) -> np.ndarray | None:
         """The surface each of `points` stands for: a mesh's vertex areas, an uneven cloud's
-        point areas; None for an even cloud (each point alike)."""
+        point areas, 0 for a cloud's outliers; None for an even cloud (each point alike)."""
         if self.shape.is_mesh:
             return vertex_areas(self.points, self.shape.faces)
-        return self.placed.weights
+        if self.samples_are_points:
+            return self.placed.weights
+        areas = np.zeros(len(self.points))
+        areas[self.shape.kept] = 1.0 if self.placed.weights is None else self.placed.weights
+        return areas
 
     @cached_property
     def sample_extremity(self) -> np.ndarray:
@@ -76,7 +86,7 @@ class PreparedShape:
     @cached_property
     def point_extremity(self) -> np.ndarray:
         """(N, 3) each point's (vertex's) extremity: its nearest sample's."""
-        if not self.shape.is_mesh:
+        if self.samples_are_points:
             return self.sample_extremity
         return self.sample_extremity[self._sample_tree.query(self.points, workers=-1)[1]]
 
@@ -108,7 +118,7 @@ def prepare(runner: Runner, cfg: ModelConfig, shape: Shape, align: AlignMode, fi
         samples, face, _ = sample_surface(points, shape.faces, MATCH_SAMPLES, seed=seed)
         bary = barycentric(points[shape.faces[face]], samples)
     else:
-        samples, face, bary = points, None, None
+        samples, face, bary = points[shape.kept], None, None
     judged = Embedded.of(runner.embed(samples, encoder_code), areas)
     placed = Embedded.of(runner.embed(samples, code), areas) if fit_steps else judged
     return PreparedShape(shape, frame, points, code, encoder_code, samples, face, bary, placed, judged, made_with,
@@ -116,9 +126,9 @@ def prepare(runner: Runner, cfg: ModelConfig, shape: Shape, align: AlignMode, fi
 
 
 def cloud_areas(shape: Shape) -> np.ndarray | None:
-    """The area each point of an uneven point cloud stands for (model/density.py); None
-    for a mesh or an even cloud."""
-    return None if shape.is_mesh else uneven_areas(shape.vertices)
+    """The area each `kept` point of an uneven point cloud stands for (model/density.py);
+    None for a mesh or an even cloud."""
+    return None if shape.is_mesh else uneven_areas(shape.spanning)
 
 
 def encoder_input(shape: Shape, frame: Frame, cfg: ModelConfig, seed: int,
@@ -126,17 +136,18 @@ def encoder_input(shape: Shape, frame: Frame, cfg: ModelConfig, seed: int,
     """The fixed-size surface sample E sees, in the unrotated model frame: (n, 3) points,
     or (n, 6) points and normals estimated from `NORMAL_CLOUD` of them, as in training.
     An uneven point cloud's points (with `areas`) are taken evenly (`farthest_points`): E
-    was trained on area-uniform samples, and a cloud dense in places reads as another shape."""
+    was trained on area-uniform samples, and a cloud dense in places reads as another shape.
+    A cloud's outliers are left out (`Shape.kept`)."""
     n = cfg.encoder_points
     cloud = NORMAL_CLOUD if cfg.encoder_normals else n
     if shape.is_mesh:
         pts = sample_surface(shape.vertices, shape.faces, cloud, seed=seed)[0]
         pick = np.random.default_rng(seed).permutation(len(pts))[:n]
     elif areas is not None:
-        pts = shape.vertices[farthest_points(shape.vertices, cloud, seed, areas)]
+        pts = shape.spanning[farthest_points(shape.spanning, cloud, seed, areas)]
         pick = farthest_points(pts, n, seed)
     else:
-        pts = shape.vertices
+        pts = shape.spanning
         if len(pts) > cloud:
             pts = pts[np.random.default_rng(seed).choice(len(pts), cloud, replace=False)]
         pick = np.random.default_rng(seed).permutation(len(pts))[:n]
@@ -160,14 +171,15 @@ def aligned(shape: Shape, frame: Frame, enc: np.ndarray, rotation: np.ndarray) -
 def fitted_code(runner: Runner, shape: Shape, frame: Frame, code: torch.Tensor, steps: int, seed: int,
                 areas: np.ndarray | None = None) -> torch.Tensor:
     """E's code fitted to the shape's surface (model/fitting.py); an uneven point cloud's points
-    enter the loss with chances by their `areas`, as area-uniform samples would."""
+    enter the loss with chances by their `areas`, as area-uniform samples would, and its
+    outliers not at all."""
     count = max(FIT_POINTS // 2, 8)
     if shape.is_mesh:
         pts, _, normals = sample_surface(shape.vertices, shape.faces, FIT_POINTS, seed=seed)
         pts, normals = frame.to_model(pts), normals @ frame.rotation.T
     else:
-        pick = np.random.default_rng(seed).permutation(len(shape.vertices))[:FIT_POINTS]
-        pts = frame.to_model(shape.vertices[pick])
+        pick = np.random.default_rng(seed).permutation(len(shape.spanning))[:FIT_POINTS]
+        pts = frame.to_model(shape.spanning[pick])
         normals = pca_normals(pts)
     if areas is None:
         used = np.random.default_rng(seed).permutation(len(pts))[:count]
@@ -181,10 +193,10 @@ def fitted_code(runner: Runner, shape: Shape, frame: Frame, code: torch.Tensor, 
 
 def vertex_embedding(runner: Runner, prep: PreparedShape, fitted: bool) -> np.ndarray:
     """f at the shape's vertices or points under its fitted code (or E's), kept on `prep`
-    (a point cloud's points are its samples: reused from their embeddings)."""
+    (a point cloud's points, when they are its samples, reused from their embeddings)."""
     key, code, at_samples = (("fitted", prep.code, prep.placed) if fitted and prep.fitted
                              else ("encoder", prep.encoder_code, prep.judged))
-    if not prep.shape.is_mesh:
+    if prep.samples_are_points:
         return at_samples.raw
     if key not in prep.vertex_embeddings:
         prep.vertex_embeddings[key] = runner.embed(prep.points, code)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .density import without_strays
+from . import density
 from .labels import face_areas
 
 DEFAULT_MAX_POINTS = 5_000_000
@@ -30,12 +30,23 @@ class Shape:
         return self.faces is not None
 
     @cached_property
+    def outliers(self) -> np.ndarray | None:
+        """(N,) bool: a cloud's points that stand apart from its surface (model/density.py),
+        a scanner's stray returns or points left over in a file.  They would otherwise move
+        the frame, E's input and the fitted code, and every match with them.  None for a
+        mesh: its faces are its surface."""
+        return None if self.is_mesh else density.outliers(self.vertices)
+
+    @cached_property
+    def kept(self) -> np.ndarray | None:
+        """The rows of a cloud's points that are not `outliers`; None for a mesh."""
+        return None if self.is_mesh else np.flatnonzero(~self.outliers)
+
+    @cached_property
     def spanning(self) -> np.ndarray:
         """The points the shape's frame is taken from: a mesh's vertices that its faces
-        use, a cloud's points less those standing alone at its edge (model/density.py).  A
-        stray vertex or point, left over in a file or a scan, would move the frame and the
-        whole result with it."""
-        return without_strays(self.vertices) if self.faces is None else self.vertices[np.unique(self.faces)]
+        use, a cloud's `kept` points."""
+        return self.vertices[np.unique(self.faces)] if self.is_mesh else self.vertices[self.kept]
 
 
 def as_points(data: Any, name: str = "points", max_points: int = DEFAULT_MAX_POINTS) -> np.ndarray:

@@ -3,7 +3,7 @@ dense in places as the same shape."""
 import numpy as np
 import pytest
 
-from model.density import farthest_points, point_areas, uneven_areas, weighted_percentiles, without_strays
+from model.density import farthest_points, point_areas, uneven_areas, weighted_percentiles, outliers
 from model.matching import into_part_frame
 
 
@@ -45,16 +45,21 @@ def test_only_an_uneven_cloud_is_weighted():
     assert uneven_areas(np.concatenate([even, strip])) is not None
 
 
-def test_a_point_alone_off_the_cloud_is_left_out_of_its_frame_and_sparse_feet_are_not():
+def test_points_apart_from_the_cloud_are_outliers_and_sparse_feet_are_not():
     rng = np.random.default_rng(0)
     seat = np.c_[rng.random(2000), np.zeros(2000), rng.random(2000)]  # dense
     feet = np.concatenate([[x, -1.0, z] + 0.01 * rng.random((4, 3)) for x in (0, 1) for z in (0, 1)])  # 4 points each
     chair = np.r_[seat, feet]
-    assert len(without_strays(chair)) == len(chair)
-    for stray in ([3.0, 0, 0], [0.5, 2.0, 0.5]):
-        assert np.array_equal(without_strays(np.r_[chair, [stray]]), chair)
+    assert not outliers(chair).any()
+    for stray in ([3.0, 0, 0], [0.5, 0.4, 0.5], [[0.5, 2.0, 0.5], [0.52, 2.0, 0.5]]):  # inside the box, two together
+        found = outliers(np.r_[chair, np.reshape(stray, (-1, 3))])
+        assert not found[:len(chair)].any() and found[len(chair):].all()
+    swarm = rng.normal(size=(40, 3))  # 2% scattered about the chair, 1-2 of its sizes off
+    swarm = [0.5, 0, 0.5] + swarm / np.linalg.norm(swarm, axis=1, keepdims=True) * rng.uniform(1.5, 3, (40, 1))
+    found = outliers(np.r_[chair, swarm])
+    assert not found[:len(chair)].any() and found[len(chair):].all()
     repeated = np.r_[np.repeat(chair, 10, axis=0), [[0.5, -1.1, 0.5]]]  # no spacing to judge strays by: all kept
-    assert len(without_strays(repeated)) == len(repeated)
+    assert not outliers(repeated).any()
 
 
 def test_weighted_percentiles():

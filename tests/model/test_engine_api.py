@@ -191,11 +191,22 @@ def test_a_vertex_no_face_uses_moves_nothing(engine, box_mesh):
     assert np.allclose(stray.confidence[:-1], plain.confidence)
 
 
-def test_a_point_alone_off_a_cloud_moves_no_frame(engine):
-    cloud = rng_points(400, 1)
-    plain, stray = engine.prepare(cloud), engine.prepare(np.r_[cloud, [[5.0, 0.5, 0.5]]])  # a scanner's stray return
+def test_points_apart_from_a_cloud_change_nothing_and_correspond_to_nothing(engine):
+    cloud, other = rng_points(400, 1), rng_points(300, 2)
+    strays = np.r_[cloud, [[5.0, 0.5, 0.5], [0.5, 3.0, 0.5], [0.52, 3.0, 0.5]]]  # a scanner's stray returns
+    plain, stray = engine.prepare(cloud), engine.prepare(strays)
     assert np.allclose(stray.frame.center, plain.frame.center) and stray.frame.scale == plain.frame.scale
-    assert stray.points.shape == (401, 3)  # it is still answered for
+    assert torch.equal(stray.code, plain.code) and stray.points.shape == (403, 3)  # they are still answered for
+    as_target, clean = engine.correspond(other, stray), engine.correspond(other, plain)
+    assert np.array_equal(as_target.source_index[:400], clean.source_index)
+    assert np.allclose(as_target.confidence[:400], clean.confidence) and np.all(as_target.confidence[400:] == 0)
+    labels = np.arange(403) % 3
+    got, conf = engine.transfer_labels(other, labels[:300], stray)
+    assert np.all(conf[400:] == 0) and len(got) == 403
+    as_source, clean = engine.correspond(stray, other), engine.correspond(plain, other)
+    assert np.array_equal(as_source.source_index, clean.source_index) and as_source.source_index.max() < 400
+    got, _ = engine.transfer_labels(stray, labels, other)
+    assert np.array_equal(got, engine.transfer_labels(plain, labels[:400], other)[0])
 
 
 def test_trimesh_clouds_are_accepted_and_scenes_named(engine, box_mesh):
