@@ -153,7 +153,8 @@ def _keypoint_errors(target: dict, estimates: dict[str, list[np.ndarray]], tree:
     A target with `keypoint_renamings` (training/symmetry.py) is scored under the one
     that fits the estimates best: a symmetric table's keypoints are named up to its turns."""
     points = target["surface_points"]
-    diagonal = np.linalg.norm(points.max(0) - points.min(0))
+    body = _labelled_points(target)
+    diagonal = np.linalg.norm(body.max(0) - body.min(0))
     snapped = {name: points[tree.query(np.mean(positions, axis=0))[1]] for name, positions in estimates.items()}
     truth = ({name: points[tree.query(at)[1]] for name, at in target["keypoints"].items()} if on_cloud
              else target["keypoints"])
@@ -163,6 +164,13 @@ def _keypoint_errors(target: dict, estimates: dict[str, list[np.ndarray]], tree:
         if best is None or sum(errors.values()) < sum(best.values()):
             best = errors
     return best
+
+
+def _labelled_points(shape: dict) -> np.ndarray:
+    """The shape's points with a label: unlabelled ones (a benchmark's stray points) set
+    no keypoint's threshold."""
+    labelled = shape["surface_labels"] >= 0
+    return shape["surface_points"][labelled] if labelled.any() else shape["surface_points"]
 
 
 def random_rotation(mode: AlignMode, seed: int) -> np.ndarray:
@@ -259,7 +267,7 @@ def evaluate(engine: Correspondence, shapes: list[dict[str, np.ndarray]], parts:
                     acc[m]["iou"][p].append(v)
             if with_keypoints:
                 acc[m]["pck"] += _keypoint_errors(tgt, estimates[m], t_raw_tree).values()
-                per_radius = diagonal_per_radius(tp)
+                per_radius = diagonal_per_radius(_labelled_points(tgt))
                 for name, e in _keypoint_errors(tgt, estimates[m], t_raw_tree, on_cloud=True).items():
                     acc[m]["pck_radius"].append(e * per_radius)
                     acc[m]["by_name"].setdefault(name, []).append(e * per_radius)
