@@ -10,6 +10,8 @@ taken evenly or weighted by their area (docs/model.md, *Uneven point clouds*).
 from __future__ import annotations
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 NEIGHBOURS = 8  # a point's area: the squared distance to its 8th nearest neighbour
@@ -21,14 +23,18 @@ AREA_CLIP = 100.0  # areas kept within this factor of the median: a stray point 
 UNEVEN = 0.6
 POOL = 20000  # farthest points are sought among at most this many points (bounds the time)
 PROBE = 20000  # evenness is judged on at most this many of a cloud's points (500,000: 3.8 s all, 0.1 s these)
-# A point whose STRAY_NEIGHBOUR-th nearest neighbour lies over STRAY times as far as the
-# SPACING_PERCENTILE-th percentile of the points' NEIGHBOURS-th neighbour distances stands
-# apart from the surface (`outliers`).  A percentile high in the spread, not the median,
-# so that the sparse stretches of an uneven cloud (a long leg's few vertices) are no
-# outliers, and a third neighbour, so that three points together (a low-poly foot) are not.
+# A cloud's point whose STRAY_NEIGHBOUR-th nearest neighbour lies over STRAY typical
+# spacings off (the SPACING_PERCENTILE-th percentile of the points' NEIGHBOURS-th neighbour
+# distances) stands apart from its surface (`outliers`): a percentile high in the spread,
+# not the median, so that the sparse stretches of an uneven cloud (a long leg's few
+# vertices) are kept, and a third neighbour, so that three points together (a low-poly
+# foot) are.  A mesh's samples are area-uniform, so there a small piece of them, under
+# STRAY_PIECE of the samples and over STRAY spacings from the rest, is apart too (`apart`).
 STRAY = 5.0
 STRAY_NEIGHBOUR = 3
+STRAY_PIECE = 0.02
 SPACING_PERCENTILE = 95.0
+SPACING_PROBE = 5000  # the typical spacing is judged on at most this many of a cloud's points
 
 
 def farthest_points(points: np.ndarray, count: int, seed: int = 0, areas: np.ndarray | None = None) -> np.ndarray:
@@ -53,20 +59,52 @@ def farthest_points(points: np.ndarray, count: int, seed: int = 0, areas: np.nda
 
 
 def outliers(points: np.ndarray) -> np.ndarray:
-    """(n,) bool: the points that stand apart from the cloud's surface (a scanner's stray
-    returns, points left over in a file): those whose STRAY_NEIGHBOUR-th nearest
-    neighbour lies over STRAY times as far as the typical spacing (SPACING_PERCENTILE of
-    the NEIGHBOURS-th neighbour distances, judged on at most PROBE points).  None when the
-    points have no spacing to judge by (most repeated many times over)."""
+    """(n,) bool: a cloud's points that stand apart from its surface (a scanner's stray
+    returns, points left over in a file): those whose STRAY_NEIGHBOUR-th nearest neighbour
+    lies over STRAY typical spacings off.  None when the points have no spacing to judge
+    by (most repeated many times over)."""
     n = len(points)
     if n <= 2 * NEIGHBOURS:
         return np.zeros(n, bool)
     tree = cKDTree(points)
-    probe = points if n <= PROBE else points[np.random.default_rng(0).choice(n, PROBE, replace=False)]
-    typical = np.percentile(tree.query(probe, k=NEIGHBOURS + 1, workers=-1)[0][:, -1], SPACING_PERCENTILE)
-    if not typical > 0:
+    probe = points if n <= SPACING_PROBE else points[np.random.default_rng(0).choice(n, SPACING_PROBE, replace=False)]
+    link = STRAY * _spacing(tree.query(probe, k=NEIGHBOURS + 1, workers=-1)[0])
+    if not link > 0:
         return np.zeros(n, bool)
-    return tree.query(points, k=STRAY_NEIGHBOUR + 1, workers=-1)[0][:, -1] > STRAY * typical
+    return tree.query(points, k=STRAY_NEIGHBOUR + 1, workers=-1)[0][:, -1] > link
+
+
+def apart(vertices: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """(n,) bool: a mesh's vertices that lie apart from its surface, over STRAY typical
+    spacings of its area-uniform `samples` from the samples' bulk.  The bulk leaves out
+    the small pieces of samples (under STRAY_PIECE of them, each point joined to its
+    NEIGHBOURS nearest within STRAY spacings) that lie over STRAY spacings from the rest:
+    an artist's leftover or a helper object merged in, far off.  A vertex of the surface
+    lies within a spacing or two of its samples."""
+    n = len(samples)
+    if n <= 2 * NEIGHBOURS:
+        return np.zeros(len(vertices), bool)
+    distance, neighbour = cKDTree(samples).query(samples, k=NEIGHBOURS + 1, workers=-1)
+    link = STRAY * _spacing(distance)
+    if not link > 0:
+        return np.zeros(len(vertices), bool)
+    joined = distance[:, 1:] <= link
+    rows = np.repeat(np.arange(n), NEIGHBOURS)[joined.ravel()]
+    graph = coo_matrix((np.ones(len(rows)), (rows, neighbour[:, 1:][joined])), shape=(n, n))
+    piece = connected_components(graph, directed=False)[1]
+    small = np.bincount(piece)[piece] < STRAY_PIECE * n
+    if not small.any() or small.all():
+        return cKDTree(samples).query(vertices, workers=-1)[0] > link
+    # a small piece within reach of the rest is surface (a glide under a leg)
+    gap = np.full(piece.max() + 1, np.inf)
+    np.minimum.at(gap, piece[small], cKDTree(samples[~small]).query(samples[small], workers=-1)[0])
+    bulk = samples[~(small & (gap[piece] > link))]
+    return cKDTree(bulk).query(vertices, workers=-1)[0] > link
+
+
+def _spacing(neighbour_distances: np.ndarray) -> float:
+    """The typical spacing: SPACING_PERCENTILE of the distances to the NEIGHBOURS-th neighbour."""
+    return float(np.percentile(neighbour_distances[:, NEIGHBOURS], SPACING_PERCENTILE))
 
 
 def point_areas(points: np.ndarray) -> np.ndarray:

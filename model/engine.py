@@ -222,8 +222,7 @@ class Correspondence:
         face = None if src.sample_face is None else src.sample_face[idx]
         bary = None if src.sample_bary is None else src.sample_bary[idx]
         sure = confidence(exists, surf_dist, emb_dist, cycle_dist, cal).astype(np.float64)
-        if not tgt.shape.is_mesh:  # a cloud's outliers correspond to nothing
-            sure[tgt.shape.outliers] = 0.0
+        sure[tgt.shape.outliers] = 0.0  # stray points and pieces correspond to nothing
         return CorrespondenceResult(
             mapped=src.frame.from_model(src.sample_points[idx]),
             confidence=sure,

@@ -115,7 +115,8 @@ def prepare(runner: Runner, cfg: ModelConfig, shape: Shape, align: AlignMode, fi
     code = fitted_code(runner, shape, frame, encoder_code, fit_steps, seed, areas) if fit_steps else encoder_code
     points = frame.to_model(shape.vertices)
     if shape.is_mesh:
-        samples, face, _ = sample_surface(points, shape.faces, MATCH_SAMPLES, seed=seed)
+        samples, face, _ = sample_surface(points, shape.faces[shape.body], MATCH_SAMPLES, seed=seed)
+        face = shape.body[face]
         bary = barycentric(points[shape.faces[face]], samples)
     else:
         samples, face, bary = points[shape.kept], None, None
@@ -137,11 +138,11 @@ def encoder_input(shape: Shape, frame: Frame, cfg: ModelConfig, seed: int,
     or (n, 6) points and normals estimated from `NORMAL_CLOUD` of them, as in training.
     An uneven point cloud's points (with `areas`) are taken evenly (`farthest_points`): E
     was trained on area-uniform samples, and a cloud dense in places reads as another shape.
-    A cloud's outliers are left out (`Shape.kept`)."""
+    A shape's outliers are left out (`Shape.kept`, `Shape.body`)."""
     n = cfg.encoder_points
     cloud = NORMAL_CLOUD if cfg.encoder_normals else n
     if shape.is_mesh:
-        pts = sample_surface(shape.vertices, shape.faces, cloud, seed=seed)[0]
+        pts = sample_surface(shape.vertices, shape.faces[shape.body], cloud, seed=seed)[0]
         pick = np.random.default_rng(seed).permutation(len(pts))[:n]
     elif areas is not None:
         pts = shape.spanning[farthest_points(shape.spanning, cloud, seed, areas)]
@@ -171,11 +172,11 @@ def aligned(shape: Shape, frame: Frame, enc: np.ndarray, rotation: np.ndarray) -
 def fitted_code(runner: Runner, shape: Shape, frame: Frame, code: torch.Tensor, steps: int, seed: int,
                 areas: np.ndarray | None = None) -> torch.Tensor:
     """E's code fitted to the shape's surface (model/fitting.py); an uneven point cloud's points
-    enter the loss with chances by their `areas`, as area-uniform samples would, and its
-    outliers not at all."""
+    enter the loss with chances by their `areas`, as area-uniform samples would; a shape's
+    outliers do not enter it."""
     count = max(FIT_POINTS // 2, 8)
     if shape.is_mesh:
-        pts, _, normals = sample_surface(shape.vertices, shape.faces, FIT_POINTS, seed=seed)
+        pts, _, normals = sample_surface(shape.vertices, shape.faces[shape.body], FIT_POINTS, seed=seed)
         pts, normals = frame.to_model(pts), normals @ frame.rotation.T
     else:
         pick = np.random.default_rng(seed).permutation(len(shape.spanning))[:FIT_POINTS]

@@ -9,11 +9,14 @@ from typing import Any
 import numpy as np
 
 from . import density
+from .geometry import sample_surface
 from .labels import face_areas
 
 DEFAULT_MAX_POINTS = 5_000_000
 # Squared distances of coordinates beyond this overflow float64 on the way.
 MAX_COORDINATE = 1e100
+# Area-uniform samples a mesh's outliers are judged against (`Shape.outliers`).
+STRAY_SAMPLES = 20000
 # A cloud whose second-largest spread is below this share of its largest lies on a line.
 LINE_SHARE = 1e-6
 
@@ -30,12 +33,16 @@ class Shape:
         return self.faces is not None
 
     @cached_property
-    def outliers(self) -> np.ndarray | None:
-        """(N,) bool: a cloud's points that stand apart from its surface (model/density.py),
-        a scanner's stray returns or points left over in a file.  They would otherwise move
-        the frame, E's input and the fitted code, and every match with them.  None for a
-        mesh: its faces are its surface."""
-        return None if self.is_mesh else density.outliers(self.vertices)
+    def outliers(self) -> np.ndarray:
+        """(N,) bool: points or vertices apart from the shape's surface (model/density.py):
+        a scanner's stray returns, a point or a small piece left over in a file, a helper
+        object merged in.  They would otherwise move the frame, E's input and the fitted
+        code, and every match with them.  A mesh's are judged against its area-uniform
+        samples (`density.apart`)."""
+        if not self.is_mesh:
+            return density.outliers(self.vertices)
+        apart = density.apart(self.vertices, sample_surface(self.vertices, self.faces, STRAY_SAMPLES)[0])
+        return np.zeros_like(apart) if apart[self.faces].all() else apart
 
     @cached_property
     def kept(self) -> np.ndarray | None:
@@ -43,10 +50,20 @@ class Shape:
         return None if self.is_mesh else np.flatnonzero(~self.outliers)
 
     @cached_property
+    def body(self) -> np.ndarray | None:
+        """The faces of a mesh with a corner that is not one of its `outliers`: the surface
+        it is sampled on.  None for a cloud."""
+        return None if not self.is_mesh else np.flatnonzero(~self.outliers[self.faces].all(axis=1))
+
+    @cached_property
     def spanning(self) -> np.ndarray:
-        """The points the shape's frame is taken from: a mesh's vertices that its faces
-        use, a cloud's `kept` points."""
-        return self.vertices[np.unique(self.faces)] if self.is_mesh else self.vertices[self.kept]
+        """The points the shape's frame is taken from: a cloud's `kept` points, the vertices
+        a mesh's faces use less its `outliers`."""
+        if not self.is_mesh:
+            return self.vertices[self.kept]
+        used = np.zeros(len(self.vertices), bool)
+        used[self.faces] = True
+        return self.vertices[used & ~self.outliers]
 
 
 def as_points(data: Any, name: str = "points", max_points: int = DEFAULT_MAX_POINTS) -> np.ndarray:

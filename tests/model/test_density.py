@@ -3,7 +3,7 @@ dense in places as the same shape."""
 import numpy as np
 import pytest
 
-from model.density import farthest_points, point_areas, uneven_areas, weighted_percentiles, outliers
+from model.density import farthest_points, point_areas, uneven_areas, weighted_percentiles, outliers, apart
 from model.matching import into_part_frame
 
 
@@ -60,6 +60,19 @@ def test_points_apart_from_the_cloud_are_outliers_and_sparse_feet_are_not():
     assert not found[:len(chair)].any() and found[len(chair):].all()
     repeated = np.r_[np.repeat(chair, 10, axis=0), [[0.5, -1.1, 0.5]]]  # no spacing to judge strays by: all kept
     assert not outliers(repeated).any()
+
+
+def test_a_small_piece_far_off_a_mesh_is_apart_and_one_close_by_is_not():
+    rng = np.random.default_rng(1)
+    seat = np.c_[rng.random(20000), np.zeros(20000), rng.random(20000)]  # a mesh's area-uniform samples
+    ball = rng.normal(size=(60, 3))
+    ball = 0.02 * ball / np.linalg.norm(ball, axis=1, keepdims=True)  # 0.3% of the area: a piece of 60 samples
+    corners = np.array([[0, 0, 0], [1, 0, 1], [0.5, 0, 0.5]])
+    for centre, far in (([0.5, 1.5, 0.5], True), ([0.5, 0.06, 0.5], False), ([2.5, 0.0, 0.5], True)):
+        vertices = np.r_[corners, centre + ball[:4]]
+        found = apart(vertices, np.r_[seat, centre + ball])
+        assert not found[:3].any() and found[3:].all() == far and found[3:].any() == far
+    assert not apart(corners, seat).any()
 
 
 def test_weighted_percentiles():

@@ -209,6 +209,21 @@ def test_points_apart_from_a_cloud_change_nothing_and_correspond_to_nothing(engi
     assert np.array_equal(got, engine.transfer_labels(plain, labels[:400], other)[0])
 
 
+def test_a_small_piece_far_off_a_mesh_changes_nothing_and_corresponds_to_nothing(engine, box_mesh):
+    v, f = box_mesh
+    piece = trimesh.creation.icosphere(subdivisions=1, radius=0.02)  # an artist's leftover, far off
+    junk = (np.r_[v, np.asarray(piece.vertices) + [3.0, 0, 0]], np.r_[f, np.asarray(piece.faces) + len(v)])
+    plain, stray = engine.prepare((v, f)), engine.prepare(junk)
+    assert np.allclose(stray.frame.center, plain.frame.center) and stray.frame.scale == plain.frame.scale
+    assert torch.equal(stray.code, plain.code) and np.all(stray.sample_face < len(f))
+    other = rng_points(300, 2)
+    as_target, clean = engine.correspond(other, stray), engine.correspond(other, plain)
+    assert np.array_equal(as_target.source_index[:len(v)], clean.source_index)
+    assert np.allclose(as_target.confidence[:len(v)], clean.confidence) and np.all(as_target.confidence[len(v):] == 0)
+    as_source, clean = engine.correspond(stray, other), engine.correspond(plain, other)
+    assert np.array_equal(as_source.source_face, clean.source_face)
+
+
 def test_trimesh_clouds_are_accepted_and_scenes_named(engine, box_mesh):
     points = rng_points(200, 3)
     assert np.array_equal(engine.segment(trimesh.PointCloud(points)), engine.segment(points))
