@@ -15,7 +15,9 @@ def load_mesh(path: str | Path, keep_vertices: bool = False) -> trimesh.Trimesh:
     """One triangle mesh from OBJ, OFF (also .off.gz), PLY, STL or GLB, scenes merged,
     vertices as stored; raises a ValueError naming the file when it is unusable.
     `keep_vertices`: an OBJ's vertices exactly as the file lists them (trimesh otherwise
-    splits them at UV seams and drops unused ones), so that per-vertex output lines up."""
+    splits them at UV seams and drops unused ones), so that per-vertex output lines up.
+    An STL's vertices are welded: the format repeats each at every triangle, and the
+    engine's work per vertex would be six times over."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path}: a folder, not a mesh file")
@@ -42,6 +44,8 @@ def load_mesh(path: str | Path, keep_vertices: bool = False) -> trimesh.Trimesh:
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         raise ValueError(f"{path}: has no triangles (a point cloud goes through the Python API: "
                          "Client or Correspondence)")
+    if kind == "stl":
+        mesh.merge_vertices()
     faces = np.asarray(mesh.faces)
     if faces.min() < 0 or faces.max() >= len(mesh.vertices):
         raise ValueError(f"{path}: a face names vertex {faces.min() if faces.min() < 0 else faces.max()}, "

@@ -66,6 +66,7 @@ def test_transfer_colours_and_errors(server, tmp_path, capsys):
                  "--out", str(out), "--threshold", "0"]) == 0
     mesh, _ = _ply_vertex_data(out)
     assert (np.asarray(mesh.visual.vertex_colors)[:, :3] == [10, 200, 30]).all()
+    assert len(mesh.vertices) == 42  # the STL's vertices welded, not one per corner
     trimesh.creation.box().export(tmp_path / "plain.obj")
     asked = server_handled(server.address, "correspond")
     assert main(["--address", server.address, "transfer", str(tmp_path / "plain.obj"), str(tmp_path / "tgt.stl"),
