@@ -31,6 +31,7 @@ from model.files import write_atomically
 from model.geometry import bounding_frame, sample_surface
 from model.meshio import load_mesh
 from model.normals import estimate_normals
+from model.validation import Shape
 
 from .families import FAMILIES, sample_shape
 from .samples import RESOLUTIONS, assembly_sample, load_sample, make_sample
@@ -106,9 +107,10 @@ def mesh_sample(path: Path, rotation: np.ndarray | None = None, n_surface: int =
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     if rotation is not None:
         vertices = vertices @ np.asarray(rotation, dtype=np.float64).T
-    frame = bounding_frame(vertices)
-    model_vertices = frame.to_model(vertices)
     faces = np.asarray(mesh.faces, dtype=np.int64)
+    shape = Shape(vertices, faces)  # framed and sampled as the engine frames and samples it: a piece far off left out
+    frame = bounding_frame(shape.spanning)
+    model_vertices = frame.to_model(vertices)
     try:
         face_labels = read_face_labels(path, len(faces))
     except ValueError:
@@ -119,7 +121,8 @@ def mesh_sample(path: Path, rotation: np.ndarray | None = None, n_surface: int =
         raise ValueError(f"no {mesh_name(path)}.seg beside it, which --seg_labels reads its part labels from")
     if seg_labels and face_labels.min() < 0:
         raise ValueError(f"{mesh_name(path)}.seg has a negative segment id, which --seg_labels cannot take as a part")
-    points, face_index, normals = sample_surface(model_vertices, faces, n_surface, seed=seed)
+    points, face_index, normals = sample_surface(model_vertices, faces[shape.body], n_surface, seed=seed)
+    face_index = shape.body[face_index]
     labels = face_labels[face_index] if seg_labels else None
     sample = make_sample(winding_inside(model_vertices, faces, band), points, normals, labels, seed=seed)
     if face_labels is not None and not seg_labels:

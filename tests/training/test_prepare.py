@@ -37,6 +37,20 @@ def test_sphere_occupancy_at_every_resolution(tmp_path):
     assert np.allclose(np.linalg.norm(sample["surface_points"], axis=1), radius, atol=2e-3)
 
 
+def test_a_leftover_piece_far_off_is_framed_and_sampled_as_the_engine_does(tmp_path):
+    """A small piece left far off (and an unused vertex) neither shrinks the shape in its
+    frame nor lends it surface samples: the sample is the clean mesh's, as the engine's frame is."""
+    ball = trimesh.creation.icosphere(subdivisions=4, radius=3.0)
+    leftover = trimesh.creation.icosphere(subdivisions=1, radius=0.05).apply_translation([20, 0, 0])
+    both = trimesh.util.concatenate([ball, leftover])
+    ball.export(tmp_path / "ball.obj")
+    both.export(tmp_path / "both.obj")
+    clean, junk = mesh_sample(tmp_path / "ball.obj"), mesh_sample(tmp_path / "both.obj")
+    assert np.allclose(junk["surface_points"], clean["surface_points"])
+    for r in RESOLUTIONS:
+        assert np.array_equal(junk[f"occ_values_{r}"], clean[f"occ_values_{r}"])
+
+
 def test_torus_occupancy_at_every_resolution(tmp_path):
     mesh = trimesh.creation.torus(major_radius=2.0, minor_radius=0.7, major_sections=96, minor_sections=48)
     path = tmp_path / "ring.ply"
