@@ -169,8 +169,10 @@ def _keypoint_errors(target: dict, estimates: dict[str, list[np.ndarray]], tree:
 def _labelled_points(shape: dict) -> np.ndarray:
     """The shape's points with a label: unlabelled ones (a benchmark's stray points) set
     no keypoint's threshold."""
-    labelled = shape["surface_labels"] >= 0
-    return shape["surface_points"][labelled] if labelled.any() else shape["surface_points"]
+    labels = shape.get("surface_labels")
+    if labels is None or not (labels >= 0).any():
+        return shape["surface_points"]
+    return shape["surface_points"][labels >= 0]
 
 
 def random_rotation(mode: AlignMode, seed: int) -> np.ndarray:
