@@ -74,32 +74,49 @@ def outliers(points: np.ndarray) -> np.ndarray:
     return tree.query(points, k=STRAY_NEIGHBOUR + 1, workers=-1)[0][:, -1] > link
 
 
-def apart(vertices: np.ndarray, samples: np.ndarray) -> np.ndarray:
-    """(n,) bool: a mesh's vertices that lie apart from its surface, over STRAY typical
-    spacings of its area-uniform `samples` from the samples' bulk.  The bulk leaves out
-    the small pieces of samples (under STRAY_PIECE of them, each point joined to its
-    NEIGHBOURS nearest within STRAY spacings) that lie over STRAY spacings from the rest:
-    an artist's leftover or a helper object merged in, far off.  A vertex of the surface
-    lies within a spacing or two of its samples."""
+def apart(vertices: np.ndarray, faces: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """(n,) bool: a mesh's vertices that lie apart from its surface: the vertices whose
+    every face lies apart, its corners and its centre over STRAY typical spacings of the
+    area-uniform `samples` from the samples' bulk.  The bulk leaves out the small pieces of
+    samples (under STRAY_PIECE of them, each sample joined to its NEIGHBOURS nearest within
+    STRAY spacings) that lie over STRAY spacings from the rest: an artist's leftover or a
+    helper object merged in, far off.  A face of the surface has samples about it, even a
+    needle's whose sharp ends have none near.  Unused vertices are apart when they lie as far."""
+    bulk, link = _bulk(samples)
+    if bulk is None:
+        return np.zeros(len(vertices), bool)
+    far = bulk.query(vertices, workers=-1)[0] > link
+    loose = far[faces].all(axis=1)
+    loose[loose] = bulk.query(vertices[faces[loose]].mean(axis=1), workers=-1)[0] > link
+    if loose.all():
+        return np.zeros(len(vertices), bool)
+    on_surface = np.zeros(len(vertices), bool)
+    on_surface[faces[~loose]] = True
+    return far & ~on_surface
+
+
+def _bulk(samples: np.ndarray) -> tuple[cKDTree | None, float]:
+    """A tree of the samples less their small far pieces (`apart`), and the distance that
+    joins two samples of one piece; (None, 0) when the samples have no spacing to judge by."""
     n = len(samples)
     if n <= 2 * NEIGHBOURS:
-        return np.zeros(len(vertices), bool)
-    distance, neighbour = cKDTree(samples).query(samples, k=NEIGHBOURS + 1, workers=-1)
+        return None, 0.0
+    tree = cKDTree(samples)
+    distance, neighbour = tree.query(samples, k=NEIGHBOURS + 1, workers=-1)
     link = STRAY * _spacing(distance)
     if not link > 0:
-        return np.zeros(len(vertices), bool)
+        return None, 0.0
     joined = distance[:, 1:] <= link
     rows = np.repeat(np.arange(n), NEIGHBOURS)[joined.ravel()]
     graph = coo_matrix((np.ones(len(rows)), (rows, neighbour[:, 1:][joined])), shape=(n, n))
     piece = connected_components(graph, directed=False)[1]
     small = np.bincount(piece)[piece] < STRAY_PIECE * n
     if not small.any() or small.all():
-        return cKDTree(samples).query(vertices, workers=-1)[0] > link
+        return tree, link
     # a small piece within reach of the rest is surface (a glide under a leg)
     gap = np.full(piece.max() + 1, np.inf)
     np.minimum.at(gap, piece[small], cKDTree(samples[~small]).query(samples[small], workers=-1)[0])
-    bulk = samples[~(small & (gap[piece] > link))]
-    return cKDTree(bulk).query(vertices, workers=-1)[0] > link
+    return cKDTree(samples[~(small & (gap[piece] > link))]), link
 
 
 def _spacing(neighbour_distances: np.ndarray) -> float:

@@ -41,8 +41,7 @@ class Shape:
         samples (`density.apart`)."""
         if not self.is_mesh:
             return density.outliers(self.vertices)
-        apart = density.apart(self.vertices, sample_surface(self.vertices, self.faces, STRAY_SAMPLES)[0])
-        return np.zeros_like(apart) if apart[self.faces].all() else apart
+        return density.apart(self.vertices, self.faces, sample_surface(self.vertices, self.faces, STRAY_SAMPLES)[0])
 
     @cached_property
     def kept(self) -> np.ndarray | None:

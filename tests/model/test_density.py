@@ -2,8 +2,10 @@
 dense in places as the same shape."""
 import numpy as np
 import pytest
+import trimesh
 
-from model.density import farthest_points, point_areas, uneven_areas, weighted_percentiles, outliers, apart
+from model.density import apart, farthest_points, outliers, point_areas, uneven_areas, weighted_percentiles
+from model.geometry import sample_surface
 from model.matching import into_part_frame
 
 
@@ -62,17 +64,21 @@ def test_points_apart_from_the_cloud_are_outliers_and_sparse_feet_are_not():
     assert not outliers(repeated).any()
 
 
-def test_a_small_piece_far_off_a_mesh_is_apart_and_one_close_by_is_not():
+def test_a_small_piece_far_off_a_mesh_is_apart_and_one_close_by_or_a_needle_is_not():
     rng = np.random.default_rng(1)
-    seat = np.c_[rng.random(20000), np.zeros(20000), rng.random(20000)]  # a mesh's area-uniform samples
-    ball = rng.normal(size=(60, 3))
-    ball = 0.02 * ball / np.linalg.norm(ball, axis=1, keepdims=True)  # 0.3% of the area: a piece of 60 samples
-    corners = np.array([[0, 0, 0], [1, 0, 1], [0.5, 0, 0.5]])
+    square = np.array([[0, 0, 0], [1, 0, 0], [1, 0, 1], [0, 0, 1.0]])
+    seat = np.c_[rng.random(20000), np.zeros(20000), rng.random(20000)]  # its area-uniform samples
+    ball = trimesh.creation.icosphere(subdivisions=1, radius=0.02)  # 0.3% of the area: 60 samples
+    sphere = rng.normal(size=(60, 3))
+    sphere = 0.02 * sphere / np.linalg.norm(sphere, axis=1, keepdims=True)
     for centre, far in (([0.5, 1.5, 0.5], True), ([0.5, 0.06, 0.5], False), ([2.5, 0.0, 0.5], True)):
-        vertices = np.r_[corners, centre + ball[:4]]
-        found = apart(vertices, np.r_[seat, centre + ball])
-        assert not found[:3].any() and found[3:].all() == far and found[3:].any() == far
-    assert not apart(corners, seat).any()
+        vertices = np.r_[square, centre + np.asarray(ball.vertices)]
+        faces = np.r_[[[0, 1, 2], [0, 2, 3]], np.asarray(ball.faces) + 4]
+        found = apart(vertices, faces, np.r_[seat, centre + sphere])
+        assert not found[:4].any() and found[4:].all() == far and found[4:].any() == far
+    needle = np.array([[0, 0, 0], [1, 0, 0], [0.5, 1e-4, 0]])  # its sharp ends far from its few samples
+    samples = sample_surface(needle, np.array([[0, 1, 2]]), 20000)[0]
+    assert not apart(needle, np.array([[0, 1, 2]]), samples).any()
 
 
 def test_weighted_percentiles():
