@@ -44,8 +44,9 @@ def load_mesh(path: str | Path, keep_vertices: bool = False) -> trimesh.Trimesh:
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         raise ValueError(f"{path}: has no triangles (a point cloud goes through the Python API: "
                          "Client or Correspondence)")
-    if kind == "stl":
-        mesh.merge_vertices()
+    if kind == "stl":  # rows repeated exactly: a tolerance would weld a tiny model's own vertices
+        vertices, inverse = np.unique(np.asarray(mesh.vertices), axis=0, return_inverse=True)
+        mesh = trimesh.Trimesh(vertices, inverse.reshape(-1)[np.asarray(mesh.faces)], process=False)
     faces = np.asarray(mesh.faces)
     if faces.min() < 0 or faces.max() >= len(mesh.vertices):
         raise ValueError(f"{path}: a face names vertex {faces.min() if faces.min() < 0 else faces.max()}, "

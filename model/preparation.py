@@ -88,6 +88,12 @@ class PreparedShape:
         """(N, 3) each point's (vertex's) extremity: its nearest sample's."""
         if self.samples_are_points:
             return self.sample_extremity
+        if not self.shape.is_mesh:  # a cloud's kept points are its samples
+            out = np.empty_like(self.points)
+            out[self.shape.kept] = self.sample_extremity
+            out[self.shape.outliers] = self.sample_extremity[
+                self._sample_tree.query(self.points[self.shape.outliers], workers=-1)[1]]
+            return out
         return self.sample_extremity[self._sample_tree.query(self.points, workers=-1)[1]]
 
     @cached_property
@@ -115,7 +121,7 @@ def prepare(runner: Runner, cfg: ModelConfig, shape: Shape, align: AlignMode, fi
     code = fitted_code(runner, shape, frame, encoder_code, fit_steps, seed, areas) if fit_steps else encoder_code
     points = frame.to_model(shape.vertices)
     if shape.is_mesh:
-        samples, face, _ = sample_surface(points, shape.faces[shape.body], MATCH_SAMPLES, seed=seed)
+        samples, face, _ = sample_surface(points, shape.body_faces, MATCH_SAMPLES, seed=seed)
         face = shape.body[face]
         bary = barycentric(points[shape.faces[face]], samples)
     else:
@@ -142,7 +148,7 @@ def encoder_input(shape: Shape, frame: Frame, cfg: ModelConfig, seed: int,
     n = cfg.encoder_points
     cloud = NORMAL_CLOUD if cfg.encoder_normals else n
     if shape.is_mesh:
-        pts = sample_surface(shape.vertices, shape.faces[shape.body], cloud, seed=seed)[0]
+        pts = sample_surface(shape.vertices, shape.body_faces, cloud, seed=seed)[0]
         pick = np.random.default_rng(seed).permutation(len(pts))[:n]
     elif areas is not None:
         pts = shape.spanning[farthest_points(shape.spanning, cloud, seed, areas)]
@@ -176,7 +182,7 @@ def fitted_code(runner: Runner, shape: Shape, frame: Frame, code: torch.Tensor, 
     outliers do not enter it."""
     count = max(FIT_POINTS // 2, 8)
     if shape.is_mesh:
-        pts, _, normals = sample_surface(shape.vertices, shape.faces[shape.body], FIT_POINTS, seed=seed)
+        pts, _, normals = sample_surface(shape.vertices, shape.body_faces, FIT_POINTS, seed=seed)
         pts, normals = frame.to_model(pts), normals @ frame.rotation.T
     else:
         pick = np.random.default_rng(seed).permutation(len(shape.spanning))[:FIT_POINTS]
@@ -194,11 +200,17 @@ def fitted_code(runner: Runner, shape: Shape, frame: Frame, code: torch.Tensor, 
 
 def vertex_embedding(runner: Runner, prep: PreparedShape, fitted: bool) -> np.ndarray:
     """f at the shape's vertices or points under its fitted code (or E's), kept on `prep`
-    (a point cloud's points, when they are its samples, reused from their embeddings)."""
+    (a point cloud's points reused from their embeddings as samples, its outliers embedded)."""
     key, code, at_samples = (("fitted", prep.code, prep.placed) if fitted and prep.fitted
                              else ("encoder", prep.encoder_code, prep.judged))
     if prep.samples_are_points:
         return at_samples.raw
     if key not in prep.vertex_embeddings:
-        prep.vertex_embeddings[key] = runner.embed(prep.points, code)
+        if prep.shape.is_mesh:
+            prep.vertex_embeddings[key] = runner.embed(prep.points, code)
+        else:
+            out = np.empty((len(prep.points), at_samples.raw.shape[1]), at_samples.raw.dtype)
+            out[prep.shape.kept] = at_samples.raw
+            out[prep.shape.outliers] = runner.embed(prep.points[prep.shape.outliers], code)
+            prep.vertex_embeddings[key] = out
     return prep.vertex_embeddings[key]

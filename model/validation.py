@@ -55,6 +55,11 @@ class Shape:
         return None if not self.is_mesh else np.flatnonzero(~self.outliers[self.faces].all(axis=1))
 
     @cached_property
+    def body_faces(self) -> np.ndarray | None:
+        """(len(body), 3) the faces of the mesh's `body`; None for a cloud."""
+        return None if not self.is_mesh else self.faces[self.body]
+
+    @cached_property
     def spanning(self) -> np.ndarray:
         """The points the shape's frame is taken from: a cloud's `kept` points, the vertices
         a mesh's faces use less its `outliers`."""

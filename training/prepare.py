@@ -121,10 +121,10 @@ def mesh_sample(path: Path, rotation: np.ndarray | None = None, n_surface: int =
         raise ValueError(f"no {mesh_name(path)}.seg beside it, which --seg_labels reads its part labels from")
     if seg_labels and face_labels.min() < 0:
         raise ValueError(f"{mesh_name(path)}.seg has a negative segment id, which --seg_labels cannot take as a part")
-    points, face_index, normals = sample_surface(model_vertices, faces[shape.body], n_surface, seed=seed)
+    points, face_index, normals = sample_surface(model_vertices, shape.body_faces, n_surface, seed=seed)
     face_index = shape.body[face_index]
     labels = face_labels[face_index] if seg_labels else None
-    sample = make_sample(winding_inside(model_vertices, faces, band), points, normals, labels, seed=seed)
+    sample = make_sample(winding_inside(model_vertices, shape.body_faces, band), points, normals, labels, seed=seed)
     if face_labels is not None and not seg_labels:
         # per-mesh segment ids (not consistent across meshes): for evaluation, never as part labels
         sample["segment_ids"] = face_labels[face_index].astype(np.int64)

@@ -41,7 +41,7 @@ def test_a_leftover_piece_far_off_is_framed_and_sampled_as_the_engine_does(tmp_p
     """A small piece left far off (and an unused vertex) neither shrinks the shape in its
     frame nor lends it surface samples: the sample is the clean mesh's, as the engine's frame is."""
     ball = trimesh.creation.icosphere(subdivisions=4, radius=3.0)
-    leftover = trimesh.creation.icosphere(subdivisions=1, radius=0.05).apply_translation([20, 0, 0])
+    leftover = trimesh.creation.icosphere(subdivisions=2, radius=0.3).apply_translation([4.6, 0, 0])  # in the grid
     both = trimesh.util.concatenate([ball, leftover])
     ball.export(tmp_path / "ball.obj")
     both.export(tmp_path / "both.obj")
