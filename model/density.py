@@ -6,6 +6,9 @@ where the scanner stood, a cloud sampled per face is dense where the mesh is fin
 tessellated).  Wherever the engine reads a shape's points as a distribution (E's input, the
 fitted code's loss, which parts a shape has, a part's frame), an uneven cloud's points are
 taken evenly or weighted by their area (docs/model.md, *Uneven point clouds*).
+
+Also what stands apart from a shape's surface, a cloud's stray points and a mesh's far
+pieces, which the engine leaves out (docs/model.md, *Outliers*).
 """
 from __future__ import annotations
 
@@ -61,8 +64,8 @@ def farthest_points(points: np.ndarray, count: int, seed: int = 0, areas: np.nda
 def outliers(points: np.ndarray) -> np.ndarray:
     """(n,) bool: a cloud's points that stand apart from its surface (a scanner's stray
     returns, points left over in a file): those whose STRAY_NEIGHBOUR-th nearest neighbour
-    lies over STRAY typical spacings off.  None when the points have no spacing to judge
-    by (most repeated many times over)."""
+    lies over STRAY typical spacings off.  None of them when the points have no spacing to
+    judge by (most repeated many times over)."""
     n = len(points)
     if n <= 2 * NEIGHBOURS:
         return np.zeros(n, bool)
