@@ -38,6 +38,7 @@ STRAY_NEIGHBOUR = 3
 STRAY_PIECE = 0.02
 SPACING_PERCENTILE = 95.0
 SPACING_PROBE = 5000  # the typical spacing is judged on at most this many of a cloud's points
+SPACING_CAP = 15.0  # ... and on those whose spacing is within this factor of the median
 
 
 def farthest_points(points: np.ndarray, count: int, seed: int = 0, areas: np.ndarray | None = None) -> np.ndarray:
@@ -71,7 +72,9 @@ def outliers(points: np.ndarray) -> np.ndarray:
         return np.zeros(n, bool)
     tree = cKDTree(points)
     probe = points if n <= SPACING_PROBE else points[np.random.default_rng(0).choice(n, SPACING_PROBE, replace=False)]
-    link = STRAY * _spacing(tree.query(probe, k=NEIGHBOURS + 1, workers=-1)[0])
+    spacing = tree.query(probe, k=NEIGHBOURS + 1, workers=-1)[0][:, -1]
+    # strays far off, 5-10% of the points, would otherwise set the percentile themselves
+    link = STRAY * float(np.percentile(spacing[spacing <= SPACING_CAP * np.median(spacing)], SPACING_PERCENTILE))
     if not link > 0:
         return np.zeros(n, bool)
     return tree.query(points, k=STRAY_NEIGHBOUR + 1, workers=-1)[0][:, -1] > link

@@ -56,8 +56,8 @@ def test_points_apart_from_the_cloud_are_outliers_and_sparse_feet_are_not():
     for stray in ([3.0, 0, 0], [0.5, 0.4, 0.5], [[0.5, 2.0, 0.5], [0.52, 2.0, 0.5]]):  # inside the box, two together
         found = outliers(np.r_[chair, np.reshape(stray, (-1, 3))])
         assert not found[:len(chair)].any() and found[len(chair):].all()
-    swarm = rng.normal(size=(40, 3))  # 2% scattered about the chair, 1-2 of its sizes off
-    swarm = [0.5, 0, 0.5] + swarm / np.linalg.norm(swarm, axis=1, keepdims=True) * rng.uniform(1.5, 3, (40, 1))
+    swarm = rng.normal(size=(160, 3))  # 7% scattered about the chair, 1-2 of its sizes off
+    swarm = [0.5, 0, 0.5] + swarm / np.linalg.norm(swarm, axis=1, keepdims=True) * rng.uniform(1.5, 3, (160, 1))
     found = outliers(np.r_[chair, swarm])
     assert not found[:len(chair)].any() and found[len(chair):].all()
     repeated = np.r_[np.repeat(chair, 10, axis=0), [[0.5, -1.1, 0.5]]]  # no spacing to judge strays by: all kept
