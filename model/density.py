@@ -72,9 +72,9 @@ def outliers(points: np.ndarray) -> np.ndarray:
         return np.zeros(n, bool)
     tree = cKDTree(points)
     probe = points if n <= SPACING_PROBE else points[np.random.default_rng(0).choice(n, SPACING_PROBE, replace=False)]
-    spacing = tree.query(probe, k=NEIGHBOURS + 1, workers=-1)[0][:, -1]
+    spacing = tree.query(probe, k=NEIGHBOURS + 1, workers=-1)[0][:, NEIGHBOURS]
     # strays far off, 5-10% of the points, would otherwise set the percentile themselves
-    link = STRAY * float(np.percentile(spacing[spacing <= SPACING_CAP * np.median(spacing)], SPACING_PERCENTILE))
+    link = STRAY * _spacing(spacing[spacing <= SPACING_CAP * np.median(spacing)])
     if not link > 0:
         return np.zeros(n, bool)
     return tree.query(points, k=STRAY_NEIGHBOUR + 1, workers=-1)[0][:, -1] > link
@@ -109,7 +109,7 @@ def _bulk(samples: np.ndarray) -> tuple[cKDTree | None, float]:
         return None, 0.0
     tree = cKDTree(samples)
     distance, neighbour = tree.query(samples, k=NEIGHBOURS + 1, workers=-1)
-    link = STRAY * _spacing(distance)
+    link = STRAY * _spacing(distance[:, NEIGHBOURS])
     if not link > 0:
         return None, 0.0
     joined = distance[:, 1:] <= link
@@ -125,9 +125,9 @@ def _bulk(samples: np.ndarray) -> tuple[cKDTree | None, float]:
     return cKDTree(samples[~(small & (gap[piece] > link))]), link
 
 
-def _spacing(neighbour_distances: np.ndarray) -> float:
-    """The typical spacing: SPACING_PERCENTILE of the distances to the NEIGHBOURS-th neighbour."""
-    return float(np.percentile(neighbour_distances[:, NEIGHBOURS], SPACING_PERCENTILE))
+def _spacing(distances: np.ndarray) -> float:
+    """The typical spacing: SPACING_PERCENTILE of the points' distances to their NEIGHBOURS-th neighbour."""
+    return float(np.percentile(distances, SPACING_PERCENTILE))
 
 
 def point_areas(points: np.ndarray) -> np.ndarray:
