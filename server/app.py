@@ -394,8 +394,9 @@ class Server:
         return "unknown"
 
     def _dispatch(self) -> None:
-        """Hand the next job to the worker, round-robin over clients."""
-        if self.busy or not self.turns:
+        """Hand the next job to the worker, round-robin over clients; none once stopping (a
+        stop that lands while the running job finishes leaves the queue to `close`)."""
+        if self.busy or not self.turns or self.stopping.is_set():
             return
         client = self.turns.popleft()
         q = self.pending[client]

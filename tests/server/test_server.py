@@ -752,6 +752,21 @@ def test_requests_queued_from_all_clients_are_bounded_in_number_and_bytes(tiny_c
         server.close()
 
 
+def test_a_stop_that_lands_as_the_running_request_ends_starts_no_queued_one(tiny_checkpoint):
+    """The stop signal arrives while the main loop polls; the running request's reply comes
+    in the same turn of the loop, and its queued successor must not be handed over then."""
+    from server import app
+
+    server = app.Server(bind=f"tcp://127.0.0.1:{free_port()}", checkpoint=str(tiny_checkpoint), device="cpu")
+    try:
+        server._receive([b"client", b"", *encode({"op": "segment", "id": "q"}, {"vertices": pts(100)})])
+        server.stop()
+        server._dispatch()
+        assert server.work.empty() and not server.busy and len(server.pending[b"client"]) == 1
+    finally:
+        server.close()
+
+
 # ---------------------------------------------------------------------- prepared shapes kept
 def box_mesh(scale=1.0):
     box = trimesh.creation.box().subdivide()
