@@ -68,7 +68,7 @@ class SegmentPlan:
             if progress.stop_requested:
                 break
             progress(i / len(self.meshes), f"segmenting {m.name} ({i + 1}/{len(self.meshes)})")
-            parts = client.segment(m.vertices, m.triangles, **self.options.request())
+            parts = client.segment(m.vertices, m.faces, **self.options.request())
             out.append((parts, _model_said(client.last_reply, client.last_reply.get("rebuild_distance")),
                         client.last_arrays.get("rotation")))
         return out
@@ -176,6 +176,9 @@ class TransferPlan:
                              f"that name, and Blender gives a name to one attribute or vertex group: rename the group")
         self._identities = mesh_data.identities(sources + targets)  # to find them again after an undo
         self.targets_arrays = [_gather_writable(t, options.evaluated) for t in targets]
+        for src in self.sources:  # a point cloud's values are its points'
+            for tgt in self.targets_arrays:
+                tx.check_clouds(src.mesh, tgt, ([src.labels] if src.labels is not None else []) + src.channels)
         if options.evaluated and not preview:
             _refuse_changed_faces(targets, sorted({ch.name for s in self.sources for ch in s.channels
                                                    if ch.domain != "POINT"}))
@@ -233,8 +236,8 @@ class TransferPlan:
             per_source, request = [], self.options.request()
             for k, src in enumerate(self.sources):
                 ask = self._wants_parts(src) and parts[k] is None
-                reply = client.correspond(src.mesh.vertices, tgt.vertices, source_faces=src.mesh.triangles,
-                                          target_faces=tgt.triangles, source_labels=src.guide, source_parts=ask,
+                reply = client.correspond(src.mesh.vertices, tgt.vertices, source_faces=src.mesh.faces,
+                                          target_faces=tgt.faces, source_labels=src.guide, source_parts=ask,
                                           **request)
                 request["category"] = client.last_reply.get("category")  # one model for all of a target's sources
                 if ask:

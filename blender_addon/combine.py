@@ -83,7 +83,7 @@ def voted_labels(labelled: list[tuple[Match, tx.Channel]], target: tx.MeshArrays
     some source that gave that label is."""
     got, conf = [], []
     for m, ch in labelled:
-        values = tx.values_at(ch, m.source, m.corr["source_face"], m.corr["source_bary"]).astype(np.int64)
+        values = tx.values_at(ch, m.source, m.corr).astype(np.int64)
         got.append(values)
         conf.append(np.where(tx.label_slivers(ch, m.source, target, values), 0.0, m.corr["confidence"]))
     voted, support = vote(np.stack(got), np.stack(conf))

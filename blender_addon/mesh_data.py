@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 
 import bpy
+import mathutils
 import numpy as np
 
 from . import frames
@@ -23,6 +24,8 @@ LAYOUT = {
 DOMAINS = ("POINT", "CORNER", "FACE")
 LABEL_TYPES = ("INT", "INT8", "BOOLEAN", "FLOAT")  # types a part_label is read from
 MAX_UV_MAPS = 8  # Blender's limit: uv_layers.new returns None beyond it
+# A point cloud's fill (inpaint.py) runs on a graph of each point and its nearest neighbours.
+CLOUD_NEIGHBOURS = 8
 
 
 def mesh_of(obj: bpy.types.Object, evaluated: bool = False) -> bpy.types.Mesh:
@@ -117,8 +120,9 @@ def _get(collection, key: str, width: int, dtype) -> np.ndarray:
 def gather(obj: bpy.types.Object, evaluated: bool = False) -> MeshArrays:
     """The object's mesh, triangulated, in world space converted to the model frame."""
     mesh = mesh_of(obj, evaluated)
-    if len(mesh.vertices) < 3 or len(mesh.polygons) == 0:
-        raise ValueError(f"{obj.name!r} has no faces: correspondence needs a surface")
+    if len(mesh.vertices) < 3:
+        raise ValueError(f"{obj.name!r} has {len(mesh.vertices)} vertices: correspondence needs a surface or a point "
+                         f"cloud")
     co = _get(mesh.vertices, "co", 3, np.float32)
     world = frames.apply_matrix(world_matrix(obj), co)
     if not np.isfinite(world).all():
@@ -127,6 +131,9 @@ def gather(obj: bpy.types.Object, evaluated: bool = False) -> MeshArrays:
         raise ValueError(f"{obj.name!r} is degenerate: all its vertices are at one point")
     mesh.calc_loop_triangles()
     tris = mesh.loop_triangles
+    edges = _get(mesh.edges, "vertices", 2, np.int64)
+    if len(tris) == 0:  # vertices only (a scan's points): matched as a point cloud
+        edges = np.concatenate([edges, neighbour_edges(world)])
     return MeshArrays(
         name=obj.name,
         vertices=frames.to_model(world),
@@ -134,9 +141,20 @@ def gather(obj: bpy.types.Object, evaluated: bool = False) -> MeshArrays:
         triangle_loops=_get(tris, "loops", 3, np.int64),
         triangle_polygons=_get(tris, "polygon_index", 1, np.int64),
         loop_vertices=_get(mesh.loops, "vertex_index", 1, np.int64),
-        edges=_get(mesh.edges, "vertices", 2, np.int64),
+        edges=edges,
         polygons=len(mesh.polygons),
     )
+
+
+def neighbour_edges(points: np.ndarray) -> np.ndarray:
+    """(E, 2) each point joined to its `CLOUD_NEIGHBOURS` nearest: a point cloud's graph."""
+    tree = mathutils.kdtree.KDTree(len(points))
+    for i, p in enumerate(points.tolist()):
+        tree.insert(p, i)
+    tree.balance()
+    k = min(CLOUD_NEIGHBOURS + 1, len(points))  # the point itself comes first
+    pairs = [(i, j) for i, p in enumerate(points.tolist()) for _, j, _ in tree.find_n(p, k) if j != i]
+    return np.array(pairs, np.int64).reshape(-1, 2)
 
 
 def read_attribute(obj: bpy.types.Object, name: str, kind: str = "attribute", evaluated: bool = False) -> Channel:

@@ -28,8 +28,23 @@ class MeshArrays:
     triangle_loops: np.ndarray  # (T, 3) corner (loop) indices of the same triangles
     triangle_polygons: np.ndarray  # (T,) polygon of each triangle
     loop_vertices: np.ndarray  # (L,) vertex of each corner
-    edges: np.ndarray  # (E, 2)
+    edges: np.ndarray  # (E, 2); a point cloud's: its nearest neighbours (mesh_data.gather)
     polygons: int = 0  # polygon count (0: as many as triangle_polygons names)
+
+    @property
+    def is_cloud(self) -> bool:
+        """Vertices without faces, as a scan's PLY imports: matched as points."""
+        return len(self.triangles) == 0
+
+    @property
+    def faces(self) -> np.ndarray | None:
+        """The triangles as the server takes them: None for a point cloud."""
+        return None if self.is_cloud else self.triangles
+
+    @property
+    def areas(self) -> np.ndarray | None:
+        """The surface each vertex stands for; None for a point cloud, whose points count alike."""
+        return None if self.is_cloud else labels.vertex_areas(self.vertices, self.triangles)
 
 
 @dataclass
@@ -60,32 +75,39 @@ class Write:
 
 # What a transfer writes of its own: a channel carried under one of these names would
 # overwrite it, or be overwritten.
-OWN_NAMES = ("part_label", "part_color", "corr_confidence", "corr_source_face", "corr_source_bary", "corr_color",
-             "corr_source_object")
+OWN_NAMES = ("part_label", "part_color", "corr_confidence", "corr_source_face", "corr_source_bary",
+             "corr_source_vertex", "corr_color", "corr_source_object")
 
 
 def target_writes(source: MeshArrays, target: MeshArrays, corr: dict[str, np.ndarray], channels: list[Channel],
                   threshold: float = 0.5, fill: str = "FILL") -> list[Write]:
-    """The attributes to write on `target` for a correspondence `corr` from `source`."""
+    """The attributes to write on `target` for a correspondence `corr` from `source`.
+    From a point cloud, `corr_source_face` is -1 and `corr_source_bary` 0: each target
+    vertex has its source point, `corr_source_vertex`, alone."""
     if fill not in FILL_MODES:
         raise ValueError(f"fill must be one of {FILL_MODES}, got {fill!r}")
-    face, bary, conf = corr["source_face"], corr["source_bary"], corr["confidence"]
+    check_clouds(source, target, channels)
     n = len(target.vertices)
-    if len(face) != n or len(conf) != n:
-        raise ValueError(f"the reply covers {len(face)} vertices but {target.name!r} has {n}")
+    for key in ("confidence", "source_index") + (() if source.is_cloud else ("source_face", "source_bary")):
+        if len(corr[key]) != n:
+            raise ValueError(f"the reply covers {len(corr[key])} vertices but {target.name!r} has {n}")
+    conf, index = corr["confidence"], corr["source_index"]
+    face = corr["source_face"] if not source.is_cloud else np.full(n, -1)
+    bary = corr["source_bary"] if not source.is_cloud else np.zeros((n, 3))
     confident = conf >= threshold
     writes = [
         Write("corr_confidence", "attribute", "POINT", "FLOAT", conf.astype(np.float32)),
         Write("corr_source_face", "attribute", "POINT", "INT", face.astype(np.int32)),
         Write("corr_source_bary", "attribute", "POINT", "FLOAT_VECTOR", bary.astype(np.float32)),
+        Write("corr_source_vertex", "attribute", "POINT", "INT", index.astype(np.int32)),
     ]
-    colors = interpolate.point_values(interpolate.position_colors(source.vertices), source.triangles, face, bary)
+    colors = at_matches(interpolate.position_colors(source.vertices), source, corr, blend=True)
     colors[~confident] = GREY
     writes.append(Write("corr_color", "color", "POINT", "FLOAT_COLOR", colors.astype(np.float32)))
     # the target's directions in the source's frame: alignment may have turned either
     turn = corr.get("source_rotation", np.eye(3)).T @ corr.get("target_rotation", np.eye(3))
     for ch in channels:
-        writes.extend(_carry(ch, source, target, face, bary, confident, fill, turn))
+        writes.extend(_carry(ch, source, target, corr, confident, fill, turn))
     return writes
 
 
@@ -106,23 +128,37 @@ def blends(ch: Channel) -> bool:
     return ch.data_type in FLOAT_TYPES and ch.kind != "labels"
 
 
-def values_at(ch: Channel, source: MeshArrays, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
+def values_at(ch: Channel, source: MeshArrays, corr: dict[str, np.ndarray]) -> np.ndarray:
     """The channel's values at the matched points, one per target vertex."""
-    blend = blends(ch)
+    if ch.domain not in ("POINT", "CORNER", "FACE"):
+        raise ValueError(f"{ch.name!r}: cannot carry attributes of domain {ch.domain}")
+    if source.is_cloud and ch.domain != "POINT":
+        raise ValueError(f"{ch.name!r} lies on the {ch.domain.lower()}s of {source.name!r}, a point cloud without any")
     if ch.domain == "FACE":
-        return ch.values[source.triangle_polygons[face]]
-    if ch.domain in ("CORNER", "POINT"):
+        return ch.values[source.triangle_polygons[corr["source_face"]]]
+    if ch.data_type == "QUATERNION" and not source.is_cloud:
         elements = source.triangle_loops if ch.domain == "CORNER" else source.triangles
-        if ch.data_type == "QUATERNION":
-            return interpolate.quaternions(ch.values, elements, face, bary)
-        return (interpolate.point_values if blend else interpolate.nearest_point_values)(ch.values, elements, face, bary)
-    raise ValueError(f"{ch.name!r}: cannot carry attributes of domain {ch.domain}")
+        return interpolate.quaternions(ch.values, elements, corr["source_face"], corr["source_bary"])
+    return at_matches(ch.values, source, corr, blends(ch), corners=ch.domain == "CORNER")
 
 
-def element_areas(domain: str, mesh: MeshArrays, count: int) -> np.ndarray:
-    """The surface each of a mesh's `count` points, corners or polygons stands for."""
+def at_matches(values: np.ndarray, source: MeshArrays, corr: dict[str, np.ndarray], blend: bool,
+               corners: bool = False) -> np.ndarray:
+    """Per source vertex (or, with `corners`, per corner) values at each target vertex's
+    match: blended over the source triangle, or its nearest corner's; a point cloud's
+    matched point's."""
+    if source.is_cloud:
+        return values[corr["source_index"]]
+    elements = source.triangle_loops if corners else source.triangles
+    pick = interpolate.point_values if blend else interpolate.nearest_point_values
+    return pick(values, elements, corr["source_face"], corr["source_bary"])
+
+
+def element_areas(domain: str, mesh: MeshArrays, count: int) -> np.ndarray | None:
+    """The surface each of a mesh's `count` points, corners or polygons stands for (None:
+    a point cloud's points, which count alike)."""
     if domain == "POINT":
-        return labels.vertex_areas(mesh.vertices, mesh.triangles)
+        return mesh.areas
     thirds = np.repeat(labels.face_areas(mesh.vertices, mesh.triangles) / 3, 3)
     if domain == "CORNER":
         return np.bincount(mesh.triangle_loops.reshape(-1), weights=thirds, minlength=count)
@@ -133,15 +169,16 @@ def label_slivers(ch: Channel, source: MeshArrays, target: MeshArrays, values: n
     """Target vertices whose transferred label lands on a sliver (model/labels.py), shares
     by area on both meshes: an artist's low-poly leg beside a dense cushion is no sliver."""
     return labels.slivers(ch.values, values, source_areas=element_areas(ch.domain, source, len(ch.values)),
-                          target_areas=labels.vertex_areas(target.vertices, target.triangles))
+                          target_areas=target.areas)
 
 
-def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, confident, fill,
+def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, corr, confident, fill,
            turn: np.ndarray) -> list[Write]:
+    face, bary = corr.get("source_face"), corr.get("source_bary")
     if ch.kind == "material":
         return [material_write(ch, source, target, face, confident)]
     blend = blends(ch)
-    values = values_at(ch, source, face, bary)
+    values = values_at(ch, source, corr)
     if ch.kind == "labels":
         confident = confident & ~label_slivers(ch, source, target, values)
     values, keep = resolve(values, confident, fill, target.edges, vote=not blend, mark=_mark_value(ch))
@@ -150,6 +187,8 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
     values = values.astype(ch.values.dtype, copy=False)
     if ch.kind == "labels":
         return label_writes(values, keep)
+    if target.is_cloud:  # a corner's or face's value lands on the point
+        return [Write(ch.name, ch.kind, "POINT", ch.data_type, values, keep)]
     # back on the domain they came from, as on the source
     if ch.kind == "uv" and ch.domain == "CORNER":
         values = transferred_uvs(ch, source, target, face, bary, values, confident, turn)
@@ -162,6 +201,22 @@ def _carry(ch: Channel, source: MeshArrays, target: MeshArrays, face, bary, conf
         if ch.data_type == "QUATERNION":
             values = interpolate.unit_quaternions(values).astype(ch.values.dtype)
     return [Write(ch.name, ch.kind, ch.domain, ch.data_type, values, keep)]
+
+
+def check_clouds(source: MeshArrays, target: MeshArrays, channels: list[Channel]) -> None:
+    """A point cloud gives only its points' values, and takes every value but UV maps and
+    materials, which need faces to land on: anything else is refused, naming it."""
+    if source.is_cloud:
+        off = [ch.name for ch in channels if ch.domain != "POINT"]
+        if off:
+            raise ValueError(f"{source.name!r} is a point cloud: it has no faces or corners to carry "
+                             f"{', '.join(map(repr, off))} from")
+    if target.is_cloud:
+        off = [ch.name for ch in channels if ch.kind in ("uv", "material")]
+        if off:
+            raise ValueError(f"{target.name!r} is a point cloud, and UV maps and materials need faces to land on: "
+                             f"{', '.join(map(repr, off))} cannot be carried to it (point values, colours, vertex "
+                             f"groups and labels can)")
 
 
 def per_polygon(values: np.ndarray, keep: np.ndarray | None, target: MeshArrays, blend: bool,

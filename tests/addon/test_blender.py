@@ -110,7 +110,8 @@ def test_transfer_to_copies_of_itself(bpy):
     for t in (plain, turned):
         for name, domain, dtype, length in [
             ("corr_confidence", "POINT", "FLOAT", n), ("corr_source_face", "POINT", "INT", n),
-            ("corr_source_bary", "POINT", "FLOAT_VECTOR", n), ("corr_color", "POINT", "FLOAT_COLOR", n),
+            ("corr_source_bary", "POINT", "FLOAT_VECTOR", n), ("corr_source_vertex", "POINT", "INT", n),
+            ("corr_color", "POINT", "FLOAT_COLOR", n),
             ("part_label", "POINT", "INT", n), ("part_color", "POINT", "FLOAT_COLOR", n),
             ("UVMap", "CORNER", "FLOAT2", n_loops), ("paint", "POINT", "FLOAT_COLOR", n),
             ("temperature", "POINT", "FLOAT", n)]:
@@ -163,6 +164,53 @@ def test_the_artists_face_labels_guide_and_label_the_transfer(bpy):
     assert attr(src, "part_label")[0].domain == "FACE"  # the artist's labels stay as they were
 
 
+def point_cloud(bpy, ob, count, name):
+    """`count` area-uniform samples of a mesh object's surface as a mesh of vertices only, as
+    a scan's PLY imports."""
+    from model.geometry import sample_surface
+
+    triangles = np.array([p.vertices[:] for p in ob.data.polygons])
+    me = bpy.data.meshes.new(name)
+    me.from_pydata(sample_surface(world_vertices(ob), triangles, count, seed=0)[0].tolist(), [], [])
+    cloud = bpy.data.objects.new(name, me)
+    bpy.context.scene.collection.objects.link(cloud)
+    return cloud
+
+
+def test_a_point_cloud_takes_labels_from_a_mesh_and_gives_them_to_another(bpy):
+    from scipy.spatial import cKDTree
+
+    from blender_addon import api
+
+    src, mesh = psb_object(bpy, "chair", "101", "source"), psb_object(bpy, "chair", "103", "mesh")
+    scan = point_cloud(bpy, mesh, 3000, "scan")
+    src.data.uv_layers.new(name="UVMap")
+    before = user_attributes(scan)
+    with pytest.raises(ValueError, match="'scan' is a point cloud, and UV maps"):
+        api.transfer(src, [mesh, scan], uv_map="UVMap")
+    assert user_attributes(scan) == before and "part_label" not in user_attributes(mesh)
+
+    api.transfer(src, [mesh, scan])  # the model's parts of the source, as labels
+    _, on_mesh = attr(mesh, "part_label")
+    a, on_scan = attr(scan, "part_label")
+    assert (a.domain, len(on_scan)) == ("POINT", 3000) and len(np.unique(on_scan)) >= 3
+    nearest = cKDTree(world_vertices(mesh)).query(world_vertices(scan))[1]
+    assert (on_scan == on_mesh[nearest]).mean() > 0.9  # a cloud of the chair is labelled as the chair is
+
+    other = psb_object(bpy, "chair", "105", "other")
+    api.transfer(scan, [other])  # the scan's own labels guide the match and travel
+    _, face = attr(other, "corr_source_face")
+    _, vertex = attr(other, "corr_source_vertex")
+    assert (face == -1).all() and vertex.min() >= 0 and vertex.max() < 3000
+    _, from_scan = attr(other, "part_label")
+    api.transfer(mesh, [other])
+    _, from_mesh = attr(other, "part_label")
+    assert (from_scan == from_mesh).mean() > 0.85
+    api.segment([scan])  # the model's own parts of the points
+    _, parts = attr(scan, "part_label")
+    assert (parts == on_scan).mean() > 0.9
+
+
 def test_server_down_and_bad_meshes_write_nothing(bpy, monkeypatch):
     from blender_addon import api
 
@@ -171,11 +219,11 @@ def test_server_down_and_bad_meshes_write_nothing(bpy, monkeypatch):
     with pytest.raises(ServerError, match="timeout"):
         api.transfer(src, [tgt], address="tcp://127.0.0.1:9", timeout=1.0)
     me = bpy.data.meshes.new("points")
-    me.from_pydata([(0, 0, 0), (1, 0, 0), (0, 1, 0)], [], [])
-    flat = bpy.data.objects.new("points", me)
-    bpy.context.scene.collection.objects.link(flat)
-    with pytest.raises(ValueError, match="has no faces"):
-        api.transfer(src, [tgt, flat])
+    me.from_pydata([(0, 0, 0), (1, 0, 0)], [], [])
+    two = bpy.data.objects.new("points", me)
+    bpy.context.scene.collection.objects.link(two)
+    with pytest.raises(ValueError, match="'points' has 2 vertices"):
+        api.transfer(src, [tgt, two])
     with pytest.raises(ValueError, match="no UV map named 'nope'"):
         api.transfer(src, [tgt], uv_map="nope")
     assert [user_attributes(o) for o in (src, tgt)] == before
@@ -302,7 +350,8 @@ def _matched(target, source):
     n = len(target.vertices)
     face = np.arange(n) % len(source.triangles)
     bary = np.tile([1.0, 0.0, 0.0], (n, 1))
-    return {"source_face": face, "source_bary": bary, "confidence": np.where(np.arange(n) == 0, 0.0, 0.9)}
+    return {"source_face": face, "source_bary": bary, "source_index": source.triangles[face, 0],
+            "confidence": np.where(np.arange(n) == 0, 0.0, 0.9)}
 
 
 def test_corner_face_and_grouped_values_travel_to_their_own_domains(bpy):

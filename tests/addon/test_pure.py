@@ -86,7 +86,7 @@ def arrays(n_vertices=4):
 def identity_corr(conf):
     face = np.array([0, 0, 0, 1])
     bary = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]], float)  # vertex i -> itself
-    return {"source_face": face, "source_bary": bary, "confidence": np.asarray(conf, float)}
+    return {"source_face": face, "source_bary": bary, "source_index": np.arange(4), "confidence": np.asarray(conf, float)}
 
 
 @pytest.mark.parametrize("fill", ["LEAVE", "MARK", "FILL"])
@@ -107,6 +107,50 @@ def test_target_writes_fill_modes(fill):
     else:  # vertex 2's neighbours 1, 3 (and 0 via the diagonal)
         assert np.isclose(w.values[2], (0.2 + 0.4 + 0.1) / 3) and lab.values[2] == 1
     assert np.allclose(np.delete(w.values, 2), [0.1, 0.2, 0.4])
+
+
+def cloud(vertices, edges=np.zeros((0, 2), np.int64)):
+    """A mesh of vertices only, as gathered: no triangles, no corners."""
+    none = np.zeros((0, 3), np.int64)
+    return transfer.MeshArrays("scan", np.asarray(vertices, float), none, none, np.zeros(0, np.int64),
+                               np.zeros(0, np.int64), edges)
+
+
+def test_a_point_cloud_source_gives_each_target_vertex_its_matched_points_values():
+    src = cloud(np.random.default_rng(0).random((6, 3)))
+    tgt = arrays()
+    index = np.array([5, 0, 3, 3])
+    corr = {"source_index": index, "confidence": np.array([1, 1, 0.1, 1.0])}  # no faces: no source_face
+    weights = transfer.Channel("grp", "vertex_group", "POINT", "FLOAT", np.arange(6, dtype=np.float32) / 10)
+    paint = transfer.Channel("paint", "color", "POINT", "FLOAT_COLOR", np.eye(6, 4, dtype=np.float32))
+    labels = transfer.Channel("part_label", "labels", "POINT", "INT", np.array([0, 0, 1, 1, 2, 2], np.int32))
+    writes = {w.name: w for w in transfer.target_writes(src, tgt, corr, [weights, paint, labels], fill="LEAVE")}
+    assert writes["corr_source_vertex"].values.tolist() == index.tolist()
+    assert writes["corr_source_face"].values.tolist() == [-1] * 4 and not writes["corr_source_bary"].values.any()
+    assert np.allclose(writes["grp"].values, index / 10) and np.allclose(writes["paint"].values, np.eye(6, 4)[index])
+    assert writes["part_label"].values.tolist() == [2, 0, 1, 1]
+    assert np.allclose(writes["corr_color"].values[[0, 1, 3]], interpolate.position_colors(src.vertices)[[5, 0, 3]])
+    assert np.allclose(writes["corr_color"].values[2], transfer.GREY)
+    uv = transfer.Channel("UVMap", "uv", "CORNER", "FLOAT2", np.zeros((0, 2), np.float32))
+    with pytest.raises(ValueError, match="'scan' is a point cloud: it has no faces or corners to carry 'UVMap'"):
+        transfer.target_writes(src, tgt, corr, [weights, uv])
+
+
+def test_a_point_cloud_target_takes_corner_and_face_values_on_its_points_and_no_uvs():
+    src = arrays()
+    tgt = cloud(src.vertices + 0.01, edges=path_edges(4))
+    corr = identity_corr([1, 1, 0.1, 1])
+    shade = transfer.Channel("shade", "color", "CORNER", "FLOAT_COLOR", np.repeat(np.eye(2, 4, dtype=np.float32), 3, 0))
+    heat = transfer.Channel("heat", "attribute", "FACE", "FLOAT", np.array([1.0, 3.0], np.float32))
+    writes = {w.name: w for w in transfer.target_writes(src, tgt, corr, [shade, heat], fill="FILL")}
+    assert writes["shade"].domain == "POINT" and writes["heat"].domain == "POINT"
+    # vertex i lands on itself: vertices 0-2 on triangle 0's corners, 3 on triangle 1's
+    assert np.allclose(writes["shade"].values[[0, 1, 3]], np.eye(2, 4)[[0, 0, 1]])
+    assert writes["heat"].values[[0, 1, 3]].tolist() == [1, 1, 3]
+    assert writes["heat"].values[2] == 2  # below the threshold: filled from its neighbours 1 and 3 on the graph
+    uv = transfer.Channel("UVMap", "uv", "CORNER", "FLOAT2", np.zeros((6, 2), np.float32))
+    with pytest.raises(ValueError, match="'scan' is a point cloud, and UV maps .* need faces to land on: 'UVMap' cannot"):
+        transfer.target_writes(src, tgt, corr, [uv])
 
 
 def test_corner_channel_and_bad_reply():

@@ -33,8 +33,9 @@ def run(plan, confidence=0.9):
     replies, writes = [], []
     for tgt in plan.targets_arrays:
         n = len(tgt.vertices)
-        corr = {"source_face": np.arange(n) % len(plan.sources[0].mesh.triangles),
-                "source_bary": np.tile([0.6, 0.3, 0.1], (n, 1)),
+        face = np.arange(n) % len(plan.sources[0].mesh.triangles)
+        corr = {"source_face": face, "source_bary": np.tile([0.6, 0.3, 0.1], (n, 1)),
+                "source_index": plan.sources[0].mesh.triangles[face, 0],
                 "confidence": np.broadcast_to(np.asarray(confidence(n) if callable(confidence) else confidence,
                                                          float), (n,)).copy()}
         replies.append([corr] * len(plan.sources))
@@ -176,7 +177,8 @@ def test_a_cylinders_caps_keep_the_caps_uvs_where_their_corners_land_on_the_rim(
     for i, p in enumerate(target.vertices):  # each vertex at the nearest point of the source
         d, b = seams.closest_on_triangles(p, source.vertices[source.triangles])
         face[i], bary[i] = int(np.argmin(d)), b[int(np.argmin(d))]
-    corr = {"source_face": face, "source_bary": bary, "confidence": np.full(len(face), 0.9)}
+    corr = {"source_face": face, "source_bary": bary, "source_index": source.triangles[face, 0],
+            "confidence": np.full(len(face), 0.9)}
     plan.apply({"parts": [None], "replies": [[corr]], "models": [{}],
                 "writes": [plan._target_writes(target, [corr], [None])]})
     own = spans(values(src, "UVMap").reshape(-1, 2), src.data.polygons)
