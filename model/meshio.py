@@ -19,31 +19,15 @@ def load_mesh(path: str | Path, keep_vertices: bool = False) -> trimesh.Trimesh:
     An STL's vertices are welded: the format repeats each at every triangle, and the
     engine's work per vertex would be six times over."""
     path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path}: a folder, not a mesh file")
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise ValueError(f"{path}: empty file")
-    name = path.name.lower()
-    kind = (name[:-3] if name.endswith(".gz") else name).rsplit(".", 1)[-1]
+    kind = _kind(path)
     options = {"force": "mesh", "process": False}
     if keep_vertices and kind == "obj":
         options["maintain_order"] = True
-    try:
-        if name.endswith(".gz"):
-            with gzip.open(path, "rb") as fh:
-                mesh = trimesh.load(fh, file_type=kind, **options)
-        elif _utf8(path.name):
-            mesh = trimesh.load(path, **options)
-        else:  # trimesh names scene nodes by the file name and hashes it as UTF-8
-            with open(path, "rb") as fh:
-                mesh = trimesh.load(fh, file_type=kind, **options)
-    except Exception as exc:  # trimesh raises many types for malformed files
-        raise ValueError(f"{path}: cannot read as a mesh: {exc}") from None
+    mesh = _load(path, kind, options)
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
-        raise ValueError(f"{path}: has no triangles (a point cloud goes through the Python API: "
-                         "Client or Correspondence)")
+        raise ValueError(f"{path}: has no triangles"
+                         + (": it is a point cloud" if isinstance(_load(path, kind, {"process": False}),
+                                                                   trimesh.PointCloud) else ""))
     if kind == "stl":  # rows repeated exactly: a tolerance would weld a tiny model's own vertices
         vertices, inverse = np.unique(np.asarray(mesh.vertices), axis=0, return_inverse=True)
         mesh = trimesh.Trimesh(vertices, inverse.reshape(-1)[np.asarray(mesh.faces)], process=False)
@@ -56,6 +40,46 @@ def load_mesh(path: str | Path, keep_vertices: bool = False) -> trimesh.Trimesh:
     if mesh.area <= 0:
         raise ValueError(f"{path}: has zero surface area")
     return mesh
+
+
+def _kind(path: Path) -> str:
+    """The file's format by its name (`.off.gz`: off), once it is known to be a readable file."""
+    if path.is_dir():
+        raise ValueError(f"{path}: a folder, not a mesh file")
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty file")
+    name = path.name.lower()
+    return (name[:-3] if name.endswith(".gz") else name).rsplit(".", 1)[-1]
+
+
+def _load(path: Path, kind: str, options: dict) -> object:
+    try:
+        if path.name.lower().endswith(".gz"):
+            with gzip.open(path, "rb") as fh:
+                return trimesh.load(fh, file_type=kind, **options)
+        if _utf8(path.name):
+            return trimesh.load(path, **options)
+        with open(path, "rb") as fh:  # trimesh names scene nodes by the file name and hashes it as UTF-8
+            return trimesh.load(fh, file_type=kind, **options)
+    except Exception as exc:  # trimesh raises many types for malformed files
+        raise ValueError(f"{path}: cannot read as a mesh: {exc}") from None
+
+
+def read_shape(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """`read_mesh`, or a point cloud (a PLY of vertices only, an XYZ file) with faces None."""
+    path = Path(path)
+    kind = _kind(path)
+    if kind in ("ply", "xyz"):
+        cloud = _load(path, kind, {"process": False})
+        if isinstance(cloud, trimesh.PointCloud):
+            points = np.asarray(cloud.vertices, dtype=np.float64)
+            if len(points) < 3 or not np.isfinite(points).all():
+                raise ValueError(f"{path}: a point cloud needs at least 3 points, all finite")
+            colors = np.asarray(cloud.colors)[:, :3].astype(np.uint8) if len(cloud.colors) == len(points) else None
+            return points, None, colors
+    return read_mesh(path)
 
 
 def _utf8(text: str) -> bool:
@@ -75,10 +99,11 @@ def read_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | No
     return np.asarray(mesh.vertices), np.asarray(mesh.faces), colors
 
 
-def write_ply(path: str | Path, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | None = None,
+def write_ply(path: str | Path, vertices: np.ndarray, faces: np.ndarray | None, colors: np.ndarray | None = None,
               **properties: np.ndarray) -> None:
-    """Binary little-endian PLY; `properties` become extra per-vertex properties (int or float)."""
-    n = len(vertices)
+    """Binary little-endian PLY; `properties` become extra per-vertex properties (int or
+    float); faces None: a point cloud."""
+    n, faces = len(vertices), np.zeros((0, 3), np.int64) if faces is None else faces
     fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
     if colors is not None:
         fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]

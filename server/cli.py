@@ -8,9 +8,11 @@
 
 `correspond` labels the target with the source's parts (the model's segmentation of the
 source, or --source-labels FILE with one integer per source vertex or triangle) and writes
-`part_label`, `corr_confidence`, `corr_source_face` as PLY vertex properties, with the
-parts as vertex colours (grey below --threshold).  `transfer` carries the source's vertex
-colours to the target through the same correspondence.
+`part_label`, `corr_confidence`, `corr_source_face`, `corr_source_vertex` as PLY vertex
+properties, with the parts as vertex colours (grey below --threshold).  `transfer` carries
+the source's vertex colours to the target through the same correspondence.  A PLY of
+vertices only, or an XYZ file, is a point cloud: its points are matched, and
+`corr_source_face` is -1 from one.
 """
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from model.labels import GREY, face_areas, label_colors, nearest_corner, slivers, vertex_areas
-from model.meshio import read_mesh, write_ply
+from model.labels import GREY, face_areas, label_colors, slivers, vertex_areas
+from model.meshio import read_shape, write_ply
 
 from .client import DEFAULT_ADDRESS, LOW_CONFIDENCE, Client, ServerError, unlike_warning
 from .protocol import AUTO_CATEGORY
@@ -104,38 +106,41 @@ def _run(client: Client, args: argparse.Namespace) -> int:
         print(json.dumps(client.ping() if args.command == "ping" else client.info(), indent=1))
         return 0
     if args.command == "segment":
-        v, f, _ = read_mesh(args.mesh)
+        v, f, _ = read_shape(args.mesh)
         parts = client.segment(v, f, **opts)
         write_ply(args.out, v, f, part_colors(parts), part_label=parts)
         print(f"wrote {args.out}: {len(v)} vertices, parts {sorted(set(parts.tolist()))}")
         _say_model(client, args, {args.mesh: client.last_reply.get("rebuild_distance")})
         return 0
-    sv, sf, scol = read_mesh(args.source)
+    sv, sf, scol = read_shape(args.source)
     if args.command == "transfer" and scol is None:
         raise ValueError(f"{args.source} has no vertex colours to transfer")
-    tv, tf, _ = read_mesh(args.target)
-    given = _source_labels(args.source_labels, len(sv), len(sf)) if getattr(args, "source_labels", None) else None
+    tv, tf, _ = read_shape(args.target)
+    given = _source_labels(args.source_labels, len(sv), sf) if getattr(args, "source_labels", None) else None
     res = client.correspond(sv, tv, source_faces=sf, target_faces=tf, **opts,
                             source_labels=None if given is None else given[0],
                             source_parts=args.command == "correspond" and given is None)
     distances = client.last_reply.get("rebuild_distance") or {}
     _say_model(client, args, {args.source: distances.get("source"), args.target: distances.get("target")})
-    face, bary, conf = res["source_face"], res["source_bary"], res["confidence"]
+    conf, index = res["confidence"], res["source_index"]  # index: the source vertex nearest each match
+    face = res["source_face"] if sf is not None else np.full(len(tv), -1, np.int64)  # a cloud has no faces
+    where = {"corr_source_face": face, "corr_source_vertex": index}
     matched = conf >= args.threshold
     if args.command == "transfer":
         grey = np.uint8(round(GREY * 255))
-        colors = np.where(matched[:, None], interpolate(scol, sf, face, bary).round().astype(np.uint8), grey)
-        write_ply(args.out, tv, tf, colors, corr_confidence=conf, corr_source_face=face)
+        carried = scol[index] if sf is None else interpolate(scol, sf, face, res["source_bary"]).round()
+        colors = np.where(matched[:, None], carried.astype(np.uint8), grey)
+        write_ply(args.out, tv, tf, colors, corr_confidence=conf, **where)
     else:
         labels, per_face = given if given is not None else (res["source_parts"], False)
-        target_labels = labels[face] if per_face else labels[nearest_corner(sf, face, bary)]
-        # labels on a sliver of the target are stray matches (the engine's rule, by area)
-        source_areas = face_areas(sv, sf) if per_face else vertex_areas(sv, sf)
+        target_labels = labels[face] if per_face else labels[index]
+        # labels on a sliver of the target are stray matches (the engine's rule, by area; a cloud's points count alike)
+        source_areas = face_areas(sv, sf) if per_face else None if sf is None else vertex_areas(sv, sf)
         conf = np.where(slivers(labels, target_labels, source_areas=source_areas,
-                                target_areas=vertex_areas(tv, tf)), 0.0, conf)
+                                target_areas=None if tf is None else vertex_areas(tv, tf)), 0.0, conf)
         matched = conf >= args.threshold
         colors = part_colors(np.where(matched, target_labels, -1))
-        write_ply(args.out, tv, tf, colors, part_label=target_labels, corr_confidence=conf, corr_source_face=face)
+        write_ply(args.out, tv, tf, colors, part_label=target_labels, corr_confidence=conf, **where)
     print(f"wrote {args.out}: {len(tv)} vertices, {int(matched.sum())} matched at confidence >= {args.threshold}, "
           f"mean confidence {float(conf.mean()):.2f}")
     if conf.mean() < LOW_CONFIDENCE and args.align != "any":
@@ -183,16 +188,17 @@ def _common(top: bool) -> argparse.ArgumentParser:
     return p
 
 
-def _source_labels(path: str, n_vertices: int, n_faces: int) -> tuple[np.ndarray, bool]:
+def _source_labels(path: str, n_vertices: int, faces: np.ndarray | None) -> tuple[np.ndarray, bool]:
     try:
         labels = np.loadtxt(path, dtype=np.int64).reshape(-1)
     except ValueError as exc:
         raise ValueError(f"--source-labels {path}: expected one integer per line ({exc})") from None
     if len(labels) == n_vertices:
         return labels, False
-    if len(labels) == n_faces:
+    if faces is not None and len(labels) == len(faces):
         return labels, True
-    raise ValueError(f"{path} has {len(labels)} labels; the source has {n_vertices} vertices and {n_faces} faces")
+    raise ValueError(f"{path} has {len(labels)} labels; the source has {n_vertices} vertices"
+                     + ("" if faces is None else f" and {len(faces)} faces"))
 
 
 if __name__ == "__main__":

@@ -99,6 +99,37 @@ def test_transfer_colours_and_errors(server, tmp_path, capsys):
     assert f"--source-labels {tmp_path / 'words.txt'}: expected one integer per line" in capsys.readouterr().err
 
 
+def test_point_cloud_files_are_matched_as_points(server, tmp_path, capsys):
+    box = trimesh.creation.box().subdivide()
+    points = trimesh.sample.sample_surface(trimesh.creation.box(), 400, seed=0)[0]
+    colours = np.c_[(points > 0) * 200, np.full(len(points), 255)].astype(np.uint8)  # each octant its own
+    trimesh.PointCloud(points, colors=colours).export(tmp_path / "scan.ply")
+    np.savetxt(tmp_path / "scan.xyz", points[:300])
+    box.export(tmp_path / "box.obj")
+    box.export(tmp_path / "box.off")
+    cmd = ["--address", server.address]
+    assert main(cmd + ["segment", str(tmp_path / "scan.xyz"), "--out", str(tmp_path / "parts.ply")]) == 0
+    cloud, data = _ply_vertex_data(tmp_path / "parts.ply")
+    assert isinstance(cloud, trimesh.PointCloud) and len(data["part_label"]) == 300  # written as points again
+    # a cloud as the source: each target vertex takes its matched point's colour
+    out = tmp_path / "t.ply"
+    assert main(cmd + ["transfer", str(tmp_path / "scan.ply"), str(tmp_path / "box.off"), "--out", str(out),
+                       "--threshold", "0"]) == 0
+    mesh, data = _ply_vertex_data(out)
+    assert (data["corr_source_face"] == -1).all()
+    assert (np.asarray(mesh.visual.vertex_colors)[:, :3] == colours[data["corr_source_vertex"], :3]).all()
+    # a cloud as the target, labels from the source's vertices
+    np.savetxt(tmp_path / "labels.txt", (box.vertices[:, 2] > 0).astype(int), fmt="%d")
+    assert main(cmd + ["correspond", str(tmp_path / "box.obj"), str(tmp_path / "scan.ply"), "--out", str(out),
+                       "--source-labels", str(tmp_path / "labels.txt")]) == 0
+    cloud, data = _ply_vertex_data(out)
+    assert len(cloud.vertices) == 400 and (data["corr_source_face"] >= 0).all()
+    assert (data["part_label"] == (box.vertices[data["corr_source_vertex"], 2] > 0)).all()
+    np.savetxt(tmp_path / "two.xyz", points[:2])
+    assert main(cmd + ["segment", str(tmp_path / "two.xyz"), "--out", str(out)]) == 2
+    assert "a point cloud needs at least 3 points" in capsys.readouterr().err
+
+
 def server_handled(address, op="segment"):
     from server.client import Client
     with Client(address) as c:
