@@ -254,6 +254,8 @@ class TransferPlan:
     def _target_writes(self, tgt: tx.MeshArrays, per_source: list[dict[str, Any]],
                        parts: list[np.ndarray | None]) -> list[tx.Write]:
         """What a target is written: numpy only (the seams, the UV relax), so the job's thread does it."""
+        if tgt.is_cloud and self.choice.fill == "FILL" and not self.preview:
+            tgt = mesh_data.with_neighbours(tgt)
         label_channels = [s.labels if s.labels is not None or p is None else
                           tx.Channel("part_label", "labels", "POINT", "INT", p.astype(np.int32))
                           for s, p in zip(self.sources, parts)]

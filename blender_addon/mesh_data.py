@@ -5,6 +5,7 @@ one fails anyway everything already written (on every object) is put back as it 
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 
 import bpy
@@ -24,7 +25,7 @@ LAYOUT = {
 DOMAINS = ("POINT", "CORNER", "FACE")
 LABEL_TYPES = ("INT", "INT8", "BOOLEAN", "FLOAT")  # types a part_label is read from
 MAX_UV_MAPS = 8  # Blender's limit: uv_layers.new returns None beyond it
-# A point cloud's fill (inpaint.py) runs on a graph of each point and its nearest neighbours.
+# A point cloud's fill (inpaint.py) runs on a graph of each point and this many nearest neighbours.
 CLOUD_NEIGHBOURS = 8
 
 
@@ -131,9 +132,6 @@ def gather(obj: bpy.types.Object, evaluated: bool = False) -> MeshArrays:
         raise ValueError(f"{obj.name!r} is degenerate: all its vertices are at one point")
     mesh.calc_loop_triangles()
     tris = mesh.loop_triangles
-    edges = _get(mesh.edges, "vertices", 2, np.int64)
-    if len(tris) == 0:  # vertices only (a scan's points): matched as a point cloud
-        edges = np.concatenate([edges, neighbour_edges(world)])
     return MeshArrays(
         name=obj.name,
         vertices=frames.to_model(world),
@@ -141,13 +139,20 @@ def gather(obj: bpy.types.Object, evaluated: bool = False) -> MeshArrays:
         triangle_loops=_get(tris, "loops", 3, np.int64),
         triangle_polygons=_get(tris, "polygon_index", 1, np.int64),
         loop_vertices=_get(mesh.loops, "vertex_index", 1, np.int64),
-        edges=edges,
+        edges=_get(mesh.edges, "vertices", 2, np.int64),
         polygons=len(mesh.polygons),
     )
 
 
+def with_neighbours(cloud: MeshArrays) -> MeshArrays:
+    """A point cloud with each point joined to its `CLOUD_NEIGHBOURS` nearest, beside any
+    edges of its own: the graph a fill runs over (about 1 s per 100,000 points, so it is
+    built by the job's thread, and only for a fill).  No bpy: safe off the main thread."""
+    return dataclasses.replace(cloud, edges=np.concatenate([cloud.edges, neighbour_edges(cloud.vertices)]))
+
+
 def neighbour_edges(points: np.ndarray) -> np.ndarray:
-    """(E, 2) each point joined to its `CLOUD_NEIGHBOURS` nearest: a point cloud's graph."""
+    """(E, 2) each point joined to its `CLOUD_NEIGHBOURS` nearest."""
     tree = mathutils.kdtree.KDTree(len(points))
     for i, p in enumerate(points.tolist()):
         tree.insert(p, i)

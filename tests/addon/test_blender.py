@@ -211,6 +211,25 @@ def test_a_point_cloud_takes_labels_from_a_mesh_and_gives_them_to_another(bpy):
     assert (parts == on_scan).mean() > 0.9
 
 
+def test_a_point_clouds_fill_runs_over_its_nearest_points(bpy):
+    from blender_addon import mesh_data
+    from blender_addon import transfer as tx
+
+    x = np.r_[np.arange(10.0), 100.0]  # ten points a unit apart, and one far off
+    none = np.zeros((0, 3), np.int64)
+    scan = tx.MeshArrays("scan", np.c_[x, np.zeros((11, 2))], none, none, np.zeros(0, np.int64),
+                         np.zeros(0, np.int64), np.zeros((0, 2), np.int64))
+    edges = mesh_data.with_neighbours(scan).edges
+    assert sorted(edges[edges[:, 0] == 0, 1].tolist()) == list(range(1, 9))  # its 8 nearest
+    assert sorted(edges[edges[:, 0] == 10, 1].tolist()) == list(range(2, 10))  # the far one has its 8 nearest too
+    source = tx.MeshArrays("source", scan.vertices, none, none, np.zeros(0, np.int64), np.zeros(0, np.int64),
+                           np.zeros((0, 2), np.int64))
+    heat = tx.Channel("heat", "attribute", "POINT", "FLOAT", x.astype(np.float32))
+    corr = {"source_index": np.arange(11), "confidence": np.where(x < 5, 1.0, 0.0)}
+    (w,) = [w for w in tx.target_writes(source, mesh_data.with_neighbours(scan), corr, [heat]) if w.name == "heat"]
+    assert (w.values[:5] == x[:5]).all() and (w.values[5:] < 5).all()  # filled from the confident points
+
+
 def test_server_down_and_bad_meshes_write_nothing(bpy, monkeypatch):
     from blender_addon import api
 
