@@ -39,6 +39,12 @@ STRAY_PIECE = 0.02
 SPACING_PERCENTILE = 95.0
 SPACING_PROBE = 5000  # the typical spacing is judged on at most this many of a cloud's points
 SPACING_CAP = 15.0  # ... and on those whose spacing is within this factor of the median
+# A mesh's connected piece that is flat (its height spans at most GROUND_FLAT of the mesh's
+# diagonal), lies at the bottom (no vertex of the rest lies lower, to that tolerance) and
+# reaches at least as far as the rest on every side in plan is a ground plane or shadow
+# catcher merged in (`ground`): a base plate or a seat board has thickness, and stands
+# within the footprint.
+GROUND_FLAT = 1e-3
 
 
 def farthest_points(points: np.ndarray, count: int, seed: int = 0, areas: np.ndarray | None = None) -> np.ndarray:
@@ -99,6 +105,33 @@ def apart(vertices: np.ndarray, faces: np.ndarray, samples: np.ndarray) -> np.nd
     on_surface = np.zeros(len(vertices), bool)
     on_surface[faces[~loose]] = True
     return far & ~on_surface
+
+
+def ground(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """(n,) bool: the vertices of a ground plane merged under an upright (+Y) mesh: a
+    connected piece of its faces (vertices at one position count as one) that is flat,
+    lies under all the rest and spans the rest's footprint in x and z (GROUND_FLAT)."""
+    out = np.zeros(len(vertices), bool)
+    used = np.unique(faces)
+    position, welded = np.unique(vertices[used], axis=0, return_inverse=True)
+    corner = np.zeros(len(vertices), np.int64)
+    corner[used] = welded.reshape(-1)
+    tri = corner[faces]
+    rows = np.r_[tri[:, 0], tri[:, 1]]
+    graph = coo_matrix((np.ones(len(rows)), (rows, np.r_[tri[:, 1], tri[:, 2]])), shape=(len(position),) * 2)
+    count, piece = connected_components(graph, directed=False)
+    if count < 2:
+        return out
+    lo, hi = np.full((count, 3), np.inf), np.full((count, 3), -np.inf)
+    np.minimum.at(lo, piece, position)
+    np.maximum.at(hi, piece, position)
+    low, high = position.min(0), position.max(0)  # a piece that spans the rest's footprint spans the whole's
+    tolerance = GROUND_FLAT * np.linalg.norm(high - low)
+    plane = ((hi[:, 1] - lo[:, 1] <= tolerance) & (lo[:, 1] <= low[1] + tolerance)
+             & (lo[:, [0, 2]] <= low[[0, 2]]).all(1) & (hi[:, [0, 2]] >= high[[0, 2]]).all(1))
+    if plane.any() and not plane.all():
+        out[used] = plane[piece[welded.reshape(-1)]]
+    return out
 
 
 def _bulk(samples: np.ndarray) -> tuple[cKDTree | None, float]:

@@ -36,12 +36,14 @@ class Shape:
     def outliers(self) -> np.ndarray:
         """(N,) bool: points or vertices apart from the shape's surface (model/density.py):
         a scanner's stray returns, a point or a small piece left over in a file, a helper
-        object merged in.  They would otherwise move the frame, E's input and the fitted
-        code, and every match with them.  A mesh's are judged against its area-uniform
-        samples (`density.apart`)."""
+        object merged in, a ground plane under its feet.  They would otherwise move the
+        frame, E's input and the fitted code, and every match with them.  A mesh's are
+        judged against its area-uniform samples (`density.apart`), and its flat piece
+        under the rest as wide as all of it is a ground plane (`density.ground`)."""
         if not self.is_mesh:
             return density.outliers(self.vertices)
-        return density.apart(self.vertices, self.faces, sample_surface(self.vertices, self.faces, STRAY_SAMPLES)[0])
+        far = density.apart(self.vertices, self.faces, sample_surface(self.vertices, self.faces, STRAY_SAMPLES)[0])
+        return far | density.ground(self.vertices, self.faces[~far[self.faces].all(axis=1)])
 
     @cached_property
     def kept(self) -> np.ndarray | None:

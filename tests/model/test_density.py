@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import trimesh
 
-from model.density import apart, farthest_points, outliers, point_areas, uneven_areas, weighted_percentiles
+from model.density import apart, farthest_points, ground, outliers, point_areas, uneven_areas, weighted_percentiles
 from model.geometry import sample_surface
 from model.matching import into_part_frame
+from model.validation import as_shape
 
 
 def uneven_square(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -79,6 +80,42 @@ def test_a_small_piece_far_off_a_mesh_is_apart_and_one_close_by_or_a_needle_is_n
     needle = np.array([[0, 0, 0], [1, 0, 0], [0.5, 1e-4, 0]])  # its sharp ends far from its few samples
     samples = sample_surface(needle, np.array([[0, 1, 2]]), 20000)[0]
     assert not apart(needle, np.array([[0, 1, 2]]), samples).any()
+
+
+def square_at(height: float, lo: tuple, hi: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """A square of two triangles at a height (+Y up), from lo to hi in x and z."""
+    (x0, z0), (x1, z1) = lo, hi
+    return np.array([[x0, height, z0], [x1, height, z0], [x1, height, z1], [x0, height, z1]]), \
+        np.array([[0, 2, 1], [0, 3, 2]])
+
+
+def test_a_flat_piece_under_a_mesh_as_wide_as_all_of_it_is_a_ground_plane():
+    stool = trimesh.creation.box([0.4, 0.05, 0.4])  # a seat on four legs, loose parts
+    stool.apply_translation([0, 0.45, 0])
+    legs = [trimesh.creation.box([0.04, 0.45, 0.04]).apply_translation([x, 0.225, z])
+            for x in (-0.18, 0.18) for z in (-0.18, 0.18)]
+    body = trimesh.util.concatenate([stool] + legs)
+    v, f = np.asarray(body.vertices), np.asarray(body.faces)
+
+    def with_piece(piece):
+        pv, pf = piece
+        return ground(np.r_[v, pv], np.r_[f, pf + len(v)])
+
+    assert not ground(v, f).any()
+    found = with_piece(square_at(0.0, (-0.3, -0.3), (0.3, 0.3)))  # a shadow catcher under the feet
+    assert not found[:len(v)].any() and found[len(v):].all()
+    assert with_piece(square_at(0.0, (-0.2, -0.2), (0.2, 0.2)))[len(v):].all()  # exactly the footprint
+    unwelded = square_at(0.0, (-0.3, -0.3), (0.3, 0.3))  # each triangle its own corners
+    assert ground(np.r_[v, unwelded[0][[0, 2, 1, 0, 3, 2]]], np.r_[f, len(v) + np.arange(6).reshape(2, 3)])[len(v):].all()
+    assert not with_piece(square_at(0.0, (-0.1, -0.1), (0.1, 0.1))).any()  # a rug under part of it
+    assert not with_piece(square_at(0.9, (-0.3, -0.3), (0.3, 0.3))).any()  # a flat top above
+    assert not with_piece(square_at(0.1, (-0.3, -0.3), (0.3, 0.3))).any()  # a shelf between the legs
+    plate = trimesh.creation.box([0.6, 0.02, 0.6]).apply_translation([0, -0.01, 0])  # a base plate has thickness
+    assert not with_piece((np.asarray(plate.vertices), np.asarray(plate.faces))).any()
+    assert not ground(*square_at(0.0, (-0.3, -0.3), (0.3, 0.3))).any()  # a plane alone is the shape
+    pv, pf = square_at(0.0, (-0.3, -0.3), (0.3, 0.3))
+    shape = as_shape((np.r_[v, pv], np.r_[f, pf + len(v)]))  # what the engine leaves out of the shape
+    assert shape.outliers[len(v):].all() and not shape.outliers[:len(v)].any() and len(shape.body) == len(f)
 
 
 def test_weighted_percentiles():
