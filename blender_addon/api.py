@@ -4,6 +4,7 @@
     from blender_addon import api   # in the installed extension: from bl_ext.user_default.implicit_correspondence import api
     api.transfer(bpy.data.objects["armchair"], [bpy.data.objects["stool"]], uv_map="UVMap")
     api.transfer(sources=[chair_a, chair_b], targets=bpy.data.collections["Chairs"].objects)
+    api.show_points(bpy.data.objects["scan"], "part_color")   # a point cloud drawn as coloured spheres
 
 Each operation is a plan object: built on the main thread from the objects (`gather`),
 its `work` runs in a thread and only talks to the server, and `apply` writes the
@@ -20,6 +21,7 @@ import mathutils
 import numpy as np
 
 from . import combine, frames, mesh_data
+from .points import show_points  # noqa: F401 (a point cloud drawn as spheres in its colours: part of the API)
 from . import transfer as tx
 from .client import Client, default_address
 from .jobs import Job, Progress

@@ -337,6 +337,26 @@ class CORR_OT_apply_rotation(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class CORR_OT_show_points(bpy.types.Operator):
+    """Draw the active point cloud's vertices as spheres in one of its colours (Material Preview, Rendered)"""
+
+    bl_idname = "corr.show_points"
+    bl_label = "Show points"
+    bl_options = {"REGISTER", "UNDO"}
+
+    color: bpy.props.EnumProperty(
+        name="Colour", items=[("part_color", "Parts", "part_color: the part labels"),
+                              ("corr_color", "Correspondence", "corr_color: the source's position colours")])
+
+    def execute(self, context):
+        try:
+            api.show_points(context.active_object, self.color)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
 class CORR_OT_server_log(bpy.types.Operator):
     """Open the log of the server started from this panel in a Text Editor"""
 
@@ -490,6 +510,10 @@ class CORR_PT_panel(bpy.types.Panel):
         row = box.row(align=True)
         row.operator("corr.preview", icon="HIDE_OFF")
         row.operator("corr.transfer", icon="UV_SYNC_SELECT")
+        if src is not None and src.type == "MESH" and len(src.data.vertices) and not len(src.data.polygons):
+            row = layout.row(align=True)  # Blender draws no loose vertices outside Edit Mode
+            row.operator("corr.show_points", text="Show parts", icon="POINTCLOUD_DATA").color = "part_color"
+            row.operator("corr.show_points", text="Show match", icon="POINTCLOUD_DATA").color = "corr_color"
 
     @staticmethod
     def _draw_rotation(layout, obj) -> None:
@@ -504,7 +528,7 @@ class CORR_PT_panel(bpy.types.Panel):
 
 
 CLASSES = (CorrPreferences, CorrSettings, CORR_OT_segment, CORR_OT_transfer, CORR_OT_preview, CORR_OT_apply_rotation,
-           CORR_OT_server_check, CORR_OT_server_start, CORR_OT_server_stop, CORR_OT_server_log, CORR_PT_panel)
+           CORR_OT_show_points, CORR_OT_server_check, CORR_OT_server_start, CORR_OT_server_stop, CORR_OT_server_log, CORR_PT_panel)
 
 
 def register() -> None:

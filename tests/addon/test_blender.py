@@ -1,5 +1,6 @@
 """The add-on in real bpy (headless) against a real server process with the shipped chair model."""
 import socket
+from pathlib import Path
 import time
 from types import SimpleNamespace
 
@@ -209,6 +210,42 @@ def test_a_point_cloud_takes_labels_from_a_mesh_and_gives_them_to_another(bpy):
     api.segment([scan])  # the model's own parts of the points
     _, parts = attr(scan, "part_label")
     assert (parts == on_scan).mean() > 0.9
+    with pytest.raises(ValueError, match="'mesh' has faces"):
+        api.show_points(mesh)
+
+
+def test_a_point_cloud_is_shown_as_spheres_in_its_colours(bpy):
+    from blender_addon import api, mesh_data
+
+    sphere = np.random.default_rng(0).normal(size=(3000, 3))
+    sphere /= np.linalg.norm(sphere, axis=1, keepdims=True)
+    me = bpy.data.meshes.new("scan")
+    me.from_pydata(sphere.tolist(), [], [])
+    top = (sphere[:, 2] > 0)[:, None]
+    colours = np.where(top, [1.0, 0.0, 0.0, 1.0], [0.0, 0.0, 1.0, 1.0]).astype(np.float32)  # red above, blue below
+    me.color_attributes.new("part_color", "FLOAT_COLOR", "POINT").data.foreach_set("color", colours.ravel())
+    scan = bpy.data.objects.new("scan", me)
+    bpy.context.scene.collection.objects.link(scan)
+    with pytest.raises(ValueError, match="no colour attribute named 'corr_color'"):
+        api.show_points(scan, "corr_color")
+    api.show_points(scan)
+    bpy.context.view_layer.objects.active = scan
+    assert bpy.ops.corr.show_points(color="part_color") == {"FINISHED"}  # the panel's button: again, nothing added
+    assert [m.type for m in scan.modifiers] == ["NODES"]
+    assert len(mesh_data.gather(scan, evaluated=True).vertices) == 3000  # Use modifiers reads the same points
+    scene = bpy.context.scene
+    camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
+    camera.location, camera.rotation_euler = (0, -5, 0), (np.pi / 2, 0, 0)
+    sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
+    for ob in (camera, sun):
+        scene.collection.objects.link(ob)
+    scene.camera, scene.render.engine, scene.cycles.samples = camera, "CYCLES", 4
+    scene.render.resolution_x = scene.render.resolution_y = 48
+    scene.render.filepath = str(Path(bpy.app.tempdir) / "points.png")
+    bpy.ops.render.render(write_still=True)
+    pixels = np.array(bpy.data.images.load(scene.render.filepath).pixels[:]).reshape(48, 48, 4)  # bottom row first
+    upper, lower = pixels[28:36, 20:28, :3].mean((0, 1)), pixels[12:20, 20:28, :3].mean((0, 1))
+    assert upper[0] > 2 * upper[2] and lower[2] > 2 * lower[0]  # the spheres drawn, each in its point's colour
 
 
 def test_a_point_clouds_fill_runs_over_its_nearest_points(bpy):
