@@ -39,6 +39,10 @@ STRAY_PIECE = 0.02
 SPACING_PERCENTILE = 95.0
 SPACING_PROBE = 5000  # the typical spacing is judged on at most this many of a cloud's points
 SPACING_CAP = 15.0  # ... and on those whose spacing is within this factor of the median
+# A point nearer its surface (its gap over LONE typical spacings) stands apart too where its
+# gap is over STRAY times the median of its NEIGHBOURS' own: a scan's stray point floating
+# near a densely sampled surface, which the one spacing of the whole cloud lets through.
+LONE = 2.5
 # A mesh's connected piece that is flat (its height spans at most GROUND_FLAT of the mesh's
 # diagonal), lies at the bottom (no vertex of the rest lies lower, to that tolerance) and
 # reaches at least as far as the rest on every side in plan is a ground plane or shadow
@@ -71,8 +75,9 @@ def farthest_points(points: np.ndarray, count: int, seed: int = 0, areas: np.nda
 def outliers(points: np.ndarray) -> np.ndarray:
     """(n,) bool: a cloud's points that stand apart from its surface (a scanner's stray
     returns, points left over in a file): those whose STRAY_NEIGHBOUR-th nearest neighbour
-    lies over STRAY typical spacings off.  None of them when the points have no spacing to
-    judge by (most repeated many times over)."""
+    lies over STRAY typical spacings off, or over LONE of them and STRAY times as far off as
+    their neighbours' do.  None of them when the points have no spacing to judge by (most
+    repeated many times over)."""
     n = len(points)
     if n <= 2 * NEIGHBOURS:
         return np.zeros(n, bool)
@@ -80,10 +85,17 @@ def outliers(points: np.ndarray) -> np.ndarray:
     probe = points if n <= SPACING_PROBE else points[np.random.default_rng(0).choice(n, SPACING_PROBE, replace=False)]
     spacing = tree.query(probe, k=NEIGHBOURS + 1, workers=-1)[0][:, NEIGHBOURS]
     # strays far off, 5-10% of the points, would otherwise set the percentile themselves
-    link = STRAY * _spacing(spacing[spacing <= SPACING_CAP * np.median(spacing)])
-    if not link > 0:
+    typical = _spacing(spacing[spacing <= SPACING_CAP * np.median(spacing)])
+    if not typical > 0:
         return np.zeros(n, bool)
-    return tree.query(points, k=STRAY_NEIGHBOUR + 1, workers=-1)[0][:, -1] > link
+    gap = tree.query(points, k=STRAY_NEIGHBOUR + 1, workers=-1)[0][:, -1]
+    out = gap > STRAY * typical
+    # a point nearer the surface stands apart where its gap is STRAY times its neighbours' own
+    near = np.flatnonzero(~out & (gap > LONE * typical))
+    if len(near):
+        neighbours = tree.query(points[near], k=NEIGHBOURS + 1, workers=-1)[1][:, 1:]
+        out[near] = gap[near] > STRAY * np.median(gap[neighbours], axis=1)
+    return out
 
 
 def apart(vertices: np.ndarray, faces: np.ndarray, samples: np.ndarray) -> np.ndarray:

@@ -65,6 +65,18 @@ def test_points_apart_from_the_cloud_are_outliers_and_sparse_feet_are_not():
     assert not outliers(repeated).any()
 
 
+def test_a_point_floating_near_a_dense_surface_is_an_outlier_and_a_thin_sparse_part_is_not():
+    rng = np.random.default_rng(2)
+    top = np.c_[rng.random(4000), np.zeros(4000), rng.random(4000)]  # a table top, densely sampled
+    legs = np.concatenate([np.c_[np.full(25, x), -np.arange(1, 26) * 0.04, np.full(25, z)]  # a point every 0.04
+                           for x in (0.05, 0.95) for z in (0.05, 0.95)])
+    table = np.r_[top, legs]
+    assert not outliers(table).any()
+    floating = np.c_[rng.uniform(0.2, 0.8, (6, 1)), rng.uniform(0.1, 0.15, (6, 1)), rng.uniform(0.2, 0.8, (6, 1))]
+    found = outliers(np.r_[table, floating])  # 3-4 typical spacings up: far only against the top's own spacing
+    assert not found[:len(table)].any() and found[len(table):].all()
+
+
 def test_a_small_piece_far_off_a_mesh_is_apart_and_one_close_by_or_a_needle_is_not():
     rng = np.random.default_rng(1)
     square = np.array([[0, 0, 0], [1, 0, 0], [1, 0, 1], [0, 0, 1.0]])
