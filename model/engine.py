@@ -210,7 +210,8 @@ class Correspondence:
                              src.placed.weights, tgt.placed.weights, close_calls=labelled,
                              source_extremity=src.sample_extremity, target_extremity=tgt.point_extremity)
         if not labelled:  # labels keep their boundaries where the match put them
-            idx = matching.outward(idx, src.sample_points, tgt.point_extremity, tgt.point_reach, source_parts)
+            idx = matching.outward(idx, src.sample_points, tgt.point_extremity, tgt.point_reach, source_parts,
+                                   src.surface_samples)
         # A part the source lacks has no source point with its embedding: the match (and
         # g's round trip) land on another part's.
         src_presence = src.judged.source_presence(on_samples)

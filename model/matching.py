@@ -124,7 +124,7 @@ def match(source_points: np.ndarray, source_emb: np.ndarray, source_parts: np.nd
 
 
 def outward(idx: np.ndarray, source_points: np.ndarray, target_extremity: np.ndarray, target_reach: np.ndarray,
-            source_parts: np.ndarray) -> np.ndarray:
+            source_parts: np.ndarray, candidates: np.ndarray | None = None) -> np.ndarray:
     """`idx` (each target point's source sample, from `match`) with the match of each target
     point at its own shape's extreme moved out to the source's.  A point moves when its
     extremity is at least OUTWARD_EXTREMITY and its reach (`target_reach`, from
@@ -134,15 +134,18 @@ def outward(idx: np.ndarray, source_points: np.ndarray, target_extremity: np.nda
     part's furthest out there as the point lies short of its own shape's, less
     OUTWARD_SIDEWAYS times how far it lies to the side.  A corner has surface on one side
     only, so a match that misses it lies inside it: the target's corner meets the source's,
-    and the points around it stay where the match put them."""
+    and the points around it stay where the match put them.  `candidates`: the rows of
+    `source_points` a match may move to (default: all)."""
     length = np.linalg.norm(target_extremity, axis=1)
     extreme = np.flatnonzero((length >= OUTWARD_EXTREMITY) & (target_reach <= OUTWARD_AT_EXTREME))
-    out, tree = idx.copy(), cKDTree(source_points)
+    candidates = np.arange(len(source_points)) if candidates is None else candidates
+    pool = source_points[candidates]
+    out, tree = idx.copy(), cKDTree(pool)
     for start in range(0, len(extreme), OUTWARD_CHUNK):
         points = extreme[start:start + OUTWARD_CHUNK]
         at = idx[points]
-        owner, sample, step, out_along = _outward_pairs(tree, source_points, source_points[at],
-                                                        target_extremity[points])
+        owner, sample, step, out_along = _outward_pairs(tree, pool, source_points[at], target_extremity[points])
+        sample = candidates[sample]
         sideways = np.sqrt(np.maximum(np.einsum("ij,ij->i", step, step) - out_along**2, 0.0))
         same_part = source_parts[sample] == source_parts[at][owner]  # the match keeps its part
         furthest = np.full(len(points), -np.inf)

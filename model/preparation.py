@@ -100,7 +100,19 @@ class PreparedShape:
     def point_reach(self) -> np.ndarray:
         """(N,) how much further out than each extreme point the surface goes (`outward_reach`,
         with the matching module's constants as they are on first use)."""
-        return outward_reach(self.points, self.sample_points, self.point_extremity)
+        return outward_reach(self.points, self.sample_points[self.surface_samples], self.point_extremity)
+
+    @cached_property
+    def surface_samples(self) -> np.ndarray:
+        """Rows of `sample_points` that stand for the surface where each sample's surroundings
+        are searched: all of a mesh's, at most MATCH_SAMPLES of a dense cloud's (by their
+        areas), so that the search around a point does not grow with the cloud's density."""
+        n = len(self.sample_points)
+        if n <= MATCH_SAMPLES:
+            return np.arange(n)
+        weights = self.placed.weights
+        chance = None if weights is None else weights / weights.sum()
+        return np.sort(np.random.default_rng(0).choice(n, MATCH_SAMPLES, replace=False, p=chance))
 
     def distance_to_surface(self, points: np.ndarray) -> np.ndarray:
         """Distance to the nearest surface sample: within the samples' spacing (about 0.007

@@ -155,6 +155,16 @@ def test_half_a_million_points(engine):
     assert res.mapped.shape == (500_000, 3) and np.isfinite(res.confidence).all()
 
 
+def test_a_dense_clouds_surroundings_are_searched_on_as_many_samples_as_a_meshs(engine, box_mesh):
+    from model.preparation import MATCH_SAMPLES
+
+    dense, mesh = engine.prepare(rng_points(3 * MATCH_SAMPLES, 4)), engine.prepare(box_mesh)
+    kept = dense.surface_samples
+    assert len(kept) == MATCH_SAMPLES and len(np.unique(kept)) == MATCH_SAMPLES and kept.max() < len(dense.sample_points)
+    assert len(mesh.surface_samples) == len(mesh.sample_points) == MATCH_SAMPLES
+    assert len(engine.prepare(rng_points(2500)).surface_samples) == 2500  # a sparse cloud: every point
+
+
 BAD_INPUTS = [
     (np.zeros((0, 3)), "is empty"),
     (np.zeros((1, 3)), "single point"),
