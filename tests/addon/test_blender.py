@@ -267,6 +267,31 @@ def test_a_point_clouds_fill_runs_over_its_nearest_points(bpy):
     assert (w.values[:5] == x[:5]).all() and (w.values[5:] < 5).all()  # filled from the confident points
 
 
+def test_a_target_split_at_every_face_is_sent_welded_and_labelled_as_its_welded_self(bpy, monkeypatch):
+    from blender_addon import api
+    from blender_addon.client import Client
+
+    src, whole = psb_object(bpy, "chair", "101", "source"), psb_object(bpy, "chair", "103", "whole")
+    triangles = np.array([p.vertices[:] for p in whole.data.polygons])
+    me = bpy.data.meshes.new("split")  # flat shaded, as a glTF import: each triangle its own three vertices
+    me.from_pydata(world_vertices(whole)[triangles].reshape(-1, 3).tolist(), [],
+                   np.arange(triangles.size).reshape(-1, 3).tolist())
+    split = bpy.data.objects.new("split", me)
+    bpy.context.scene.collection.objects.link(split)
+    sent, correspond = [], Client.correspond
+    monkeypatch.setattr(Client, "correspond", lambda self, sv, tv, *a, **k: sent.append(len(tv)) or correspond(
+        self, sv, tv, *a, **k))
+    api.transfer(src, [whole, split], threshold=0.0)  # no fill: the split mesh's graph joins no two faces
+    assert len(split.data.vertices) == 3 * len(triangles) and sent[1] <= sent[0] < len(split.data.vertices) / 5
+    _, labels = attr(whole, "part_label")
+    _, labels_split = attr(split, "part_label")
+    assert (labels_split == labels[triangles.reshape(-1)]).mean() > 0.999
+    api.segment([whole, split])
+    _, parts = attr(whole, "part_label")
+    _, parts_split = attr(split, "part_label")
+    assert (parts_split == parts[triangles.reshape(-1)]).mean() > 0.999
+
+
 def test_server_down_and_bad_meshes_write_nothing(bpy, monkeypatch):
     from blender_addon import api
 
