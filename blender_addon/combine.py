@@ -66,7 +66,8 @@ def _picked(ws: tuple[tx.Write, ...], pick: dict[str, np.ndarray]) -> tx.Write:
     for w in ws[1:]:
         if (w.name, w.domain, w.data_type) != (first.name, first.domain, first.data_type):
             raise ValueError(f"the sources differ in {first.name!r}: {first.domain} {first.data_type} on one, "
-                             f"{w.name!r} {w.domain} {w.data_type} on another")
+                             f"{w.name!r} {w.domain} {w.data_type} on another; give it one type and domain on every "
+                             f"source (a point cloud's values are per point: Attribute > Convert on the others)")
     n = len(first.values)
     choose, rows = pick[first.domain], np.arange(n)
     values = np.stack([w.values for w in ws])[choose, rows]

@@ -23,7 +23,9 @@ def show_points(obj: bpy.types.Object, color: str = "part_color") -> None:
     mesh = obj.data if obj is not None and obj.type == "MESH" else None
     if mesh is None:
         raise ValueError(f"{getattr(obj, 'name', obj)!r} is not a mesh object")
-    if len(mesh.polygons) or not len(mesh.vertices):
+    if not len(mesh.vertices):
+        raise ValueError(f"{obj.name!r} has no vertices to show")
+    if len(mesh.polygons):
         raise ValueError(f"{obj.name!r} has faces: only a point cloud (a mesh of vertices only) is shown as points")
     if color not in mesh.color_attributes:
         raise ValueError(f"{obj.name!r} has no colour attribute named {color!r}: run Segment, Preview or Transfer first")

@@ -45,10 +45,12 @@ SPACING_CAP = 15.0  # ... and on those whose spacing is within this factor of th
 LONE = 2.5
 # A mesh's connected piece that is flat (its height spans at most GROUND_FLAT of the mesh's
 # diagonal), lies at the bottom (no vertex of the rest lies lower, to that tolerance) and
-# reaches at least as far as the rest on every side in plan is a ground plane or shadow
-# catcher merged in (`ground`): a base plate or a seat board has thickness, and stands
-# within the footprint.
+# reaches further than the rest on every side in plan is a ground plane or shadow catcher
+# merged in (`ground`): a base plate or a seat board has thickness, and stands within the
+# footprint.
 GROUND_FLAT = 1e-3
+GROUND_MARGIN = 0.01  # ... reaches this share of the diagonal beyond the rest's footprint on every side
+GROUND_RISE = 10.0  # ... and the rest rises over this many GROUND_FLATs above it
 
 
 def farthest_points(points: np.ndarray, count: int, seed: int = 0, areas: np.ndarray | None = None) -> np.ndarray:
@@ -122,7 +124,8 @@ def apart(vertices: np.ndarray, faces: np.ndarray, samples: np.ndarray) -> np.nd
 def ground(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """(n,) bool: the vertices of a ground plane merged under an upright (+Y) mesh: a
     connected piece of its faces (vertices at one position count as one) that is flat,
-    lies under all the rest and spans the rest's footprint in x and z (GROUND_FLAT)."""
+    lies under all the rest, which rises above it, and reaches beyond the rest's footprint
+    in x and z (GROUND_FLAT, GROUND_MARGIN, GROUND_RISE)."""
     out = np.zeros(len(vertices), bool)
     used = np.unique(faces)
     position, welded = np.unique(vertices[used], axis=0, return_inverse=True)
@@ -138,10 +141,18 @@ def ground(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     np.minimum.at(lo, piece, position)
     np.maximum.at(hi, piece, position)
     low, high = position.min(0), position.max(0)  # a piece that spans the rest's footprint spans the whole's
-    tolerance = GROUND_FLAT * np.linalg.norm(high - low)
-    plane = ((hi[:, 1] - lo[:, 1] <= tolerance) & (lo[:, 1] <= low[1] + tolerance)
-             & (lo[:, [0, 2]] <= low[[0, 2]]).all(1) & (hi[:, [0, 2]] >= high[[0, 2]]).all(1))
-    if plane.any() and not plane.all():
+    diagonal = np.linalg.norm(high - low)
+    tolerance = GROUND_FLAT * diagonal
+    plane = np.zeros(count, bool)
+    for c in np.flatnonzero((hi[:, 1] - lo[:, 1] <= tolerance) & (lo[:, 1] <= low[1] + tolerance)
+                            & (lo[:, [0, 2]] <= low[[0, 2]]).all(1) & (hi[:, [0, 2]] >= high[[0, 2]]).all(1)):
+        rest = np.arange(count) != c
+        rest_low, rest_high = lo[rest].min(0), hi[rest].max(0)
+        margin = GROUND_MARGIN * diagonal  # beyond the footprint: not a box's own bottom, which spans it exactly
+        plane[c] = (rest_high[1] - hi[c, 1] > GROUND_RISE * tolerance  # not a rug's pattern lying on the rug
+                    and (lo[c, [0, 2]] <= rest_low[[0, 2]] - margin).all()
+                    and (hi[c, [0, 2]] >= rest_high[[0, 2]] + margin).all())
+    if plane.any():
         out[used] = plane[piece[welded.reshape(-1)]]
     return out
 

@@ -135,10 +135,11 @@ def outward(idx: np.ndarray, source_points: np.ndarray, target_extremity: np.nda
     OUTWARD_SIDEWAYS times how far it lies to the side.  A corner has surface on one side
     only, so a match that misses it lies inside it: the target's corner meets the source's,
     and the points around it stay where the match put them.  `candidates`: the rows of
-    `source_points` a match may move to (default: all)."""
+    `source_points` a match may move to besides its own (default: all)."""
     length = np.linalg.norm(target_extremity, axis=1)
     extreme = np.flatnonzero((length >= OUTWARD_EXTREMITY) & (target_reach <= OUTWARD_AT_EXTREME))
-    candidates = np.arange(len(source_points)) if candidates is None else candidates
+    # each match stays a candidate: every extreme point keeps a pair in its own part
+    candidates = np.arange(len(source_points)) if candidates is None else np.union1d(candidates, idx[extreme])
     pool = source_points[candidates]
     out, tree = idx.copy(), cKDTree(pool)
     for start in range(0, len(extreme), OUTWARD_CHUNK):

@@ -25,9 +25,8 @@ def load_mesh(path: str | Path, keep_vertices: bool = False) -> trimesh.Trimesh:
         options["maintain_order"] = True
     mesh = _load(path, kind, options)
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
-        raise ValueError(f"{path}: has no triangles"
-                         + (": it is a point cloud" if isinstance(_load(path, kind, {"process": False}),
-                                                                   trimesh.PointCloud) else ""))
+        raise ValueError(f"{path}: has no triangles (a point cloud is read from a PLY of vertices only or an XYZ "
+                         f"file)")
     if kind == "stl":  # rows repeated exactly: a tolerance would weld a tiny model's own vertices
         vertices, inverse = np.unique(np.asarray(mesh.vertices), axis=0, return_inverse=True)
         mesh = trimesh.Trimesh(vertices, inverse.reshape(-1)[np.asarray(mesh.faces)], process=False)
@@ -71,7 +70,7 @@ def read_shape(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, np.ndar
     """`read_mesh`, or a point cloud (a PLY of vertices only, an XYZ file) with faces None."""
     path = Path(path)
     kind = _kind(path)
-    if kind in ("ply", "xyz"):
+    if kind == "xyz" or (kind == "ply" and not _ply_faces(path)):
         cloud = _load(path, kind, {"process": False})
         if isinstance(cloud, trimesh.PointCloud):
             points = np.asarray(cloud.vertices, dtype=np.float64)
@@ -80,6 +79,15 @@ def read_shape(path: str | Path) -> tuple[np.ndarray, np.ndarray | None, np.ndar
             colors = np.asarray(cloud.colors)[:, :3].astype(np.uint8) if len(cloud.colors) == len(points) else None
             return points, None, colors
     return read_mesh(path)
+
+
+def _ply_faces(path: Path) -> bool:
+    """Whether a PLY's header declares faces (as triangles, polygons or strips)."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        header = fh.read(65536).split(b"end_header", 1)[0].decode("ascii", "replace").split()
+    return any(word == "element" and name in ("face", "tristrips") and count.isdigit() and int(count) > 0
+               for word, name, count in zip(header, header[1:], header[2:]))
 
 
 def _utf8(text: str) -> bool:

@@ -116,7 +116,9 @@ def test_a_flat_piece_under_a_mesh_as_wide_as_all_of_it_is_a_ground_plane():
     assert not ground(v, f).any()
     found = with_piece(square_at(0.0, (-0.3, -0.3), (0.3, 0.3)))  # a shadow catcher under the feet
     assert not found[:len(v)].any() and found[len(v):].all()
-    assert with_piece(square_at(0.0, (-0.2, -0.2), (0.2, 0.2)))[len(v):].all()  # exactly the footprint
+    assert not with_piece(square_at(0.0, (-0.2, -0.2), (0.2, 0.2))).any()  # exactly the footprint: a box's bottom
+    rug, pattern = square_at(0.0, (-0.3, -0.3), (0.3, 0.3)), square_at(0.0, (-0.1, -0.1), (0.1, 0.1))
+    assert not ground(np.r_[rug[0], pattern[0]], np.r_[rug[1], pattern[1] + 4]).any()  # a pattern lying on a rug
     unwelded = square_at(0.0, (-0.3, -0.3), (0.3, 0.3))  # each triangle its own corners
     assert ground(np.r_[v, unwelded[0][[0, 2, 1, 0, 3, 2]]], np.r_[f, len(v) + np.arange(6).reshape(2, 3)])[len(v):].all()
     assert not with_piece(square_at(0.0, (-0.1, -0.1), (0.1, 0.1))).any()  # a rug under part of it
