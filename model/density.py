@@ -43,6 +43,7 @@ SPACING_CAP = 15.0  # ... and on those whose spacing is within this factor of th
 # gap is over STRAY times the median of its NEIGHBOURS' own: a scan's stray point floating
 # near a densely sampled surface, which the one spacing of the whole cloud lets through.
 LONE = 2.5
+LONE_OFF = 0.5  # ... and lies off the plane through those neighbours by over this share of its gap
 # A mesh's connected piece that is flat (its height spans at most GROUND_FLAT of the mesh's
 # diagonal), lies at the bottom (no vertex of the rest lies lower, to that tolerance) and
 # reaches further than the rest on every side in plan is a ground plane or shadow catcher
@@ -96,8 +97,23 @@ def outliers(points: np.ndarray) -> np.ndarray:
     near = np.flatnonzero(~out & (gap > LONE * typical))
     if len(near):
         neighbours = tree.query(points[near], k=NEIGHBOURS + 1, workers=-1)[1][:, 1:]
-        out[near] = gap[near] > STRAY * np.median(gap[neighbours], axis=1)
+        out[near] = ((gap[near] > STRAY * np.median(gap[neighbours], axis=1))
+                     & (_off_plane(points[near], points[neighbours], gap[neighbours] <= LONE * typical)
+                        > LONE_OFF * gap[near]))
     return out
+
+
+def _off_plane(points: np.ndarray, neighbours: np.ndarray, counted: np.ndarray) -> np.ndarray:
+    """(m,) each point's distance from the plane through its (m, k, 3) `neighbours` that are
+    `counted` (m, k): not other strays, which would tilt the plane through two strays side
+    by side; inf where fewer than 3 are counted."""
+    w = counted[:, :, None].astype(float)
+    total = w.sum(axis=1)
+    centre = (w * neighbours).sum(axis=1) / np.maximum(total, 1.0)
+    around = (neighbours - centre[:, None]) * np.sqrt(w)
+    normal = np.linalg.eigh(np.einsum("mki,mkj->mij", around, around))[1][:, :, 0]  # the least spread
+    off = np.abs(np.einsum("mi,mi->m", points - centre, normal))
+    return np.where(total[:, 0] >= 3, off, np.inf)
 
 
 def apart(vertices: np.ndarray, faces: np.ndarray, samples: np.ndarray) -> np.ndarray:

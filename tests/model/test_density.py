@@ -73,8 +73,11 @@ def test_a_point_floating_near_a_dense_surface_is_an_outlier_and_a_thin_sparse_p
     table = np.r_[top, legs]
     assert not outliers(table).any()
     floating = np.c_[rng.uniform(0.2, 0.8, (6, 1)), rng.uniform(0.1, 0.15, (6, 1)), rng.uniform(0.2, 0.8, (6, 1))]
+    floating = np.r_[floating, floating[:1] + [0.03, 0, 0]]  # two side by side: each off the plane of the top
     found = outliers(np.r_[table, floating])  # 3-4 typical spacings up: far only against the top's own spacing
     assert not found[:len(table)].any() and found[len(table):].all()
+    plate = trimesh.creation.box(extents=(1, 0.02, 1)).subdivide().subdivide().subdivide()
+    assert not outliers(np.unique(plate.vertices, axis=0)).any()  # a thin plate's sparse vertices lie in its planes
 
 
 def test_a_small_piece_far_off_a_mesh_is_apart_and_one_close_by_or_a_needle_is_not():
