@@ -78,9 +78,9 @@ def farthest_points(points: np.ndarray, count: int, seed: int = 0, areas: np.nda
 def outliers(points: np.ndarray) -> np.ndarray:
     """(n,) bool: a cloud's points that stand apart from its surface (a scanner's stray
     returns, points left over in a file): those whose STRAY_NEIGHBOUR-th nearest neighbour
-    lies over STRAY typical spacings off, or over LONE of them and STRAY times as far off as
-    their neighbours' do.  None of them when the points have no spacing to judge by (most
-    repeated many times over)."""
+    lies over STRAY typical spacings off, or over LONE of them, STRAY times as far off as
+    their neighbours' do and off those neighbours' plane (LONE_OFF).  None of them when the
+    points have no spacing to judge by (most repeated many times over)."""
     n = len(points)
     if n <= 2 * NEIGHBOURS:
         return np.zeros(n, bool)
@@ -158,14 +158,14 @@ def ground(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     np.maximum.at(hi, piece, position)
     low, high = position.min(0), position.max(0)  # a piece that spans the rest's footprint spans the whole's
     diagonal = np.linalg.norm(high - low)
-    tolerance = GROUND_FLAT * diagonal
+    tolerance, margin = GROUND_FLAT * diagonal, GROUND_MARGIN * diagonal
     plane = np.zeros(count, bool)
     for c in np.flatnonzero((hi[:, 1] - lo[:, 1] <= tolerance) & (lo[:, 1] <= low[1] + tolerance)
                             & (lo[:, [0, 2]] <= low[[0, 2]]).all(1) & (hi[:, [0, 2]] >= high[[0, 2]]).all(1)):
         rest = np.arange(count) != c
         rest_low, rest_high = lo[rest].min(0), hi[rest].max(0)
-        margin = GROUND_MARGIN * diagonal  # beyond the footprint: not a box's own bottom, which spans it exactly
         plane[c] = (rest_high[1] - hi[c, 1] > GROUND_RISE * tolerance  # not a rug's pattern lying on the rug
+                    # beyond the footprint: not a box's own bottom, which spans it exactly
                     and (lo[c, [0, 2]] <= rest_low[[0, 2]] - margin).all()
                     and (hi[c, [0, 2]] >= rest_high[[0, 2]] + margin).all())
     if plane.any():
