@@ -28,7 +28,7 @@ class MeshArrays:
     triangle_loops: np.ndarray  # (T, 3) corner (loop) indices of the same triangles
     triangle_polygons: np.ndarray  # (T,) polygon of each triangle
     loop_vertices: np.ndarray  # (L,) vertex of each corner
-    edges: np.ndarray  # (E, 2); a point cloud's: its nearest neighbours (mesh_data.gather)
+    edges: np.ndarray  # (E, 2); a point cloud gets its nearest neighbours for a fill (mesh_data.with_neighbours)
     polygons: int = 0  # polygon count (0: as many as triangle_polygons names)
 
     @property
