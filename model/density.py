@@ -75,6 +75,13 @@ def farthest_points(points: np.ndarray, count: int, seed: int = 0, areas: np.nda
     return pool[out]
 
 
+def area_draw(n: int, count: int, areas: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """`count` of `n` rows drawn without repeats, each with its chance by its `areas` (alike
+    where None): a subset that stands for the surface evenly, however the rows crowd."""
+    chance = None if areas is None else areas / areas.sum()
+    return np.random.default_rng(seed).choice(n, count, replace=False, p=chance)
+
+
 def outliers(points: np.ndarray) -> np.ndarray:
     """(n,) bool: a cloud's points that stand apart from its surface (a scanner's stray
     returns, points left over in a file): those whose STRAY_NEIGHBOUR-th nearest neighbour

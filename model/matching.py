@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .density import weighted_mean, weighted_percentiles
+from .density import area_draw, weighted_mean, weighted_percentiles
 from .runner import biased
 
 # The model frame's up axis (+Y).
@@ -202,8 +202,7 @@ def extremity(samples: np.ndarray, areas: np.ndarray | None = None) -> np.ndarra
     uneven cloud's), so that a dense spot does not pull the centre."""
     n = len(samples)
     if n > EXTREMITY_SAMPLES:
-        chance = None if areas is None else areas / areas.sum()
-        around = samples[np.random.default_rng(0).choice(n, EXTREMITY_SAMPLES, replace=False, p=chance)]
+        around = samples[area_draw(n, EXTREMITY_SAMPLES, areas)]
         weights = np.ones(EXTREMITY_SAMPLES)
     else:
         around, weights = samples, np.ones(n) if areas is None else areas

@@ -12,7 +12,7 @@ from scipy.spatial import cKDTree
 
 from .alignment import AlignMode, best_rotation
 from .config import ModelConfig
-from .density import farthest_points, uneven_areas
+from .density import area_draw, farthest_points, uneven_areas
 from .fitting import fit_code, orient_outward
 from .geometry import Frame, barycentric, bounding_frame, sample_surface
 from .labels import vertex_areas
@@ -110,9 +110,7 @@ class PreparedShape:
         n = len(self.sample_points)
         if n <= MATCH_SAMPLES:
             return np.arange(n)
-        weights = self.placed.weights
-        chance = None if weights is None else weights / weights.sum()
-        return np.sort(np.random.default_rng(0).choice(n, MATCH_SAMPLES, replace=False, p=chance))
+        return np.sort(area_draw(n, MATCH_SAMPLES, self.placed.weights))
 
     def distance_to_surface(self, points: np.ndarray) -> np.ndarray:
         """Distance to the nearest surface sample: within the samples' spacing (about 0.007
@@ -203,8 +201,7 @@ def fitted_code(runner: Runner, shape: Shape, frame: Frame, code: torch.Tensor, 
     if areas is None:
         used = np.random.default_rng(seed).permutation(len(pts))[:count]
     else:
-        used = np.random.default_rng(seed).choice(len(pts), min(count, len(pts)), replace=False,
-                                                  p=areas[pick] / areas[pick].sum())
+        used = area_draw(len(pts), min(count, len(pts)), areas[pick], seed)
     normals = orient_outward(pts[used], normals[used], pts, lambda x: runner.f(x, code).max(axis=1), FIT_OFFSET)
     with runner.precision():
         return fit_code(runner.net.embed, code, pts[used], normals, steps, FIT_LR, FIT_OFFSET, runner.on_chunk)
