@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 import numpy as np
 import zmq
 
+from . import curve as curvezmq
 from . import protocol
 from .cache import PreparedCache, shape_key
 from .protocol import AUTO_CATEGORY, ProtocolError
@@ -246,14 +247,17 @@ def _correspond_arrays(res, prefix: str) -> dict[str, np.ndarray]:
 class Server:
     def __init__(self, bind: str = DEFAULT_BIND, checkpoint: str | None = None, device: str | None = None,
                  max_vertices: int = 2_000_000, key: str | None = None, queue_limit: int = 8,
-                 parent_pid: int | None = None, cache: PreparedCache | None = None):
+                 parent_pid: int | None = None, cache: PreparedCache | None = None, curve: bool = False):
         """`key`: the shared secret (--secret); with it every message both ways is signed.
+        `curve`: also take connections over CurveZMQ only, keyed by `key` (server/curve.py).
         `cache`: prepared shapes kept between requests (server/cache.py)."""
         if urlparse(bind).scheme not in ("tcp", "ipc", "inproc"):
             raise ValueError(f"--bind {bind!r} is not a ZeroMQ endpoint such as tcp://127.0.0.1:5555")
         if not is_loopback(bind) and not key:
             raise ValueError(f"{bind} is not a loopback address: binding it needs --secret-file, "
                              "CORR_SERVER_SECRET or --secret")
+        if curve and not key:
+            raise ValueError("--curve needs a key: --secret-file, CORR_SERVER_SECRET or --secret")
         self.bind = bind
         self.max_vertices, self.queue_limit, self.parent_pid = max_vertices, queue_limit, parent_pid
         # our actual parent (not just some process to outlive): its death also shows as a new ppid
@@ -276,7 +280,12 @@ class Server:
         # (the client checks against `info`'s max_message_bytes before sending one)
         self.max_message_bytes = max_elements * 8 + protocol.MAX_HEADER_BYTES + 1024
         self.sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
-        self.endpoint = self._bind(bind)
+        self.auth = curvezmq.serve(self.sock, key) if curve else None  # ZAP: admits only our key's client
+        try:
+            self.endpoint = self._bind(bind)
+        except ValueError:
+            self._stop_auth()
+            raise
         self.wake_recv = self.wake_ctx.socket(zmq.PULL)
         self.wake_recv.bind(f"inproc://wake-{id(self)}")
         self._wake_addr = f"inproc://wake-{id(self)}"
@@ -474,10 +483,16 @@ class Server:
             self.running.cancel.set()
             self._answer(self.running, "shutting_down", SHUTTING_DOWN)
         self.sock.close(linger=int(STOP_LINGER_S * 1000))
+        self._stop_auth()
         self.ctx.term()  # returns once the last replies are out, or STOP_LINGER_S has passed
         self.wake_recv.close(0)
         if not self.worker.is_alive():  # else the (daemon) worker ends with the process, not after the job
             self.wake_ctx.term()
+
+    def _stop_auth(self) -> None:
+        if self.auth is not None:
+            self.auth.stop()
+            self.auth = None
 
     def _answer_queued(self) -> None:
         for q in self.pending.values():
@@ -582,6 +597,10 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--secret", default=None,
                     help="the key itself: other local users can read it in the process list, "
                          "so prefer --secret-file or CORR_SERVER_SECRET")
+    ap.add_argument("--curve", action="store_true",
+                    help="take connections over CurveZMQ only, with keys derived from the key: the handshake "
+                         "shuts out peers without it before they send anything, and the traffic is encrypted. "
+                         "Clients need curve=True or CORR_SERVER_CURVE=1, which also turns this on")
     ap.add_argument("--parent-pid", type=int, default=None, help="exit when this process is gone")
     ap.add_argument("--log-level", default="INFO", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     args = ap.parse_args(list(argv) if argv is not None else None)
@@ -596,7 +615,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
     try:
         server = Server(args.bind, args.checkpoint, args.device, args.max_vertices, key=key,
-                        parent_pid=args.parent_pid)
+                        parent_pid=args.parent_pid, curve=args.curve or curvezmq.in_environment())
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -9,7 +9,8 @@
 A timeout raises ServerError("timeout"); the socket is then rebuilt, so the next call
 works as soon as the server is back (the "lazy pirate" pattern).  With a key (`secret=`,
 or CORR_SERVER_SECRET in the environment) every request and reply is signed; see
-server/protocol.py for the wire format.
+server/protocol.py for the wire format.  With `curve=True` (or CORR_SERVER_CURVE=1) the
+connection is also a CurveZMQ one, as a server started with --curve requires (server/curve.py).
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from typing import Any
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
+from . import curve as curvezmq
 from . import protocol
 
 DEFAULT_ADDRESS = "tcp://127.0.0.1:5555"
@@ -63,11 +66,16 @@ class ServerError(RuntimeError):
 
 class Client:
     def __init__(self, address: str = DEFAULT_ADDRESS, timeout: float = 60.0, secret: str | None = None,
-                 context: zmq.Context | None = None):
-        """`secret`: the key shared with the server; None reads CORR_SERVER_SECRET, "" means none."""
+                 context: zmq.Context | None = None, curve: bool | None = None):
+        """`secret`: the key shared with the server; None reads CORR_SERVER_SECRET, "" means none.
+        `curve`: connect over CurveZMQ with keys derived from the secret (a server started with
+        --curve); None reads CORR_SERVER_CURVE ("1" for yes)."""
         self.address, self.timeout = address, timeout
         key = secret if secret is not None else os.environ.get("CORR_SERVER_SECRET")
         self._key = key or ""
+        self.curve = curve if curve is not None else curvezmq.in_environment()
+        if self.curve:
+            curvezmq.key_pair(self._key, "client")  # says now when there is no key, not at the first request
         self.session = protocol.Session(key, max_elements=REPLY_MAX_ELEMENTS, side="client")
         self.server_instance: str | None = None  # the run of the server that last answered a ping or took a request
         self._own_ctx = context is None
@@ -75,6 +83,7 @@ class Client:
         self._ids = itertools.count(1)
         self._prefix = os.urandom(4).hex()
         self.sock: zmq.Socket | None = None
+        self.monitor: zmq.Socket | None = None  # the socket's failed handshakes, said at once rather than timed out
         self.cancel: threading.Event | None = None
         self._server_limit: int | None = None
         # the header of the last reply: after a model op, `category` (the model that
@@ -88,6 +97,9 @@ class Client:
             self.sock.setsockopt(zmq.LINGER, 0)
             if "[" in self.address:  # an IPv6 address such as tcp://[::1]:5555
                 self.sock.setsockopt(zmq.IPV6, 1)
+            if self.curve:
+                curvezmq.connect(self.sock, self._key)
+            self.monitor = self.sock.get_monitor_socket(curvezmq.HANDSHAKE_FAILED)
             try:
                 self.sock.connect(self.address)
             except zmq.ZMQError as exc:
@@ -97,6 +109,10 @@ class Client:
         return self.sock
 
     def _drop_socket(self) -> None:
+        if self.monitor is not None:
+            self.sock.disable_monitor()
+            self.monitor.close(0)
+            self.monitor = None
         if self.sock is not None:
             self.sock.close(0)
             self.sock = None
@@ -204,7 +220,7 @@ class Client:
     def _probe(self) -> str | None:
         """The run of the server that answers a ping now, on a socket of its own; None when
         none answers (busy reading, coming back, or gone)."""
-        with Client(self.address, timeout=PROBE_TIMEOUT, secret=self._key, context=self.ctx) as probe:
+        with Client(self.address, timeout=PROBE_TIMEOUT, secret=self._key, context=self.ctx, curve=self.curve) as probe:
             try:
                 return probe.ping(timeout=PROBE_TIMEOUT).get("instance")
             except ServerError:
@@ -234,14 +250,28 @@ class Client:
                                            f"server with a larger --max-vertices")
 
     def _wait(self, sock: zmq.Socket, give_up: float) -> bool:
-        """Poll until a reply is there (True), or the deadline passes or a cancel fires (False)."""
+        """Poll until a reply is there (True), or the deadline passes or a cancel fires (False);
+        raise ServerError("handshake") when the connection's handshake fails."""
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self.monitor, zmq.POLLIN)
         while True:
             left = give_up - time.monotonic()
             if left <= 0 or self._cancelled():
                 return False
             # in slices of at most a second: a ms count must fit a C int, and Ctrl-C gets a look-in
-            if sock.poll(int(min(left, 0.1 if self.cancel is not None else 1.0) * 1000) + 1):
+            ready = dict(poller.poll(int(min(left, 0.1 if self.cancel is not None else 1.0) * 1000) + 1))
+            if self.monitor in ready:
+                self._check_handshake()
+            if sock in ready:
                 return True
+
+    def _check_handshake(self) -> None:
+        event = recv_monitor_message(self.monitor)
+        said = curvezmq.handshake_error(event["event"], event["value"], self.address, self.curve)
+        if said is not None:
+            self._drop_socket()  # the request never reached the server
+            raise ServerError("handshake", said)
 
     # ------------------------------------------------------------------ typed operations
     def ping(self, timeout: float = 5.0) -> dict[str, Any]:

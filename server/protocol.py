@@ -38,9 +38,11 @@ unread by ZeroMQ, which resets the connection, so it gets no reply: a client che
 limit before sending a large request, as `server.client.Client` does.  ZeroMQ applies the
 limit to each frame, not to a message's sum: a message of many frames is read whole, then
 refused for its frame count or its arrays' size; that happens before it is authenticated,
-so a key does not keep a peer without it from making the server read large messages.  On a
-non-loopback bind, where anyone who can reach the port can send, put the server behind a
-firewall or a tunnel (SSH, VPN): it does not offer CurveZMQ encryption.
+so a key alone does not keep a peer without it from making the server read large messages.
+A server started with --curve also takes connections over CurveZMQ only, with key pairs
+derived from the key (server/curve.py): a peer without the key is shut out at the
+handshake, before it sends a message, and the traffic is encrypted.  Use it on a
+non-loopback bind, where anyone who can reach the port can send.
 
 Every model op's reply also carries the fields `category` (the model that answered) and
 `rebuild_distance` (how far that model's rebuild of each shape lies from it, over the

@@ -27,7 +27,7 @@ def test_one_extension_zip_per_python_range(zips):
         assert len(manifest["wheels"]) == 3 and all(python_tag in w for w in manifest["wheels"])
         assert {w.removeprefix("./") for w in manifest["wheels"]} <= names  # every listed wheel is inside
         modules = {f.name for f in build.HERE.glob("*.py")} - {"build.py"}
-        assert modules | {"vendor/client.py", "vendor/protocol.py", "vendor/labels.py"} <= names and "seams.py" in names
+        assert modules | {"vendor/client.py", "vendor/protocol.py", "vendor/curve.py", "vendor/labels.py"} <= names and "seams.py" in names
         assert not any(n.endswith(("build.py", ".pyc")) for n in names)
     assert tomllib.loads(zipfile.ZipFile(ext[0]).read("blender_manifest.toml").decode())["blender_version_max"] == "5.1.0"
 
