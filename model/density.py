@@ -44,6 +44,11 @@ SPACING_CAP = 15.0  # ... and on those whose spacing is within this factor of th
 # near a densely sampled surface, which the one spacing of the whole cloud lets through.
 LONE = 2.5
 LONE_OFF = 0.5  # ... and lies off the plane through those neighbours by over this share of its gap
+# An even cloud's point whose gap is over LOOSE typical spacings stands loose: still matched,
+# but left out of what places the shape (its frame, E's input, the fitted code), where a few
+# such points near a flat table's top stretch its frame enough to turn its labels
+# (docs/model.md, *Outliers*).
+LOOSE = 2.0
 # A mesh's connected piece that is flat (its height spans at most GROUND_FLAT of the mesh's
 # diagonal), lies at the bottom (no vertex of the rest lies lower, to that tolerance) and
 # reaches further than the rest on every side in plan is a ground plane or shadow catcher
@@ -89,16 +94,9 @@ def outliers(points: np.ndarray) -> np.ndarray:
     their neighbours' do and off those neighbours' plane (LONE_OFF).  None of them when the
     points have no spacing to judge by (most repeated many times over)."""
     n = len(points)
-    if n <= 2 * NEIGHBOURS:
-        return np.zeros(n, bool)
-    tree = cKDTree(points)
-    probe = points if n <= SPACING_PROBE else points[np.random.default_rng(0).choice(n, SPACING_PROBE, replace=False)]
-    spacing = tree.query(probe, k=NEIGHBOURS + 1, workers=-1)[0][:, NEIGHBOURS]
-    # strays far off, 5-10% of the points, would otherwise set the percentile themselves
-    typical = _spacing(spacing[spacing <= SPACING_CAP * np.median(spacing)])
+    tree, typical, gap = _gaps(points)
     if not typical > 0:
         return np.zeros(n, bool)
-    gap = tree.query(points, k=STRAY_NEIGHBOUR + 1, workers=-1)[0][:, -1]
     out = gap > STRAY * typical
     # a point nearer the surface stands apart where its gap is STRAY times its neighbours' own
     near = np.flatnonzero(~out & (gap > LONE * typical))
@@ -108,6 +106,27 @@ def outliers(points: np.ndarray) -> np.ndarray:
                      & (_off_plane(points[near], points[neighbours], gap[neighbours] <= LONE * typical)
                         > LONE_OFF * gap[near]))
     return out
+
+
+def loose(points: np.ndarray) -> np.ndarray:
+    """(n,) bool: an even cloud's points whose STRAY_NEIGHBOUR-th nearest neighbour lies over
+    LOOSE typical spacings off (none when the points have no spacing to judge by)."""
+    _, typical, gap = _gaps(points)
+    return gap > LOOSE * typical if typical > 0 else np.zeros(len(points), bool)
+
+
+def _gaps(points: np.ndarray) -> tuple[cKDTree | None, float, np.ndarray]:
+    """(tree, typical spacing, each point's STRAY_NEIGHBOUR-th neighbour distance); a
+    spacing of 0 and no gaps for too few points to judge."""
+    n = len(points)
+    if n <= 2 * NEIGHBOURS:
+        return None, 0.0, np.zeros(n)
+    tree = cKDTree(points)
+    probe = points if n <= SPACING_PROBE else points[np.random.default_rng(0).choice(n, SPACING_PROBE, replace=False)]
+    spacing = tree.query(probe, k=NEIGHBOURS + 1, workers=-1)[0][:, NEIGHBOURS]
+    # strays far off, 5-10% of the points, would otherwise set the percentile themselves
+    typical = _spacing(spacing[spacing <= SPACING_CAP * np.median(spacing)])
+    return tree, typical, tree.query(points, k=STRAY_NEIGHBOUR + 1, workers=-1)[0][:, -1]
 
 
 def _off_plane(points: np.ndarray, neighbours: np.ndarray, counted: np.ndarray) -> np.ndarray:

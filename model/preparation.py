@@ -12,7 +12,7 @@ from scipy.spatial import cKDTree
 
 from .alignment import AlignMode, best_rotation
 from .config import ModelConfig
-from .density import area_draw, farthest_points, uneven_areas
+from .density import area_draw, farthest_points
 from .fitting import fit_code, orient_outward
 from .geometry import Frame, barycentric, bounding_frame, sample_surface
 from .labels import vertex_areas
@@ -143,9 +143,9 @@ def prepare(runner: Runner, cfg: ModelConfig, shape: Shape, align: AlignMode, fi
 
 
 def cloud_areas(shape: Shape) -> np.ndarray | None:
-    """The area each `kept` point of an uneven point cloud stands for (model/density.py);
-    None for a mesh or an even cloud."""
-    return None if shape.is_mesh else uneven_areas(shape.spanning)
+    """The area each `kept` point of an uneven point cloud stands for (model/density.py),
+    row for row with `shape.spanning`; None for a mesh or an even cloud."""
+    return shape.kept_areas
 
 
 def encoder_input(shape: Shape, frame: Frame, cfg: ModelConfig, seed: int,

@@ -62,11 +62,19 @@ class Shape:
         return None if not self.is_mesh else self.faces[self.body]
 
     @cached_property
+    def kept_areas(self) -> np.ndarray | None:
+        """The area each `kept` point of an uneven cloud stands for (`density.uneven_areas`);
+        None for an even cloud or a mesh."""
+        return None if self.is_mesh else density.uneven_areas(self.vertices[self.kept])
+
+    @cached_property
     def spanning(self) -> np.ndarray:
-        """The points the shape's frame is taken from: a cloud's `kept` points, the vertices
-        a mesh's faces use less its `outliers`."""
+        """The points the shape's frame, E's input and the fitted code are taken from: a
+        cloud's `kept` points (an even cloud's less those standing `density.loose`), the
+        vertices a mesh's faces use less its `outliers`."""
         if not self.is_mesh:
-            return self.vertices[self.kept]
+            kept = self.vertices[self.kept]
+            return kept if self.kept_areas is not None else kept[~density.loose(kept)]
         used = np.zeros(len(self.vertices), bool)
         used[self.faces] = True
         return self.vertices[used & ~self.outliers]

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import trimesh
 
-from model.density import apart, farthest_points, ground, outliers, point_areas, uneven_areas, weighted_percentiles
-from model.geometry import sample_surface
+from model.density import (apart, farthest_points, ground, loose, outliers, point_areas, uneven_areas,
+                           weighted_percentiles)
+from model.geometry import bounding_frame, sample_surface
 from model.matching import into_part_frame
 from model.validation import as_shape
 
@@ -78,6 +79,32 @@ def test_a_point_floating_near_a_dense_surface_is_an_outlier_and_a_thin_sparse_p
     assert not found[:len(table)].any() and found[len(table):].all()
     plate = trimesh.creation.box(extents=(1, 0.02, 1)).subdivide().subdivide().subdivide()
     assert not outliers(np.unique(plate.vertices, axis=0)).any()  # a thin plate's sparse vertices lie in its planes
+
+
+def table_cloud(points: int = 2500) -> np.ndarray:
+    """A flat table (a top on four legs) as an area-uniform cloud, +Y up."""
+    parts = [trimesh.creation.box([1.0, 0.04, 0.6]).apply_translation([0, 0.2, 0])]
+    parts += [trimesh.creation.box([0.04, 0.2, 0.04]).apply_translation([x, 0.08, z])
+              for x in (-0.45, 0.45) for z in (-0.25, 0.25)]
+    table = trimesh.util.concatenate(parts)
+    return sample_surface(np.asarray(table.vertices), np.asarray(table.faces), points, seed=3)[0]
+
+
+def test_points_a_few_spacings_off_a_flat_top_stand_loose_and_leave_its_frame_as_it_was():
+    table = table_cloud()
+    rng = np.random.default_rng(6)
+    # about 0.09 of the diagonal above the top: too near its surface to be outliers, yet they
+    # would stretch the frame of a shape this flat by half of that
+    floating = np.c_[rng.uniform(-0.4, 0.4, (5, 1)), rng.uniform(0.32, 0.33, (5, 1)), rng.uniform(-0.2, 0.2, (5, 1))]
+    cloud = np.r_[table, floating]
+    assert not outliers(cloud).any()
+    assert not loose(table).any() and loose(cloud)[len(table):].all() and not loose(cloud)[:len(table)].any()
+    clean, shape = bounding_frame(table), as_shape(cloud)
+    assert len(shape.kept) == len(cloud)  # still matched, each a label of its own
+    stretched = bounding_frame(cloud)
+    assert np.linalg.norm(stretched.center - clean.center) > 0.03 * clean.scale
+    framed = bounding_frame(shape.spanning)
+    assert np.allclose(framed.center, clean.center) and np.isclose(framed.scale, clean.scale)
 
 
 def test_a_small_piece_far_off_a_mesh_is_apart_and_one_close_by_or_a_needle_is_not():
