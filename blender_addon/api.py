@@ -23,7 +23,7 @@ import numpy as np
 from . import combine, frames, mesh_data
 from .points import show_points  # noqa: F401 (a point cloud drawn as spheres in its colours: part of the API)
 from . import transfer as tx
-from .client import Client, default_address
+from .client import Client, connection, default_address
 from .jobs import Job, Progress
 
 ALIGN_MODES = {"OFF": False, "YAW": "yaw", "ANY": True}  # the panel's choices -> the server's align modes
@@ -42,6 +42,12 @@ class Options:
     category: str = ""  # empty: the server's default model
     align: bool | str = False  # as they face; "yaw": search turns about Z (upright meshes); True: any rotation
     evaluated: bool = False  # use the mesh with modifiers applied
+    key_file: str = ""  # a file holding the server's key (its first line); empty: CORR_SERVER_SECRET, if set
+    curve: bool = False  # the server takes CurveZMQ connections only (--curve); False: as CORR_SERVER_CURVE says
+
+    def connection(self) -> dict[str, Any]:
+        """The client's `secret` and `curve` (ValueError for a key file that will not do)."""
+        return connection(bpy.path.abspath(self.key_file) if self.key_file else "", self.curve)
 
     def request(self) -> dict[str, Any]:
         return {"category": self.category or None, "align": self.align}
@@ -383,7 +389,7 @@ def _refuse_changed_faces(targets: Sequence[bpy.types.Object], layered: list[str
 
 def run(plan, options: Options) -> dict[str, Any]:
     """Run a plan to the end on this thread's behalf; raise on any error (nothing is written then)."""
-    job = Job(plan.work, options.address, options.timeout).start()
+    job = Job(plan.work, options.address, options.timeout, options.connection()).start()
     return plan.apply(job.wait())
 
 

@@ -40,12 +40,14 @@ class Job:
     """Runs `work(client, progress)` in a thread with its own client (sockets are per thread).
 
     `progress` is a `Progress`: `work` reports how far it is through it, and checks its
-    `stop_requested` between steps.  The client signs with CORR_SERVER_SECRET when
-    Blender's environment has it (see server/protocol.py).
+    `stop_requested` between steps.  The client signs with the key of the preferences' key
+    file, or of CORR_SERVER_SECRET when Blender's environment has it (server/protocol.py).
     """
 
-    def __init__(self, work: Callable[[Client, Progress], Any], address: str, timeout: float = 120.0):
-        self.work, self.address, self.timeout = work, address, timeout
+    def __init__(self, work: Callable[[Client, Progress], Any], address: str, timeout: float = 120.0,
+                 connect: dict[str, Any] | None = None):
+        """`connect`: the client's `secret` and `curve` (client.connection); none: from the environment."""
+        self.work, self.address, self.timeout, self.connect = work, address, timeout, connect or {}
         self.cancel_event = threading.Event()
         self.progress = Progress()
         self.result: Any = None
@@ -67,7 +69,7 @@ class Job:
         return self.progress.text
 
     def _run(self) -> None:
-        client = Client(self.address, timeout=self.timeout)
+        client = Client(self.address, timeout=self.timeout, **self.connect)
         client.cancel = self.cancel_event
         reached = False
         try:

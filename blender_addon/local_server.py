@@ -23,8 +23,11 @@ class LocalServer:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def start(self, address: str, python: str = "", checkpoint: str = "", device: str = "") -> None:
-        """Spawn `python -m server`; `python` empty means this interpreter."""
+    def start(self, address: str, python: str = "", checkpoint: str = "", device: str = "", key_file: str = "",
+              curve: bool = False) -> None:
+        """Spawn `python -m server`; `python` empty means this interpreter.  `key_file`,
+        `curve`: as the add-on's client connects (with neither, the server takes them from
+        the environment it inherits, as the client does)."""
         if self.running:
             return
         cmd = [python or sys.executable, "-m", "server", "--bind", address, "--parent-pid", str(os.getpid())]
@@ -32,6 +35,10 @@ class LocalServer:
             cmd += ["--checkpoint", checkpoint]
         if device:
             cmd += ["--device", device]
+        if key_file:
+            cmd += ["--secret-file", key_file]
+        if curve:
+            cmd += ["--curve"]
         # From a checkout the `server` package sits beside the add-on; an installed project
         # finds it on the interpreter's own path.
         cwd = REPO_ROOT if (REPO_ROOT / "server" / "__main__.py").is_file() else None

@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import bpy
 
 from . import api
-from .client import AUTO_CATEGORY, LOW_CONFIDENCE, Client, ServerError, default_address, unlike_warning
+from .client import (AUTO_CATEGORY, LOW_CONFIDENCE, Client, ServerError, connection, default_address,
+                     unlike_warning)
 from .jobs import Job, describe
 from .local_server import LocalServer
 
@@ -24,14 +25,22 @@ def preferences(context=None):
     if addon is not None:
         return addon.preferences
     # Registered by a script without the add-on system (tests, batch): the defaults.
-    return SimpleNamespace(address=default_address(), python="", checkpoint="", device="AUTO", timeout=300.0)
+    return SimpleNamespace(address=default_address(), python="", checkpoint="", device="AUTO", timeout=300.0,
+                           key_file="", curve=False)
+
+
+def key_settings(prefs) -> dict:
+    """The preferences' key file (absolute) and CurveZMQ box; a script's stand-in for the
+    preferences may lack them."""
+    key_file = getattr(prefs, "key_file", "")
+    return {"key_file": bpy.path.abspath(key_file) if key_file else "", "curve": bool(getattr(prefs, "curve", False))}
 
 
 def options(context) -> api.Options:
     prefs, s = preferences(context), context.scene.corr
     category = "" if s.category in ("", DEFAULT_CATEGORY) else s.category
     return api.Options(address=prefs.address, timeout=prefs.timeout, category=category,
-                       align=api.ALIGN_MODES[s.align], evaluated=s.use_modifiers)
+                       align=api.ALIGN_MODES[s.align], evaluated=s.use_modifiers, **key_settings(prefs))
 
 
 DEFAULT_CATEGORY = "DEFAULT"  # the category menu's first entry: the model the server loads first
@@ -84,19 +93,20 @@ def split_selection(context) -> tuple[list, list]:
 
 def check_server(context=None, timeout: float = 2.0) -> bool:
     """Ping + info; the panel's status line."""
-    found = server_status(preferences(context).address, timeout)
+    prefs = preferences(context)
+    found = server_status(prefs.address, timeout, **key_settings(prefs))
     status.update(text=found["text"], info=found["info"])
     return found["info"] is not None
 
 
-def server_status(address: str, timeout: float) -> dict:
+def server_status(address: str, timeout: float, key_file: str = "", curve: bool = False) -> dict:
     """{"text": the status line, "info": the server's info, None when it did not answer}.
     No bpy: it may run off Blender's main thread."""
     try:
-        with Client(address, timeout=timeout) as c:
+        with Client(address, timeout=timeout, **connection(key_file, curve)) as c:
             c.ping(timeout=timeout)
             info = c.info()
-    except (ServerError, ValueError) as exc:  # ValueError: an address that is no endpoint
+    except (ServerError, ValueError) as exc:  # ValueError: an address that is no endpoint, a bad key file
         return {"text": local_server.failure() or describe(exc), "info": None}
     model = info.get("model") or {}
     return {"text": f"connected: {model.get('category', '?')} on {info.get('device', '?')}", "info": info}
@@ -123,9 +133,16 @@ class CorrPreferences(bpy.types.AddonPreferences):
     device: bpy.props.EnumProperty(name="Device", items=[("AUTO", "Auto", "CUDA when available"),
                                                          ("cuda", "CUDA", ""), ("cpu", "CPU", "")])
     timeout: bpy.props.FloatProperty(name="Timeout (s)", default=300.0, min=1.0)
+    key_file: bpy.props.StringProperty(
+        name="Key file", subtype="FILE_PATH",
+        description="File holding the server's key (its --secret-file, readable by its owner only); "
+                    "empty: the key in CORR_SERVER_SECRET, if set. A local server started here gets it too")
+    curve: bpy.props.BoolProperty(
+        name="CurveZMQ", description="The server takes CurveZMQ connections only (started with --curve); "
+                                     "a local server started here is too. Needs the key")
 
     def draw(self, context):
-        for name in ("address", "python", "checkpoint", "device", "timeout"):
+        for name in ("address", "python", "checkpoint", "device", "timeout", "key_file", "curve"):
             self.layout.prop(self, name)
 
 
@@ -243,7 +260,12 @@ class _PlanOperator:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         opts = options(context)
-        self.job = running["job"] = Job(self.plan.work, opts.address, opts.timeout).start()
+        try:
+            connect = opts.connection()
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.job = running["job"] = Job(self.plan.work, opts.address, opts.timeout, connect).start()
         wm = context.window_manager
         self.timer = wm.event_timer_add(0.1, window=context.window)
         wm.progress_begin(0, 100)
@@ -411,12 +433,12 @@ class CORR_OT_server_start(bpy.types.Operator):
         prefs = preferences(context)
         try:
             local_server.start(prefs.address, prefs.python, prefs.checkpoint,
-                               "" if prefs.device == "AUTO" else prefs.device)
+                               "" if prefs.device == "AUTO" else prefs.device, **key_settings(prefs))
         except RuntimeError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         status.update(text="starting...", info=None, give_up=time.monotonic() + START_TIMEOUT)
-        _start_ping.update(address=prefs.address, thread=None, found=None)
+        _start_ping.update(address=prefs.address, keys=key_settings(prefs), thread=None, found=None)
         bpy.app.timers.register(_poll_start, first_interval=1.0)
         return {"FINISHED"}
 
@@ -424,7 +446,7 @@ class CORR_OT_server_start(bpy.types.Operator):
 # The starting server's pings run in a thread: each may wait up to START_PING_TIMEOUT for a
 # server still loading torch, which on Blender's main thread would freeze the UI.
 START_PING_TIMEOUT = 0.5
-_start_ping: dict = {"address": "", "thread": None, "found": None}
+_start_ping: dict = {"address": "", "keys": {}, "thread": None, "found": None}
 
 
 def _poll_start():
@@ -442,7 +464,7 @@ def _poll_start():
         return None
 
     def ask() -> None:
-        ping["found"] = server_status(ping["address"], START_PING_TIMEOUT)
+        ping["found"] = server_status(ping["address"], START_PING_TIMEOUT, **ping["keys"])
 
     ping["thread"] = threading.Thread(target=ask, name="corr-start-ping", daemon=True)
     ping["thread"].start()

@@ -17,7 +17,6 @@ import logging
 import os
 import queue
 import signal
-import stat
 import sys
 import threading
 import time
@@ -32,6 +31,7 @@ import zmq
 from . import curve as curvezmq
 from . import protocol
 from .cache import PreparedCache, shape_key
+from .client import key_from_file
 from .protocol import AUTO_CATEGORY, ProtocolError
 
 log = logging.getLogger("corr-server")
@@ -567,20 +567,7 @@ def _key(secret: str | None, secret_file: str | None) -> str | None:
         raise ValueError("give the key with --secret or --secret-file, not both")
     if secret_file is None:
         return secret if secret is not None else os.environ.get("CORR_SERVER_SECRET")
-    return _secret_file(secret_file)
-
-
-def _secret_file(path: str) -> str:
-    """The key in `path` (its first line), refused if other users could read or change it."""
-    mode = os.stat(path).st_mode
-    if sys.platform != "win32" and mode & (stat.S_IRWXG | stat.S_IRWXO):  # Windows has no such mode bits
-        raise ValueError(f"--secret-file {path}: other users can read or change it (mode {stat.filemode(mode)}): "
-                         f"run chmod 600 {path}")
-    with open(path, encoding="utf-8") as f:
-        key = f.readline().rstrip("\r\n")
-    if not key:
-        raise ValueError(f"--secret-file {path}: the first line, the key, is empty")
-    return key
+    return key_from_file(secret_file, "--secret-file")
 
 
 def main(argv: Iterable[str] | None = None) -> int:
@@ -610,8 +597,6 @@ def main(argv: Iterable[str] | None = None) -> int:
         key = _key(args.secret, args.secret_file)
     except ValueError as exc:
         ap.error(str(exc))
-    except OSError as exc:
-        ap.error(f"--secret-file {args.secret_file}: {exc.strerror or exc}")
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(message)s")
     try:
         server = Server(args.bind, args.checkpoint, args.device, args.max_vertices, key=key,

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import stat
+import sys
 import threading
 import time
 from typing import Any
@@ -54,6 +56,23 @@ def unlike_warning(name: str, category: str | None, distance: float | None) -> s
     if distance is None or not distance > UNLIKE_DISTANCE:
         return None
     return f"{name} does not look like a {category} to its model (rebuilt {distance:.2f} of its diagonal off)"
+
+
+def key_from_file(path: str, what: str = "key file") -> str:
+    """The key in `path` (its first line), refused if other users could read or change it;
+    `what` names the file in the message (the server says --secret-file)."""
+    try:
+        mode = os.stat(path).st_mode
+        if sys.platform != "win32" and mode & (stat.S_IRWXG | stat.S_IRWXO):  # Windows has no such mode bits
+            raise ValueError(f"{what} {path}: other users can read or change it (mode {stat.filemode(mode)}): "
+                             f"run chmod 600 {path}")
+        with open(path, encoding="utf-8") as f:
+            key = f.readline().rstrip("\r\n")
+    except OSError as exc:
+        raise ValueError(f"{what} {path}: {exc.strerror or exc}") from None
+    if not key:
+        raise ValueError(f"{what} {path}: the first line, the key, is empty")
+    return key
 
 
 class ServerError(RuntimeError):
