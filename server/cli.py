@@ -5,6 +5,7 @@
     python -m server.client segment chair.obj --out chair_parts.ply
     python -m server.client correspond source.obj target.obj --out target_labeled.ply
     python -m server.client transfer source_colored.ply target.obj --out target_colored.ply
+    python -m server.client --address tcp://farm:5555 --secret-file key --curve ping
 
 `correspond` labels the target with the source's parts (the model's segmentation of the
 source, or --source-labels FILE with one integer per source vertex or triangle) and writes
@@ -29,7 +30,7 @@ import numpy as np
 from model.labels import GREY, face_areas, label_colors, slivers, vertex_areas
 from model.meshio import read_shape, write_ply
 
-from .client import DEFAULT_ADDRESS, LOW_CONFIDENCE, Client, ServerError, unlike_warning
+from .client import DEFAULT_ADDRESS, LOW_CONFIDENCE, Client, ServerError, key_from_file, unlike_warning
 from .protocol import AUTO_CATEGORY
 
 ALIGN = {"off": False, "yaw": "yaw", "any": True}  # --align choices -> the op table's align modes
@@ -77,9 +78,15 @@ def main(argv: Iterable[str] | None = None) -> int:
     if out and not (Path(out).resolve().parent.is_dir() and os.access(Path(out).resolve().parent, os.W_OK)):
         print(f"error: --out {out}: cannot write into {Path(out).resolve().parent}", file=sys.stderr)  # before the work
         return 2
+    try:
+        secret = key_from_file(args.secret_file, "--secret-file") if args.secret_file else None
+        client = Client(args.address, timeout=args.timeout, secret=secret, curve=True if args.curve else None)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     reached = False
     try:
-        with Client(args.address, timeout=args.timeout) as client:
+        with client:
             client.reach(REACH_TIMEOUT, "start one with `python -m server`, or check --address")
             reached = True
             return _run(client, args)
@@ -182,6 +189,10 @@ def _common(top: bool) -> argparse.ArgumentParser:
     p.add_argument("--category", default=default(None),
                    help="model to use (default: the server's default model, chair for the shipped ones); auto: the one "
                         "that rebuilds the meshes closest")
+    p.add_argument("--secret-file", default=default(None), metavar="PATH",
+                   help="file holding the server's key, readable by its owner only (default: CORR_SERVER_SECRET)")
+    p.add_argument("--curve", action="store_true", default=default(False),
+                   help="connect over CurveZMQ, to a server started with --curve (default: CORR_SERVER_CURVE)")
     p.add_argument("--align", default=default("off"), choices=sorted(ALIGN),
                    help="auto-align: yaw (upright shapes, turned about the up axis) or any (any rotation); "
                         "default off: the meshes face front (-Z) as they are")

@@ -113,3 +113,18 @@ def test_each_side_derives_its_own_pair_from_the_key():
     assert zmq.curve_public(server_secret) == server_public and curve.key_pair(KEY, "server") == (server_public,
                                                                                                  server_secret)
     assert curve.key_pair("another key", "server")[0] != server_public
+
+
+def test_the_command_line_takes_a_key_file_and_curve(curve_server, tmp_path, capsys):
+    from server.cli import main as cli_main
+
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY + "\n")
+    key_file.chmod(0o600)
+    assert cli_main(["--address", curve_server.address, "--secret-file", str(key_file), "--curve", "ping"]) == 0
+    assert '"ok": true' in capsys.readouterr().out
+    assert cli_main(["--address", curve_server.address, "--secret-file", str(key_file), "ping"]) != 0
+    assert "a server started with --curve takes only clients with its key" in capsys.readouterr().err
+    key_file.chmod(0o640)
+    assert cli_main(["--address", curve_server.address, "ping", "--secret-file", str(key_file), "--curve"]) == 2
+    assert "--secret-file" in capsys.readouterr().err
