@@ -69,10 +69,10 @@ class Job:
         return self.progress.text
 
     def _run(self) -> None:
-        client = Client(self.address, timeout=self.timeout, **self.connect)
-        client.cancel = self.cancel_event
-        reached = False
+        client, reached = None, False
         try:
+            client = Client(self.address, timeout=self.timeout, **self.connect)  # curve without a key: ValueError
+            client.cancel = self.cancel_event
             client.reach(REACH_TIMEOUT, "start one, or check the address")
             reached = True
             self.result = self.work(client, self.progress)
@@ -85,7 +85,8 @@ class Job:
         except Exception as exc:
             self.error = exc
         finally:
-            client.close()
+            if client is not None:
+                client.close()
 
     @property
     def done(self) -> bool:

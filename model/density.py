@@ -93,10 +93,21 @@ def outliers(points: np.ndarray) -> np.ndarray:
     lies over STRAY typical spacings off, or over LONE of them, STRAY times as far off as
     their neighbours' do and off those neighbours' plane (LONE_OFF).  None of them when the
     points have no spacing to judge by (most repeated many times over)."""
+    return outliers_and_loose(points)[0]
+
+
+def loose(points: np.ndarray) -> np.ndarray:
+    """(n,) bool: the points that are no `outliers` but whose STRAY_NEIGHBOUR-th nearest
+    neighbour lies over LOOSE typical spacings off (left out of what places an even cloud)."""
+    return outliers_and_loose(points)[1]
+
+
+def outliers_and_loose(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(`outliers`, `loose`) from one search of the points' neighbours."""
     n = len(points)
     tree, typical, gap = _gaps(points)
     if not typical > 0:
-        return np.zeros(n, bool)
+        return np.zeros(n, bool), np.zeros(n, bool)
     out = gap > STRAY * typical
     # a point nearer the surface stands apart where its gap is STRAY times its neighbours' own
     near = np.flatnonzero(~out & (gap > LONE * typical))
@@ -105,14 +116,7 @@ def outliers(points: np.ndarray) -> np.ndarray:
         out[near] = ((gap[near] > STRAY * np.median(gap[neighbours], axis=1))
                      & (_off_plane(points[near], points[neighbours], gap[neighbours] <= LONE * typical)
                         > LONE_OFF * gap[near]))
-    return out
-
-
-def loose(points: np.ndarray) -> np.ndarray:
-    """(n,) bool: an even cloud's points whose STRAY_NEIGHBOUR-th nearest neighbour lies over
-    LOOSE typical spacings off (none when the points have no spacing to judge by)."""
-    _, typical, gap = _gaps(points)
-    return gap > LOOSE * typical if typical > 0 else np.zeros(len(points), bool)
+    return out, ~out & (gap > LOOSE * typical)
 
 
 def _gaps(points: np.ndarray) -> tuple[cKDTree | None, float, np.ndarray]:

@@ -41,9 +41,14 @@ class Shape:
         judged against its area-uniform samples (`density.apart`), and its flat piece
         under the rest as wide as all of it is a ground plane (`density.ground`)."""
         if not self.is_mesh:
-            return density.outliers(self.vertices)
+            return self._cloud_checks[0]
         far = density.apart(self.vertices, self.faces, sample_surface(self.vertices, self.faces, STRAY_SAMPLES)[0])
         return far | density.ground(self.vertices, self.faces[~far[self.faces].all(axis=1)])
+
+    @cached_property
+    def _cloud_checks(self) -> tuple[np.ndarray, np.ndarray]:
+        """A cloud's (outliers, loose points) from one search of its neighbours."""
+        return density.outliers_and_loose(self.vertices)
 
     @cached_property
     def kept(self) -> np.ndarray | None:
@@ -74,7 +79,7 @@ class Shape:
         vertices a mesh's faces use less its `outliers`."""
         if not self.is_mesh:
             kept = self.vertices[self.kept]
-            return kept if self.kept_areas is not None else kept[~density.loose(kept)]
+            return kept if self.kept_areas is not None else kept[~self._cloud_checks[1][self.kept]]
         used = np.zeros(len(self.vertices), bool)
         used[self.faces] = True
         return self.vertices[used & ~self.outliers]

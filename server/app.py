@@ -257,7 +257,7 @@ class Server:
             raise ValueError(f"{bind} is not a loopback address: binding it needs --secret-file, "
                              "CORR_SERVER_SECRET or --secret")
         if curve and not key:
-            raise ValueError("--curve needs a key: --secret-file, CORR_SERVER_SECRET or --secret")
+            raise ValueError("--curve (or CORR_SERVER_CURVE) needs a key: --secret-file, CORR_SERVER_SECRET or --secret")
         self.bind = bind
         self.max_vertices, self.queue_limit, self.parent_pid = max_vertices, queue_limit, parent_pid
         # our actual parent (not just some process to outlive): its death also shows as a new ppid

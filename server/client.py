@@ -93,8 +93,9 @@ class Client:
         key = secret if secret is not None else os.environ.get("CORR_SERVER_SECRET")
         self._key = key or ""
         self.curve = curve if curve is not None else curvezmq.in_environment()
-        if self.curve:
-            curvezmq.key_pair(self._key, "client")  # says now when there is no key, not at the first request
+        if self.curve and not self._key:  # said now, not at the first request
+            raise ValueError("CurveZMQ (curve=True or CORR_SERVER_CURVE) needs the server's key: secret=, a key "
+                             "file, or CORR_SERVER_SECRET")
         self.session = protocol.Session(key, max_elements=REPLY_MAX_ELEMENTS, side="client")
         self.server_instance: str | None = None  # the run of the server that last answered a ping or took a request
         self._own_ctx = context is None
@@ -111,30 +112,33 @@ class Client:
         self.last_arrays: dict[str, np.ndarray] = {}
 
     def _socket(self) -> zmq.Socket:
-        if self.sock is None:
-            self.sock = self.ctx.socket(zmq.DEALER)
-            self.sock.setsockopt(zmq.LINGER, 0)
+        """The connected socket, built on first use (again after a drop).  Nothing is kept of
+        one that could not be built whole: a socket never connected would block a send."""
+        if self.sock is not None:
+            return self.sock
+        sock = monitor = None
+        try:
+            sock = self.ctx.socket(zmq.DEALER)
+            sock.setsockopt(zmq.LINGER, 0)
             if "[" in self.address:  # an IPv6 address such as tcp://[::1]:5555
-                self.sock.setsockopt(zmq.IPV6, 1)
+                sock.setsockopt(zmq.IPV6, 1)
             if self.curve:
-                curvezmq.connect(self.sock, self._key)
-            self.monitor = self.sock.get_monitor_socket(curvezmq.HANDSHAKE_FAILED)
+                curvezmq.connect(sock, self._key)
+            monitor = sock.get_monitor_socket(curvezmq.HANDSHAKE_FAILED)
             try:
-                self.sock.connect(self.address)
+                sock.connect(self.address)
             except zmq.ZMQError as exc:
-                self._drop_socket()
                 raise ValueError(f"cannot connect to {self.address!r}: {exc} "
                                  "(expected an endpoint such as tcp://127.0.0.1:5555)") from None
-        return self.sock
+        except BaseException:
+            _close(sock, monitor)
+            raise
+        self.sock, self.monitor = sock, monitor
+        return sock
 
     def _drop_socket(self) -> None:
-        if self.monitor is not None:
-            self.sock.disable_monitor()
-            self.monitor.close(0)
-            self.monitor = None
-        if self.sock is not None:
-            self.sock.close(0)
-            self.sock = None
+        _close(self.sock, self.monitor)
+        self.sock = self.monitor = None
 
     def request(self, op: str, arrays: dict[str, np.ndarray] | None = None, timeout: float | None = None,
                 **params: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -346,6 +350,14 @@ class Client:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _close(sock: zmq.Socket | None, monitor: zmq.Socket | None) -> None:
+    if sock is not None and monitor is not None:
+        sock.disable_monitor()
+    for s in (monitor, sock):
+        if s is not None:
+            s.close(0)
 
 
 def _shape(prefix: str, vertices, faces) -> dict[str, Any]:

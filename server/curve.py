@@ -18,6 +18,7 @@ import zmq
 from zmq.utils import z85
 
 SIDES = ("server", "client")
+ZAP_DOMAIN = "corr"
 ENVIRONMENT = "CORR_SERVER_CURVE"  # "1" turns CurveZMQ on for a client, and for a server as --curve does
 TRUE_WORDS = ("1", "true", "yes", "on")
 
@@ -31,15 +32,16 @@ def in_environment() -> bool:
     return os.environ.get(ENVIRONMENT, "").strip().lower() in TRUE_WORDS
 
 
-def key_pair(key: str, side: str) -> tuple[bytes, bytes]:
+def key_pair(key: str | bytes, side: str) -> tuple[bytes, bytes]:
     """(public, secret) Z85 keys of `side` ("server" or "client") for the shared `key`."""
     if side not in SIDES:
         raise ValueError(f"side must be one of {SIDES}, got {side!r}")
     if not key:
-        raise ValueError("CurveZMQ needs the shared key (--secret-file, CORR_SERVER_SECRET or --secret)")
+        raise ValueError("CurveZMQ needs the key shared with the " + ("client" if side == "server" else "server"))
     if not zmq.has("curve"):
         raise ValueError(f"this pyzmq (libzmq {zmq.zmq_version()}) was built without CurveZMQ")
-    secret = z85.encode(hmac.new(key.encode("utf-8"), f"corr-curve-{side}".encode(), hashlib.sha256).digest())
+    raw = key if isinstance(key, bytes) else key.encode("utf-8")
+    secret = z85.encode(hmac.new(raw, f"corr-curve-{side}".encode(), hashlib.sha256).digest())
     return zmq.curve_public(secret), secret
 
 
@@ -61,7 +63,10 @@ def serve(sock: zmq.Socket, key: str):
     public, secret = key_pair(key, "server")
     auth = ThreadAuthenticator(sock.context)
     auth.start()
-    auth.configure_curve_callback("*", credentials_provider=_OnlyOurClient(key_pair(key, "client")[0]))
+    auth.configure_curve_callback(ZAP_DOMAIN, credentials_provider=_OnlyOurClient(key_pair(key, "client")[0]))
+    # without a ZAP handler libzmq admits any client key: with the domain enforced it admits none
+    sock.zap_domain = ZAP_DOMAIN.encode()
+    sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)
     sock.curve_server = True
     sock.curve_publickey, sock.curve_secretkey = public, secret
     return auth
@@ -79,6 +84,8 @@ def handshake_error(event: int, value: int, address: str, curve: bool) -> str | 
     mechanisms often reads as a bare failure: the message names both causes."""
     if not event & HANDSHAKE_FAILED:
         return None
+    if event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL and value == zmq.EAGAIN:  # timed out: a slow or stalled peer
+        return None
     mismatch = event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
     if curve and mismatch:
         return (f"the server at {address} does not speak CurveZMQ (it was started without --curve): "
@@ -86,5 +93,5 @@ def handshake_error(event: int, value: int, address: str, curve: bool) -> str | 
     if curve:
         return (f"the server at {address} refused this client's CurveZMQ handshake: check that this client "
                 "has the server's key, and that the server was started with --curve")
-    return (f"the handshake with the server at {address} failed: a server started with --curve takes only "
+    return (f"the handshake with the server at {address} failed: if it was started with --curve, it takes only "
             "clients with its key and curve=True (or CORR_SERVER_CURVE=1)")

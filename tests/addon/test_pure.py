@@ -416,3 +416,9 @@ def test_a_face_is_marked_or_transferred_not_a_blend_of_the_two():
     (w,) = [w for w in transfer.target_writes(src, tgt, identity_corr([0.1, 1, 0.1, 0.1]), [area], fill="MARK")
             if w.name == "wear"]
     assert np.allclose(w.values, [0.4, 0.0])  # 0-2-3 has no confident corner: the mark
+
+
+def test_a_job_whose_client_cannot_be_made_fails_with_the_reason():
+    job = Job(lambda client, progress: "done", "tcp://127.0.0.1:1", 1.0, {"secret": "", "curve": True}).start()
+    with pytest.raises(ValueError, match="CurveZMQ .* needs the server's key"):
+        job.wait(10)
