@@ -317,6 +317,10 @@ class Server:
         info = self.engines.default.info()
         log.info("serving %s on %s (%s, device %s, %s)", info["category"], self.endpoint,
                  f"stage {info['stage']} epoch {info['epoch']}", info["device"], info["precision"])
+        if self.auth is None and not is_loopback(self.bind):
+            log.warning("%s is reachable from other machines and connections are not CurveZMQ: a peer without the "
+                        "key can still make this server read large messages before refusing them; add --curve",
+                        self.endpoint)
         print(f"ready {self.endpoint}", flush=True)
         try:
             while not self.stopping.is_set():

@@ -455,6 +455,8 @@ def test_non_loopback_needs_a_secret_which_the_environment_can_give(tiny_checkpo
             assert c.ping()["ok"]
     finally:
         ok.stop()
+    assert "are not CurveZMQ: a peer without the key can still make this server read large messages" in \
+        ok.proc.stderr.read()
 
 
 def test_the_key_can_come_from_a_file_only_its_owner_can_read(tiny_checkpoint, tmp_path, capsys):
