@@ -157,7 +157,7 @@ class TransferPlan:
         if not sources:
             raise ValueError("choose at least one source mesh")
         # a collection's objects may hold the sources themselves, cameras and lights: skipped
-        targets = [t for t in targets if t not in sources and t.type == "MESH"]
+        targets = [t for t in targets if t not in sources and t.type in mesh_data.SHAPE_TYPES]
         if not targets:
             raise ValueError("select at least one target mesh besides the source (the active object)")
         if not 0.0 <= choice.threshold <= 1.0:
@@ -185,6 +185,11 @@ class TransferPlan:
             raise ValueError(f"vertex group {', '.join(map(repr, clash))}: the transfer also writes an attribute of "
                              f"that name, and Blender gives a name to one attribute or vertex group: rename the group")
         self._identities = mesh_data.identities(sources + targets)  # to find them again after an undo
+        clouds = [t.name for t in targets if t.type == "POINTCLOUD"]
+        if groups and clouds and not preview:
+            raise ValueError(f"{', '.join(map(repr, clouds))}: Point Cloud objects have no vertex groups to take "
+                             f"{', '.join(map(repr, sorted(groups)))}: carry them as attributes, or convert the "
+                             "objects to meshes")
         self.targets_arrays = [_gather_writable(t, options.evaluated) for t in targets]
         for src in self.sources:  # a point cloud's values are its points'
             for tgt in self.targets_arrays:
@@ -300,7 +305,7 @@ class TransferPlan:
         return report
 
     def _source_writes(self, src: Source, parts: np.ndarray | None) -> list[tx.Write]:
-        if len(src.mesh.vertices) != len(src.obj.data.vertices):  # its modifiers add vertices: left as it is
+        if len(src.mesh.vertices) != len(mesh_data.elements(src.obj.data)):  # its modifiers add vertices: left as it is
             return []
         writes = tx.source_writes(src.mesh)
         return writes + tx.label_writes(parts) if parts is not None else writes
@@ -369,9 +374,10 @@ def _gather_writable(obj: bpy.types.Object, evaluated: bool) -> tx.MeshArrays:
     """Gather a mesh that results will be written to: its vertices must be the object's own."""
     mesh_data.writable(obj)
     arrays = mesh_data.gather(obj, evaluated)
-    if evaluated and len(arrays.vertices) != len(obj.data.vertices):
+    own = len(mesh_data.elements(obj.data))
+    if evaluated and len(arrays.vertices) != own:
         raise ValueError(f"the modifiers of {obj.name!r} change its vertex count "
-                         f"({len(obj.data.vertices)} -> {len(arrays.vertices)}): results could not be written "
+                         f"({own} -> {len(arrays.vertices)}): results could not be written "
                          "back; apply them or turn off 'Use modifiers'")
     return arrays
 
@@ -380,6 +386,8 @@ def _refuse_changed_faces(targets: Sequence[bpy.types.Object], layered: list[str
     """Corner and face values (UVs, corner colours, materials) are written to a target's own
     faces: its modifiers must leave them as they are (a Triangulate keeps the vertices)."""
     for obj in targets if layered else ():
+        if mesh_data.is_point_cloud(obj.data):  # such values land on its points
+            continue
         mesh, evaluated = obj.data, mesh_data.mesh_of(obj, evaluated=True)
         if (len(evaluated.loops), len(evaluated.polygons)) != (len(mesh.loops), len(mesh.polygons)):
             raise ValueError(f"the modifiers of {obj.name!r} change its faces ({len(mesh.polygons)} -> "

@@ -1,4 +1,5 @@
-"""Between Blender meshes and arrays: gather what the server needs, write results back.
+"""Between Blender meshes (and Point Cloud objects) and arrays: gather what the server
+needs, write results back.
 
 Writing is all-or-nothing: every write is checked before the first one happens, and if
 one fails anyway everything already written (on every object) is put back as it was.
@@ -27,12 +28,25 @@ LABEL_TYPES = ("INT", "INT8", "BOOLEAN", "FLOAT")  # types a part_label is read 
 MAX_UV_MAPS = 8  # Blender's limit: uv_layers.new returns None beyond it
 # A point cloud's fill (inpaint.py) runs on a graph of each point and this many nearest neighbours.
 CLOUD_NEIGHBOURS = 8
+SHAPE_TYPES = ("MESH", "POINTCLOUD")  # objects the add-on matches: meshes, and Blender's Point Cloud objects
 
 
-def mesh_of(obj: bpy.types.Object, evaluated: bool = False) -> bpy.types.Mesh:
-    if obj is None or obj.type != "MESH":
-        raise ValueError(f"{getattr(obj, 'name', obj)!r} is not a mesh object")
-    if obj.data.is_editmode:  # its mesh lags the edit, and leaving Edit Mode would overwrite what is written
+def is_point_cloud(data) -> bool:
+    """Whether `data` is a Point Cloud object's (points and attributes, no vertices or faces)."""
+    return isinstance(data, bpy.types.PointCloud)
+
+
+def elements(data):
+    """The point-domain elements: a mesh's vertices, a point cloud's points (each has `co`)."""
+    return data.points if is_point_cloud(data) else data.vertices
+
+
+def mesh_of(obj: bpy.types.Object, evaluated: bool = False) -> bpy.types.Mesh | bpy.types.PointCloud:
+    """The object's mesh or point cloud, checked: not in Edit Mode; with `evaluated`, its
+    modifiers' result."""
+    if obj is None or obj.type not in SHAPE_TYPES:
+        raise ValueError(f"{getattr(obj, 'name', obj)!r} is not a mesh or point cloud object")
+    if getattr(obj.data, "is_editmode", False):  # its mesh lags the edit, and leaving Edit Mode would overwrite what is written
         raise ValueError(f"{obj.name!r} is in Edit Mode: switch to Object Mode (Tab) first")
     if obj.mode == "SCULPT" and obj.use_dynamic_topology_sculpting:  # likewise, leaving Sculpt Mode
         raise ValueError(f"{obj.name!r} is sculpted with Dynamic Topology: switch to Object Mode first")
@@ -86,8 +100,10 @@ def identities(objects) -> list[tuple[int, str]]:
 
 def _topology(mesh) -> str:
     """A digest of which vertices each polygon's corners use, in order: an edit that keeps the
-    counts (Flip Normals, Rotate Edge) changes it too."""
-    digest = hashlib.blake2b(np.int64(len(mesh.vertices)).tobytes(), digest_size=16)
+    counts (Flip Normals, Rotate Edge) changes it too.  A point cloud's: its point count."""
+    digest = hashlib.blake2b(np.int64(len(elements(mesh))).tobytes(), digest_size=16)
+    if is_point_cloud(mesh):
+        return digest.hexdigest()
     digest.update(_get(mesh.polygons, "loop_total", 1, np.int32).tobytes())
     digest.update(_get(mesh.loops, "vertex_index", 1, np.int32).tobytes())
     return digest.hexdigest()
@@ -119,17 +135,24 @@ def _get(collection, key: str, width: int, dtype) -> np.ndarray:
 
 
 def gather(obj: bpy.types.Object, evaluated: bool = False) -> MeshArrays:
-    """The object's mesh, triangulated, in world space converted to the model frame."""
+    """The object's mesh, triangulated, in world space converted to the model frame (a Point
+    Cloud object's points, as a mesh of vertices only)."""
     mesh = mesh_of(obj, evaluated)
-    if len(mesh.vertices) < 3:
-        raise ValueError(f"{obj.name!r} has {len(mesh.vertices)} vertices: correspondence needs a surface or a point "
-                         f"cloud")
-    co = _get(mesh.vertices, "co", 3, np.float32)
+    points = elements(mesh)
+    if len(points) < 3:
+        raise ValueError(f"{obj.name!r} has {len(points)} {'points' if is_point_cloud(mesh) else 'vertices'}: "
+                         f"correspondence needs a surface or a point cloud")
+    co = _get(points, "co", 3, np.float32)
     world = frames.apply_matrix(world_matrix(obj), co)
     if not np.isfinite(world).all():
         raise ValueError(f"{obj.name!r} has non-finite vertex coordinates")
     if np.ptp(world, axis=0).max() <= 0:
         raise ValueError(f"{obj.name!r} is degenerate: all its vertices are at one point")
+    if is_point_cloud(mesh):
+        none = np.zeros(0, np.int64)
+        return MeshArrays(name=obj.name, vertices=frames.to_model(world), triangles=none.reshape(0, 3),
+                          triangle_loops=none.reshape(0, 3), triangle_polygons=none, loop_vertices=none,
+                          edges=none.reshape(0, 2))
     mesh.calc_loop_triangles()
     tris = mesh.loop_triangles
     return MeshArrays(
@@ -172,14 +195,19 @@ def read_attribute(obj: bpy.types.Object, name: str, kind: str = "attribute", ev
     if attr.domain not in DOMAINS or attr.data_type not in LAYOUT:
         raise ValueError(f"attribute {name!r} on {obj.name!r} is {attr.data_type} on {attr.domain}: "
                          f"only {', '.join(sorted(LAYOUT))} on {', '.join(DOMAINS)} can be transferred")
-    if kind == "uv" and name not in mesh.uv_layers:
+    if kind == "uv" and name not in _uv_layers(mesh):
         raise ValueError(f"{name!r} on {obj.name!r} is {attr.data_type} on {attr.domain}, not a UV map")
     if kind == "color" and name not in mesh.color_attributes:
         raise ValueError(f"{name!r} on {obj.name!r} is {attr.data_type} on {attr.domain}, not a colour attribute")
-    if name in mesh.uv_layers:  # carried as an attribute too, it stays a UV map: seams kept, Blender's limit checked
+    if name in _uv_layers(mesh):  # carried as an attribute too, it stays a UV map: seams kept, Blender's limit checked
         kind = "uv"
     key, width, dtype = LAYOUT[attr.data_type]
     return Channel(name, kind, attr.domain, attr.data_type, _get(attr.data, key, width, dtype))
+
+
+def _uv_layers(data):
+    """A mesh's UV maps; none for a point cloud."""
+    return () if is_point_cloud(data) else data.uv_layers
 
 
 def read_labels(obj: bpy.types.Object, evaluated: bool = False) -> Channel | None:
@@ -205,7 +233,10 @@ def read_materials(obj: bpy.types.Object, evaluated: bool = False) -> Channel:
     names = tuple(slot.material.name_full if slot.material else "" for slot in obj.material_slots)
     if not any(names):
         raise ValueError(f"{obj.name!r} has no materials to transfer")
-    index = _get(mesh_of(obj, evaluated).polygons, "material_index", 1, np.int32)
+    mesh = mesh_of(obj, evaluated)
+    if is_point_cloud(mesh):
+        raise ValueError(f"{obj.name!r} is a point cloud: it has no faces to carry materials from")
+    index = _get(mesh.polygons, "material_index", 1, np.int32)
     return Channel("material_index", "material", "FACE", "INT", np.minimum(index, len(names) - 1), names)
 
 
@@ -226,6 +257,8 @@ def read_vertex_groups(obj: bpy.types.Object, names=None, evaluated: bool = Fals
 
 # ---------------------------------------------------------------------- writing
 def _size(mesh, domain: str) -> int:
+    if is_point_cloud(mesh):
+        return len(mesh.points) if domain == "POINT" else 0
     return {"POINT": len(mesh.vertices), "CORNER": len(mesh.loops), "FACE": len(mesh.polygons)}[domain]
 
 
@@ -235,6 +268,9 @@ def _checked(obj: bpy.types.Object, w: Write) -> Write:
     values, keep = np.asarray(w.values), w.keep
     if w.kind == "vertex_group":
         key, width = "value", 1
+        if is_point_cloud(mesh):
+            raise ValueError(f"{obj.name!r} is a Point Cloud object, which has no vertex groups: carry "
+                             f"{w.name!r} as an attribute, or convert the object to a mesh")
         if w.name in mesh.attributes:  # Blender gives a name to one attribute or vertex group
             raise ValueError(f"{obj.name!r} has an attribute named {w.name!r}, and the transfer would write a vertex "
                              f"group of that name: rename one of them")
@@ -248,7 +284,7 @@ def _checked(obj: bpy.types.Object, w: Write) -> Write:
     else:
         key, width, _ = LAYOUT[w.data_type]
         _check_replaceable(obj, w)
-        if w.kind == "uv" and w.name not in mesh.uv_layers and len(mesh.uv_layers) >= MAX_UV_MAPS:
+        if w.kind == "uv" and w.name not in _uv_layers(mesh) and len(_uv_layers(mesh)) >= MAX_UV_MAPS:
             raise ValueError(f"{obj.name!r} already has {MAX_UV_MAPS} UV maps, Blender's most: remove one, or carry "
                              f"the UV map into one of its names")
     n = _size(mesh, w.domain)
@@ -280,7 +316,10 @@ def write_all(plan: list[tuple[bpy.types.Object, list[Write]]]) -> None:
             uvs = [w.name for w in writes if w.kind == "uv"]
             if uvs and any(w.kind == "material" for w in writes):  # the materials' textures read the UVs that came
                 _render_uv(obj, uvs[0], undo)
-            obj.data.update()
+            if is_point_cloud(obj.data):
+                obj.data.update_tag()
+            else:
+                obj.data.update()
     except Exception:
         for restore in reversed(undo):
             restore()
@@ -296,7 +335,7 @@ def _check_replaceable(obj, w: Write) -> None:
     attr = obj.data.attributes.get(w.name)
     if attr is None or (attr.domain == w.domain and attr.data_type == w.data_type):
         return
-    if w.kind == "uv" or w.name in obj.data.uv_layers:
+    if w.kind == "uv" or w.name in _uv_layers(obj.data):
         raise ValueError(f"{obj.name!r} already has {w.name!r} as {attr.data_type} on {attr.domain}")
     if attr.data_type not in LAYOUT or attr.domain not in DOMAINS:
         raise ValueError(f"{obj.name!r} already has {w.name!r} as {attr.data_type} on {attr.domain}, "
@@ -318,7 +357,7 @@ def _write_attribute(obj, w: Write, undo: list) -> None:
     attr = mesh.attributes.get(w.name)
     replaced = None  # (type, domain, a colour attribute, values) of one of another type, for the undo
     colors = mesh.color_attributes
-    shown = (colors.active_color_name == w.name, colors.default_color_name == w.name)
+    shown = (getattr(colors, "active_color_name", None) == w.name, getattr(colors, "default_color_name", None) == w.name)
     if attr is not None and (attr.domain != w.domain or attr.data_type != w.data_type):
         old_key, old_width, old_dtype = LAYOUT[attr.data_type]
         replaced = (attr.data_type, attr.domain, w.name in colors,
@@ -366,8 +405,10 @@ def _weights_of(mesh, groups) -> tuple[np.ndarray, np.ndarray]:
     """(weights, members), a row per group, in one pass over the vertices: a vertex may be in
     a group at weight 0."""
     row = {g.index: i for i, g in enumerate(groups)}
-    weights = np.zeros((len(groups), len(mesh.vertices)), dtype=np.float32)
+    weights = np.zeros((len(groups), len(elements(mesh))), dtype=np.float32)
     members = np.zeros(weights.shape, dtype=bool)
+    if not groups:  # a point cloud has none, nor vertices to look at
+        return weights, members
     for v in mesh.vertices:
         for ge in v.groups:
             if ge.group in row:
@@ -466,9 +507,10 @@ def _set_weights(group, weights: np.ndarray, members: np.ndarray | None = None) 
 
 def show(obj: bpy.types.Object, color_name: str, render: bool = True) -> None:
     """Make a colour attribute the one the viewport (Solid, Attribute colour) displays and,
-    with `render`, the one renders use (a Color Attribute node without a name)."""
+    with `render`, the one renders use (a Color Attribute node without a name).  A point
+    cloud has no such choice: `points.show_points` colours it."""
     colors = obj.data.color_attributes
-    if color_name in colors:
+    if color_name in colors and not is_point_cloud(obj.data):
         colors.active_color_name = color_name
         if render:
             colors.default_color_name = color_name

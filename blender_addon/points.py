@@ -19,22 +19,25 @@ RADIUS_SHARE = 0.5
 
 def show_points(obj: bpy.types.Object, color: str = "part_color") -> None:
     """Draw the vertices of `obj` (a mesh without faces) as spheres coloured by its colour
-    attribute `color`; a second call changes the colour and the size, and adds nothing."""
-    mesh = obj.data if obj is not None and obj.type == "MESH" else None
-    if mesh is None:
-        raise ValueError(f"{getattr(obj, 'name', obj)!r} is not a mesh object")
-    if not len(mesh.vertices):
-        raise ValueError(f"{obj.name!r} has no vertices to show")
-    if len(mesh.polygons):
+    attribute `color`, or a Point Cloud object's points at that size in that colour; a
+    second call changes the colour and the size, and adds nothing."""
+    data = obj.data if obj is not None and obj.type in ("MESH", "POINTCLOUD") else None
+    if data is None:
+        raise ValueError(f"{getattr(obj, 'name', obj)!r} is not a mesh or point cloud object")
+    cloud = obj.type == "POINTCLOUD"
+    points = data.points if cloud else data.vertices
+    if not len(points):
+        raise ValueError(f"{obj.name!r} has no {'points' if cloud else 'vertices'} to show")
+    if not cloud and len(data.polygons):
         raise ValueError(f"{obj.name!r} has faces: only a point cloud (a mesh of vertices only) is shown as points")
-    if color not in mesh.color_attributes:
+    if color not in data.color_attributes:
         raise ValueError(f"{obj.name!r} has no colour attribute named {color!r}: run Segment, Preview or Transfer first")
     modifier = obj.modifiers.get(MODIFIER)
     if modifier is None:
         modifier = obj.modifiers.new(MODIFIER, "NODES")
-    modifier.node_group = _node_group(_material(color))
-    co = np.empty(3 * len(mesh.vertices), np.float32)
-    mesh.vertices.foreach_get("co", co)
+    modifier.node_group = _node_group(_material(color), cloud)
+    co = np.empty(3 * len(points), np.float32)
+    points.foreach_get("co", co)
     co = co.reshape(-1, 3)
     modifier[_radius_socket(modifier.node_group)] = float(
         RADIUS_SHARE * np.linalg.norm(np.ptp(co, axis=0)) / np.sqrt(len(co)))
@@ -57,9 +60,11 @@ def _material(color: str) -> bpy.types.Material:
     return mat
 
 
-def _node_group(material: bpy.types.Material) -> bpy.types.NodeTree:
-    """Mesh -> the mesh joined with a sphere per vertex in `material` (one group per material)."""
-    name = material.name
+def _node_group(material: bpy.types.Material, cloud: bool = False) -> bpy.types.NodeTree:
+    """Mesh -> the mesh joined with a sphere per vertex in `material`; with `cloud`, a Point
+    Cloud's points -> the same points at the radius in `material` (one group per material
+    and kind)."""
+    name = material.name + (" (point cloud)" if cloud else "")
     group = bpy.data.node_groups.get(name)
     if group is not None and group.library is None:
         return group
@@ -70,6 +75,14 @@ def _node_group(material: bpy.types.Material) -> bpy.types.NodeTree:
     group.interface.new_socket("Geometry", in_out="OUTPUT", socket_type="NodeSocketGeometry")
     nodes, links = group.nodes, group.links
     given, out = nodes.new("NodeGroupInput"), nodes.new("NodeGroupOutput")
+    if cloud:
+        sized, painted = nodes.new("GeometryNodeSetPointRadius"), nodes.new("GeometryNodeSetMaterial")
+        painted.inputs["Material"].default_value = material
+        links.new(given.outputs["Geometry"], sized.inputs["Points"])
+        links.new(given.outputs["Radius"], sized.inputs["Radius"])
+        links.new(sized.outputs["Points"], painted.inputs["Geometry"])
+        links.new(painted.outputs["Geometry"], out.inputs["Geometry"])
+        return group
     points = nodes.new("GeometryNodeMeshToPoints")
     painted = nodes.new("GeometryNodeSetMaterial")
     painted.inputs["Material"].default_value = material

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import bpy
 
-from . import api
+from . import api, mesh_data
 from .client import (AUTO_CATEGORY, LOW_CONFIDENCE, Client, ServerError, connection, default_address,
                      unlike_warning)
 from .jobs import Job, describe
@@ -83,9 +83,9 @@ def split_selection(context) -> tuple[list, list]:
     """-> (sources, targets) among the selected meshes.  The active object is the source; with
     *Several sources*, every other selected mesh carrying `part_label` is a source too."""
     active = context.active_object
-    if active is None or active.type != "MESH":
-        raise ValueError("make the source mesh the active object")
-    meshes = [o for o in context.selected_objects if o.type == "MESH" and o is not active]
+    if active is None or active.type not in mesh_data.SHAPE_TYPES:
+        raise ValueError("make the source mesh (or point cloud) the active object")
+    meshes = [o for o in context.selected_objects if o.type in mesh_data.SHAPE_TYPES and o is not active]
     several = context.scene.corr.several_sources
     sources = [active] + [o for o in meshes if several and "part_label" in o.data.attributes]
     return sources, [o for o in meshes if o not in sources]
@@ -311,7 +311,7 @@ class CORR_OT_segment(_PlanOperator, bpy.types.Operator):
     bl_label = "Segment"
 
     def make_plan(self, context):
-        objects = [o for o in context.selected_objects if o.type == "MESH"]
+        objects = [o for o in context.selected_objects if o.type in mesh_data.SHAPE_TYPES]
         return api.SegmentPlan(objects, options(context))
 
 
@@ -518,8 +518,9 @@ class CORR_PT_panel(bpy.types.Panel):
         box.prop(s, "several_sources")
         src = context.active_object
         box.prop(s, "transfer_labels")
-        if src is not None and src.type == "MESH":
+        if src is not None and src.type in mesh_data.SHAPE_TYPES:
             box.prop_search(s, "color_attribute", src.data, "color_attributes")
+        if src is not None and src.type == "MESH":
             box.prop_search(s, "uv_map", src.data, "uv_layers")
         box.prop(s, "materials")
         box.prop(s, "vertex_groups")
@@ -532,8 +533,9 @@ class CORR_PT_panel(bpy.types.Panel):
         row = box.row(align=True)
         row.operator("corr.preview", icon="HIDE_OFF")
         row.operator("corr.transfer", icon="UV_SYNC_SELECT")
-        if src is not None and src.type == "MESH" and len(src.data.vertices) and not len(src.data.polygons):
-            row = layout.row(align=True)  # Blender draws no loose vertices outside Edit Mode
+        if src is not None and (src.type == "POINTCLOUD" or (
+                src.type == "MESH" and len(src.data.vertices) and not len(src.data.polygons))):
+            row = layout.row(align=True)  # Blender draws no loose vertices outside Edit Mode, nor points' colours
             row.operator("corr.show_points", text="Show parts", icon="POINTCLOUD_DATA").color = "part_color"
             row.operator("corr.show_points", text="Show match", icon="POINTCLOUD_DATA").color = "corr_color"
 

@@ -214,7 +214,60 @@ def test_a_point_cloud_takes_labels_from_a_mesh_and_gives_them_to_another(bpy):
         api.show_points(mesh)
 
 
-def test_a_point_cloud_is_shown_as_spheres_in_its_colours(bpy):
+def as_point_cloud_object(bpy, ob, name):
+    """A copy of a mesh object of vertices only as a Point Cloud object, as USD and Alembic
+    imports and Geometry Nodes make them."""
+    copy = ob.copy()
+    copy.data, copy.name = ob.data.copy(), name
+    bpy.context.scene.collection.objects.link(copy)
+    for other in bpy.context.selected_objects:
+        other.select_set(False)
+    copy.select_set(True)
+    bpy.context.view_layer.objects.active = copy
+    assert bpy.ops.object.convert(target="POINTCLOUD") == {"FINISHED"}
+    return bpy.data.objects[name]
+
+
+def test_a_point_cloud_object_is_matched_as_its_points_are(bpy):
+    from blender_addon import api, mesh_data
+
+    src, mesh = psb_object(bpy, "chair", "101", "source"), psb_object(bpy, "chair", "103", "mesh")
+    scan = point_cloud(bpy, mesh, 3000, "scan")
+    points = as_point_cloud_object(bpy, scan, "points")
+    assert points.type == "POINTCLOUD" and len(points.data.points) == 3000
+    api.transfer(src, [scan, points])
+    _, on_scan = attr(scan, "part_label")
+    a, on_points = attr(points, "part_label")
+    assert a.domain == "POINT" and (on_points == on_scan).mean() > 0.99  # the same points, the same answer
+    assert "part_color" in points.data.color_attributes and "corr_confidence" in points.data.attributes
+
+    other = psb_object(bpy, "chair", "105", "other")
+    api.transfer(points, [other])  # as a source
+    _, face = attr(other, "corr_source_face")
+    _, from_points = attr(other, "part_label")
+    api.transfer(scan, [other])
+    _, from_scan = attr(other, "part_label")
+    assert (face == -1).all() and (from_points == from_scan).mean() > 0.99
+    api.segment([points])
+    assert len(np.unique(attr(points, "part_label")[1])) >= 3
+
+    group = src.vertex_groups.new(name="mask")
+    group.add(list(range(len(src.data.vertices))), 0.5, "REPLACE")
+    before = user_attributes(points)
+    with pytest.raises(ValueError, match="'points': Point Cloud objects have no vertex groups to take 'mask'"):
+        api.transfer(src, [points], vertex_groups=["mask"])
+    assert user_attributes(points) == before
+    points.data.materials.append(bpy.data.materials.new("scan paint"))
+    with pytest.raises(ValueError, match="'points' is a point cloud: it has no faces to carry materials from"):
+        api.transfer(points, [other], materials=True)
+
+    api.show_points(points, "part_color")  # coloured and sized by a modifier: the points stay as they are
+    assert [m.type for m in points.modifiers] == ["NODES"]
+    assert len(mesh_data.gather(points, evaluated=True).vertices) == 3000
+
+
+@pytest.mark.parametrize("kind", ["MESH", "POINTCLOUD"])
+def test_a_point_cloud_is_shown_as_spheres_in_its_colours(bpy, kind):
     from blender_addon import api, mesh_data
 
     sphere = np.random.default_rng(0).normal(size=(3000, 3))
@@ -226,6 +279,10 @@ def test_a_point_cloud_is_shown_as_spheres_in_its_colours(bpy):
     me.color_attributes.new("part_color", "FLOAT_COLOR", "POINT").data.foreach_set("color", colours.ravel())
     scan = bpy.data.objects.new("scan", me)
     bpy.context.scene.collection.objects.link(scan)
+    if kind == "POINTCLOUD":  # its colours carried over; its points drawn, but not in their colours
+        scan = as_point_cloud_object(bpy, scan, "points")
+        bpy.data.objects.remove(bpy.data.objects["scan"])
+    assert scan.type == kind
     with pytest.raises(ValueError, match="no colour attribute named 'corr_color'"):
         api.show_points(scan, "corr_color")
     api.show_points(scan)
