@@ -51,7 +51,8 @@ def _material(color: str) -> bpy.types.Material:
     if mat is not None and mat.library is None:
         return mat
     mat = bpy.data.materials.new(name)
-    mat.use_nodes = True
+    if mat.node_tree is None:  # Blender before 5.0 gives a new material no nodes
+        mat.use_nodes = True
     nodes = mat.node_tree.nodes
     shader = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
     attribute = nodes.new("ShaderNodeAttribute")

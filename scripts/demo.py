@@ -68,7 +68,8 @@ def grid_material() -> bpy.types.Material:
     image = bpy.data.images.new("grid", 1024, 1024)
     image.generated_type = "COLOR_GRID"
     mat = bpy.data.materials.new("grid")
-    mat.use_nodes = True
+    if mat.node_tree is None:  # Blender before 5.0 gives a new material no nodes
+        mat.use_nodes = True
     tex = mat.node_tree.nodes.new("ShaderNodeTexImage")
     tex.image = image
     mat.node_tree.links.new(tex.outputs["Color"], mat.node_tree.nodes["Principled BSDF"].inputs["Base Color"])
