@@ -76,9 +76,7 @@ class SegmentPlan:
             if progress.stop_requested:
                 break
             progress(i / len(self.meshes), f"segmenting {m.name} ({i + 1}/{len(self.meshes)})")
-            vertices, faces, back = tx.welded(m)
-            parts = client.segment(vertices, faces, **self.options.request())
-            parts = parts if back is None else parts[back]
+            parts = client.segment(m.vertices, m.faces, **self.options.request())  # sent welded
             out.append((parts, _model_said(client.last_reply, client.last_reply.get("rebuild_distance")),
                         client.last_arrays.get("rotation")))
         return out
@@ -249,12 +247,10 @@ class TransferPlan:
                 break
             progress(i / n, f"{tgt.name} ({i + 1}/{n})")
             per_source, request = [], self.options.request()
-            vertices, faces, back = tx.welded(tgt)
             for k, src in enumerate(self.sources):
                 ask = self._wants_parts(src) and parts[k] is None
-                reply = tx.unwelded(client.correspond(src.mesh.vertices, vertices, source_faces=src.mesh.faces,
-                                                      target_faces=faces, source_labels=src.guide, source_parts=ask,
-                                                      **request), back)
+                reply = client.correspond(src.mesh.vertices, tgt.vertices, source_faces=src.mesh.faces,  # sent welded
+                                          target_faces=tgt.faces, source_labels=src.guide, source_parts=ask, **request)
                 request["category"] = client.last_reply.get("category")  # one model for all of a target's sources
                 if ask:
                     parts[k] = reply["source_parts"]

@@ -111,29 +111,6 @@ def target_writes(source: MeshArrays, target: MeshArrays, corr: dict[str, np.nda
     return writes
 
 
-# The arrays of a correspondence reply with a value per target vertex.
-PER_TARGET = ("mapped", "confidence", "source_index", "source_face", "source_bary")
-
-
-def welded(mesh: MeshArrays) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """The mesh as the server is sent it, each position once: a glTF import splits vertices
-    at every UV seam and sharp edge (a flat-shaded one at every face), and the server's work
-    is per vertex, the same for vertices at one position -> (vertices, faces, each vertex's
-    row among those vertices; None where no two share a position)."""
-    unique, inverse = np.unique(mesh.vertices, axis=0, return_inverse=True)
-    if len(unique) == len(mesh.vertices):
-        return mesh.vertices, mesh.faces, None
-    inverse = inverse.reshape(-1)
-    return unique, None if mesh.is_cloud else inverse[mesh.triangles], inverse
-
-
-def unwelded(reply: dict[str, np.ndarray], inverse: np.ndarray | None) -> dict[str, np.ndarray]:
-    """A reply about a `welded` target, back on the target's own vertices."""
-    if inverse is None:
-        return reply
-    return {key: value[inverse] if key in PER_TARGET else value for key, value in reply.items()}
-
-
 def source_writes(source: MeshArrays) -> list[Write]:
     """The source's own `corr_color`: its vertices coloured by normalised position."""
     return [Write("corr_color", "color", "POINT", "FLOAT_COLOR", interpolate.position_colors(source.vertices))]

@@ -43,6 +43,9 @@ PROBE_TIMEOUT = 2.0
 SILENT_PROBES = 3
 
 
+# A correspond reply's arrays with a row per target vertex (protocol.OPS)
+PER_TARGET = ("mapped", "confidence", "source_index", "source_face", "source_bary")
+
 # A shape whose rebuild distance (a reply's `rebuild_distance`, protocol.py) is above this
 # does not look like the answering model's category (docs/model.md, *Rebuild distance*).
 UNLIKE_DISTANCE = 0.08
@@ -316,24 +319,30 @@ class Client:
 
     # align: False, True (any rotation) or "yaw" (upright shapes, about the up axis): protocol.ALIGN_MODES
     def segment(self, vertices, faces=None, category: str | None = None, align: bool | str = False) -> np.ndarray:
-        arrays = _shape("", vertices, faces)
-        return self.request("segment", arrays, category=category or None, align=align)[1]["parts"]
+        vertices, faces, back = welded(vertices, faces)
+        parts = self.request("segment", _shape("", vertices, faces), category=category or None, align=align)[1]["parts"]
+        return parts if back is None else parts[back]
 
     def correspond(self, source_vertices, target_vertices, source_faces=None, target_faces=None,
                    category: str | None = None, align: bool | str = False, both: bool = False,
                    source_labels=None, source_parts: bool = False) -> dict[str, np.ndarray]:
         """Per target vertex: `source_face`, `source_bary`, `source_index`, `mapped`, `confidence`
         (and the same with a `reverse_` prefix from source to target when `both`), and the
-        rotations alignment chose, `source_rotation` / `target_rotation` (3, 3).
+        rotations alignment chose, `source_rotation` / `target_rotation` (3, 3).  The target
+        is sent each position once (`welded`), the reply comes back per vertex.
         `source_labels`: the source's own part labels (one int per vertex or face, -1 for
         none), which guide the match where the user has them.  `source_parts`: also send
         the model's part of each source vertex (`source_parts`).  The server keeps prepared
         shapes, so sending the same source with each target prepares it once."""
+        target_vertices, target_faces, back = welded(target_vertices, target_faces)
         arrays = {**_shape("source_", source_vertices, source_faces), **_shape("target_", target_vertices, target_faces)}
         if source_labels is not None:
             arrays["source_labels"] = source_labels
-        return self.request("correspond", arrays, both=bool(both), category=category or None, align=align,
-                            source_parts=bool(source_parts))[1]
+        reply = self.request("correspond", arrays, both=bool(both), category=category or None, align=align,
+                             source_parts=bool(source_parts))[1]
+        if back is not None:
+            reply = self.last_arrays = unwelded(reply, back)
+        return reply
 
     def reconstruct(self, vertices, faces=None, resolution: int = 64, category: str | None = None,
                     align: bool | str = False) -> dict[str, np.ndarray]:
@@ -358,6 +367,49 @@ def _close(sock: zmq.Socket | None, monitor: zmq.Socket | None) -> None:
     for s in (monitor, sock):
         if s is not None:
             s.close(0)
+
+
+def welded(vertices, faces=None) -> tuple[Any, Any, np.ndarray | None]:
+    """A shape as the server is sent it, each position once: a glTF import splits vertices at
+    every UV seam and sharp edge (a flat-shaded one at every face), and the server's work is
+    per vertex, the same for vertices at one position -> (vertices, faces, each vertex's row
+    among those vertices; the shape as it is, and None, where no two share a position)."""
+    if not _weldable(vertices, faces):  # sent as it is: the checks on the way say what is wrong, row for row
+        return vertices, faces, None
+    unique, inverse = np.unique(np.asarray(vertices), axis=0, return_inverse=True)
+    if len(unique) == len(inverse):
+        return vertices, faces, None
+    inverse = inverse.reshape(-1)
+    return unique, None if faces is None else inverse[np.asarray(faces, dtype=np.int64)], inverse
+
+
+def _weldable(vertices, faces) -> bool:
+    """Finite (N, 3) numbers, and (F, 3) faces within them."""
+    points = np.asarray(vertices)
+    if points.ndim != 2 or points.shape[1:] != (3,) or len(points) < 2 or points.dtype.kind not in "fiu" \
+            or not np.isfinite(points).all():
+        return False
+    if faces is None:
+        return True
+    tri = np.asarray(faces)
+    return tri.ndim == 2 and tri.shape[1:] == (3,) and tri.dtype.kind in "iu" and (
+        not len(tri) or (tri.min() >= 0 and tri.max() < len(points)))
+
+
+def unwelded(reply: dict[str, np.ndarray], inverse: np.ndarray, per_vertex: tuple[str, ...] = PER_TARGET
+             ) -> dict[str, np.ndarray]:
+    """A reply about a `welded` target, back on the target's own vertices: its `per_vertex`
+    arrays spread to every copy, and a reverse match's target vertex named by its first copy."""
+    first = np.empty(int(inverse.max()) + 1, np.int64)
+    first[inverse[::-1]] = np.arange(len(inverse))[::-1]
+    out = {}
+    for key, value in reply.items():
+        if key in per_vertex:
+            value = value[inverse]
+        elif key == "reverse_source_index":
+            value = first[value]
+        out[key] = value
+    return out
 
 
 def _shape(prefix: str, vertices, faces) -> dict[str, Any]:

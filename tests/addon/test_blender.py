@@ -335,9 +335,9 @@ def test_a_target_split_at_every_face_is_sent_welded_and_labelled_as_its_welded_
                    np.arange(triangles.size).reshape(-1, 3).tolist())
     split = bpy.data.objects.new("split", me)
     bpy.context.scene.collection.objects.link(split)
-    sent, correspond = [], Client.correspond
-    monkeypatch.setattr(Client, "correspond", lambda self, sv, tv, *a, **k: sent.append(len(tv)) or correspond(
-        self, sv, tv, *a, **k))
+    sent, request = [], Client.request
+    monkeypatch.setattr(Client, "request", lambda self, op, arrays=None, *a, **k: (
+        op == "correspond" and sent.append(len(arrays["target_vertices"]))) or request(self, op, arrays, *a, **k))
     api.transfer(src, [whole, split], threshold=0.0)  # no fill: the split mesh's graph joins no two faces
     assert len(split.data.vertices) == 3 * len(triangles) and sent[1] <= sent[0] < len(split.data.vertices) / 5
     _, labels = attr(whole, "part_label")

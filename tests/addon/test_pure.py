@@ -153,20 +153,6 @@ def test_a_point_cloud_target_takes_corner_and_face_values_on_its_points_and_no_
         transfer.target_writes(src, tgt, corr, [uv])
 
 
-def test_a_target_is_sent_each_position_once_and_the_reply_comes_back_per_vertex():
-    split = arrays()
-    split.vertices = split.vertices[[0, 1, 2, 3, 0, 2]]  # a glTF import's copies at a seam
-    split.triangles = np.array([[0, 1, 2], [4, 5, 3]])
-    vertices, faces, back = transfer.welded(split)
-    assert len(vertices) == 4 and np.array_equal(vertices[back], split.vertices)
-    assert np.array_equal(vertices[faces], split.vertices[split.triangles])
-    reply = {"confidence": np.arange(4.0), "source_index": np.arange(4), "source_parts": np.arange(7),
-             "target_rotation": np.eye(3)}
-    back_on = transfer.unwelded(reply, back)
-    assert back_on["confidence"].tolist() == back.tolist() and len(back_on["source_parts"]) == 7
-    assert transfer.welded(arrays())[2] is None and transfer.unwelded(reply, None) is reply
-
-
 def test_corner_channel_and_bad_reply():
     src = tgt = arrays()
     # each source triangle is its own UV island, laid out as its (x, y) / 2: triangle 1's beside triangle 0's

@@ -314,3 +314,23 @@ def test_a_prepared_shape_counts_what_it_keeps_after_use():
     kept = prep.vertex_embeddings["fitted"]
     assert kept.shape == (len(box.vertices), engine.cfg.n_parts)
     assert nbytes(prep) == before + kept.nbytes
+
+
+def test_a_target_is_sent_each_position_once_and_the_reply_comes_back_per_vertex():
+    from server.client import unwelded, welded
+
+    square = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], np.float32)
+    split = square[[0, 1, 2, 3, 0, 2]]  # a glTF import's copies at a seam
+    triangles = np.array([[0, 1, 2], [4, 5, 3]])
+    vertices, faces, back = welded(split, triangles)
+    assert len(vertices) == 4 and np.array_equal(vertices[back], split)
+    assert np.array_equal(vertices[faces], split[triangles])
+    reply = {"confidence": np.arange(4.0), "source_index": np.arange(4), "source_parts": np.arange(7),
+             "reverse_source_index": np.arange(4), "target_rotation": np.eye(3)}
+    back_on = unwelded(reply, back)
+    assert back_on["confidence"].tolist() == back.tolist() and len(back_on["source_parts"]) == 7
+    # a source point matched to a welded target vertex names one of its copies
+    assert np.array_equal(split[back_on["reverse_source_index"]], vertices)
+    assert welded(square, triangles[:1])[2] is None and welded(square)[0] is square
+    for bad in (([[0, 0, np.nan]] * 3, None), (split, triangles + 6), (split, triangles - 1)):
+        assert welded(*bad)[2] is None  # sent as it is, for the server to name the problem by its own rows

@@ -17,7 +17,7 @@ import zmq
 
 from model.runner import has_bfloat16_units
 from server import protocol
-from server.client import Client, ServerError
+from server.client import Client, ServerError, welded
 
 from ..conftest import child_env
 from .conftest import KEY, ROOT, ServerProcess, free_port
@@ -35,15 +35,19 @@ def encode(header, arrays=None):
 
 def raw_request(address, frames, timeout=10, session=PLAIN):
     """Send frames as they are, return the reply's header (verified by `session`)."""
-    ctx = zmq.Context.instance()
-    s = ctx.socket(zmq.DEALER)
+    return session.decode(raw_frames(address, frames, timeout))[0]
+
+
+def raw_frames(address, frames, timeout=10):
+    """Send frames as they are, return the reply's frames (without the delimiter)."""
+    s = zmq.Context.instance().socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
     s.connect(address)
     s.send_multipart([b"", *frames])
     try:
         assert s.poll(timeout * 1000), "no reply"
         reply = s.recv_multipart()
-        return session.decode(reply[1:] if reply[0] == b"" else reply)[0]
+        return reply[1:] if reply[0] == b"" else reply
     finally:
         s.close(0)
 
@@ -131,7 +135,7 @@ def test_a_request_over_the_servers_message_limit_is_refused_before_it_is_sent(s
         too_many = limit // 12 + 1000  # float32 (N, 3): ZeroMQ would drop it unread, and the client time out
         started = time.monotonic()
         with pytest.raises(ServerError, match="over the server's limit") as err:
-            c.segment(np.zeros((too_many, 3), np.float32))
+            c.segment(pts(too_many))
         assert err.value.code == "too_large" and time.monotonic() - started < 10
         assert c.ping()["ok"]
 
@@ -869,3 +873,45 @@ def test_a_client_that_times_out_takes_its_request_back(tiny_checkpoint):
             assert c.segment(pts(40)).shape == (40,)
     finally:
         proc.stop()
+
+
+def test_a_target_split_at_its_seams_is_sent_welded_and_answered_per_vertex(server, monkeypatch):
+    box = trimesh.creation.box().subdivide()
+    triangles = np.asarray(box.faces)
+    split = np.asarray(box.vertices)[triangles].reshape(-1, 3)  # flat shaded: each face its own corners
+    sent, request = [], Client.request
+    monkeypatch.setattr(Client, "request", lambda self, op, arrays=None, *a, **k: (
+        op != "info" and sent.append(len((arrays or {}).get("target_vertices", (arrays or {}).get("vertices", []))))
+        or request(self, op, arrays, *a, **k)))
+    with Client(server.address, timeout=30) as c:
+        res = c.correspond(box.vertices, split, source_faces=box.faces, target_faces=np.arange(len(split)).reshape(-1, 3),
+                           both=True)
+        parts = c.segment(split, np.arange(len(split)).reshape(-1, 3))
+    assert sent == [len(box.vertices)] * 2  # each position once
+    assert res["confidence"].shape == (len(split),) and parts.shape == (len(split),)
+    at = np.unique(split, axis=0, return_inverse=True)[1].reshape(-1)
+    for copies in (res["mapped"], res["source_face"], parts):  # copies of a vertex get one answer
+        assert all(len(np.unique(copies[at == k], axis=0)) == 1 for k in range(at.max() + 1))
+    first = np.unique(at, return_index=True)[1]  # a source vertex matched to a target position names its first copy
+    assert np.isin(res["reverse_source_index"], first).all()
+
+
+def test_any_client_s_split_target_is_welded_by_the_server(server):
+    box = trimesh.creation.box().subdivide()
+    split = np.asarray(box.vertices)[np.asarray(box.faces)].reshape(-1, 3).astype(np.float32)
+    faces = np.arange(len(split)).reshape(-1, 3)
+    arrays = {"source_vertices": np.asarray(box.vertices, np.float32), "source_faces": np.asarray(box.faces),
+              "target_vertices": split, "target_faces": faces}
+    reply = PLAIN.decode(raw_frames(server.address, PLAIN.request("correspond", "raw", arrays)))[1]
+    with Client(server.address) as c:  # the same shapes sent welded: both found prepared, as the server welded it
+        hits = c.ping()["prepared"]["hits"]
+        vertices, faces_welded, _ = welded(split, faces)
+        c.correspond(box.vertices, vertices, source_faces=box.faces, target_faces=faces_welded)
+        assert c.ping()["prepared"]["hits"] == hits + 2
+    at = np.unique(split, axis=0, return_inverse=True)[1].reshape(-1)
+    assert reply["confidence"].shape == (len(split),)
+    assert all(len(np.unique(reply["source_face"][at == k])) == 1 for k in range(at.max() + 1))
+    parts = PLAIN.decode(raw_frames(server.address, PLAIN.request("segment", "seg", {"vertices": split,
+                                                                                      "faces": faces})))[1]["parts"]
+    assert parts.shape == (len(split),) and all(len(np.unique(parts[at == k])) == 1 for k in range(at.max() + 1))
+
