@@ -13,6 +13,7 @@ operators run the same plans without blocking the UI.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
@@ -47,10 +48,19 @@ class Options:
 
     def connection(self) -> dict[str, Any]:
         """The client's `secret` and `curve` (ValueError for a key file that will not do)."""
-        return connection(bpy.path.abspath(self.key_file) if self.key_file else "", self.curve)
+        return connection(absolute(self.key_file) if self.key_file else "", self.curve)
 
     def request(self) -> dict[str, Any]:
         return {"category": self.category or None, "align": self.align}
+
+
+def absolute(path: str) -> str:
+    """A path the user gave (`//` relative to the saved .blend) as an absolute one: a local
+    server started elsewhere reads the same file.  Relative to an unsaved .blend it stays
+    as given, and reading it says so."""
+    if path.startswith("//") and not bpy.data.filepath:
+        return path
+    return os.path.abspath(bpy.path.abspath(path))
 
 
 class SegmentPlan:

@@ -33,7 +33,7 @@ def key_settings(prefs) -> dict:
     """The preferences' key file (absolute) and CurveZMQ box; a script's stand-in for the
     preferences may lack them."""
     key_file = getattr(prefs, "key_file", "")
-    return {"key_file": bpy.path.abspath(key_file) if key_file else "", "curve": bool(getattr(prefs, "curve", False))}
+    return {"key_file": api.absolute(key_file) if key_file else "", "curve": bool(getattr(prefs, "curve", False))}
 
 
 def options(context) -> api.Options:
@@ -522,6 +522,8 @@ class CORR_PT_panel(bpy.types.Panel):
             box.prop_search(s, "color_attribute", src.data, "color_attributes")
         if src is not None and src.type == "MESH":
             box.prop_search(s, "uv_map", src.data, "uv_layers")
+        elif s.uv_map:  # left from a mesh source: a point cloud has none to give, so it can be cleared here
+            box.prop(s, "uv_map")
         box.prop(s, "materials")
         box.prop(s, "vertex_groups")
         box.prop(s, "attributes")

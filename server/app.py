@@ -31,7 +31,7 @@ import zmq
 from . import curve as curvezmq
 from . import protocol
 from .cache import PreparedCache, shape_key
-from .client import PER_TARGET, key_from_file, unwelded, welded
+from .client import key_from_file
 from .protocol import AUTO_CATEGORY, ProtocolError
 
 log = logging.getLogger("corr-server")
@@ -147,7 +147,6 @@ def run_model_op(engines: Engines, cache: PreparedCache, op: str, params: dict[s
     shape lies from it (`Correspondence.rebuild_distance`).  ValueError for bad input.
     Passes over many points are logged as they go, so a long request shows in the log."""
     prefixes = ("source_", "target_") if op == "correspond" else ("",)
-    arrays, back = _welded_target(op, arrays)
     if params["category"] == AUTO_CATEGORY:
         ranked = PreparedCache(max_entries=0) if ranked is None else ranked
         params = {**params, "category": _likeliest_category(engines, ranked, params, arrays, prefixes)}
@@ -162,25 +161,10 @@ def run_model_op(engines: Engines, cache: PreparedCache, op: str, params: dict[s
         except Exception:  # a diagnostic of a finished answer: if it fails (a bug), the answer stands
             log.exception("the rebuild distance failed; the reply goes without it")
             distances = dict.fromkeys(prefixes)
-    if back is not None:
-        out = unwelded(out, back, PER_TARGET if op == "correspond" else ("parts",))
     fields = {"category": engine.category,
               "rebuild_distance": distances[""] if op != "correspond" else
               {"source": distances["source_"], "target": distances["target_"]}}
     return out, fields
-
-
-def _welded_target(op: str, arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """The request with its target (a segment's shape) at each position once, and each
-    vertex's row among them (None: sent as it was).  The project's clients weld what they
-    send; this serves any other."""
-    prefix = {"correspond": "target_", "segment": ""}.get(op)
-    if prefix is None:
-        return arrays, None
-    vertices, faces, back = welded(arrays[f"{prefix}vertices"], arrays.get(f"{prefix}faces"))
-    if back is None:
-        return arrays, None
-    return {**arrays, f"{prefix}vertices": vertices, **({} if faces is None else {f"{prefix}faces": faces})}, back
 
 
 def _rebuild_distances(engine, shapes: dict[str, Any]) -> dict[str, float]:

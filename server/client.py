@@ -69,7 +69,7 @@ def key_from_file(path: str, what: str = "key file") -> str:
         if sys.platform != "win32" and mode & (stat.S_IRWXG | stat.S_IRWXO):  # Windows has no such mode bits
             raise ValueError(f"{what} {path}: other users can read or change it (mode {stat.filemode(mode)}): "
                              f"run chmod 600 {path}")
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # a byte-order mark (Notepad) is no part of the key
             key = f.readline().rstrip("\r\n")
     except OSError as exc:
         raise ValueError(f"{what} {path}: {exc.strerror or exc}") from None
@@ -319,9 +319,12 @@ class Client:
 
     # align: False, True (any rotation) or "yaw" (upright shapes, about the up axis): protocol.ALIGN_MODES
     def segment(self, vertices, faces=None, category: str | None = None, align: bool | str = False) -> np.ndarray:
-        vertices, faces, back = welded(vertices, faces)
-        parts = self.request("segment", _shape("", vertices, faces), category=category or None, align=align)[1]["parts"]
-        return parts if back is None else parts[back]
+        sent, sent_faces, back = welded(vertices, faces)
+        parts = self.request("segment", _shape("", sent, sent_faces), category=category or None, align=align)[1]["parts"]
+        if back is not None:
+            self.last_arrays = unwelded(self.last_arrays, back, ("parts",))
+            parts = self.last_arrays["parts"]
+        return parts
 
     def correspond(self, source_vertices, target_vertices, source_faces=None, target_faces=None,
                    category: str | None = None, align: bool | str = False, both: bool = False,
@@ -334,14 +337,14 @@ class Client:
         none), which guide the match where the user has them.  `source_parts`: also send
         the model's part of each source vertex (`source_parts`).  The server keeps prepared
         shapes, so sending the same source with each target prepares it once."""
-        target_vertices, target_faces, back = welded(target_vertices, target_faces)
-        arrays = {**_shape("source_", source_vertices, source_faces), **_shape("target_", target_vertices, target_faces)}
+        sent, sent_faces, back = welded(target_vertices, target_faces)
+        arrays = {**_shape("source_", source_vertices, source_faces), **_shape("target_", sent, sent_faces)}
         if source_labels is not None:
             arrays["source_labels"] = source_labels
         reply = self.request("correspond", arrays, both=bool(both), category=category or None, align=align,
                              source_parts=bool(source_parts))[1]
         if back is not None:
-            reply = self.last_arrays = unwelded(reply, back)
+            reply = self.last_arrays = unwelded(reply, back, faces=target_faces)
         return reply
 
     def reconstruct(self, vertices, faces=None, resolution: int = 64, category: str | None = None,
@@ -373,33 +376,42 @@ def welded(vertices, faces=None) -> tuple[Any, Any, np.ndarray | None]:
     """A shape as the server is sent it, each position once: a glTF import splits vertices at
     every UV seam and sharp edge (a flat-shaded one at every face), and the server's work is
     per vertex, the same for vertices at one position -> (vertices, faces, each vertex's row
-    among those vertices; the shape as it is, and None, where no two share a position)."""
-    if not _weldable(vertices, faces):  # sent as it is: the checks on the way say what is wrong, row for row
+    among those vertices).  The shape as it is, and None, where no two share a position, or
+    where it is one the server will refuse (its message then names the shape as sent)."""
+    points = _weldable(vertices, faces)
+    if points is None:
         return vertices, faces, None
-    unique, inverse = np.unique(np.asarray(vertices), axis=0, return_inverse=True)
-    if len(unique) == len(inverse):
+    unique, inverse = np.unique(points, axis=0, return_inverse=True)
+    if len(unique) == len(inverse) or len(unique) < 3:
         return vertices, faces, None
     inverse = inverse.reshape(-1)
     return unique, None if faces is None else inverse[np.asarray(faces, dtype=np.int64)], inverse
 
 
-def _weldable(vertices, faces) -> bool:
-    """Finite (N, 3) numbers, and (F, 3) faces within them."""
+def _weldable(vertices, faces) -> np.ndarray | None:
+    """The vertices as the server reads them (float32), where they are finite (N, 3) numbers
+    and the (F, 3) faces lie within them; else None."""
     points = np.asarray(vertices)
-    if points.ndim != 2 or points.shape[1:] != (3,) or len(points) < 2 or points.dtype.kind not in "fiu" \
-            or not np.isfinite(points).all():
-        return False
+    if points.ndim != 2 or points.shape[1:] != (3,) or len(points) < 3 or points.dtype.kind not in "fiu":
+        return None
+    with np.errstate(over="ignore"):
+        points = points.astype(np.float32)
+    if not np.isfinite(points).all():
+        return None
     if faces is None:
-        return True
+        return points
     tri = np.asarray(faces)
-    return tri.ndim == 2 and tri.shape[1:] == (3,) and tri.dtype.kind in "iu" and (
+    fits = tri.ndim == 2 and tri.shape[1:] == (3,) and tri.dtype.kind in "iu" and (
         not len(tri) or (tri.min() >= 0 and tri.max() < len(points)))
+    return points if fits else None
 
 
-def unwelded(reply: dict[str, np.ndarray], inverse: np.ndarray, per_vertex: tuple[str, ...] = PER_TARGET
-             ) -> dict[str, np.ndarray]:
+def unwelded(reply: dict[str, np.ndarray], inverse: np.ndarray, per_vertex: tuple[str, ...] = PER_TARGET,
+             faces: Any = None) -> dict[str, np.ndarray]:
     """A reply about a `welded` target, back on the target's own vertices: its `per_vertex`
-    arrays spread to every copy, and a reverse match's target vertex named by its first copy."""
+    arrays spread to every copy.  A reverse match's target vertex is the copy that is a
+    corner of its target face (the target's own `faces`, where it has them: copies at a seam
+    carry different UVs), else the first copy."""
     first = np.empty(int(inverse.max()) + 1, np.int64)
     first[inverse[::-1]] = np.arange(len(inverse))[::-1]
     out = {}
@@ -407,8 +419,22 @@ def unwelded(reply: dict[str, np.ndarray], inverse: np.ndarray, per_vertex: tupl
         if key in per_vertex:
             value = value[inverse]
         elif key == "reverse_source_index":
-            value = first[value]
+            value = _copy_on_face(value, first, inverse, faces, reply.get("reverse_source_face"))
         out[key] = value
+    return out
+
+
+def _copy_on_face(index: np.ndarray, first: np.ndarray, inverse: np.ndarray, faces: Any,
+                  face: np.ndarray | None) -> np.ndarray:
+    """Each welded vertex `index` as the copy among the corners of its `face` of `faces`
+    (the first copy where there are no faces, or none of the corners is one)."""
+    out = first[index]
+    if faces is None or face is None or not len(index):
+        return out
+    corners = np.asarray(faces, dtype=np.int64)[face]  # (n, 3) the target's own vertices
+    on = inverse[corners] == np.asarray(index)[:, None]
+    found = on.any(axis=1)
+    out[found] = corners[found, on[found].argmax(axis=1)]
     return out
 
 

@@ -20,6 +20,10 @@ seconds since the epoch), `arrays` (`[{"name", "dtype", "shape"}]`, describing f
     {"v": 1, "op": "segment", "id": "3f2a-1", "msg_id": "9c0d...", "ts": 1718000000.25,
      "align": false, "arrays": [{"name": "vertices", "dtype": "float32", "shape": [500, 3]}]}
 
+The server's work is per vertex: a client should send a shape's vertices that share a
+position once (a glTF import splits them at every seam) and copy the answers back, as
+server.client does (`welded`, `unwelded`).
+
 Signing, as jupyter_client's Session does: when both ends hold the same key, every message
 in both directions is signed and the key itself never travels.  A receiver with a key
 refuses (error code in brackets) an unsigned message or a wrong signature

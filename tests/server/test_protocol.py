@@ -326,11 +326,16 @@ def test_a_target_is_sent_each_position_once_and_the_reply_comes_back_per_vertex
     assert len(vertices) == 4 and np.array_equal(vertices[back], split)
     assert np.array_equal(vertices[faces], split[triangles])
     reply = {"confidence": np.arange(4.0), "source_index": np.arange(4), "source_parts": np.arange(7),
-             "reverse_source_index": np.arange(4), "target_rotation": np.eye(3)}
-    back_on = unwelded(reply, back)
+             "reverse_source_index": back[[0, 5, 4]], "reverse_source_face": np.array([0, 1, 1]),
+             "target_rotation": np.eye(3)}
+    back_on = unwelded(reply, back, faces=triangles)
     assert back_on["confidence"].tolist() == back.tolist() and len(back_on["source_parts"]) == 7
-    # a source point matched to a welded target vertex names one of its copies
-    assert np.array_equal(split[back_on["reverse_source_index"]], vertices)
+    # a source vertex matched to a welded target vertex names the copy that is a corner of its face
+    assert back_on["reverse_source_index"].tolist() == [0, 5, 4]
+    assert unwelded(reply, back)["reverse_source_index"].tolist() == [0, 2, 0]  # no faces: the first copy
     assert welded(square, triangles[:1])[2] is None and welded(square)[0] is square
-    for bad in (([[0, 0, np.nan]] * 3, None), (split, triangles + 6), (split, triangles - 1)):
+    too_big = np.r_[square, square].astype(np.float64)
+    too_big[5, 0] = 1e39  # finite here, infinite as the float32 the server reads
+    for bad in (([[0, 0, np.nan]] * 4, None), (split, triangles + 6), (split, triangles - 1), ([[1, 2, 3]] * 5, None),
+                (too_big, None)):
         assert welded(*bad)[2] is None  # sent as it is, for the server to name the problem by its own rows
