@@ -24,7 +24,8 @@ RANGES = {  # name -> (python for the wheels, blender_version_min, blender_versi
     "blender-4.2-5.0": ("3.11", "4.2.0", "5.1.0"),
     "blender-5.1": ("3.13", "5.1.0", None),
 }
-VENDORED = ("server/client.py", "server/protocol.py", "server/curve.py", "model/labels.py")  # numpy-only modules the add-on shares
+# numpy- and pyzmq-only modules the add-on shares
+VENDORED = ("server/client.py", "server/protocol.py", "server/curve.py", "model/labels.py")
 SOURCES = tuple(sorted(p.name for p in HERE.glob("*.py") if p.name != "build.py"))  # every module of the add-on
 
 MANIFEST = """schema_version = "1.0.0"

@@ -46,7 +46,8 @@ def mesh_of(obj: bpy.types.Object, evaluated: bool = False) -> bpy.types.Mesh | 
     modifiers' result."""
     if obj is None or obj.type not in SHAPE_TYPES:
         raise ValueError(f"{getattr(obj, 'name', obj)!r} is not a mesh or point cloud object")
-    if getattr(obj.data, "is_editmode", False):  # its mesh lags the edit, and leaving Edit Mode would overwrite what is written
+    # in Edit Mode its mesh lags the edit, and leaving Edit Mode would overwrite what is written
+    if getattr(obj.data, "is_editmode", False):  # a point cloud's attributes survive its Edit Mode
         raise ValueError(f"{obj.name!r} is in Edit Mode: switch to Object Mode (Tab) first")
     if obj.mode == "SCULPT" and obj.use_dynamic_topology_sculpting:  # likewise, leaving Sculpt Mode
         raise ValueError(f"{obj.name!r} is sculpted with Dynamic Topology: switch to Object Mode first")
@@ -357,7 +358,8 @@ def _write_attribute(obj, w: Write, undo: list) -> None:
     attr = mesh.attributes.get(w.name)
     replaced = None  # (type, domain, a colour attribute, values) of one of another type, for the undo
     colors = mesh.color_attributes
-    shown = (getattr(colors, "active_color_name", None) == w.name, getattr(colors, "default_color_name", None) == w.name)
+    shown = tuple(getattr(colors, which, None) == w.name  # a point cloud has neither
+                  for which in ("active_color_name", "default_color_name"))
     if attr is not None and (attr.domain != w.domain or attr.data_type != w.data_type):
         old_key, old_width, old_dtype = LAYOUT[attr.data_type]
         replaced = (attr.data_type, attr.domain, w.name in colors,

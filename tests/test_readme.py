@@ -26,6 +26,9 @@ ELSEWHERE = {
     "scripts/test.sh": ".ci/run",
     ".venv/bin/python -m blender_addon.build": "tests/addon/test_build.py",
     ".venv/bin/python benchmarks/run_all.py": "tests/test_benchmarks.py",
+    # the same flags against a --curve server on loopback
+    ".venv/bin/python -m server.client --address tcp://farm:5555 --secret-file ~/.corr/key --curve ping":
+        "tests/server/test_curve.py",
 }
 # README command -> flags added here to keep it short; in the order they run
 SHORTENED = {
