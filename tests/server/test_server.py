@@ -662,15 +662,15 @@ def test_stopping_answers_the_running_request_and_the_queued_ones(tiny_checkpoin
     proc = ServerProcess(tiny_checkpoint).wait_ready()
     running, queued = _dealer(proc.address), _dealer(proc.address)
     try:
-        running.send_multipart([b"", *encode({"op": "reconstruct", "id": "r-run", "resolution": 96},
-                                                  {"vertices": pts(500)})])  # about a second: within the grace
+        running.send_multipart([b"", *encode({"op": "reconstruct", "id": "r-run", "resolution": 112},
+                                                  {"vertices": pts(500)})])  # 1-2 s: within the grace
         queued.send_multipart([b"", *encode({"op": "segment", "id": "r-q"}, {"vertices": pts(50)})])
         with Client(proc.address, timeout=10) as c:
             deadline = time.time() + 10
-            while c.ping()["queued"] < 1 and time.time() < deadline:
-                time.sleep(0.01)
-            assert c.ping()["busy"]
-        proc.proc.send_signal(signal.SIGTERM)
+            while not ((pong := c.ping())["busy"] and pong["queued"] == 1) and time.time() < deadline:
+                time.sleep(0.01)  # both received, the first one running
+            assert pong["busy"] and pong["queued"] == 1
+            proc.proc.send_signal(signal.SIGTERM)  # at once: the running request must not end first
         started = time.time()
         reply = _reply_header(queued, 5)
         assert reply["id"] == "r-q" and reply["error"] == {"code": "shutting_down", "message": SHUTTING_DOWN}
