@@ -109,6 +109,16 @@ def test_the_shipped_recipes_plan_as_they_were_run():
     assert last.average_last == 3 and last.model.encoder_normals and last.batch_size == 16
 
 
+def test_the_airplanes_cpu_recipe_is_the_shipped_one_stopped_at_epoch_47():
+    shipped, cpu = (load_experiment(ROOT / "experiments" / f"{n}.json") for n in ("airplane", "airplane_cpu"))
+    assert all(cpu[k] == shipped[k] for k in ("category", "seed", "model", "losses", "data", "train", "export"))
+    shipped_plan, cpu_plan = (plan(e, Path("runs") / "airplane") for e in (shipped, cpu))
+    assert [p.config for p in cpu_plan[:-1]] == [p.config for p in shipped_plan[:-1]]
+    last = cpu_plan[-1]
+    assert (last.first_epoch, last.config.epoch - 1) == (44, 47)
+    assert replace(last.config, epoch=shipped_plan[-1].config.epoch) == shipped_plan[-1].config
+
+
 @pytest.mark.parametrize("name", ["chair", "table"])
 def test_the_paper_network_recipes_differ_from_the_shipped_in_the_network_alone(name):
     shipped_exp, paper_exp = (load_experiment(ROOT / "experiments" / f"{n}.json") for n in (name, f"{name}_paper"))
