@@ -10,6 +10,10 @@ import trimesh
 
 from .files import write_atomically
 
+# write_ply stores coordinates as doubles where float32 would move one by more than this
+# share of the shape's largest extent (float32's own rounding on a shape at the origin: 6e-8).
+FLOAT32_SLACK = 1e-6
+
 
 def load_mesh(path: str | Path, keep_vertices: bool = False) -> trimesh.Trimesh:
     """One triangle mesh from OBJ, OFF (also .off.gz), PLY, STL or GLB, scenes merged,
@@ -107,25 +111,37 @@ def read_mesh(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray | No
     return np.asarray(mesh.vertices), np.asarray(mesh.faces), colors
 
 
+def _needs_doubles(vertices: np.ndarray) -> bool:
+    """Whether float32 would move a vertex by over FLOAT32_SLACK of the shape's size (a shape
+    far from the origin: float32 keeps about 7 digits)."""
+    points = np.asarray(vertices, dtype=np.float64)
+    if not len(points) or not np.isfinite(points).all():
+        return False
+    size = float(np.ptp(points, axis=0).max())
+    error = float(np.abs(points.astype(np.float32).astype(np.float64) - points).max())
+    return error > FLOAT32_SLACK * size
+
+
 def write_ply(path: str | Path, vertices: np.ndarray, faces: np.ndarray | None, colors: np.ndarray | None = None,
               **properties: np.ndarray) -> None:
     """Binary little-endian PLY; `properties` become extra per-vertex properties (int or
     float); faces None: a point cloud."""
     n, faces = len(vertices), np.zeros((0, 3), np.int64) if faces is None else faces
-    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
+    coordinate = "<f8" if _needs_doubles(vertices) else "<f4"
+    fields = [("x", coordinate), ("y", coordinate), ("z", coordinate)]
     if colors is not None:
         fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
     for name, values in properties.items():
         fields.append((name, "<i4" if np.issubdtype(np.asarray(values).dtype, np.integer) else "<f4"))
     vert = np.empty(n, dtype=fields)
-    vert["x"], vert["y"], vert["z"] = np.asarray(vertices, dtype=np.float32).T
+    vert["x"], vert["y"], vert["z"] = np.asarray(vertices, dtype=coordinate).T
     if colors is not None:
         vert["red"], vert["green"], vert["blue"] = np.asarray(colors, dtype=np.uint8).T
     for name, values in properties.items():
         vert[name] = values
     face = np.empty(len(faces), dtype=[("n", "u1"), ("v", "<i4", (3,))])
     face["n"], face["v"] = 3, faces
-    ply_types = {"<f4": "float", "u1": "uchar", "<i4": "int"}
+    ply_types = {"<f4": "float", "<f8": "double", "u1": "uchar", "<i4": "int"}
     header = ["ply", "format binary_little_endian 1.0", f"element vertex {n}"]
     header += [f"property {ply_types[t]} {name}" for name, t in fields]
     header += [f"element face {len(faces)}", "property list uchar int vertex_indices", "end_header"]

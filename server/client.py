@@ -319,7 +319,7 @@ class Client:
 
     # align: False, True (any rotation) or "yaw" (upright shapes, about the up axis): protocol.ALIGN_MODES
     def segment(self, vertices, faces=None, category: str | None = None, align: bool | str = False) -> np.ndarray:
-        sent, sent_faces, back = welded(vertices, faces)
+        sent, sent_faces, back = welded(centred(vertices)[0], faces)
         parts = self.request("segment", _shape("", sent, sent_faces), category=category or None, align=align)[1]["parts"]
         if back is not None:
             self.last_arrays = unwelded(self.last_arrays, back, ("parts",))
@@ -337,6 +337,8 @@ class Client:
         none), which guide the match where the user has them.  `source_parts`: also send
         the model's part of each source vertex (`source_parts`).  The server keeps prepared
         shapes, so sending the same source with each target prepares it once."""
+        source_vertices, source_centre = centred(source_vertices)
+        target_vertices, target_centre = centred(target_vertices)
         sent, sent_faces, back = welded(target_vertices, target_faces)
         arrays = {**_shape("source_", source_vertices, source_faces), **_shape("target_", sent, sent_faces)}
         if source_labels is not None:
@@ -344,13 +346,17 @@ class Client:
         reply = self.request("correspond", arrays, both=bool(both), category=category or None, align=align,
                              source_parts=bool(source_parts))[1]
         if back is not None:
-            reply = self.last_arrays = unwelded(reply, back, faces=target_faces)
+            reply = unwelded(reply, back, faces=target_faces)
+        reply = self.last_arrays = _moved(reply, {"mapped": source_centre, "reverse_mapped": target_centre})
         return reply
 
     def reconstruct(self, vertices, faces=None, resolution: int = 64, category: str | None = None,
                     align: bool | str = False) -> dict[str, np.ndarray]:
-        arrays = _shape("", vertices, faces)
-        return self.request("reconstruct", arrays, resolution=int(resolution), category=category or None, align=align)[1]
+        vertices, centre = centred(vertices)
+        reply = self.request("reconstruct", _shape("", vertices, faces), resolution=int(resolution),
+                             category=category or None, align=align)[1]
+        reply = self.last_arrays = _moved(reply, {"vertices": centre})
+        return reply
 
     def close(self) -> None:
         self._drop_socket()
@@ -370,6 +376,32 @@ def _close(sock: zmq.Socket | None, monitor: zmq.Socket | None) -> None:
     for s in (monitor, sock):
         if s is not None:
             s.close(0)
+
+
+def centred(vertices) -> tuple[Any, np.ndarray | None]:
+    """A shape's vertices less the centre of their bounding box, in float64, and that centre.
+    The wire carries float32, about 7 digits: a shape far from the origin (a georeferenced
+    scan at 5e6) would lose its shape on the way, and the model sees shapes centred anyway.
+    The vertices as they are, and None, where they are not finite (N, 3) numbers (the
+    server's message then names them as sent)."""
+    points = np.asarray(vertices)
+    if points.ndim != 2 or points.shape[1:] != (3,) or not len(points) or points.dtype.kind not in "fiu":
+        return vertices, None
+    points = points.astype(np.float64)
+    if not np.isfinite(points).all():
+        return vertices, None
+    centre = (points.min(axis=0) + points.max(axis=0)) / 2
+    return points - centre, centre
+
+
+def _moved(reply: dict[str, np.ndarray], centres: dict[str, np.ndarray | None]) -> dict[str, np.ndarray]:
+    """A reply's positions back where their shape lies (float64): `centres` names each
+    position array and the centre its shape was sent less (None: sent as it was)."""
+    out = dict(reply)
+    for key, centre in centres.items():
+        if key in out and centre is not None:
+            out[key] = np.asarray(out[key], dtype=np.float64) + centre
+    return out
 
 
 def welded(vertices, faces=None) -> tuple[Any, Any, np.ndarray | None]:

@@ -22,7 +22,10 @@ seconds since the epoch), `arrays` (`[{"name", "dtype", "shape"}]`, describing f
 
 The server's work is per vertex: a client should send a shape's vertices that share a
 position once (a glTF import splits them at every seam) and copy the answers back, as
-server.client does (`welded`, `unwelded`).
+server.client does (`welded`, `unwelded`).  Coordinates travel as float32, about 7 digits:
+a client should send each shape less its centre and add it back to the positions it gets
+(`mapped`, a reconstruction's `vertices`), as server.client does (`centred`), or a shape far
+from the origin (a georeferenced scan at 5e6) arrives flattened.
 
 Signing, as jupyter_client's Session does: when both ends hold the same key, every message
 in both directions is signed and the key itself never travels.  A receiver with a key

@@ -195,3 +195,29 @@ def test_the_module_runs_as_a_command(server):
     done = subprocess.run([sys.executable, "-m", "server.cli", "--address", server.address, "ping"],
                           capture_output=True, text=True, env=child_env(), timeout=60)
     assert done.returncode == 0 and json.loads(done.stdout)["ok"] is True
+
+
+def test_a_shape_far_from_the_origin_keeps_its_shape_labels_and_positions(server, tmp_path, capsys):
+    """Coordinates in the millions (georeferenced scans): float32 on the wire keeps about 7
+    digits, so the client sends shapes less their centre and puts positions back."""
+    chair = trimesh.creation.box(extents=(0.5, 0.9, 0.5)).subdivide().subdivide()
+    chair.vertices += np.random.default_rng(0).normal(0, 0.003, chair.vertices.shape)
+    far = chair.copy()
+    far.vertices += (5e6, 0.0, 4e6)
+    for name, mesh in (("near", chair), ("far", far)):
+        mesh.export(tmp_path / f"{name}.obj")  # 8 decimals
+        assert main(["--address", server.address, "segment", str(tmp_path / f"{name}.obj"),
+                     "--out", str(tmp_path / f"{name}_parts.ply")]) == 0
+    near_out, near_data = _ply_vertex_data(tmp_path / "near_parts.ply")
+    far_out, far_data = _ply_vertex_data(tmp_path / "far_parts.ply")
+    assert np.array_equal(near_data["part_label"], far_data["part_label"])
+    assert np.abs(far_out.vertices - far.vertices).max() < 1e-7  # written as doubles
+    assert near_data["x"].dtype == np.float32 and far_data["x"].dtype == np.float64
+
+    from server.client import Client
+    with Client(server.address) as client:
+        near = client.correspond(chair.vertices, chair.vertices, chair.faces, chair.faces, both=True)
+        far_reply = client.correspond(far.vertices, far.vertices, far.faces, far.faces, both=True)
+    for key in ("mapped", "reverse_mapped"):
+        assert np.abs(far_reply[key] - (5e6, 0.0, 4e6) - near[key]).max() < 1e-5
+    assert np.array_equal(far_reply["source_face"], near["source_face"])
