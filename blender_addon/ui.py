@@ -191,14 +191,21 @@ def transfer_choice(context) -> api.TransferChoice:
 
 
 # ---------------------------------------------------------------------- operators
-def _summary(report: dict, others: bool = False) -> str:
-    """Each object with its mean confidence, a hint where that is low, and a warning where
-    the model does not explain it (`others`: the server has other models to try)."""
+# What to try for a mesh with low confidence, by the Auto-align mode it was matched with
+ALIGN_HINTS = {"OFF": ": if a mesh is turned about Z, set Auto-align to Turn about Z; if it lies on its side or "
+                      "upside down, to Any rotation",
+               "YAW": ": if a mesh lies on its side or upside down, set Auto-align to Any rotation",
+               "ANY": ""}
+
+
+def _summary(report: dict, others: bool = False, align: str = "YAW") -> str:
+    """Each object with its mean confidence, a hint where that is low (by the Auto-align
+    mode `align`), and a warning where the model does not explain it (`others`: the server
+    has other models to try)."""
     parts = [f"{name} (confidence {r['mean_confidence']:.2f})" if "mean_confidence" in r else name
              for name, r in report.items()]
     low = [name for name, r in report.items() if r.get("mean_confidence", 1.0) < LOW_CONFIDENCE]
-    hint = (f"; low confidence on {', '.join(low)}: if a mesh lies on its side or upside down, set Auto-align "
-            "to Any rotation" if low else "")
+    hint = f"; low confidence on {', '.join(low)}{ALIGN_HINTS[align]}" if low else ""
     unlike = [w for w in (unlike_warning(name, r.get("category"), r.get("rebuild_distance"))
                           for name, r in report.items()) if w]
     advice = "expect weak matches" + (", or set Category to Auto" if others else "")
@@ -237,7 +244,7 @@ class _PlanOperator:
                                      f"{', '.join(report) or 'nothing'} written")
         else:
             others = context.scene.corr.category != AUTO_CATEGORY and len((status["info"] or {}).get("categories", [])) > 1
-            self.report({"INFO"}, f"{plan.label}: {_summary(report, others)}")
+            self.report({"INFO"}, f"{plan.label}: {_summary(report, others, context.scene.corr.align)}")
         for area in context.screen.areas if context.screen else ():
             if area.type == "VIEW_3D":
                 shading = area.spaces.active.shading
@@ -353,7 +360,8 @@ class CORR_OT_apply_rotation(bpy.types.Operator):
         objects = [named] if named is not None else context.selected_objects
         turned = [o.name for o in objects if api.apply_rotation(o)]
         if not turned:
-            self.report({"WARNING"}, "no rotation found yet: run Segment, Preview or Transfer with Auto-align")
+            self.report({"WARNING"}, "no rotation to apply: auto-alignment found the meshes facing the way the "
+                                     "model expects, or has not run (Segment, Preview or Transfer with Auto-align)")
             return {"CANCELLED"}
         self.report({"INFO"}, f"turned {', '.join(turned)}")
         return {"FINISHED"}

@@ -29,6 +29,7 @@ from .runner import Runner
 
 AlignMode = Union[bool, Literal["yaw"]]
 MODES = (False, True, "yaw")
+NAMES: dict[str, AlignMode] = {"off": False, "yaw": "yaw", "any": True}  # the command line's names
 
 PROBE_POINTS = 1024  # surface points each pose is scored on: enough to rank poses, cheap in a batch
 FULL_PROBE_POINTS = 512  # full mode scores 15 times the poses; as right on the PSB shapes with half the points
@@ -101,12 +102,13 @@ REFINE_STEPS = (10.0, 5.0, 2.5)  # degrees of each refinement round (tilt and tu
 
 
 def check_mode(align: object) -> AlignMode:
-    """The `align` argument, validated: False, True or "yaw"."""
+    """The `align` argument, validated: False, True or "yaw" (also the command line's "off"
+    and "any")."""
     if isinstance(align, (bool, np.bool_)):
         return bool(align)
-    if isinstance(align, str) and align == "yaw":
-        return "yaw"
-    raise ValueError(f"align must be False, True or 'yaw', got {align!r}")
+    if isinstance(align, str) and align in NAMES:
+        return NAMES[align]
+    raise ValueError(f"align must be False, True or 'yaw' ('off', 'any'), got {align!r}")
 
 
 def best_rotation(runner: Runner, encoder_input: np.ndarray, seed: int, mode: AlignMode = True,

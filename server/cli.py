@@ -31,9 +31,8 @@ from model.labels import GREY, face_areas, label_colors, slivers, vertex_areas
 from model.meshio import read_shape, write_ply
 
 from .client import DEFAULT_ADDRESS, LOW_CONFIDENCE, Client, ServerError, key_from_file, unlike_warning
-from .protocol import AUTO_CATEGORY
+from .protocol import ALIGN_NAMES, AUTO_CATEGORY
 
-ALIGN = {"off": False, "yaw": "yaw", "any": True}  # --align choices -> the op table's align modes
 REACH_TIMEOUT = 5.0  # seconds a server has to answer a ping before the work is sent
 
 
@@ -108,7 +107,7 @@ def main(argv: Iterable[str] | None = None) -> int:
 
 
 def _run(client: Client, args: argparse.Namespace) -> int:
-    opts = {"category": args.category, "align": ALIGN[args.align]}
+    opts = {"category": args.category, "align": ALIGN_NAMES[args.align]}
     if args.command in ("ping", "info"):
         print(json.dumps(client.ping() if args.command == "ping" else client.info(), indent=1))
         return 0
@@ -117,7 +116,7 @@ def _run(client: Client, args: argparse.Namespace) -> int:
         parts = client.segment(v, f, **opts)
         write_ply(args.out, v, f, part_colors(parts), part_label=parts)
         print(f"wrote {args.out}: {len(v)} vertices, parts {sorted(set(parts.tolist()))}")
-        _say_model(client, args, {args.mesh: client.last_reply.get("rebuild_distance")})
+        _advise(args, _say_model(client, args, {args.mesh: client.last_reply.get("rebuild_distance")}))
         return 0
     sv, sf, scol = read_shape(args.source)
     if args.command == "transfer" and scol is None:
@@ -128,7 +127,7 @@ def _run(client: Client, args: argparse.Namespace) -> int:
                             source_labels=None if given is None else given[0],
                             source_parts=args.command == "correspond" and given is None)
     distances = client.last_reply.get("rebuild_distance") or {}
-    _say_model(client, args, {args.source: distances.get("source"), args.target: distances.get("target")})
+    unlike = _say_model(client, args, {args.source: distances.get("source"), args.target: distances.get("target")})
     conf, index = res["confidence"], res["source_index"]  # index: the source vertex nearest each match
     face = res["source_face"] if sf is not None else np.full(len(tv), -1, np.int64)  # a cloud has no faces
     where = {"corr_source_face": face, "corr_source_vertex": index}
@@ -150,32 +149,38 @@ def _run(client: Client, args: argparse.Namespace) -> int:
         write_ply(args.out, tv, tf, colors, part_label=target_labels, corr_confidence=conf, **where)
     print(f"wrote {args.out}: {len(tv)} vertices, {int(matched.sum())} matched at confidence >= {args.threshold}, "
           f"mean confidence {float(conf.mean()):.2f}")
-    if conf.mean() < LOW_CONFIDENCE and args.align != "any":
-        print(f"low confidence: {_align_advice(args.align)}", file=sys.stderr)
+    low = bool(conf.mean() < LOW_CONFIDENCE)
+    if low:
+        print(f"low confidence (mean {float(conf.mean()):.2f}, below {LOW_CONFIDENCE})", file=sys.stderr)
+    _advise(args, unlike or low)
     return 0
 
 
-def _align_advice(align: str) -> str:
-    """What to try for meshes that may be turned, given the --align used."""
-    if align == "off":
-        return ("if a mesh is not upright or not facing front (-Z), try --align yaw (turned about the up axis) "
-                "or --align any")
-    return "if a mesh is not upright (lying on its side, upside down), try --align any"
+def _advise(args: argparse.Namespace, weak: bool) -> None:
+    """Once, after weak results: what to try for meshes that may be turned, given the --align used."""
+    if not weak or args.align == "any":
+        return
+    if args.align == "off":
+        advice = ("if a mesh is not upright or not facing front (-Z), try --align yaw (turned about the up axis) "
+                  "or --align any")
+    else:
+        advice = "if a mesh is not upright (lying on its side, upside down), try --align any"
+    print(advice, file=sys.stderr)
 
 
-def _say_model(client: Client, args: argparse.Namespace, distances: dict[str, float | None]) -> None:
+def _say_model(client: Client, args: argparse.Namespace, distances: dict[str, float | None]) -> bool:
     """Which model answered, and a warning for each mesh it does not explain (with the hint
-    of --category auto where the server has other models to try)."""
+    of --category auto where the server has other models to try) -> whether there was one."""
     category = client.last_reply.get("category")
     print(f"model: {category}; rebuild distance "
           + ", ".join(f"{Path(name).name} {d:.3f}" for name, d in distances.items() if d is not None))
     warnings = [w for w in (unlike_warning(name, category, d) for name, d in distances.items()) if w]
     if warnings:
         others = args.category != AUTO_CATEGORY and len(client.info().get("categories", [])) > 1
-        turned = "; if it is only turned: " + _align_advice(args.align) if args.align != "any" else ""
-        advice = "expect weak matches" + (", or try --category auto" if others else "") + turned
+        advice = "expect weak matches" + (", or try --category auto" if others else "")
         for warning in warnings:
             print(f"{warning}: {advice}", file=sys.stderr)
+    return bool(warnings)
 
 
 def _common(top: bool) -> argparse.ArgumentParser:
@@ -193,7 +198,7 @@ def _common(top: bool) -> argparse.ArgumentParser:
                    help="file holding the server's key, readable by its owner only (default: CORR_SERVER_SECRET)")
     p.add_argument("--curve", action="store_true", default=default(False),
                    help="connect over CurveZMQ, to a server started with --curve (default: CORR_SERVER_CURVE)")
-    p.add_argument("--align", default=default("off"), choices=sorted(ALIGN),
+    p.add_argument("--align", default=default("off"), choices=sorted(ALIGN_NAMES),
                    help="auto-align: yaw (upright shapes, turned about the up axis) or any (any rotation); "
                         "default off: the meshes face front (-Z) as they are")
     return p

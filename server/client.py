@@ -14,12 +14,14 @@ connection is also a CurveZMQ one, as a server started with --curve requires (se
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import stat
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -317,10 +319,13 @@ class Client:
             raise ServerError("timeout", f"no server answers at {self.address} (within "
                                          f"{min(timeout, self.timeout):g} s): {hint}") from None
 
-    # align: False, True (any rotation) or "yaw" (upright shapes, about the up axis): protocol.ALIGN_MODES
+    # align: False, True (any rotation) or "yaw" (upright shapes, about the up axis): protocol.ALIGN_MODES;
+    # also the command line's "off" and "any"
     def segment(self, vertices, faces=None, category: str | None = None, align: bool | str = False) -> np.ndarray:
         sent, sent_faces, back = welded(centred(vertices)[0], faces)
-        parts = self.request("segment", _shape("", sent, sent_faces), category=category or None, align=align)[1]["parts"]
+        with _counts_as_given("shape", back):
+            parts = self.request("segment", _shape("", sent, sent_faces), category=category or None,
+                                 align=protocol.align_mode(align))[1]["parts"]
         if back is not None:
             self.last_arrays = unwelded(self.last_arrays, back, ("parts",))
             parts = self.last_arrays["parts"]
@@ -343,8 +348,9 @@ class Client:
         arrays = {**_shape("source_", source_vertices, source_faces), **_shape("target_", sent, sent_faces)}
         if source_labels is not None:
             arrays["source_labels"] = source_labels
-        reply = self.request("correspond", arrays, both=bool(both), category=category or None, align=align,
-                             source_parts=bool(source_parts))[1]
+        with _counts_as_given("target", back):
+            reply = self.request("correspond", arrays, both=bool(both), category=category or None,
+                                 align=protocol.align_mode(align), source_parts=bool(source_parts))[1]
         if back is not None:
             reply = unwelded(reply, back, faces=target_faces)
         reply = self.last_arrays = _moved(reply, {"mapped": source_centre, "reverse_mapped": target_centre})
@@ -354,7 +360,7 @@ class Client:
                     align: bool | str = False) -> dict[str, np.ndarray]:
         vertices, centre = centred(vertices)
         reply = self.request("reconstruct", _shape("", vertices, faces), resolution=int(resolution),
-                             category=category or None, align=align)[1]
+                             category=category or None, align=protocol.align_mode(align))[1]
         reply = self.last_arrays = _moved(reply, {"vertices": centre})
         return reply
 
@@ -392,6 +398,19 @@ def centred(vertices) -> tuple[Any, np.ndarray | None]:
         return vertices, None
     centre = (points.min(axis=0) + points.max(axis=0)) / 2
     return points - centre, centre
+
+
+@contextlib.contextmanager
+def _counts_as_given(name: str, back: np.ndarray | None) -> Iterator[None]:
+    """A refusal of a `welded` shape says how many vertices it has as given: the server's
+    message counts the positions it was sent."""
+    try:
+        yield
+    except ServerError as exc:
+        if back is None or exc.code != "bad_input":
+            raise
+        raise ServerError(exc.code, f"{exc.message} (the {name}'s {len(back)} vertices, sent as "
+                                    f"{int(back.max()) + 1} distinct positions)") from None
 
 
 def _moved(reply: dict[str, np.ndarray], centres: dict[str, np.ndarray | None]) -> dict[str, np.ndarray]:

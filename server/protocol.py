@@ -165,6 +165,14 @@ def _rotation(name: str) -> Array:
 AUTO_CATEGORY = "auto"
 # align: false (as given), "yaw" (upright shapes: turned about the up axis only), true (any rotation)
 ALIGN_MODES = (False, True, "yaw")
+# The command line's names for them, which the client also takes
+ALIGN_NAMES = {"off": False, "yaw": "yaw", "any": True}
+
+
+def align_mode(align: Any) -> Any:
+    """An `align` value as the op table has it: "off" and "any" read as false and true;
+    anything else is left for the table's check to name."""
+    return ALIGN_NAMES.get(align, align) if isinstance(align, str) else align
 _SHAPE_PARAMS = {"category": (str, None), "align": (OneOf(ALIGN_MODES), False)}
 OPS: dict[str, Op] = {
     "ping": Op(model=False),

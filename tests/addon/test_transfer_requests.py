@@ -156,6 +156,10 @@ def test_the_report_names_the_model_and_a_target_it_does_not_explain(bpy, chair_
     said = ui._summary(report)
     assert f"{plane.name} does not look like a chair to its model" in said and f"{chair.name} does not" not in said
     assert "set Category to Auto" not in said and "set Category to Auto" in ui._summary(report, others=True)
+    low = {"chair": {"mean_confidence": 0.3}}  # the hint follows the Auto-align mode the meshes were matched with
+    assert "set Auto-align to Turn about Z" in ui._summary(low, align="OFF")
+    assert "Turn about Z" not in ui._summary(low, align="YAW") and "to Any rotation" in ui._summary(low, align="YAW")
+    assert ui._summary(low, align="ANY") == "chair (confidence 0.30); low confidence on chair"
     assert api.segment([plane])[plane.name]["rebuild_distance"] == report[plane.name]["rebuild_distance"]
 
 

@@ -70,6 +70,10 @@ def test_not_a_checkpoint(tmp_path):
         load_checkpoint(other)
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.pth")
+    points = tmp_path / "points.xyz"  # a mesh file given as the checkpoint
+    points.write_text("0 0 0\n1 0 0\n0 1 0\n")
+    with pytest.raises(CheckpointError, match=r"points.xyz is not a readable checkpoint: not a torch.save file"):
+        load_checkpoint(points)
 
 
 class _Exploit:
@@ -81,9 +85,11 @@ def test_a_checkpoint_cannot_run_code(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     evil = tmp_path / "evil.pth"
     torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "x": _Exploit()}, evil)
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match="not a readable checkpoint") as refused:
         load_checkpoint(evil)
     assert not (tmp_path / "pwned").exists()
+    assert "weights_only" not in str(refused.value)  # not torch's advice to load it unsafely
+    assert "objects other than tensors and plain values" in str(refused.value)
     raw = tmp_path / "raw.pth"
     raw.write_bytes(pickle.dumps(_Exploit()))
     with pytest.raises(CheckpointError):

@@ -285,6 +285,11 @@ def test_a_prepared_shape_keeps_its_alignment_and_is_not_shared_with_results(eng
     assert engine.correspond(turned, tgt).mapped.shape == (200, 3)  # used as prepared
     res.source_rotation[:] = 0  # the result's own copy
     assert np.allclose(engine.correspond(turned, tgt, align=True).source_rotation, engine.align(src))
+    # the command line's names for the modes
+    assert np.allclose(engine.correspond(turned, tgt, align="any").source_rotation, engine.align(src))
+    assert engine.prepare(src, align="off").align is False and engine.prepare(src, align="any").align is True
+    with pytest.raises(ValueError, match="align must be False, True or 'yaw' \\('off', 'any'\\), got 'sideways'"):
+        engine.prepare(src, align="sideways")
 
 
 def test_size_limit():

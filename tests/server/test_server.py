@@ -148,6 +148,13 @@ def test_a_small_request_over_a_small_servers_limit_is_refused_too(tiny_checkpoi
             with pytest.raises(ServerError, match="over the server's limit") as err:
                 c.segment(pts(30000))  # 360 kB: ZeroMQ would drop it unread (the limit is 211 kB), not 1 MB
             assert err.value.code == "too_large" and time.monotonic() - started < 10
+            points = pts(1500)
+            copies = np.concatenate([points, points[:20]])  # sent once each: the refusal says so
+            with pytest.raises(ServerError, match=r"1500 points exceed the limit of 1000 \(the shape's 1520 "
+                                                  r"vertices, sent as 1500 distinct positions\)"):
+                c.segment(copies)
+            with pytest.raises(ServerError, match=r"1500 points exceed the limit of 1000 \(the target's 1520"):
+                c.correspond(points[:100], copies)
     finally:
         small.stop()
 
@@ -812,6 +819,11 @@ def test_align_modes_pass_through_and_the_rotations_come_back(server):
                 if mode == "yaw":  # a turn about the up axis (+Y in the model frame)
                     assert np.allclose(rot @ [0.0, 1.0, 0.0], [0.0, 1.0, 0.0], atol=1e-6)
         assert np.allclose(c.correspond(sv, tv, source_faces=sf, align=False)["target_rotation"], np.eye(3))
+        for name, mode in (("any", True), ("off", False)):  # the command line's names too
+            by_name = c.correspond(sv, tv, source_faces=sf, target_faces=tf, align=name)
+            by_mode = c.correspond(sv, tv, source_faces=sf, target_faces=tf, align=mode)
+            assert np.array_equal(by_name["target_rotation"], by_mode["target_rotation"])
+            assert np.array_equal(by_name["source_face"], by_mode["source_face"])
         with pytest.raises(protocol.ProtocolError, match="'align' must be one of false, true, \"yaw\""):
             c.correspond(sv, tv, align="sideways")
         reply = raw_request(server.address, encode({"op": "segment", "id": 4, "align": "roll"}, {"vertices": pts(10)}))
