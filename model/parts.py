@@ -17,6 +17,13 @@ MIN_LABEL_AGREEMENT = 0.6
 # fraction of it: f half-finds a real part (an airliner's engines, half of them taken
 # for wing), and the branch it did find tells which part the whole label is.
 MIN_LABEL_COVER = 0.3
+# A label that is most (MIN_LABEL_AGREEMENT) of two or more branches, each at least this
+# fraction of the label, is several parts under one name ("base" for seat and legs, one
+# label for the whole shape): its samples keep f's parts, as unlabelled ones do ...
+MIN_UNION_SHARE = 0.2
+# ... unless one branch is over this fraction of it: one part, of which f took a share for
+# another (a quarter of a PSB airliner's wing called engine).
+ONE_PART_SHARE = 0.7
 
 
 def presence_of(parts: np.ndarray, n_parts: int, weights: np.ndarray | None = None) -> np.ndarray:
@@ -56,7 +63,8 @@ class Embedded:
         Without labels: the argmax of f.  With the shape's own labels at the samples (-1:
         unlabelled), each label's samples all take the branch most of them have: f blurs
         thin parts into the part they touch (a table's apron into its top), and a label
-        tells which of the two the whole apron is.
+        tells which of the two the whole apron is.  A label that is several whole parts
+        (`MIN_UNION_SHARE`) tells nothing of the kind: its samples keep f's parts.
         """
         parts = self.embedding.argmax(axis=1)
         if labels is None:
@@ -77,7 +85,9 @@ class Embedded:
         whole = counts[every, part] >= MIN_LABEL_AGREEMENT * np.maximum(size, branch_size[part])
         covered = ((counts[every, bulk] >= MIN_LABEL_AGREEMENT * branch_size[bulk])
                    & (counts[every, bulk] >= MIN_LABEL_COVER * size))
-        choice = np.where(whole, part, np.where(covered, bulk, -1))[row]
+        union = ((((counts >= MIN_LABEL_AGREEMENT * branch_size) & (counts >= MIN_UNION_SHARE * size[:, None])
+                   & (branch_size > 0)).sum(axis=1) >= 2) & (counts[every, part] <= ONE_PART_SHARE * size))
+        choice = np.where(union, -1, np.where(whole, part, np.where(covered, bulk, -1)))[row]
         guided[known[choice >= 0]] = choice[choice >= 0]
         return guided
 

@@ -54,3 +54,25 @@ def test_a_label_per_point_takes_time_in_proportion_to_the_points():
     assert (out == parts).all()  # a one-point label is all its branch
     labels = np.where(rng.random(n) < 0.5, -1, parts + 10)  # half unlabelled, the rest one label per branch
     assert (guided.parts(labels) == parts).all()
+
+
+def test_a_label_of_several_whole_parts_keeps_fs_parts():
+    """One label for the whole shape, or "base" for seat and legs: folded into one branch,
+    every other part would be missing from the source, and the target's points of those
+    parts would have nothing to match."""
+    parts = np.array([0] * 30 + [1] * 30 + [2] * 40)
+    shape = embedded(parts)
+    for labels in (np.zeros(100, int), np.array([0] * 30 + [1] * 30 + [0] * 40)):
+        assert (shape.parts(labels) == parts).all()
+        assert (shape.source_presence(labels) == shape.presence).all()
+    labels = np.zeros(100, int)
+    labels[:5] = -1  # a few unlabelled samples change nothing
+    assert (shape.parts(labels) == parts).all()
+
+
+def test_a_part_of_which_f_took_a_share_for_another_stays_one_part():
+    """A PSB airliner's wing label: 75% wing branch, 25% engine branch, nearly all of each."""
+    parts = np.array([0] * 50 + [1] * 75 + [2] * 25 + [2])
+    labels = np.array([0] * 50 + [1] * 100 + [0])
+    guided = embedded(parts).parts(labels)
+    assert (guided[labels == 1] == 1).all()
