@@ -135,7 +135,7 @@ class Correspondence:
     def _prepare(self, data: Any, name: str, align: AlignMode, fit_steps: int, made_with: tuple) -> PreparedShape:
         align = check_mode(align)
         shape = as_shape(data, name, self.settings.max_points)
-        self._stage = f"preparing the {name}"
+        self._begin(f"preparing the {name}")
         return prepare(self.runner, self.cfg, shape, align, fit_steps, self.settings.seed, made_with, self.category)
 
     @contextlib.contextmanager
@@ -143,11 +143,19 @@ class Correspondence:
         """Within it, each pass of f or g over a shape's points reports `progress(stage,
         done, total)` after every chunk (stage: "preparing the target", "matching", ...), so
         that a long call on a large shape can show how far it is.  None reports nothing."""
-        self.runner.on_chunk = None if progress is None else (lambda done, total: progress(self._stage, done, total))
+        self.runner.on_chunk = None if progress is None else (lambda done, total: progress(self._named(), done, total))
         try:
             yield
         finally:
             self.runner.on_chunk = None
+
+    def _begin(self, stage: str) -> None:
+        self._stage, self.runner.step_name = stage, ""
+
+    def _named(self) -> str:
+        """The stage and step a progress report is of ("matching: g onto the source")."""
+        step = self.runner.step_name
+        return f"{self._stage}: {step}" if step else self._stage
 
     def _prepared(self, data: Any, name: str, align: AlignMode) -> PreparedShape:
         align = check_mode(align)
@@ -191,16 +199,23 @@ class Correspondence:
         source = self._labelled(source, source_labels)
         src, tgt = self._prepared(source, "source", align), self._prepared(target, "target", align)
         run, cal = self.runner, self.calibration
-        self._stage = "matching"
+        self._begin("matching")
         on_samples = None if source_labels is None else self._labels_on_samples(src, source_labels)
         # the paper's maps under E's codes: target -> source (raw) -> target (cycle)
+        run.step("f at the target")
         emb_judged = vertex_embedding(run, tgt, fitted=False)
+        run.step("g onto the source")
         raw = run.invert(emb_judged, src.encoder_code)
+        run.step("f there")
         emb_back = run.embed(raw, src.encoder_code)
+        run.step("g back onto the target")
         cycle_dist = np.linalg.norm(run.invert(emb_back, tgt.encoder_code) - tgt.points, axis=1)
         emb_judged = without_absent(emb_judged, tgt.judged.presence)
-        emb_placed = (without_absent(vertex_embedding(run, tgt, fitted=True), tgt.placed.presence)
-                      if tgt.fitted else emb_judged)
+        emb_placed = emb_judged
+        if tgt.fitted:
+            run.step("f at the target, fitted code")
+            emb_placed = without_absent(vertex_embedding(run, tgt, fitted=True), tgt.placed.presence)
+        run.step("the nearest source samples")
         where = self.settings.position_prior * tgt.points + (1.0 - self.settings.position_prior) * raw
         labelled = on_samples is not None
         weight = cal.embedding_weight * (1.0 if labelled else matching.UNLABELLED_EMBEDDING_SHARE)
@@ -210,10 +225,12 @@ class Correspondence:
                              src.placed.weights, tgt.placed.weights, close_calls=labelled,
                              source_extremity=src.sample_extremity, target_extremity=tgt.point_extremity)
         if not labelled:  # labels keep their boundaries where the match put them
+            run.step("corners and tips outward")
             idx = matching.outward(idx, src.sample_points, tgt.point_extremity, tgt.point_reach, source_parts,
                                    src.surface_samples)
         # A part the source lacks has no source point with its embedding: the match (and
         # g's round trip) land on another part's.
+        run.step("confidence")
         src_presence = src.judged.source_presence(on_samples)
         emb_back = without_absent(emb_back, src_presence)
         emb_dist = np.maximum(np.linalg.norm(src.judged.embedding[idx] - emb_judged, axis=1),
@@ -301,7 +318,7 @@ class Correspondence:
     def segment(self, points: Any, align: AlignMode = False) -> np.ndarray:
         """Part index (argmax of f's branches, over the parts the shape has) of each point or vertex."""
         prep = self._prepared(points, "points", align)
-        self._stage = "segmenting"
+        self._begin("segmenting")
         emb = vertex_embedding(self.runner, prep, fitted=True)
         return without_absent(emb, prep.placed.presence).argmax(axis=1).astype(np.int64)
 
@@ -318,11 +335,11 @@ class Correspondence:
                 prep = self._prepared(shape, "shape", align)
             else:
                 prep = self._prepare(shape, "shape", align, 0, (*self._made_with, "unfitted"))
-            self._stage = "rebuilding"
+            self._begin("rebuilding")
             return rebuild_distance(self.runner, prep, prep.encoder_code)
         prep = self._prepared(shape, "shape", align)
         if "rebuild_distance" not in prep.measures:
-            self._stage = "rebuilding"
+            self._begin("rebuilding")
             prep.measures["rebuild_distance"] = rebuild_distance(self.runner, prep)
         return prep.measures["rebuild_distance"]
 
@@ -331,7 +348,7 @@ class Correspondence:
         if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or not 8 <= resolution <= 512:
             raise ValueError(f"resolution must be an integer in [8, 512], got {resolution!r}")
         prep = self._prepared(points, "points", align)
-        self._stage = "reconstructing"
+        self._begin("reconstructing")
         verts, faces = occupancy_surface(self.runner, prep.code, int(resolution))
         parts = (without_absent(self.runner.embed(verts, prep.code), prep.placed.presence).argmax(axis=1)
                  if len(verts) else np.zeros(0, np.int64))

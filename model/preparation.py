@@ -126,9 +126,12 @@ def prepare(runner: Runner, cfg: ModelConfig, shape: Shape, align: AlignMode, fi
     areas = cloud_areas(shape)
     enc = encoder_input(shape, frame, cfg, seed, areas)
     if align:
+        runner.step("auto-alignment")
         frame, enc = aligned(shape, frame, enc, best_rotation(runner, enc, seed, align, category))
-    encoder_code = runner.encode(enc)
-    code = fitted_code(runner, shape, frame, encoder_code, fit_steps, seed, areas) if fit_steps else encoder_code
+    encoder_code = code = runner.encode(enc)
+    if fit_steps:
+        runner.step("fitting the code")
+        code = fitted_code(runner, shape, frame, encoder_code, fit_steps, seed, areas)
     points = frame.to_model(shape.vertices)
     if shape.is_mesh:
         samples, face, _ = sample_surface(points, shape.body_faces, MATCH_SAMPLES, seed=seed)
@@ -136,6 +139,7 @@ def prepare(runner: Runner, cfg: ModelConfig, shape: Shape, align: AlignMode, fi
         bary = barycentric(points[shape.faces[face]], samples)
     else:
         samples, face, bary = points[shape.kept], None, None
+    runner.step("f at the surface samples")
     judged = Embedded.of(runner.embed(samples, encoder_code), areas)
     placed = Embedded.of(runner.embed(samples, code), areas) if fit_steps else judged
     return PreparedShape(shape, frame, points, code, encoder_code, samples, face, bary, placed, judged, made_with,

@@ -63,6 +63,14 @@ class Runner:
         self.part_bias = part_bias
         self.bfloat16 = has_bfloat16_units(device)
         self.on_chunk: Callable[[int, int], None] | None = None  # (points done, points in the pass)
+        self.step_name = ""  # what the passes that follow are for (`step`)
+
+    def step(self, name: str) -> None:
+        """Name the passes that follow for progress reports, and report their start: also
+        work between passes (a nearest-neighbour search) shows as a step of its own."""
+        self.step_name = name
+        if self.on_chunk is not None:
+            self.on_chunk(0, 1)
 
     def precision(self) -> contextlib.AbstractContextManager:
         """The context f and g run in: bfloat16 hidden layers where the CPU has AMX (the

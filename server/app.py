@@ -67,6 +67,7 @@ class Job:
     arrays: dict[str, np.ndarray]
     received: float = field(default_factory=time.perf_counter)
     cancel: threading.Event = field(default_factory=threading.Event)  # set by op "cancel" while it runs
+    progress: tuple[str, int, int] | None = None  # while it runs: (stage, points done, points in the pass)
 
     @property
     def nbytes(self) -> int:
@@ -139,19 +140,20 @@ class Cancelled(Exception):
 
 def run_model_op(engines: Engines, cache: PreparedCache, op: str, params: dict[str, Any],
                  arrays: dict[str, np.ndarray], ranked: PreparedCache | None = None,
-                 cancel: threading.Event | None = None) -> tuple[dict, dict]:
+                 cancel: threading.Event | None = None, job: Job | None = None) -> tuple[dict, dict]:
     """-> (reply arrays, reply fields).  The arrays: protocol.OPS names them and casts them on
     sending.  The fields: `category`, the model that answered (category "auto": the one
     that rebuilds the request's shapes closest from E's codes, each shape's distances kept
     in `ranked`), and `rebuild_distance`, how far its rebuild from the fitted code of each
     shape lies from it (`Correspondence.rebuild_distance`).  ValueError for bad input.
-    Passes over many points are logged as they go, so a long request shows in the log."""
+    Passes over many points are logged as they go, so a long request shows in the log, and
+    each step is kept on `job` (its `progress`), which pings report."""
     prefixes = ("source_", "target_") if op == "correspond" else ("",)
     if params["category"] == AUTO_CATEGORY:
         ranked = PreparedCache(max_entries=0) if ranked is None else ranked
         params = {**params, "category": _likeliest_category(engines, ranked, params, arrays, prefixes)}
     engine = engines.get(params["category"])
-    with engine.reporting(_long_pass_logger(op, cancel)):
+    with engine.reporting(_long_pass_logger(op, cancel, job)):
         shapes = {p: _prepared(engine, cache, params, arrays, p) for p in prefixes}
         out = _model_op(engine, op, params, arrays, shapes)
         try:
@@ -200,14 +202,25 @@ def _likeliest_category(engines: Engines, ranked: PreparedCache, params: dict[st
     return chosen
 
 
-def _long_pass_logger(op: str, cancel: threading.Event | None = None):
-    """A progress callback that logs each quarter of a pass over LONG_PASS points or more, and
-    raises Cancelled once `cancel` is set: the request stops after the chunk in hand."""
+def _progress(job: Job | None) -> dict[str, Any] | None:
+    """What a ping says of the running request: its id, stage and how far the pass is."""
+    if job is None or job.progress is None:
+        return None
+    stage, done, total = job.progress
+    return {"request": job.header.get("id"), "stage": stage, "done": done, "total": total}
+
+
+def _long_pass_logger(op: str, cancel: threading.Event | None = None, job: Job | None = None):
+    """A progress callback that logs each quarter of a pass over LONG_PASS points or more,
+    keeps each report on `job` for pings to tell, and raises Cancelled once `cancel` is set:
+    the request stops after the chunk in hand."""
     logged = {"done": 0, "quarter": 0}
 
     def report(stage: str, done: int, total: int) -> None:
         if cancel is not None and cancel.is_set():
             raise Cancelled
+        if job is not None:
+            job.progress = (stage, done, total)  # one assignment: the serving thread reads it whole
         if done <= logged["done"]:  # a new pass
             logged["quarter"] = 0
         logged["done"] = done
@@ -380,7 +393,8 @@ class Server:
             return self.session.reply(request_id, op, cancelled=self._cancel(params["request"]))
         if op == "ping":
             return self.session.reply(request_id, op, busy=self.busy, queued=sum(map(len, self.pending.values())),
-                                      prepared=self.cache.stats(), handled=dict(self.handled), instance=self.instance)
+                                      prepared=self.cache.stats(), handled=dict(self.handled), instance=self.instance,
+                                      progress=_progress(self.running))
         info = self.engines.default.info()
         return self.session.reply(request_id, op, model=info, categories=self.engines.served(),
                                   checkpoints=self.engines.checkpoint_names(), device=info["device"],
@@ -455,7 +469,7 @@ class Server:
             request_id, op = job.header.get("id"), job.header["op"]
             try:
                 arrays, fields = run_model_op(self.engines, self.cache, op, job.params, job.arrays, self.ranked,
-                                              job.cancel)
+                                              job.cancel, job)
                 frames = self.session.reply(request_id, op, arrays, **fields)
             except Cancelled:
                 frames = self.session.error(request_id, "cancelled", "cancelled by the client")

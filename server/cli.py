@@ -34,6 +34,7 @@ from .client import DEFAULT_ADDRESS, LOW_CONFIDENCE, Client, ServerError, key_fr
 from .protocol import ALIGN_NAMES, AUTO_CATEGORY
 
 REACH_TIMEOUT = 5.0  # seconds a server has to answer a ping before the work is sent
+LONG_PASS = 50_000  # points in a pass whose quarters the progress lines name
 
 
 def part_colors(labels: np.ndarray) -> np.ndarray:
@@ -79,7 +80,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         return 2
     try:
         secret = key_from_file(args.secret_file, "--secret-file") if args.secret_file else None
-        client = Client(args.address, timeout=args.timeout, secret=secret, curve=True if args.curve else None)
+        client = Client(args.address, timeout=args.timeout, secret=secret, curve=True if args.curve else None,
+                        progress=ProgressLines())
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -154,6 +156,22 @@ def _run(client: Client, args: argparse.Namespace) -> int:
         print(f"low confidence (mean {float(conf.mean()):.2f}, below {LOW_CONFIDENCE})", file=sys.stderr)
     _advise(args, unlike or low)
     return 0
+
+
+class ProgressLines:
+    """What the server says of a running request, on stderr: a line at each step and at each
+    quarter of a long pass (a log or a terminal alike)."""
+
+    def __init__(self) -> None:
+        self.said: tuple[str, int] | None = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        quarter = 4 * done // total if total >= LONG_PASS else 0
+        if (stage, quarter) == self.said:
+            return
+        self.said = (stage, quarter)
+        print(f"server: {stage}" + (f", {25 * quarter}% of {total} points" if quarter else ""), file=sys.stderr,
+              flush=True)
 
 
 def _advise(args: argparse.Namespace, weak: bool) -> None:

@@ -21,7 +21,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,9 @@ PROBE_TIMEOUT = 2.0
 # A server that answers none of this many probes in a row (about 45 s) is taken to be gone
 # (crashed, killed for memory): said then rather than after the whole timeout.
 SILENT_PROBES = 3
+# With a `progress` callback, the probes come this often (seconds), and each tells how far
+# the request is; a server is still taken to be gone after SILENT_PROBES * PROBE_EVERY s.
+PROGRESS_EVERY = 1.0
 
 
 # A correspond reply's arrays with a row per target vertex (protocol.OPS)
@@ -90,11 +93,14 @@ class ServerError(RuntimeError):
 
 class Client:
     def __init__(self, address: str = DEFAULT_ADDRESS, timeout: float = 60.0, secret: str | None = None,
-                 context: zmq.Context | None = None, curve: bool | None = None):
+                 context: zmq.Context | None = None, curve: bool | None = None,
+                 progress: Callable[[str, int, int], None] | None = None):
         """`secret`: the key shared with the server; None reads CORR_SERVER_SECRET, "" means none.
         `curve`: connect over CurveZMQ with keys derived from the secret (a server started with
-        --curve); None reads CORR_SERVER_CURVE ("1" for yes)."""
-        self.address, self.timeout = address, timeout
+        --curve); None reads CORR_SERVER_CURVE ("1" for yes).  `progress(stage, done, total)`:
+        called about every PROGRESS_EVERY s while a model request runs on the server, with the
+        step it is at ("matching: g onto the source") and the points done of the pass."""
+        self.address, self.timeout, self.progress = address, timeout, progress
         key = secret if secret is not None else os.environ.get("CORR_SERVER_SECRET")
         self._key = key or ""
         self.curve = curve if curve is not None else curvezmq.in_environment()
@@ -160,28 +166,36 @@ class Client:
         # its reply (at once, ahead of the request's) names the run that took the request
         ping_id = self._send_ping(sock) if probes else None
         taken_by: str | None = None
-        silent = 0  # probes in a row that no server answered
+        silent_since: float | None = None  # when the probes stopped being answered
+        every = PROGRESS_EVERY if self.progress is not None else PROBE_EVERY
         deadline = timeout if timeout is not None else self.timeout
         give_up = time.monotonic() + deadline
         while True:
             try:
-                answered = self._wait(sock, min(give_up, time.monotonic() + PROBE_EVERY) if probes else give_up)
+                answered = self._wait(sock, min(give_up, time.monotonic() + every) if probes else give_up)
             except KeyboardInterrupt:  # Ctrl-C: the server must not go on with what no one waits for
                 self._abandon(op, request_id)
                 raise
             if not answered and probes and time.monotonic() < give_up and not self._cancelled():
-                now = self._probe()
-                silent = silent + 1 if now is None else 0
+                now, progress = self._probe()
+                if now is None:
+                    silent_since = silent_since or time.monotonic() - every
+                else:
+                    silent_since = None
                 if taken_by is not None and now is not None and now != taken_by:
                     self._drop_socket()
                     raise ServerError("restarted", f"the server at {self.address} was restarted while it held this "
                                                    f"{op} request, which is lost: send it again")
-                if silent >= SILENT_PROBES:
+                silence = 0.0 if silent_since is None else time.monotonic() - silent_since
+                if silence >= SILENT_PROBES * PROBE_EVERY:
                     self._abandon(op, request_id)
                     raise ServerError("gone", f"the server at {self.address} stopped answering while it held this "
-                                              f"{op} request (no reply to {silent} pings over "
-                                              f"{silent * PROBE_EVERY:.0f} s): it may have crashed or run out of "
-                                              "memory; see its log, start it again and send the request again")
+                                              f"{op} request (no reply to pings over {silence:.0f} s): it may have "
+                                              "crashed or run out of memory; see its log, start it again and send the "
+                                              "request again")
+                if self.progress is not None and progress and progress.get("request") == request_id:
+                    self.progress(str(progress.get("stage", "")), int(progress.get("done", 0)),
+                                  int(progress.get("total", 0)))
                 continue
             if not answered:
                 self._abandon(op, request_id)
@@ -245,14 +259,15 @@ class Client:
         if protocol.OPS[op].model:
             self._give_up(request_id)
 
-    def _probe(self) -> str | None:
-        """The run of the server that answers a ping now, on a socket of its own; None when
-        none answers (busy reading, coming back, or gone)."""
+    def _probe(self) -> tuple[str | None, dict[str, Any] | None]:
+        """(The run of the server that answers a ping now, on a socket of its own, and what it
+        says of its running request); None when none answers (busy reading, coming back, or gone)."""
         with Client(self.address, timeout=PROBE_TIMEOUT, secret=self._key, context=self.ctx, curve=self.curve) as probe:
             try:
-                return probe.ping(timeout=PROBE_TIMEOUT).get("instance")
+                said = probe.ping(timeout=PROBE_TIMEOUT)
             except ServerError:
-                return None
+                return None, None
+            return said.get("instance"), said.get("progress")
 
     def _give_up(self, request_id: str) -> None:
         """Tell the server to drop or stop a request no one waits for any more, so that it

@@ -260,7 +260,7 @@ def test_a_long_request_shows_in_the_log_as_it_goes(tiny_checkpoint):
         proc.stop()
     log = proc.proc.stderr.read()
     for share in (25, 50, 75, 100):
-        assert f"segment: preparing the shape, {share}% of 250000 points" in log
+        assert f"segment: preparing the shape: f at the surface samples, {share}% of 250000 points" in log
 
 
 def test_a_bind_that_is_no_endpoint_is_named():
@@ -905,3 +905,30 @@ def test_a_target_split_at_its_seams_is_sent_welded_and_answered_per_vertex(serv
     # a source vertex's match names a corner of its target face: the copy on that face (a seam's copies differ in UVs)
     corners = np.arange(len(split)).reshape(-1, 3)[res["reverse_source_face"]]
     assert (corners == res["reverse_source_index"][:, None]).any(axis=1).all()
+
+
+def test_a_client_with_a_progress_callback_hears_how_far_its_request_is(server, monkeypatch):
+    from server import client as client_module
+
+    monkeypatch.setattr(client_module, "PROGRESS_EVERY", 0.2)
+    heard = []
+    with Client(server.address, timeout=120, progress=lambda *said: heard.append(said)) as c:
+        mesh = c.reconstruct(pts(500), resolution=128)  # seconds of f
+    assert mesh["faces"].ndim == 2 and heard
+    assert all(stage.startswith(("preparing the shape", "reconstructing", "rebuilding")) for stage, _, _ in heard)
+    assert any(stage == "reconstructing" and 0 < done <= total for stage, done, total in heard)
+    with Client(server.address, timeout=5) as idle:  # and nothing of a request no one runs
+        assert idle.ping()["progress"] is None
+
+
+def test_the_command_line_says_each_step_and_each_quarter_of_a_long_pass(capsys):
+    from server.cli import LONG_PASS, ProgressLines
+
+    say = ProgressLines()
+    for done in (0, LONG_PASS // 8, LONG_PASS // 4, LONG_PASS // 2, LONG_PASS // 2 + 1, LONG_PASS):
+        say("matching: g onto the source", done, LONG_PASS)
+    say("matching: confidence", 0, 1)
+    assert capsys.readouterr().err.splitlines() == [
+        "server: matching: g onto the source", f"server: matching: g onto the source, 25% of {LONG_PASS} points",
+        f"server: matching: g onto the source, 50% of {LONG_PASS} points",
+        f"server: matching: g onto the source, 100% of {LONG_PASS} points", "server: matching: confidence"]
