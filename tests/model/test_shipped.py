@@ -171,8 +171,12 @@ def test_the_sources_own_labels_guide_the_match():
     # is as with no label at all (with labels given, close calls go to the nearer match either way)
     halves = (points[:, 0] > np.median(points[:, 0])).astype(int)
     tp = targets[0]["surface_points"]
-    assert np.array_equal(engine.correspond(prep, tp, source_labels=halves).source_index,
-                          engine.correspond(prep, tp, source_labels=np.full(len(points), -1)).source_index)
+    unlabelled = engine.correspond(prep, tp, source_labels=np.full(len(points), -1))
+    assert np.array_equal(engine.correspond(prep, tp, source_labels=halves).source_index, unlabelled.source_index)
+    # nor do labels coarser than its parts: one for the whole table, or one for its top and legs
+    same = [np.mean(engine.correspond(prep, tp, source_labels=coarse).source_index == unlabelled.source_index)
+            for coarse in (np.zeros(len(points), int), (labels == 2).astype(int))]
+    assert same[0] == 1.0 and same[1] > 0.95, same  # the support's label still decides its own close calls
 
 
 def test_the_sources_labels_tell_which_parts_it_has():
