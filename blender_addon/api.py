@@ -24,7 +24,7 @@ import numpy as np
 from . import combine, frames, mesh_data
 from .points import show_points  # noqa: F401 (a point cloud drawn as spheres in its colours: part of the API)
 from . import transfer as tx
-from .client import Client, connection, default_address
+from .client import LOW_CONFIDENCE, Client, connection, default_address, unlike_warning
 from .jobs import Job, Progress
 
 ALIGN_MODES = {"OFF": False, "YAW": "yaw", "ANY": True}  # the panel's choices -> the server's align modes
@@ -402,9 +402,29 @@ def _refuse_changed_faces(targets: Sequence[bpy.types.Object], layered: list[str
 
 
 def run(plan, options: Options) -> dict[str, Any]:
-    """Run a plan to the end on this thread's behalf; raise on any error (nothing is written then)."""
+    """Run a plan to the end on this thread's behalf; raise on any error (nothing is written
+    then).  Each object's report gets `warnings`: what the panel's status line would say of
+    it (a low mean confidence, a mesh its model does not explain), empty when all is well."""
     job = Job(plan.work, options.address, options.timeout, options.connection()).start()
-    return plan.apply(job.wait())
+    report = plan.apply(job.wait())
+    for name, entry in report.items():
+        entry["warnings"] = warnings_of(name, entry, options.align)
+    return report
+
+
+def warnings_of(name: str, entry: dict[str, Any], align: Any) -> list[str]:
+    """The warnings for one object's report entry, matched with auto-alignment `align`."""
+    out = []
+    mean = entry.get("mean_confidence")
+    if mean is not None and mean < LOW_CONFIDENCE:
+        upright = "; if it is turned, try align=\"yaw\" (about Z) or align=True (any rotation)"
+        turned = {False: upright, "off": upright, "yaw": "; if it lies on its side or upside down, try align=True"}
+        turned = turned.get(align, "") if isinstance(align, (bool, str)) else ""
+        out.append(f"low confidence on {name} (mean {mean:.2f}, below {LOW_CONFIDENCE}){turned}")
+    unlike = unlike_warning(name, entry.get("category"), entry.get("rebuild_distance"))
+    if unlike:
+        out.append(unlike)
+    return out
 
 
 def segment(objects: Sequence[bpy.types.Object], **options: Any) -> dict[str, Any]:

@@ -134,8 +134,9 @@ class Correspondence:
 
     def _prepare(self, data: Any, name: str, align: AlignMode, fit_steps: int, made_with: tuple) -> PreparedShape:
         align = check_mode(align)
-        shape = as_shape(data, name, self.settings.max_points)
         self._begin(f"preparing the {name}")
+        self.runner.step("checking the points")  # outliers and spacing: seconds on a large scan
+        shape = as_shape(data, name, self.settings.max_points)
         return prepare(self.runner, self.cfg, shape, align, fit_steps, self.settings.seed, made_with, self.category)
 
     @contextlib.contextmanager

@@ -122,6 +122,7 @@ class PreparedShape:
 def prepare(runner: Runner, cfg: ModelConfig, shape: Shape, align: AlignMode, fit_steps: int, seed: int,
             made_with: tuple, category: str = "") -> PreparedShape:
     """Frame, (alignment), code, (fitted code), samples and their embeddings."""
+    runner.step("E's code")
     frame = bounding_frame(shape.spanning)
     areas = cloud_areas(shape)
     enc = encoder_input(shape, frame, cfg, seed, areas)

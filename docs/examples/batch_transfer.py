@@ -34,4 +34,6 @@ report = api.transfer(
 for name, r in report.items():
     print(f"{name}: mean confidence {r['mean_confidence']:.2f}, {r['below_threshold']} vertices below the threshold "
           "(filled from confident neighbours where the mesh connects them)")
+    for warning in r["warnings"]:  # a low mean confidence, a mesh unlike the model's category
+        print(f"  warning: {warning}")
 bpy.ops.wm.save_as_mainfile(filepath=bpy.data.filepath.replace(".blend", "_transferred.blend") or "transferred.blend")

@@ -155,6 +155,13 @@ def test_the_report_names_the_model_and_a_target_it_does_not_explain(bpy, chair_
     assert report[chair.name]["rebuild_distance"] < UNLIKE_DISTANCE < report[plane.name]["rebuild_distance"]
     said = ui._summary(report)
     assert f"{plane.name} does not look like a chair to its model" in said and f"{chair.name} does not" not in said
+    # a script gets the same in each report's warnings
+    assert any(w.startswith(f"{plane.name} does not look like a chair") for w in report[plane.name]["warnings"])
+    assert not any("does not look like" in w for w in report[chair.name]["warnings"])
+    assert api.warnings_of("c", {"mean_confidence": 0.3}, False) == [
+        'low confidence on c (mean 0.30, below 0.55); if it is turned, try align="yaw" (about Z) or align=True '
+        '(any rotation)']
+    assert api.warnings_of("c", {"mean_confidence": 0.9}, False) == []
     assert "set Category to Auto" not in said and "set Category to Auto" in ui._summary(report, others=True)
     low = {"chair": {"mean_confidence": 0.3}}  # the hint follows the Auto-align mode the meshes were matched with
     assert "set Auto-align to Turn about Z" in ui._summary(low, align="OFF")

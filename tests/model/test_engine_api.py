@@ -369,10 +369,12 @@ def test_long_calls_report_their_progress_chunk_by_chunk(box_mesh):
         engine.correspond(box_mesh, rng_points(5000))
         engine.segment(box_mesh)  # a mesh: f runs at its vertices
     stages = list(dict.fromkeys(stage for stage, _, _ in seen))  # each pass named, and the work between them
-    assert stages == ["preparing the source: f at the surface samples", "preparing the target: f at the surface samples",
+    assert stages == [f"preparing the {name}: {step}" for name in ("source", "target")
+                      for step in ("checking the points", "E's code", "f at the surface samples")] + [
                       "matching: f at the target", "matching: g onto the source", "matching: f there",
                       "matching: g back onto the target", "matching: the nearest source samples",
                       "matching: corners and tips outward", "matching: confidence",
+                      "preparing the points: checking the points", "preparing the points: E's code",
                       "preparing the points: f at the surface samples", "segmenting"]
     pass_g = [(done, total) for stage, done, total in seen if stage == "matching: g onto the source"]
     assert pass_g == [(0, 1), (1000, 5000), (2000, 5000), (3000, 5000), (4000, 5000), (5000, 5000)]  # a step starts at 0
