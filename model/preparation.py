@@ -142,7 +142,10 @@ def prepare(runner: Runner, cfg: ModelConfig, shape: Shape, align: AlignMode, fi
         samples, face, bary = points[shape.kept], None, None
     runner.step("f at the surface samples")
     judged = Embedded.of(runner.embed(samples, encoder_code), areas)
-    placed = Embedded.of(runner.embed(samples, code), areas) if fit_steps else judged
+    placed = judged
+    if fit_steps:
+        runner.step("f at the surface samples, fitted code")
+        placed = Embedded.of(runner.embed(samples, code), areas)
     return PreparedShape(shape, frame, points, code, encoder_code, samples, face, bary, placed, judged, made_with,
                          align=align)
 
