@@ -153,9 +153,17 @@ def outward(idx: np.ndarray, source_points: np.ndarray, target_extremity: np.nda
         np.maximum.at(furthest, owner[same_part], out_along[same_part])
         missed = np.abs(furthest[owner] - target_reach[points][owner] - out_along)
         score = np.where(same_part, -missed - OUTWARD_SIDEWAYS * sideways, -np.inf)
-        first = np.r_[0, np.flatnonzero(np.diff(owner)) + 1]  # each point's run of pairs
-        out[points] = sample[np.lexsort((-score, owner))[first]]  # each run's highest score
+        out[points] = sample[_first_best(owner, score)]
     return out
+
+
+def _first_best(owner: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Per run of equal `owner` (contiguous, in order; every owner has one), the index of its
+    first highest `score`: a lexsort's pick in linear time."""
+    first = np.r_[0, np.flatnonzero(np.diff(owner)) + 1]
+    top = np.repeat(np.maximum.reduceat(score, first), np.diff(np.r_[first, len(owner)]))
+    hit = np.flatnonzero(score == top)
+    return hit[np.unique(owner[hit], return_index=True)[1]]
 
 
 def outward_reach(points: np.ndarray, samples: np.ndarray, extremity: np.ndarray) -> np.ndarray:

@@ -239,3 +239,17 @@ def test_only_points_at_their_own_extreme_move_so_a_corner_is_found_at_the_corne
     same = outward(np.arange(len(source)), source, ext_all, outward_reach(source, source, ext_all),
                    np.zeros(len(source), int))
     assert np.mean(same == np.arange(len(source))) > 0.99
+
+
+def test_each_runs_first_best_is_a_lexsorts_pick():
+    """outward's pick of each point's best pair, in linear time, is the lexsort's: ties and
+    runs of -inf scores go to the run's first pair."""
+    from model.matching import _first_best
+
+    rng = np.random.default_rng(0)
+    owner = np.sort(rng.choice(300, 5000))  # runs of every length, some owners absent
+    score = rng.integers(-3, 3, len(owner)).astype(float)
+    score[rng.random(len(owner)) < 0.2] = -np.inf
+    score[owner == owner[0]] = -np.inf  # a run with no finite score
+    first = np.r_[0, np.flatnonzero(np.diff(owner)) + 1]
+    assert np.array_equal(_first_best(owner, score), np.lexsort((-score, owner))[first])
