@@ -17,13 +17,16 @@ MIN_LABEL_AGREEMENT = 0.6
 # fraction of it: f half-finds a real part (an airliner's engines, half of them taken
 # for wing), and the branch it did find tells which part the whole label is.
 MIN_LABEL_COVER = 0.3
-# A label that is most (MIN_LABEL_AGREEMENT) of two or more branches, each at least this
-# fraction of the label, is several parts under one name ("base" for seat and legs, one
-# label for the whole shape): its samples keep f's parts, as unlabelled ones do ...
+# A label that is most (MIN_LABEL_AGREEMENT) of two or more of the shape's parts, each at
+# least this fraction of the label, is several parts under one name ("base" for seat and
+# legs): its samples keep f's parts, as unlabelled ones do ...
 MIN_UNION_SHARE = 0.2
 # ... unless one branch is over this fraction of it: one part, of which f took a share for
-# another (a quarter of a PSB airliner's wing called engine).
+# another (a quarter of a PSB airliner's wing called engine) ...
 ONE_PART_SHARE = 0.7
+# ... or unless it covers at least this fraction of the shape: one label for the whole of
+# a table is no one part, however much of it the top is (over 70% on most PSB tables).
+WHOLE_SHAPE_SHARE = 0.9
 
 
 def presence_of(parts: np.ndarray, n_parts: int, weights: np.ndarray | None = None) -> np.ndarray:
@@ -85,8 +88,10 @@ class Embedded:
         whole = counts[every, part] >= MIN_LABEL_AGREEMENT * np.maximum(size, branch_size[part])
         covered = ((counts[every, bulk] >= MIN_LABEL_AGREEMENT * branch_size[bulk])
                    & (counts[every, bulk] >= MIN_LABEL_COVER * size))
-        union = ((((counts >= MIN_LABEL_AGREEMENT * branch_size) & (counts >= MIN_UNION_SHARE * size[:, None])
-                   & (branch_size > 0)).sum(axis=1) >= 2) & (counts[every, part] <= ONE_PART_SHARE * size))
+        holds = (counts >= MIN_LABEL_AGREEMENT * branch_size) & (branch_size >= MIN_PART_FRACTION * weights.sum())
+        balanced = (((holds & (counts >= MIN_UNION_SHARE * size[:, None])).sum(axis=1) >= 2)
+                    & (counts[every, part] <= ONE_PART_SHARE * size))
+        union = balanced | ((holds.sum(axis=1) >= 2) & (size >= WHOLE_SHAPE_SHARE * weights.sum()))
         choice = np.where(union, -1, np.where(whole, part, np.where(covered, bulk, -1)))[row]
         guided[known[choice >= 0]] = choice[choice >= 0]
         return guided

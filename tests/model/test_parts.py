@@ -68,6 +68,9 @@ def test_a_label_of_several_whole_parts_keeps_fs_parts():
     labels = np.zeros(100, int)
     labels[:5] = -1  # a few unlabelled samples change nothing
     assert (shape.parts(labels) == parts).all()
+    # one label for a whole shape is several parts however much of it one part is (a table's top)
+    for parts in (np.array([0] * 75 + [1] * 25), np.array([0] * 68 + [1] * 19 + [2] * 13)):
+        assert (embedded(parts).parts(np.zeros(len(parts), int)) == parts).all()
 
 
 def test_a_part_of_which_f_took_a_share_for_another_stays_one_part():

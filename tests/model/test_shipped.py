@@ -227,3 +227,14 @@ def test_bfloat16_agrees_with_float32_on_real_chairs(chair_engine, psb_dir):
     assert np.mean(parts16 == parts) > 0.99
     diagonal = np.linalg.norm(np.ptp(source[0], axis=0))
     assert np.median(np.linalg.norm(mapped16 - mapped, axis=1)) < 0.01 * diagonal
+
+
+def test_one_label_for_a_whole_real_table_guides_as_no_label(psb_dir):
+    """PSB table 141's top is over 70% of it: one label for the whole table is still no one
+    part (before, every sample was matched as top, and the target's legs had nothing to match)."""
+    engine = shipped_engine("table")
+    src, tgt = (engine.prepare(load_psb_upright(psb_dir / "table" / f"{n}.off.gz")) for n in (141, 145))
+    n = len(src.shape.vertices)
+    unlabelled = engine.correspond(src, tgt, source_labels=np.full(n, -1))
+    whole = engine.correspond(src, tgt, source_labels=np.zeros(n, int))
+    assert np.array_equal(whole.source_index, unlabelled.source_index)
