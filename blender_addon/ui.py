@@ -244,7 +244,8 @@ class _PlanOperator:
                                      f"{', '.join(report) or 'nothing'} written")
         else:
             others = context.scene.corr.category != AUTO_CATEGORY and len((status["info"] or {}).get("categories", [])) > 1
-            self.report({"INFO"}, f"{plan.label}: {_summary(report, others, context.scene.corr.align)}")
+            used = next((k for k, v in api.ALIGN_MODES.items() if v == plan.options.align), "YAW")  # not as set since
+            self.report({"INFO"}, f"{plan.label}: {_summary(report, others, used)}")
         for area in context.screen.areas if context.screen else ():
             if area.type == "VIEW_3D":
                 shading = area.spaces.active.shading

@@ -72,13 +72,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a mesh or text file is none
-        raise CheckpointError(f"{path} is not a readable checkpoint: not a torch.save file (.pth), or truncated")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - junk bytes raise anything from the unpickler (IndexError, ...)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if first.startswith("Weights only load failed"):  # torch's advice to unpickle it anyway is not ours
+        if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; a mesh or text file is none
+            first = "not a torch.save file (.pth), or truncated"
+        elif first.startswith("Weights only load failed"):  # torch's advice to unpickle it anyway is not ours
             first = "it holds objects other than tensors and plain values, which are not loaded"
         raise CheckpointError(
             f"{path} is not a readable checkpoint (truncated, corrupt, or not a safe "

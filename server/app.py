@@ -151,7 +151,7 @@ def run_model_op(engines: Engines, cache: PreparedCache, op: str, params: dict[s
     prefixes = ("source_", "target_") if op == "correspond" else ("",)
     if params["category"] == AUTO_CATEGORY:
         ranked = PreparedCache(max_entries=0) if ranked is None else ranked
-        params = {**params, "category": _likeliest_category(engines, ranked, params, arrays, prefixes)}
+        params = {**params, "category": _likeliest_category(engines, ranked, params, arrays, prefixes, cancel, job)}
     engine = engines.get(params["category"])
     with engine.reporting(_long_pass_logger(op, cancel, job)):
         shapes = {p: _prepared(engine, cache, params, arrays, p) for p in prefixes}
@@ -174,7 +174,8 @@ def _rebuild_distances(engine, shapes: dict[str, Any]) -> dict[str, float]:
 
 
 def _likeliest_category(engines: Engines, ranked: PreparedCache, params: dict[str, Any],
-                        arrays: dict[str, np.ndarray], prefixes: tuple[str, ...]) -> str:
+                        arrays: dict[str, np.ndarray], prefixes: tuple[str, ...],
+                        cancel: threading.Event | None = None, job: Job | None = None) -> str:
     """The served category whose model rebuilds the request's shapes closest from E's codes,
     summed (`rebuild_distance(fitted=False)`: each shape encoded by every model, prepared
     only by the one chosen).  A model that cannot take the shapes is passed over; when none
@@ -186,7 +187,7 @@ def _likeliest_category(engines: Engines, ranked: PreparedCache, params: dict[st
     for category in served:
         engine = engines.get(category)
         try:
-            with engine.reporting(_long_pass_logger(f"auto category ({category})")):
+            with engine.reporting(_long_pass_logger(f"auto category ({category})", cancel, job)):
                 summed[category] = sum(
                     ranked.get(shape_key(arrays, p, f"{category} from E's code", params["align"]),
                                lambda p=p: engine.rebuild_distance(_shape_from(arrays, p), params["align"], fitted=False))

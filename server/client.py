@@ -40,12 +40,12 @@ CANCEL_TIMEOUT = 2.0  # seconds to wait for the server to take a request back (i
 # rather than after the whole timeout.
 PROBE_EVERY = 15.0
 PROBE_TIMEOUT = 2.0
-# A server that answers none of this many probes in a row (about 45 s) is taken to be gone
-# (crashed, killed for memory): said then rather than after the whole timeout.
+# A server that answers no probe for this many probe intervals (about 45 s) is taken to be
+# gone (crashed, killed for memory): said then rather than after the whole timeout.
 SILENT_PROBES = 3
 # With a `progress` callback, the probes come this often (seconds), and each tells how far
 # the request is; a server is still taken to be gone after SILENT_PROBES * PROBE_EVERY s.
-PROGRESS_EVERY = 1.0
+PROGRESS_EVERY = 2.0
 
 
 # A correspond reply's arrays with a row per target vertex (protocol.OPS)
@@ -177,7 +177,11 @@ class Client:
                 self._abandon(op, request_id)
                 raise
             if not answered and probes and time.monotonic() < give_up and not self._cancelled():
-                now, progress = self._probe()
+                try:
+                    now, progress = self._probe()
+                except BaseException:  # Ctrl-C while probing: as while waiting, the server must stop
+                    self._abandon(op, request_id)
+                    raise
                 if now is None:
                     silent_since = silent_since or time.monotonic() - every
                 else:
@@ -193,9 +197,11 @@ class Client:
                                               f"{op} request (no reply to pings over {silence:.0f} s): it may have "
                                               "crashed or run out of memory; see its log, start it again and send the "
                                               "request again")
-                if self.progress is not None and progress and progress.get("request") == request_id:
-                    self.progress(str(progress.get("stage", "")), int(progress.get("done", 0)),
-                                  int(progress.get("total", 0)))
+                try:
+                    self._tell(progress, request_id)
+                except BaseException:  # the caller's callback failed (or Ctrl-C in it): no one waits now
+                    self._abandon(op, request_id)
+                    raise
                 continue
             if not answered:
                 self._abandon(op, request_id)
@@ -227,6 +233,15 @@ class Client:
             if op == "ping":
                 self.server_instance = reply.get("instance", self.server_instance)
             return reply, out
+
+    def _tell(self, progress: Any, request_id: str) -> None:
+        """Hand what a ping said of this request's progress to the `progress` callback (a
+        server that says it some other way is not understood, and not an error)."""
+        if self.progress is None or not isinstance(progress, dict) or progress.get("request") != request_id:
+            return
+        stage, done, total = progress.get("stage"), progress.get("done"), progress.get("total")
+        if isinstance(stage, str) and isinstance(done, int) and isinstance(total, int):
+            self.progress(stage, done, total)
 
     def _next_id(self) -> str:
         return f"{self._prefix}-{next(self._ids)}"
@@ -422,8 +437,8 @@ def _counts_as_given(name: str, back: np.ndarray | None) -> Iterator[None]:
     try:
         yield
     except ServerError as exc:
-        if back is None or exc.code != "bad_input":
-            raise
+        if back is None or exc.code != "bad_input" or not exc.message.startswith(f"{name}: "):
+            raise  # not about this shape (the source's, a parameter's)
         raise ServerError(exc.code, f"{exc.message} (the {name}'s {len(back)} vertices, sent as "
                                     f"{int(back.max()) + 1} distinct positions)") from None
 

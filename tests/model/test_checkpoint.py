@@ -72,7 +72,7 @@ def test_not_a_checkpoint(tmp_path):
         load_checkpoint(tmp_path / "missing.pth")
     points = tmp_path / "points.xyz"  # a mesh file given as the checkpoint
     points.write_text("0 0 0\n1 0 0\n0 1 0\n")
-    with pytest.raises(CheckpointError, match=r"points.xyz is not a readable checkpoint: not a torch.save file"):
+    with pytest.raises(CheckpointError, match=r"points.xyz is not a readable checkpoint .*: not a torch.save file"):
         load_checkpoint(points)
 
 
@@ -116,3 +116,12 @@ def test_a_payload_of_the_wrong_kinds_inside_is_a_checkpoint_error(tmp_path):
         torch.save({**payload, **change}, path)
         with pytest.raises(CheckpointError):
             load_checkpoint(path).build()
+
+
+def test_a_checkpoint_in_torchs_older_format_still_loads(tmp_path):
+    _, ck = _ckpt()
+    path = tmp_path / "c.pth"
+    save_checkpoint(path, ck)
+    legacy = tmp_path / "legacy.pth"
+    torch.save(torch.load(path, weights_only=True), legacy, _use_new_zipfile_serialization=False)
+    assert load_checkpoint(legacy).category == load_checkpoint(path).category

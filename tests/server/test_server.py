@@ -155,6 +155,9 @@ def test_a_small_request_over_a_small_servers_limit_is_refused_too(tiny_checkpoi
                 c.segment(copies)
             with pytest.raises(ServerError, match=r"1500 points exceed the limit of 1000 \(the target's 1520"):
                 c.correspond(points[:100], copies)
+            with pytest.raises(ServerError) as err:  # a refusal of the source says nothing of the target
+                c.correspond(pts(1500), np.concatenate([points[:100], points[:20]]))  # a welded target
+            assert err.value.message.startswith("source: ") and "distinct positions" not in err.value.message
     finally:
         small.stop()
 
@@ -919,6 +922,20 @@ def test_a_client_with_a_progress_callback_hears_how_far_its_request_is(server, 
     assert any(stage == "reconstructing" and 0 < done <= total for stage, done, total in heard)
     with Client(server.address, timeout=5) as idle:  # and nothing of a request no one runs
         assert idle.ping()["progress"] is None
+
+    class Broken(Exception):
+        pass
+
+    def broken(*said):
+        raise Broken
+
+    with Client(server.address, timeout=120, progress=broken) as c, pytest.raises(Broken):
+        c.reconstruct(pts(500), resolution=256)  # minutes of f, unless taken back
+    with Client(server.address, timeout=5) as idle:  # the failed callback took the request back
+        deadline = time.time() + 10
+        while idle.ping()["busy"] and time.time() < deadline:
+            time.sleep(0.1)
+        assert not idle.ping()["busy"]
 
 
 def test_the_command_line_says_each_step_and_each_quarter_of_a_long_pass(capsys):
