@@ -367,7 +367,8 @@ class Client:
         """Per target vertex: `source_face`, `source_bary`, `source_index`, `mapped`, `confidence`
         (and the same with a `reverse_` prefix from source to target when `both`), and the
         rotations alignment chose, `source_rotation` / `target_rotation` (3, 3).  The target
-        is sent each position once (`welded`), the reply comes back per vertex.
+        is sent each position once (`welded`), the reply comes back per vertex; each shape
+        is sent less its centre (`centred`), and `mapped` (float64) is where the source lies.
         `source_labels`: the source's own part labels (one int per vertex or face, -1 for
         none), which guide the match where the user has them.  `source_parts`: also send
         the model's part of each source vertex (`source_parts`).  The server keeps prepared
