@@ -142,8 +142,10 @@ class Correspondence:
     @contextlib.contextmanager
     def reporting(self, progress: Callable[[str, int, int], None] | None) -> Iterator[None]:
         """Within it, each pass of f or g over a shape's points reports `progress(stage,
-        done, total)` after every chunk (stage: "preparing the target", "matching", ...), so
-        that a long call on a large shape can show how far it is.  None reports nothing."""
+        done, total)` after every chunk, and each step between passes its start as (stage,
+        0, 1) (stage: "preparing the target: fitting the code", "matching: g onto the
+        source", ...), so that a long call on a large shape can show how far it is.  None
+        reports nothing."""
         self.runner.on_chunk = None if progress is None else (lambda done, total: progress(self._named(), done, total))
         try:
             yield
