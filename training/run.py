@@ -4,9 +4,10 @@
 
 Resumable: after a kill the same command skips the finished phases and continues the
 interrupted one from its last saved epoch.  The run folder (default runs/<name>) holds
-the experiment (experiment.json), one folder per phase with its checkpoints and log.csv,
-the samples (data/, unless the experiment names a folder) and the exported model
-<name>.pth.  Every checkpoint carries the experiment in extra["experiment"].
+the experiment (experiment.json), the names of the samples it trains on (data.json: a run
+whose samples changed since is not continued), one folder per phase with its checkpoints
+and log.csv, the samples (data/, unless the experiment names a folder) and the exported
+model <name>.pth.  Every checkpoint carries the experiment in extra["experiment"].
 """
 from __future__ import annotations
 
@@ -37,8 +38,10 @@ def run_experiment(exp: dict[str, Any], out: Path, resume: bool = True, workers:
     checkpoint (the last phase's checkpoint when there is no export).  `overrides`
     (device, progress) apply to every phase."""
     progress = overrides.get("progress", True)
-    _claim_run_folder(exp, out, resume)
+    _check_run_folder(exp, out, resume)
     prepare_data(exp["data"], data_folder(exp, out), workers, progress)
+    _record_run(exp, out)  # only once its data is there: a mistake in the data claims no folder
+    _check_same_data(data_folder(exp, out), out)
     phases = plan(exp, out, **overrides)
     checked = set()  # a phase that cannot keep its best epoch is refused before any phase trains
     for phase in phases:
@@ -57,8 +60,8 @@ def run_experiment(exp: dict[str, Any], out: Path, resume: bool = True, workers:
     return phases[-1].last_checkpoint if settings is None else export_model(exp, phases[-1], out, settings)
 
 
-def _claim_run_folder(exp: dict[str, Any], out: Path, resume: bool) -> None:
-    """Record the experiment in `out`; refuse a folder that holds another experiment's run."""
+def _check_run_folder(exp: dict[str, Any], out: Path, resume: bool) -> None:
+    """Refuse a folder that holds another experiment's run."""
     record = out / "experiment.json"
     if record.is_file():
         if not resume:
@@ -67,8 +70,34 @@ def _claim_run_folder(exp: dict[str, Any], out: Path, resume: bool) -> None:
         if changed:
             raise ExperimentError(f"{out} holds a run of another experiment (it differs in {', '.join(changed)}): "
                                   f"choose another run folder, or delete this one to start over")
+
+
+def _record_run(exp: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    write_atomically(record, lambda tmp: Path(tmp).write_text(json.dumps(exp, indent=1) + "\n"))
+    write_atomically(out / "experiment.json", lambda tmp: Path(tmp).write_text(json.dumps(exp, indent=1) + "\n"))
+
+
+def _check_same_data(folder: Path, out: Path) -> None:
+    """Refuse to go on with a run whose samples changed since it started (`DATA_RECORD`):
+    a shape added to a mesh folder would be trained on from the middle of a phase, and the
+    validation split, by position in the sorted list, would move."""
+    names = sorted(p.name for p in folder.glob("*.npz"))
+    record = out / DATA_RECORD
+    if record.is_file():
+        before = json.loads(record.read_text())["samples"]
+        if names != before:
+            added, gone = sorted(set(names) - set(before)), sorted(set(before) - set(names))
+            said = "; ".join(f"{len(which)} {how} ({', '.join(which[:3])}{', ...' if len(which) > 3 else ''})"
+                             for how, which in (("added", added), ("gone", gone)) if which)
+            raise ExperimentError(f"the samples in {folder} changed since this run started: {said}. Going on would "
+                                  "train on other shapes with another validation split: restore them, or start a "
+                                  "new run folder")
+        return
+    write_atomically(record, lambda tmp: Path(tmp).write_text(json.dumps({"samples": names}) + "\n"))
+
+
+# The run folder's record of the samples it trains on (`_check_same_data`)
+DATA_RECORD = "data.json"
 
 
 def prepare_data(data: dict[str, Any], folder: Path, workers: int | None = None, progress: bool = True) -> None:

@@ -34,6 +34,7 @@ from model.runner import default_device
 
 from .dataset import ShapeDataset, ensure_data, validation_labels
 from .evaluate import shape_miou
+from .families import FAMILIES
 from .loop import StageLoss, make_batch, make_optimizer, train_step
 from .prepare import add_estimated_normals
 
@@ -241,9 +242,12 @@ class Trainer:
         self._refuse_to_overwrite(start)
         if self.is_main:
             if cfg.data_dir and not any(cfg.data_path.glob("*.npz")):
+                procedural = (f", or leave it out to train on procedural shapes in data/{cfg.cate_name}"
+                              if cfg.cate_name in FAMILIES else "")
                 raise FileNotFoundError(
-                    f"--data_dir {cfg.data_dir}: no samples (.npz) there; prepare them with `python -m "
-                    f"training.prepare`, or leave --data_dir out to train on procedural shapes in data/{cfg.cate_name}")
+                    f"{cfg.data_dir}: no samples (.npz) there (the data folder: --data_dir, or an experiment's "
+                    f"data.folder); prepare them with `python -m training.prepare --meshes DIR --out "
+                    f"{cfg.data_dir}`{procedural}")
             ensure_data(cfg.cate_name, cfg.data_path, cfg.procedural_count, cfg.progress)
             if net.cfg.encoder_normals:
                 failures = add_estimated_normals(sorted(cfg.data_path.glob("*.npz")), progress=cfg.progress)

@@ -217,6 +217,35 @@ def test_init_starts_the_first_phase_from_a_checkpoint_numbering_on(finished_run
     assert moved < 0.1 * fresh  # one small step from init's weights, nowhere near a new network
 
 
+def test_a_run_whose_samples_changed_is_not_continued(finished_run, tmp_path, capsys):
+    """A shape added to the data between two runs of the command would be trained on from
+    then on, and move the validation split: refused, naming it."""
+    path, done = finished_run
+    out = tmp_path / "run"
+    shutil.copytree(done, out)
+    shutil.copy(sorted((out / "data").glob("*.npz"))[0], out / "data" / "zz_added.npz")
+    capsys.readouterr()
+    assert run_main([str(path), "--out", str(out), "--no_progress"]) == 2
+    said = capsys.readouterr().err
+    assert "changed since this run started: 1 added (zz_added.npz)" in said and "start a new run folder" in said
+
+
+def test_a_mistake_in_the_data_claims_no_run_folder(tmp_path, capsys):
+    """A mistyped mesh folder is refused before the run folder is claimed, so the corrected
+    experiment runs there."""
+    exp = {**json.loads(json.dumps(TINY)), "data": {"meshes": [{"folder": str(tmp_path / "meshs")}]}}
+    (tmp_path / "typo.json").write_text(json.dumps(exp))
+    out = tmp_path / "run"
+    assert run_main([str(tmp_path / "typo.json"), "--out", str(out), "--no_progress"]) == 2
+    assert not (out / "experiment.json").exists()
+    capsys.readouterr()
+    fixed = {**exp, "phases": [{"stage": 1, "resolution": 16, "epochs": 1}], "data": TINY["data"]}
+    fixed.pop("export")
+    (tmp_path / "typo.json").write_text(json.dumps(fixed))
+    assert run_main([str(tmp_path / "typo.json"), "--out", str(out), "--no_progress", "--workers", "1"]) == 0
+    assert "holds a run of another experiment" not in capsys.readouterr().err
+
+
 def test_init_must_hold_the_experiments_network(finished_run, tmp_path):
     _, done = finished_run
     path = tmp_path / "other.json"
