@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,9 @@ def export(src: Path, dst: Path, calibration_shapes: int = 16, fit_steps: int = 
     if part_shapes < 0:
         raise ValueError(f"--part_shapes must be >= 0, got {part_shapes}")
     ck = load_checkpoint(src)
+    if ck.stage == 1:  # said here too: the engine says it again each time the export is loaded
+        warnings.warn(f"{src} is a stage-1 checkpoint: its inverse map g is untrained, so the exported model's "
+                      "confidences mean nothing; export a checkpoint of stage 2 or 3", stacklevel=2)
     if (calibration_shapes or part_shapes) and ck.category not in FAMILIES:
         raise ValueError(f"{src} is a {ck.category!r} model, and calibration draws held-out shapes from a "
                          f"procedural family ({', '.join(sorted(FAMILIES))}): pass --calibration_shapes 0 "

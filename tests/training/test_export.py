@@ -59,3 +59,13 @@ def test_a_model_of_ones_own_category_is_told_how_to_export(tmp_path, capsys):
     assert "--calibration_shapes 0" in capsys.readouterr().err and not dst.exists()
     assert export_main([str(src), str(dst), "--calibration_shapes", "0"]) == 0
     assert load_checkpoint(dst).category == "lamp"
+
+
+def test_exporting_a_stage_1_checkpoint_warns_that_g_is_untrained(tmp_path):
+    import pytest
+
+    net = ImplicitCorrespondenceNet(preset("tiny"))
+    src = tmp_path / "Corr-1.pth"
+    save_checkpoint(src, Checkpoint(preset("tiny"), net.state_dict(), "chair", stage=1, epoch=1))
+    with pytest.warns(UserWarning, match="Corr-1.pth is a stage-1 checkpoint: its inverse map g is untrained"):
+        assert export_main([str(src), str(tmp_path / "chair.pth"), "--calibration_shapes", "0"]) == 0
